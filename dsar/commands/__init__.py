@@ -1,0 +1,1 @@
+"""Click commands, grouped by topic; ``cli.py`` assembles them into ``dsar``."""

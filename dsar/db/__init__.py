@@ -1,0 +1,1 @@
+"""Persistence: the schema (``models``), engines (``engine``) and Alembic migrations."""

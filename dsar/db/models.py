@@ -1,0 +1,268 @@
+"""The state database schema, in one place.
+
+The schema is changed only by Alembic migrations (``dsar/db/migrations``); these models are what
+the code reads and writes. Personal data appears in exactly two tables, both encrypted:
+``identities`` (what the request named) and ``subject_keys`` (keys discovered on the way), and in
+``staged_items`` (collected data waiting for the bundle, encrypted, purged once it is built).
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Date,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+from dsar.db.types import UTCDateTime
+
+ID = String(32)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Request(Base):
+    """A subject-rights request and its legal clock."""
+
+    __tablename__ = "requests"
+
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    regime: Mapped[str] = mapped_column(String(16))
+    channel: Mapped[str] = mapped_column(String(8))
+    state: Mapped[str] = mapped_column(String(32), index=True)
+    submitted_by: Mapped[str] = mapped_column(String(128))
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    identity_method: Mapped[str | None] = mapped_column(String(128))
+    identity_verified_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    timezone: Mapped[str] = mapped_column(String(64))
+    holiday_calendar: Mapped[str | None] = mapped_column(String(8))
+    rule_id: Mapped[str] = mapped_column(String(64))
+    rule_version: Mapped[str] = mapped_column(String(32))
+    due: Mapped[date] = mapped_column(Date, index=True)
+    acknowledge_by: Mapped[date | None] = mapped_column(Date)
+    extension_notice_by: Mapped[date | None] = mapped_column(Date)
+    extended_due: Mapped[date | None] = mapped_column(Date)
+    extension_reason: Mapped[str | None] = mapped_column(Text)
+    extended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    approved_by: Mapped[str | None] = mapped_column(String(128))
+    approved_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    closing_reason: Mapped[str | None] = mapped_column(Text)
+    attention_reason: Mapped[str | None] = mapped_column(Text)
+    completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    subject_commitment: Mapped[str] = mapped_column(String(80))
+    datamap_digest: Mapped[str | None] = mapped_column(String(80))
+    plan: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    assembly_enqueued: Mapped[bool] = mapped_column(Boolean, default=False)
+    watch_flags: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    identities: Mapped[list[IdentityRow]] = relationship(
+        back_populates="request", cascade="all, delete-orphan", order_by="IdentityRow.id"
+    )
+    events: Mapped[list[AuditEvent]] = relationship(order_by="AuditEvent.id", viewonly=True)
+    pauses: Mapped[list[Pause]] = relationship(order_by="Pause.id", viewonly=True)
+
+    @property
+    def effective_due(self) -> date:
+        return self.extended_due or self.due
+
+
+class IdentityRow(Base):
+    """One identity of a request: encrypted value, and a keyed hash for look-ups."""
+
+    __tablename__ = "identities"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    request_id: Mapped[str] = mapped_column(ForeignKey("requests.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(8))
+    name: Mapped[str] = mapped_column(String(64))
+    ciphertext: Mapped[bytes] = mapped_column(LargeBinary)
+    lookup_hash: Mapped[str] = mapped_column(String(64), index=True)
+
+    request: Mapped[Request] = relationship(back_populates="identities")
+
+
+class SubjectKey(Base):
+    """A key value discovered for the subject by one task (e.g. a customer id), encrypted."""
+
+    __tablename__ = "subject_keys"
+    __table_args__ = (UniqueConstraint("request_id", "name", "lookup_hash"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    request_id: Mapped[str] = mapped_column(ForeignKey("requests.id", ondelete="CASCADE"))
+    task_id: Mapped[int] = mapped_column(ForeignKey("tasks.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(64))
+    ciphertext: Mapped[bytes] = mapped_column(LargeBinary)
+    lookup_hash: Mapped[str] = mapped_column(String(64))
+
+
+class AuditEvent(Base):
+    """An append-only line of the request's history: who, when, from, to, why."""
+
+    __tablename__ = "audit_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    request_id: Mapped[str] = mapped_column(ForeignKey("requests.id"), index=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
+    actor: Mapped[str] = mapped_column(String(128))
+    event: Mapped[str] = mapped_column(String(64))
+    from_state: Mapped[str | None] = mapped_column(String(32))
+    to_state: Mapped[str | None] = mapped_column(String(32))
+    reason: Mapped[str | None] = mapped_column(Text)
+
+
+class Pause(Base):
+    """An interval in which the request waited for the subject (identity or clarification)."""
+
+    __tablename__ = "pauses"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    request_id: Mapped[str] = mapped_column(ForeignKey("requests.id"), index=True)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    reason: Mapped[str] = mapped_column(Text)
+    resume_to: Mapped[str] = mapped_column(String(32))
+
+
+class OutboxMessage(Base):
+    """A broker message waiting to be published after its transaction committed."""
+
+    __tablename__ = "outbox"
+    __table_args__ = (Index("ix_outbox_unsent", "sent_at", "available_at"),)
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"),
+                                    primary_key=True, autoincrement=True)
+    actor: Mapped[str] = mapped_column(String(64))
+    queue: Mapped[str] = mapped_column(String(64))
+    args: Mapped[list[Any]] = mapped_column(JSON)
+    priority: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    available_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class Task(Base):
+    """One system and action of a request's plan; the unit of fan-out."""
+
+    __tablename__ = "tasks"
+    __table_args__ = (UniqueConstraint("request_id", "system", "action"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    request_id: Mapped[str] = mapped_column(ForeignKey("requests.id"), index=True)
+    system: Mapped[str] = mapped_column(String(64))
+    kind: Mapped[str] = mapped_column(String(16))
+    action: Mapped[str] = mapped_column(String(16))
+    state: Mapped[str] = mapped_column(String(16), index=True)
+    depends_on: Mapped[list[int]] = mapped_column(JSON, default=list)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    not_before: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    error_code: Mapped[str | None] = mapped_column(String(64))
+    error: Mapped[str | None] = mapped_column(Text)
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class EvidenceRow(Base):
+    """Evidence from one task about one collection; no personal data (see dsar.evidence)."""
+
+    __tablename__ = "evidence"
+    __table_args__ = (UniqueConstraint("task_id", "collection", "action"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    request_id: Mapped[str] = mapped_column(ForeignKey("requests.id"), index=True)
+    task_id: Mapped[int] = mapped_column(ForeignKey("tasks.id"))
+    system: Mapped[str] = mapped_column(String(64))
+    collection: Mapped[str] = mapped_column(String(128))
+    action: Mapped[str] = mapped_column(String(16))
+    body: Mapped[dict[str, Any]] = mapped_column(JSON)
+    recorded_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class StagedItem(Base):
+    """Collected data waiting for the bundle: encrypted, purged when the bundle is built."""
+
+    __tablename__ = "staged_items"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"),
+                                    primary_key=True, autoincrement=True)
+    request_id: Mapped[str] = mapped_column(ForeignKey("requests.id"), index=True)
+    task_id: Mapped[int] = mapped_column(ForeignKey("tasks.id", ondelete="CASCADE"))
+    seq: Mapped[int] = mapped_column(Integer)
+    ciphertext: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class SystemSlot(Base):
+    """A lease on one of a system's concurrency slots, held across the whole fleet."""
+
+    __tablename__ = "system_slots"
+
+    system: Mapped[str] = mapped_column(String(64), primary_key=True)
+    slot: Mapped[int] = mapped_column(Integer, primary_key=True)
+    task_id: Mapped[int | None] = mapped_column(Integer)
+    lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class Bundle(Base):
+    """An export bundle: where it is, its digest, and until when its link works."""
+
+    __tablename__ = "bundles"
+
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    request_id: Mapped[str] = mapped_column(ForeignKey("requests.id"), unique=True)
+    location: Mapped[str] = mapped_column(Text)
+    sha256: Mapped[str] = mapped_column(String(64))
+    size: Mapped[int] = mapped_column(BigInteger)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    link_expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    delete_after: Mapped[datetime] = mapped_column(UTCDateTime)
+    deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class CompletionRecord(Base):
+    """The signed completion record of a request and its place in the ledger."""
+
+    __tablename__ = "completion_records"
+
+    request_id: Mapped[str] = mapped_column(ForeignKey("requests.id"), primary_key=True)
+    envelope: Mapped[dict[str, Any]] = mapped_column(JSON)
+    ledger_index: Mapped[int] = mapped_column(BigInteger, unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class LedgerEntry(Base):
+    """One leaf of the append-only ledger (an RFC 9162 Merkle tree)."""
+
+    __tablename__ = "ledger_entries"
+
+    index: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    leaf: Mapped[bytes] = mapped_column(LargeBinary)
+    leaf_hash: Mapped[bytes] = mapped_column(LargeBinary(32))
+    appended_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class Checkpoint(Base):
+    """A signed statement of the ledger's size and root at one moment."""
+
+    __tablename__ = "checkpoints"
+
+    size: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    root: Mapped[bytes] = mapped_column(LargeBinary(32))
+    note: Mapped[str] = mapped_column(Text)
+    issued_at: Mapped[datetime] = mapped_column(UTCDateTime)

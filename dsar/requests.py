@@ -1,0 +1,369 @@
+"""Requests: intake, lifecycle changes and queries, each in one transaction.
+
+Every public function here opens its own transaction on the state database, checks the change
+against :mod:`dsar.lifecycle`, recomputes the legal deadlines with :mod:`dsar.deadlines`, writes an
+audit event, and, when work must start, an outbox message in the same transaction. A refused
+change raises a :class:`~dsar.errors.DsarError` before anything is written.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session, selectinload
+
+from dsar import deadlines
+from dsar.app import App
+from dsar.db.models import AuditEvent, IdentityRow, Pause, Request
+from dsar.errors import InvalidInput, NotFound
+from dsar.identities import Identity
+from dsar.lifecycle import PAUSABLE, PAUSED, TERMINAL, State, check_transition
+from dsar.outbox import enqueue
+from dsar.records.commitment import commit, new_salt
+from dsar.regimes import rule_for
+from dsar.settings import CHANNELS, KINDS
+
+CLOCK_SKEW = timedelta(minutes=5)
+REJECTION_GROUNDS = {
+    "manifestly-unfounded": "Art. 12(5)(b): manifestly unfounded",
+    "excessive": "Art. 12(5)(b): excessive, in particular because repetitive",
+    "identity-not-verified": "Art. 12(2) and 11(2): the subject could not be identified",
+    "exemption": "an exemption in Union or Member State law (Art. 23)",
+    "other": "other ground, stated in the reason",
+}
+
+
+@dataclass(frozen=True)
+class Submission:
+    """A new request, and the salt of its subject commitment: handed to the requester in their
+    receipt and not kept, so only they can later prove the completion record is theirs."""
+
+    request: Request
+    salt: str
+
+
+def new_request_id() -> str:
+    return "dsr_" + secrets.token_hex(6)
+
+
+def _require_choice(value: str, choices: Sequence[str], what: str) -> str:
+    if value not in choices:
+        raise InvalidInput(f"unknown {what} {value!r}", f"use one of: {', '.join(choices)}")
+    return value
+
+
+def submit(
+    app: App,
+    kind: str,
+    identities: Sequence[Identity],
+    *,
+    regime: str | None = None,
+    channel: str = "cli",
+    received_at: datetime | None = None,
+    submitted_by: str,
+    identity_method: str | None = None,
+) -> Submission:
+    """Record a new request. It starts ``received`` and moves on at once: to ``verified`` (and
+    on to work or approval) when ``identity_method`` is given, else to ``awaiting_identity``."""
+    now = app.now()
+    _require_choice(kind, KINDS, "request kind")
+    _require_choice(channel, CHANNELS, "channel")
+    regime = regime or app.settings.default_regime
+    rule = rule_for(regime)
+    if not identities:
+        raise InvalidInput("a request needs at least one identity", "give --email, --phone or --id")
+    if received_at is None:
+        received_at = now
+    elif received_at.tzinfo is None:
+        raise InvalidInput(
+            f"receipt time {received_at.isoformat()} has no time zone",
+            "add an offset, e.g. 2025-03-05T09:30:00+01:00, or Z for UTC",
+        )
+    elif received_at > now + CLOCK_SKEW:
+        raise InvalidInput(
+            f"receipt time {received_at.isoformat()} is in the future",
+            "give the time the request actually arrived",
+        )
+    if identity_method is not None and not identity_method.strip():
+        raise InvalidInput("the identity verification method is empty", "name the method used")
+    salt = new_salt()
+    request = Request(
+        id=new_request_id(), kind=kind, regime=regime, channel=channel,
+        state=State.RECEIVED.value, submitted_by=submitted_by, received_at=received_at,
+        timezone=app.settings.timezone, holiday_calendar=app.settings.holiday_calendar,
+        rule_id=rule.id, rule_version=rule.version,
+        subject_commitment=commit([f"{i.name}:{i.value}" for i in identities], salt),
+        watch_flags={}, created_at=now, updated_at=now, assembly_enqueued=False,
+        due=date.min,
+    )
+    for identity in identities:
+        request.identities.append(IdentityRow(
+            kind=identity.kind, name=identity.name,
+            ciphertext=app.keys.identity_cipher.seal(identity.value.encode(),
+                                                     identity.name.encode()),
+            lookup_hash=app.keys.lookup_hash(identity.name, identity.value),
+        ))
+    with app.db.session() as session:
+        session.add(request)
+        _refresh_deadlines(request, [], now)
+        session.flush()
+        _event(session, request, now, submitted_by, "submitted", None, State.RECEIVED, None)
+        if identity_method:
+            _verify(session, app, request, identity_method.strip(), submitted_by, now)
+        else:
+            _move(session, request, now, submitted_by, State.AWAITING_IDENTITY,
+                  "identity verification requested", event="identity_requested")
+            session.add(Pause(request_id=request.id, started_at=now, ended_at=None,
+                              reason="awaiting identity verification",
+                              resume_to=State.RECEIVED.value))
+            session.flush()
+            _refresh_deadlines(request, _pauses(session, request.id), now)
+    return Submission(request=request, salt=salt)
+
+
+def get(session: Session, request_id: str) -> Request:
+    """The request with ``request_id``; NotFound names the fix."""
+    request = session.scalars(
+        sa.select(Request).where(Request.id == request_id)
+        .options(selectinload(Request.events), selectinload(Request.pauses),
+                 selectinload(Request.identities))
+    ).one_or_none()
+    if request is None:
+        raise NotFound(f"no request with id {request_id!r}", "see `dsar list` for the ids")
+    return request
+
+
+def load(app: App, request_id: str) -> Request:
+    with app.db.session() as session:
+        return get(session, request_id)
+
+
+def identities_of(app: App, request: Request) -> list[Identity]:
+    """Decrypt a request's identities (for the connectors; never for logs or records)."""
+    return [
+        Identity(row.kind, row.name,
+                 app.keys.identity_cipher.open(row.ciphertext, row.name.encode()).decode())
+        for row in request.identities
+    ]
+
+
+def confirm_identity(app: App, request_id: str, method: str, actor: str) -> Request:
+    """Record that the subject's identity was verified, by ``method`` only: no documents."""
+    if not method.strip():
+        raise InvalidInput("the identity verification method is empty",
+                           "name the method, e.g. --method 'email-link'")
+    now = app.now()
+    with app.db.session() as session:
+        request = get(session, request_id)
+        check_transition(request.id, request.state, State.VERIFIED)
+        _close_pauses(session, request, now)
+        _verify(session, app, request, method.strip(), actor, now)
+        return request
+
+
+def approve(app: App, request_id: str, actor: str) -> Request:
+    now = app.now()
+    with app.db.session() as session:
+        request = get(session, request_id)
+        if request.state != State.AWAITING_APPROVAL:
+            check_transition(request.id, request.state, State.AWAITING_APPROVAL)
+            raise InvalidInput(f"request {request.id} is not awaiting approval",
+                               "approval is needed only for kinds in DSAR_APPROVAL_REQUIRED")
+        request.approved_by, request.approved_at = actor, now
+        _start_work(session, request, now, actor, "approved")
+        return request
+
+
+def extend(app: App, request_id: str, reason: str, actor: str) -> Request:
+    """Take the regime's extension once, with a reason, before the first period ends."""
+    now = app.now()
+    with app.db.session() as session:
+        request = get(session, request_id)
+        if request.state in TERMINAL:
+            check_transition(request.id, request.state, State.IN_PROGRESS)
+        current = _deadlines(request, _pauses(session, request.id), now)
+        extended = deadlines.check_extension(
+            rule_for(request.regime), current, now, reason,
+            already_extended=request.extended_due is not None,
+        )
+        request.extended_due, request.extension_reason = extended, reason.strip()
+        request.extended_at = now
+        _event(session, request, now, actor, "extended", request.state, request.state,
+               reason.strip())
+        return request
+
+
+def pause(app: App, request_id: str, reason: str, actor: str) -> Request:
+    """Wait for clarification from the subject; the clock stops where the regime allows."""
+    if not reason.strip():
+        raise InvalidInput("a pause needs a reason", "say what was asked of the subject")
+    now = app.now()
+    with app.db.session() as session:
+        request = get(session, request_id)
+        check_transition(request.id, request.state, State.AWAITING_CLARIFICATION)
+        if request.state not in PAUSABLE:
+            raise InvalidInput(f"request {request.id} cannot be paused while {request.state}",
+                               "pause before the work starts")
+        session.add(Pause(request_id=request.id, started_at=now, ended_at=None,
+                          reason=reason.strip(), resume_to=request.state))
+        _move(session, request, now, actor, State.AWAITING_CLARIFICATION, reason.strip(),
+              event="paused")
+        session.flush()
+        _refresh_deadlines(request, _pauses(session, request.id), now)
+        return request
+
+
+def resume(app: App, request_id: str, actor: str, reason: str | None = None) -> Request:
+    """End the open clarification pause and return to the state it interrupted."""
+    now = app.now()
+    with app.db.session() as session:
+        request = get(session, request_id)
+        if request.state != State.AWAITING_CLARIFICATION:
+            raise InvalidInput(f"request {request.id} is not paused (it is {request.state})",
+                               "only a request awaiting clarification can be resumed")
+        open_pause = _close_pauses(session, request, now)
+        target = State(open_pause.resume_to if open_pause else State.RECEIVED)
+        _move(session, request, now, actor, target, reason, event="resumed")
+        session.flush()
+        _refresh_deadlines(request, _pauses(session, request.id), now)
+        if target == State.VERIFIED:
+            _after_verification(session, app, request, now, actor)
+        return request
+
+
+def cancel(app: App, request_id: str, reason: str, actor: str) -> Request:
+    return _close(app, request_id, State.CANCELLED, reason, actor, "cancelled")
+
+
+def reject(app: App, request_id: str, reason: str, actor: str, ground: str = "other") -> Request:
+    """Refuse the request (Art. 12(4)): the ground and the reason are recorded."""
+    _require_choice(ground, list(REJECTION_GROUNDS), "rejection ground")
+    return _close(app, request_id, State.REJECTED, f"{REJECTION_GROUNDS[ground]}: {reason}",
+                  actor, "rejected", reason_given=reason)
+
+
+def list_requests(
+    app: App, *, states: Sequence[str] = (), kinds: Sequence[str] = (),
+    overdue: bool = False, due_within: timedelta | None = None,
+) -> list[Request]:
+    """Requests matching all the filters, soonest effective due date first."""
+    due = sa.func.coalesce(Request.extended_due, Request.due)
+    query = sa.select(Request).order_by(due, Request.received_at)
+    if states:
+        query = query.where(Request.state.in_(states))
+    if kinds:
+        query = query.where(Request.kind.in_(kinds))
+    today = deadlines.local_date(app.now(), app.settings.timezone)
+    open_states = [s.value for s in State if s not in TERMINAL]
+    if overdue:
+        query = query.where(due < today, Request.state.in_(open_states))
+    if due_within is not None:
+        query = query.where(due <= today + due_within, Request.state.in_(open_states))
+    with app.db.session() as session:
+        return list(session.scalars(query))
+
+
+# -- internals ---------------------------------------------------------------------------------
+
+
+def _close(app: App, request_id: str, target: State, reason: str, actor: str, event: str,
+           reason_given: str | None = None) -> Request:
+    if not (reason_given if reason_given is not None else reason).strip():
+        raise InvalidInput(f"a request cannot be {target.value} without a reason",
+                           "give --reason with the reason that will be on record")
+    now = app.now()
+    with app.db.session() as session:
+        request = get(session, request_id)
+        check_transition(request.id, request.state, target)
+        _close_pauses(session, request, now)
+        request.closing_reason = reason.strip()
+        _move(session, request, now, actor, target, reason.strip(), event=event)
+        return request
+
+
+def _verify(session: Session, app: App, request: Request, method: str, actor: str,
+            now: datetime) -> None:
+    request.identity_method, request.identity_verified_at = method, now
+    _move(session, request, now, actor, State.VERIFIED, f"method: {method}",
+          event="identity_verified")
+    session.flush()
+    _refresh_deadlines(request, _pauses(session, request.id), now)
+    _after_verification(session, app, request, now, actor)
+
+
+def _after_verification(session: Session, app: App, request: Request, now: datetime,
+                        actor: str) -> None:
+    if request.kind in app.settings.approval_required and request.approved_at is None:
+        _move(session, request, now, actor, State.AWAITING_APPROVAL,
+              f"{request.kind} requests need approval (DSAR_APPROVAL_REQUIRED)",
+              event="approval_requested")
+    else:
+        _start_work(session, request, now, actor, "work_started")
+
+
+def _start_work(session: Session, request: Request, now: datetime, actor: str,
+                event: str) -> None:
+    _move(session, request, now, actor, State.IN_PROGRESS, None, event=event)
+    enqueue(session, "plan_request", [request.id], queue="control", now=now)
+
+
+def _move(session: Session, request: Request, now: datetime, actor: str, target: State,
+          reason: str | None, *, event: str) -> None:
+    check_transition(request.id, request.state, target)
+    source = request.state
+    request.state, request.updated_at = target.value, now
+    _event(session, request, now, actor, event, source, target, reason)
+
+
+def _event(session: Session, request: Request, now: datetime, actor: str, event: str,
+           source: str | None, target: str | None, reason: str | None) -> None:
+    session.add(AuditEvent(request_id=request.id, at=now, actor=actor, event=event,
+                           from_state=source, to_state=target, reason=reason))
+
+
+def _pauses(session: Session, request_id: str) -> list[Pause]:
+    return list(session.scalars(
+        sa.select(Pause).where(Pause.request_id == request_id).order_by(Pause.id)))
+
+
+def _close_pauses(session: Session, request: Request, now: datetime) -> Pause | None:
+    last = None
+    for open_pause in _pauses(session, request.id):
+        if open_pause.ended_at is None:
+            open_pause.ended_at = now
+            last = open_pause
+    if request.state in PAUSED:
+        session.flush()
+        _refresh_deadlines(request, _pauses(session, request.id), now)
+    return last
+
+
+def _deadlines(request: Request, pauses: Sequence[Pause], now: datetime) -> deadlines.Deadlines:
+    return deadlines.compute_deadlines(
+        rule_for(request.regime), request.received_at, tz=request.timezone,
+        calendar=request.holiday_calendar,
+        pauses=[(p.started_at, p.ended_at) for p in pauses],
+        identity_confirmed_at=request.identity_verified_at, now=now,
+    )
+
+
+def _refresh_deadlines(request: Request, pauses: Sequence[Pause], now: datetime) -> None:
+    result = _deadlines(request, pauses, now)
+    request.due = result.due
+    request.acknowledge_by = result.acknowledge_by
+    request.extension_notice_by = result.extension_notice_by
+    if request.extended_due is not None and result.extended_due is not None:
+        request.extended_due = result.extended_due
+
+
+def record_reveal(app: App, request_id: str, actor: str) -> None:
+    """Write to the audit trail that ``actor`` saw the request's identities in full."""
+    now = app.now()
+    with app.db.session() as session:
+        request = get(session, request_id)
+        _event(session, request, now, actor, "identities_revealed", request.state,
+               request.state, None)
