@@ -1,0 +1,257 @@
+"""The keyring: Ed25519 signing keys kept as files in one directory.
+
+Layout of a keyring directory (created ``0700``)::
+
+    <keyid>.key   PKCS#8 PEM private key, unencrypted, mode 0600
+    <keyid>.pub   SubjectPublicKeyInfo PEM public key
+    active        the keyid of the key that signs new records, one line
+
+``keyid`` is :func:`dsar.records.dsse.keyid_of`: hex SHA-256 of the raw 32-byte public key.
+Exactly one key is active. :func:`rotate` makes a new key active and keeps the old ones as
+*retired*: they never sign again but stay in :func:`public_keys`, so old records verify.
+
+Loading refuses private key files that other users can read, and files whose name does not
+match the key inside, with an error that names the fix.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import stat
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.serialization import (
+    Encoding,
+    NoEncryption,
+    PrivateFormat,
+    PublicFormat,
+    load_pem_private_key,
+    load_pem_public_key,
+)
+
+from dsar.errors import InvalidInput, NotFound
+from dsar.records.dsse import keyid_of
+
+__all__ = [
+    "Signer",
+    "active_keyid",
+    "active_signer",
+    "export_public",
+    "generate",
+    "load_public_key_file",
+    "load_public_pem",
+    "public_keys",
+    "rotate",
+]
+
+_ACTIVE = "active"
+_KEYID = re.compile(r"[0-9a-f]{64}")
+_PEM_BLOCK = re.compile(r"-----BEGIN PUBLIC KEY-----\r?\n.*?-----END PUBLIC KEY-----", re.DOTALL)
+
+
+@dataclass(frozen=True)
+class Signer:
+    """The active signing key: its keyid and both halves."""
+
+    keyid: str
+    private_key: Ed25519PrivateKey
+    public_key: Ed25519PublicKey
+
+    def sign(self, data: bytes) -> bytes:
+        """An Ed25519 signature over ``data``."""
+        return self.private_key.sign(data)
+
+
+def _public_pem(key: Ed25519PublicKey) -> bytes:
+    return key.public_bytes(Encoding.PEM, PublicFormat.SubjectPublicKeyInfo)
+
+
+def _write_new(path: Path, data: bytes, mode: int) -> None:
+    """Create ``path`` with ``mode`` (never widened by umask beyond it) and write ``data``."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+    try:
+        os.fchmod(fd, mode)
+        os.write(fd, data)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _set_active(directory: Path, keyid: str) -> None:
+    tmp = directory / f".{_ACTIVE}.{os.getpid()}.tmp"
+    tmp.unlink(missing_ok=True)
+    _write_new(tmp, f"{keyid}\n".encode("ascii"), 0o644)
+    os.replace(tmp, directory / _ACTIVE)
+
+
+def _new_key(directory: Path) -> str:
+    key = Ed25519PrivateKey.generate()
+    keyid = keyid_of(key.public_key())
+    private = key.private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption())
+    _write_new(directory / f"{keyid}.key", private, 0o600)
+    _write_new(directory / f"{keyid}.pub", _public_pem(key.public_key()), 0o644)
+    return keyid
+
+
+def _read_active(directory: Path) -> str | None:
+    path = directory / _ACTIVE
+    if not path.exists():
+        return None
+    keyid = path.read_text(encoding="ascii").strip()
+    if not _KEYID.fullmatch(keyid):
+        raise InvalidInput(
+            f"{path} does not hold a key id",
+            f"restore it from backup, or run `dsar keys rotate` to start a new key in {directory}",
+        )
+    return keyid
+
+
+def generate(directory: Path | str) -> str:
+    """Create the keyring in ``directory`` with one new active key; return its keyid.
+
+    Raises :class:`~dsar.errors.InvalidInput` if the directory already has an active key.
+    """
+    directory = Path(directory)
+    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+    if _read_active(directory) is not None:
+        raise InvalidInput(
+            f"a signing key already exists in {directory}",
+            "run `dsar keys rotate` to replace it; old keys are kept for verification",
+        )
+    keyid = _new_key(directory)
+    _set_active(directory, keyid)
+    return keyid
+
+
+def rotate(directory: Path | str) -> str:
+    """Make a new key active in ``directory``; the previous keys are retired, not deleted.
+
+    Returns the new keyid. Raises :class:`~dsar.errors.NotFound` if there is no keyring yet.
+    """
+    directory = Path(directory)
+    active_signer(directory)  # the current keyring must be sound before we add to it
+    keyid = _new_key(directory)
+    _set_active(directory, keyid)
+    return keyid
+
+
+def active_keyid(directory: Path | str) -> str:
+    """The keyid of the active key in ``directory``; :class:`~dsar.errors.NotFound` if none."""
+    directory = Path(directory)
+    keyid = _read_active(directory) if directory.is_dir() else None
+    if keyid is None:
+        raise NotFound(f"no signing key in {directory}", "run `dsar keys generate`")
+    return keyid
+
+
+def active_signer(directory: Path | str) -> Signer:
+    """Load the active signing key from ``directory``.
+
+    Raises :class:`~dsar.errors.NotFound` if there is none, and
+    :class:`~dsar.errors.InvalidInput` if its file is readable by others, unreadable, not an
+    Ed25519 key, or not the key its name says.
+    """
+    directory = Path(directory)
+    keyid = active_keyid(directory)
+    path = directory / f"{keyid}.key"
+    if not path.exists():
+        raise NotFound(
+            f"the active signing key {path} is missing",
+            f"restore it from backup, or run `dsar keys rotate` to start a new key in {directory}",
+        )
+    if os.name == "posix" and stat.S_IMODE(path.stat().st_mode) & 0o077:
+        raise InvalidInput(
+            f"signing key {path} can be read by other users", f"run `chmod 600 {path}`"
+        )
+    try:
+        key = load_pem_private_key(path.read_bytes(), password=None)
+    except (ValueError, TypeError) as err:
+        raise InvalidInput(
+            f"{path} is not a readable unencrypted PEM private key",
+            "restore it from backup, or run `dsar keys rotate`",
+        ) from err
+    if not isinstance(key, Ed25519PrivateKey):
+        raise InvalidInput(f"{path} is not an Ed25519 key", "run `dsar keys rotate`")
+    if keyid_of(key.public_key()) != keyid:
+        raise InvalidInput(
+            f"{path} holds a different key than its name says",
+            "restore the keyring from backup; do not rename key files",
+        )
+    return Signer(keyid=keyid, private_key=key, public_key=key.public_key())
+
+
+def public_keys(directory: Path | str) -> dict[str, Ed25519PublicKey]:
+    """Every key in the keyring, active and retired, by keyid.
+
+    Raises :class:`~dsar.errors.NotFound` if there are none, and
+    :class:`~dsar.errors.InvalidInput` if a ``.pub`` file is unreadable or misnamed.
+    """
+    directory = Path(directory)
+    keys: dict[str, Ed25519PublicKey] = {}
+    paths = sorted(directory.glob("*.pub")) if directory.is_dir() else []
+    for path in paths:
+        loaded = load_public_key_file(path)
+        if set(loaded) != {path.stem}:
+            raise InvalidInput(
+                f"{path} does not hold exactly the key its name says",
+                "restore the keyring from backup; do not rename or merge key files",
+            )
+        keys.update(loaded)
+    if not keys:
+        raise NotFound(f"no signing key in {directory}", "run `dsar keys generate`")
+    return keys
+
+
+def export_public(directory: Path | str) -> str:
+    """All public keys of the keyring as one PEM bundle, for offline verifiers.
+
+    Each block is preceded by a comment line ``# keyid <hex> (active|retired)``; the
+    comment is informational (RFC 7468 allows text between PEM blocks) and ignored by
+    :func:`load_public_pem`, which recomputes keyids from the keys.
+    """
+    directory = Path(directory)
+    keys = public_keys(directory)
+    active = _read_active(directory)
+    parts = []
+    for keyid, key in sorted(keys.items()):
+        status = "active" if keyid == active else "retired"
+        parts.append(f"# keyid {keyid} ({status})\n{_public_pem(key).decode('ascii')}")
+    return "".join(parts)
+
+
+def load_public_pem(
+    data: str | bytes, source: str = "the public key file"
+) -> dict[str, Ed25519PublicKey]:
+    """Parse every ``PUBLIC KEY`` PEM block in ``data``; return Ed25519 keys by keyid.
+
+    Raises :class:`~dsar.errors.InvalidInput` if there are no blocks, a block is not
+    valid, or a key is not Ed25519. ``source`` names the input in error messages.
+    """
+    text = data.decode("ascii", errors="replace") if isinstance(data, bytes) else data
+    blocks = _PEM_BLOCK.findall(text)
+    fix = "export the keys with `dsar keys export` on the signing host"
+    if not blocks:
+        raise InvalidInput(f"{source} contains no PEM public key", fix)
+    keys: dict[str, Ed25519PublicKey] = {}
+    for block in blocks:
+        try:
+            key = load_pem_public_key(block.encode("ascii"))
+        except (ValueError, TypeError) as err:
+            raise InvalidInput(f"{source} contains a malformed PEM public key", fix) from err
+        if not isinstance(key, Ed25519PublicKey):
+            raise InvalidInput(f"{source} contains a key that is not Ed25519", fix)
+        keys[keyid_of(key)] = key
+    return keys
+
+
+def load_public_key_file(path: Path | str) -> dict[str, Ed25519PublicKey]:
+    """Load a PEM public key file or bundle (as written by :func:`export_public`)."""
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError as err:
+        raise NotFound(f"public key file {path} does not exist", "check the path") from err
+    return load_public_pem(data, source=str(path))
