@@ -127,7 +127,7 @@ def register(kind: str) -> Callable[[type[Connector]], type[Connector]]:
 def open_connector(system: Any, context: ConnectorContext) -> Connector:
     """The connector for ``system`` (a data map system), by its ``kind``."""
     if not _FACTORIES:
-        import connectors.s3  # noqa: F401
+        import connectors.s3
         import connectors.sql  # noqa: F401
     try:
         factory = _FACTORIES[system.kind]

@@ -6,7 +6,6 @@ import json
 import sys
 from collections.abc import Callable, Sequence
 from datetime import date, datetime
-from functools import wraps
 from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 

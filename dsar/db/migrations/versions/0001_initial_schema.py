@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-24 02:19:02.673532
+Create Date: 2026-11-24 02:23:05.917031
 """
 
 import sqlalchemy as sa
@@ -198,6 +198,7 @@ def upgrade() -> None:
         sa.Column("attempts", sa.Integer(), nullable=False),
         sa.Column("not_before", dsar.db.types.UTCDateTime(timezone=True), nullable=True),
         sa.Column("lease_until", dsar.db.types.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("precount", sa.JSON(), nullable=True),
         sa.Column("error_code", sa.String(length=64), nullable=True),
         sa.Column("error", sa.Text(), nullable=True),
         sa.Column("started_at", dsar.db.types.UTCDateTime(timezone=True), nullable=True),
