@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session, selectinload
 from dsar import deadlines
 from dsar.app import App
 from dsar.db.models import AuditEvent, IdentityRow, Pause, Request
-from dsar.errors import InvalidInput, NotFound
+from dsar.errors import IllegalTransition, InvalidInput, NotFound
 from dsar.identities import Identity
 from dsar.lifecycle import PAUSABLE, PAUSED, TERMINAL, State, check_transition
 from dsar.outbox import enqueue
@@ -111,7 +111,7 @@ def submit(
         session.add(request)
         _refresh_deadlines(request, [], now)
         session.flush()
-        _event(session, request, now, submitted_by, "submitted", None, State.RECEIVED, None)
+        add_event(session, request, now, submitted_by, "submitted", None, State.RECEIVED, None)
         if identity_method:
             _verify(session, app, request, identity_method.strip(), submitted_by, now)
         else:
@@ -160,6 +160,12 @@ def confirm_identity(app: App, request_id: str, method: str, actor: str) -> Requ
     with app.db.session() as session:
         request = get(session, request_id)
         check_transition(request.id, request.state, State.VERIFIED)
+        if request.identity_verified_at is not None:
+            raise IllegalTransition(
+                f"the identity of request {request.id} was already confirmed "
+                f"({request.identity_method})",
+                f"see `dsar show {request.id}`; use `dsar resume` to end a pause",
+            )
         _close_pauses(session, request, now)
         _verify(session, app, request, method.strip(), actor, now)
         return request
@@ -170,9 +176,11 @@ def approve(app: App, request_id: str, actor: str) -> Request:
     with app.db.session() as session:
         request = get(session, request_id)
         if request.state != State.AWAITING_APPROVAL:
-            check_transition(request.id, request.state, State.AWAITING_APPROVAL)
-            raise InvalidInput(f"request {request.id} is not awaiting approval",
-                               "approval is needed only for kinds in DSAR_APPROVAL_REQUIRED")
+            raise IllegalTransition(
+                f"cannot approve request {request.id} while it is {request.state}",
+                _final_fix(request) or "only a request awaiting_approval can be approved "
+                "(kinds listed in DSAR_APPROVAL_REQUIRED)",
+            )
         request.approved_by, request.approved_at = actor, now
         _start_work(session, request, now, actor, "approved")
         return request
@@ -184,7 +192,9 @@ def extend(app: App, request_id: str, reason: str, actor: str) -> Request:
     with app.db.session() as session:
         request = get(session, request_id)
         if request.state in TERMINAL:
-            check_transition(request.id, request.state, State.IN_PROGRESS)
+            raise IllegalTransition(
+                f"cannot extend the deadline of request {request.id} while it is "
+                f"{request.state}", _final_fix(request))
         current = _deadlines(request, _pauses(session, request.id), now)
         extended = deadlines.check_extension(
             rule_for(request.regime), current, now, reason,
@@ -192,7 +202,7 @@ def extend(app: App, request_id: str, reason: str, actor: str) -> Request:
         )
         request.extended_due, request.extension_reason = extended, reason.strip()
         request.extended_at = now
-        _event(session, request, now, actor, "extended", request.state, request.state,
+        add_event(session, request, now, actor, "extended", request.state, request.state,
                reason.strip())
         return request
 
@@ -223,9 +233,11 @@ def resume(app: App, request_id: str, actor: str, reason: str | None = None) -> 
     with app.db.session() as session:
         request = get(session, request_id)
         if request.state != State.AWAITING_CLARIFICATION:
-            raise InvalidInput(f"request {request.id} is not paused (it is {request.state})",
-                               "only a request awaiting clarification can be resumed")
-        open_pause = _close_pauses(session, request, now)
+            raise IllegalTransition(
+                f"cannot resume request {request.id} while it is {request.state}",
+                _final_fix(request) or "only a request awaiting_clarification can be resumed",
+            )
+        open_pause = _close_pauses(session, request, now, keep_identity_pause=True)
         target = State(open_pause.resume_to if open_pause else State.RECEIVED)
         _move(session, request, now, actor, target, reason, event="resumed")
         session.flush()
@@ -285,6 +297,12 @@ def _close(app: App, request_id: str, target: State, reason: str, actor: str, ev
         return request
 
 
+def _final_fix(request: Request) -> str | None:
+    if request.state in TERMINAL:
+        return f"it is {request.state}, which is final; submit a new request if needed"
+    return None
+
+
 def _verify(session: Session, app: App, request: Request, method: str, actor: str,
             now: datetime) -> None:
     request.identity_method, request.identity_verified_at = method, now
@@ -316,10 +334,10 @@ def _move(session: Session, request: Request, now: datetime, actor: str, target:
     check_transition(request.id, request.state, target)
     source = request.state
     request.state, request.updated_at = target.value, now
-    _event(session, request, now, actor, event, source, target, reason)
+    add_event(session, request, now, actor, event, source, target, reason)
 
 
-def _event(session: Session, request: Request, now: datetime, actor: str, event: str,
+def add_event(session: Session, request: Request, now: datetime, actor: str, event: str,
            source: str | None, target: str | None, reason: str | None) -> None:
     session.add(AuditEvent(request_id=request.id, at=now, actor=actor, event=event,
                            from_state=source, to_state=target, reason=reason))
@@ -330,12 +348,18 @@ def _pauses(session: Session, request_id: str) -> list[Pause]:
         sa.select(Pause).where(Pause.request_id == request_id).order_by(Pause.id)))
 
 
-def _close_pauses(session: Session, request: Request, now: datetime) -> Pause | None:
+def _close_pauses(session: Session, request: Request, now: datetime,
+                  keep_identity_pause: bool = False) -> Pause | None:
+    """End the open pauses and return the latest. With ``keep_identity_pause`` (a resume), end
+    only the latest: when it returns to awaiting_identity, the wait for identity goes on."""
+    open_pauses = [p for p in _pauses(session, request.id) if p.ended_at is None]
+    if keep_identity_pause and open_pauses and \
+            open_pauses[-1].resume_to == State.AWAITING_IDENTITY.value:
+        open_pauses = open_pauses[-1:]
     last = None
-    for open_pause in _pauses(session, request.id):
-        if open_pause.ended_at is None:
-            open_pause.ended_at = now
-            last = open_pause
+    for open_pause in open_pauses:
+        open_pause.ended_at = now
+        last = open_pause
     if request.state in PAUSED:
         session.flush()
         _refresh_deadlines(request, _pauses(session, request.id), now)
@@ -365,5 +389,5 @@ def record_reveal(app: App, request_id: str, actor: str) -> None:
     now = app.now()
     with app.db.session() as session:
         request = get(session, request_id)
-        _event(session, request, now, actor, "identities_revealed", request.state,
+        add_event(session, request, now, actor, "identities_revealed", request.state,
                request.state, None)

@@ -9,6 +9,7 @@ are files, and the master key is generated on first use.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -30,6 +31,9 @@ SETTINGS_DOC: dict[str, tuple[str, str]] = {
     "DSAR_BROKER_URL": ("memory://", "amqp://… (RabbitMQ), redis://… or memory:// (in-process)"),
     "DSAR_DATAMAP": ("<data dir>/datamap.yaml", "the data map file"),
     "DSAR_EXPORT_URL": ("<data dir>/exports", "where bundles go: a folder or s3://bucket/prefix"),
+    "DSAR_EXPORT_ENDPOINT_URL": ("none", "endpoint of an S3-compatible store for bundles"),
+    "DSAR_EXPORT_SSE": ("AES256", "server-side encryption requested for S3 bundles: AES256 or "
+                        "aws:kms"),
     "DSAR_MASTER_KEY": ("generated into <data dir>/master.key", "base64 of 32 random bytes; "
                         "encryption and keyed-hash keys are derived from it (secret)"),
     "DSAR_SIGNING_KEYS_DIR": ("<data dir>/signing-keys", "Ed25519 keys for completion records"),
@@ -50,10 +54,12 @@ class Settings:
     """The effective configuration. Build it with :meth:`from_env`."""
 
     data_dir: Path
-    database_url: str
-    broker_url: str
+    database_url: str = field(repr=False)  # may hold a password
+    broker_url: str = field(repr=False)
     datamap_path: Path
     export_url: str
+    export_endpoint_url: str | None
+    export_sse: str
     master_key: str | None = field(repr=False)
     signing_keys_dir: Path
     timezone: str
@@ -104,6 +110,8 @@ class Settings:
             broker_url=env.get("DSAR_BROKER_URL", "memory://"),
             datamap_path=Path(env.get("DSAR_DATAMAP") or data_dir / "datamap.yaml"),
             export_url=env.get("DSAR_EXPORT_URL") or str(data_dir / "exports"),
+            export_endpoint_url=env.get("DSAR_EXPORT_ENDPOINT_URL") or None,
+            export_sse=env.get("DSAR_EXPORT_SSE", "AES256"),
             master_key=env.get("DSAR_MASTER_KEY"),
             signing_keys_dir=Path(env.get("DSAR_SIGNING_KEYS_DIR") or data_dir / "signing-keys"),
             timezone=timezone,
@@ -123,15 +131,13 @@ class Settings:
 
     def redacted(self) -> dict[str, str]:
         """Every setting as text, secrets and passwords hidden, for ``dsar config``."""
-        from sqlalchemy.engine import make_url
-
         out: dict[str, str] = {}
         for f in fields(self):
             value = getattr(self, f.name)
             if f.name == "master_key":
                 value = "(set)" if value else "(generated file in the data directory)"
-            elif f.name in ("database_url", "broker_url") and "@" in str(value):
-                value = _hide_password(str(value), make_url if f.name == "database_url" else None)
+            elif f.name in ("database_url", "broker_url"):
+                value = _hide_password(str(value))
             elif isinstance(value, frozenset):
                 value = ",".join(sorted(value)) or "none"
             elif value is None:
@@ -140,11 +146,18 @@ class Settings:
         return out
 
 
-def _hide_password(url: str, make_url: object | None) -> str:
-    scheme, _, rest = url.partition("://")
-    creds, _, host = rest.rpartition("@")
-    user = creds.split(":", 1)[0]
-    return f"{scheme}://{user}:***@{host}" if ":" in creds else url
+def _hide_password(url: str) -> str:
+    """``scheme://user:***@host/…``: the password of the URL, and any ``password=`` query
+    parameter (libpq and psycopg accept one), replaced by ``***``."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        return url
+    base, question, query = rest.partition("?")
+    creds, at, host = base.rpartition("@")  # the password may hold "/" or "@"
+    if at and ":" in creds:
+        base = f"{creds.split(':', 1)[0]}:***@{host}"
+    query = re.sub(r"(?i)((?:^|[&;])password=)[^&;#]*", r"\1***", query)
+    return f"{scheme}://{base}{question}{query}"
 
 
 def _positive_int(env: Mapping[str, str], name: str, default: int) -> int:

@@ -15,7 +15,8 @@ def db_group() -> None:
 
 
 @db_group.command("upgrade")
-def db_upgrade() -> None:
+@json_option
+def db_upgrade(as_json: bool) -> None:
     """Create or migrate the state database schema to the latest version.
 
     Safe to run repeatedly. Run it after installing a new version of dsar, before starting
@@ -25,7 +26,9 @@ def db_upgrade() -> None:
     before = app.db.current_revision()
     app.db.upgrade()
     after = app.db.current_revision()
-    if before == after:
+    if as_json:
+        print_json({"before": before, "after": after, "changed": before != after})
+    elif before == after:
         console.print(f"schema already at {after}")
     else:
         console.print(f"schema upgraded from {before or 'empty'} to {after}")
@@ -43,7 +46,8 @@ def config(as_json: bool) -> None:
     names = {
         "data_dir": "DSAR_DATA_DIR", "database_url": "DSAR_DATABASE_URL",
         "broker_url": "DSAR_BROKER_URL", "datamap_path": "DSAR_DATAMAP",
-        "export_url": "DSAR_EXPORT_URL", "master_key": "DSAR_MASTER_KEY",
+        "export_url": "DSAR_EXPORT_URL", "export_endpoint_url": "DSAR_EXPORT_ENDPOINT_URL",
+        "export_sse": "DSAR_EXPORT_SSE", "master_key": "DSAR_MASTER_KEY",
         "signing_keys_dir": "DSAR_SIGNING_KEYS_DIR", "timezone": "DSAR_TIMEZONE",
         "holiday_calendar": "DSAR_HOLIDAY_CALENDAR", "default_regime": "DSAR_DEFAULT_REGIME",
         "approval_required": "DSAR_APPROVAL_REQUIRED", "link_ttl_days": "DSAR_LINK_TTL_DAYS",

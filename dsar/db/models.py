@@ -172,6 +172,7 @@ class Task(Base):
     depends_on: Mapped[list[int]] = mapped_column(JSON, default=list)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     not_before: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    enqueued_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
     precount: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     error_code: Mapped[str | None] = mapped_column(String(64))
@@ -200,6 +201,7 @@ class StagedItem(Base):
     """Collected data waiting for the bundle: encrypted, purged when the bundle is built."""
 
     __tablename__ = "staged_items"
+    __table_args__ = (UniqueConstraint("task_id", "seq"),)
 
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"),
                                     primary_key=True, autoincrement=True)

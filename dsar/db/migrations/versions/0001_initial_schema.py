@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-24 02:23:05.917031
+Create Date: 2026-11-24
 """
 
 import sqlalchemy as sa
@@ -197,6 +197,7 @@ def upgrade() -> None:
         sa.Column("depends_on", sa.JSON(), nullable=False),
         sa.Column("attempts", sa.Integer(), nullable=False),
         sa.Column("not_before", dsar.db.types.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("enqueued_at", dsar.db.types.UTCDateTime(timezone=True), nullable=True),
         sa.Column("lease_until", dsar.db.types.UTCDateTime(timezone=True), nullable=True),
         sa.Column("precount", sa.JSON(), nullable=True),
         sa.Column("error_code", sa.String(length=64), nullable=True),
@@ -256,6 +257,7 @@ def upgrade() -> None:
         ),
         sa.ForeignKeyConstraint(["task_id"], ["tasks.id"], ondelete="CASCADE"),
         sa.PrimaryKeyConstraint("id"),
+        sa.UniqueConstraint("task_id", "seq"),
     )
     with op.batch_alter_table("staged_items", schema=None) as batch_op:
         batch_op.create_index(

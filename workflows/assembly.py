@@ -1,0 +1,112 @@
+"""Fan-in: the last step of a request.
+
+For access and export requests the staged data becomes the bundle (encrypted, stored, with an
+expiring link); the staged data and discovered keys are then purged. Every request gets its
+signed completion record, appended to the ledger, in the same transaction that marks it
+completed. Running this twice finds the bundle and the record already made and changes nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+import sqlalchemy as sa
+
+from dsar import requests
+from dsar.app import App
+from dsar.bundles.build import build_bundle
+from dsar.bundles.items import BundleMeta
+from dsar.bundles.retention import purge_expired
+from dsar.bundles.store import BundleStore, open_store
+from dsar.db.models import Bundle, CompletionRecord, Request, SubjectKey, Task
+from dsar.errors import DsarError
+from dsar.lifecycle import State
+from workflows import fanout
+from workflows.runner import flag_attention, load_map
+from workflows.staging import purge_staged, read_staged
+
+log = logging.getLogger("dsar.assembly")
+
+
+def bundle_store(app: App) -> BundleStore:
+    """Where bundles are kept (DSAR_EXPORT_URL)."""
+    url = app.settings.export_url
+    if url.startswith("s3://"):
+        return open_store(url, endpoint_url=app.settings.export_endpoint_url,
+                          sse=app.settings.export_sse)
+    return open_store(url)
+
+
+def _make_bundle(app: App, request: Request) -> None:
+    with app.db.session() as session:
+        if session.scalar(sa.select(Bundle.id).where(Bundle.request_id == request.id)):
+            return
+    datamap, _digest = load_map(app)
+    now = app.now()
+    meta = BundleMeta(request_id=request.id, kind=request.kind,  # type: ignore[arg-type]
+                      bundle_id=f"b_{request.id}", timezone=request.timezone,
+                      link_ttl=timedelta(days=app.settings.link_ttl_days))
+    info = build_bundle(meta, datamap, lambda: read_staged(app, request.id), bundle_store(app),
+                        app.keys.bundle_key, now)
+    with app.db.session() as session:
+        if session.scalar(sa.select(Bundle.id).where(Bundle.request_id == request.id)):
+            return
+        session.add(Bundle(
+            id=info.bundle_id, request_id=request.id, location=info.location,
+            sha256=info.sha256, size=info.size, created_at=info.created_at,
+            link_expires_at=info.expires_at,
+            delete_after=info.created_at + timedelta(days=app.settings.bundle_retention_days),
+        ))
+
+
+def assemble_request(app: App, request_id: str) -> None:
+    request = requests.load(app, request_id)
+    if request.state != State.IN_PROGRESS:
+        return
+    try:
+        if request.kind in ("access", "export"):
+            _make_bundle(app, request)
+        _complete(app, request_id)
+    except DsarError as err:
+        flag_attention(app, request_id, f"assembly failed: {err.one_line()}")
+        return
+    purge_staged(app, request_id)
+    with app.db.session() as session:
+        session.execute(sa.delete(SubjectKey).where(SubjectKey.request_id == request_id))
+    log.info("request %s completed", request_id)
+
+
+def _complete(app: App, request_id: str) -> None:
+    from dsar.records.record import build_record
+
+    now = app.now()
+    with app.db.session() as session:
+        request = fanout.lock_request(session, request_id)
+        if request.state != State.IN_PROGRESS:
+            return
+        states = set(session.scalars(sa.select(Task.state).where(Task.request_id == request_id)))
+        if states - {fanout.DONE}:
+            raise DsarError(f"request {request_id} still has unfinished tasks",
+                            f"see `dsar show {request_id}`")
+        if session.get(CompletionRecord, request_id) is None:
+            request.completed_at = now
+            build_record(session, app, request)
+        request.state, request.updated_at = State.COMPLETED.value, now
+        requests.add_event(session, request, now, "worker", "completed",
+                           State.IN_PROGRESS.value, State.COMPLETED.value, None)
+
+
+def periodic_housekeeping(app: App) -> None:
+    """Issue a ledger checkpoint when the ledger grew; delete bundles past retention."""
+    from dsar.records.ledger import issue_checkpoint
+
+    now = app.now()
+    with app.db.session() as session:
+        issue_checkpoint(session, app)
+    store = bundle_store(app)
+    purged = purge_expired(store, now)
+    if purged:
+        with app.db.session() as session:
+            session.execute(sa.update(Bundle).where(Bundle.id.in_(purged))
+                            .values(deleted_at=now))

@@ -1,0 +1,320 @@
+"""Fan-out and fan-in, decided in the state database.
+
+A plan becomes task rows. A task is ``ready`` when the tasks it needs keys from are ``done``;
+whoever marks a task done also readies its dependents and, if it was the last, sets the
+request's ``assembly_enqueued`` flag and enqueues the assembly, in the same transaction, under
+a lock on the request row. So the assembly is enqueued exactly once however the finishing tasks
+interleave and however often their messages are delivered.
+
+A running task holds a lease that its worker renews; a task whose lease ran out (its worker
+died) is taken over by the next delivery of its message or by the watch. ``attempts`` is the
+fencing token: a worker that lost its lease cannot record a result.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from connectors.base import ConnectorResult
+from dsar.app import App
+from dsar.db.models import EvidenceRow, Request, SubjectKey, SystemSlot, Task
+from dsar.lifecycle import State
+from dsar.requests import add_event
+from dsar.outbox import enqueue
+from dsar.planning import Plan
+from workflows.retry import MAX_ATTEMPTS, Failure, backoff
+
+DONE, READY, WAITING, RUNNING, FAILED, CANCELLED = (
+    "done", "ready", "waiting", "running", "failed", "cancelled")
+
+
+def lease_length() -> timedelta:
+    return timedelta(seconds=float(os.environ.get("DSAR_TASK_LEASE_SECONDS", "60")))
+
+
+def priority_for(request: Request, now: datetime) -> int:
+    """Broker priority from days to the deadline: the earliest deadline goes first."""
+    days_left = (request.effective_due - now.date()).days
+    return max(0, min(9, 9 - days_left // 4))
+
+
+def lock_request(session: Session, request_id: str) -> Request:
+    """The request row, locked for the transaction (SQLite serialises writers anyway)."""
+    return session.scalars(
+        sa.select(Request).where(Request.id == request_id).with_for_update()).one()
+
+
+def enqueue_task(session: Session, request: Request, task: Task, now: datetime,
+                 delay: timedelta = timedelta(0)) -> None:
+    task.enqueued_at = now + delay
+    enqueue(session, task_actor(task.kind), [task.id], queue=task.kind, now=now, delay=delay,
+            priority=priority_for(request, now))
+
+
+def task_actor(kind: str) -> str:
+    """One task actor per connector kind, each on its own queue."""
+    return f"run_{kind}_task"
+
+
+def enqueue_assembly(session: Session, request: Request, now: datetime) -> None:
+    request.assembly_enqueued = True
+    enqueue(session, "assemble_request", [request.id], queue="control", now=now,
+            priority=priority_for(request, now))
+
+
+def create_tasks(session: Session, request: Request, plan: Plan, kinds: Mapping[str, str],
+                 caps: Mapping[str, int], now: datetime) -> list[Task]:
+    """Save the plan's task graph (once) and enqueue what can start now."""
+    existing = list(session.scalars(sa.select(Task).where(Task.request_id == request.id)))
+    if existing:
+        return existing
+    rows: dict[str, Task] = {}
+    for planned in plan.tasks:
+        row = Task(request_id=request.id, system=planned.system, kind=kinds[planned.system],
+                   action=planned.action, state=READY if not planned.depends_on else WAITING,
+                   depends_on=[], attempts=0)
+        session.add(row)
+        rows[planned.id] = row
+    session.flush()
+    for planned in plan.tasks:
+        rows[planned.id].depends_on = [rows[d].id for d in planned.depends_on if d in rows]
+    for system, cap in caps.items():
+        ensure_slots(session, system, cap)
+    for row in rows.values():
+        if row.state == READY:
+            enqueue_task(session, request, row, now)
+    if not rows:
+        enqueue_assembly(session, request, now)
+    return list(rows.values())
+
+
+def ensure_slots(session: Session, system: str, cap: int) -> None:
+    have = set(session.scalars(sa.select(SystemSlot.slot).where(SystemSlot.system == system)))
+    for slot in range(cap):
+        if slot not in have:
+            try:
+                with session.begin_nested():
+                    session.add(SystemSlot(system=system, slot=slot))
+            except IntegrityError:
+                pass  # another worker made it at the same moment
+
+
+@dataclass(frozen=True)
+class Claim:
+    task_id: int
+    attempt: int
+    request_id: str
+    system: str
+    action: str
+    precount: dict[str, Any] | None
+
+
+def claim(app: App, task_id: int) -> Claim | None:
+    """Take a task for this worker if it can run now; otherwise arrange for it to run later
+    (or never, if it is finished or its request was cancelled) and return None."""
+    now = app.now()
+    with app.db.session() as session:
+        task = session.get(Task, task_id)
+        if task is None or task.state in (DONE, FAILED, CANCELLED):
+            return None
+        request = lock_request(session, task.request_id)
+        session.refresh(task)
+        if request.state != State.IN_PROGRESS:
+            if request.state == State.CANCELLED:
+                task.state = CANCELLED
+            return None
+        if task.state == RUNNING and task.lease_until and task.lease_until > now:
+            enqueue_task(session, request, task, now, task.lease_until - now)
+            return None
+        if task.state == WAITING and not _deps_done(session, task):
+            return None
+        if task.not_before and task.not_before > now:
+            enqueue_task(session, request, task, now, task.not_before - now)
+            return None
+        lease = now + lease_length()
+        if not _take_slot(session, task, now, lease):
+            enqueue_task(session, request, task, now, timedelta(seconds=1))
+            return None
+        task.state, task.lease_until, task.started_at = RUNNING, lease, task.started_at or now
+        task.attempts += 1
+        return Claim(task.id, task.attempts, request.id, task.system, task.action,
+                     task.precount)
+
+
+def _deps_done(session: Session, task: Task) -> bool:
+    if not task.depends_on:
+        return True
+    states = session.scalars(sa.select(Task.state).where(Task.id.in_(task.depends_on)))
+    return all(s == DONE for s in states)
+
+
+def _take_slot(session: Session, task: Task, now: datetime, lease: datetime) -> bool:
+    free = sa.or_(SystemSlot.task_id.is_(None), SystemSlot.task_id == task.id,
+                  SystemSlot.lease_until < now)
+    slots = session.scalars(sa.select(SystemSlot.slot).where(
+        SystemSlot.system == task.system, free).order_by(SystemSlot.slot)).all()
+    for slot in slots:
+        taken = session.execute(sa.update(SystemSlot).where(
+            SystemSlot.system == task.system, SystemSlot.slot == slot, free,
+        ).values(task_id=task.id, lease_until=lease))
+        if taken.rowcount == 1:
+            return True
+    return not slots and not session.scalar(
+        sa.select(sa.func.count()).select_from(SystemSlot).where(SystemSlot.system == task.system))
+
+
+def _release_slot(session: Session, task_id: int) -> None:
+    session.execute(sa.update(SystemSlot).where(SystemSlot.task_id == task_id)
+                    .values(task_id=None, lease_until=None))
+
+
+def renew(app: App, claim: Claim) -> bool:
+    """Extend the lease of a running task; False if this worker no longer holds it."""
+    lease = app.now() + lease_length()
+    with app.db.session() as session:
+        result = session.execute(sa.update(Task).where(
+            Task.id == claim.task_id, Task.attempts == claim.attempt, Task.state == RUNNING,
+        ).values(lease_until=lease))
+        session.execute(sa.update(SystemSlot).where(SystemSlot.task_id == claim.task_id)
+                        .values(lease_until=lease))
+        return result.rowcount == 1
+
+
+def save_precount(app: App, claim: Claim, counts: dict[str, Any]) -> None:
+    with app.db.session() as session:
+        session.execute(sa.update(Task).where(
+            Task.id == claim.task_id, Task.attempts == claim.attempt, Task.precount.is_(None),
+        ).values(precount=counts))
+
+
+def finish(app: App, claim: Claim, result: ConnectorResult) -> bool:
+    """Record a task's evidence and discovered keys, ready its dependents, and fan in.
+    Returns False (and records nothing) if the claim was lost to another worker."""
+    now = app.now()
+    with app.db.session() as session:
+        request = lock_request(session, claim.request_id)
+        task = session.get(Task, claim.task_id, populate_existing=True)
+        if task is None or task.state != RUNNING or task.attempts != claim.attempt:
+            return False
+        session.execute(sa.delete(EvidenceRow).where(EvidenceRow.task_id == task.id))
+        for item in result.evidence:
+            session.add(EvidenceRow(request_id=request.id, task_id=task.id, system=item.system,
+                                    collection=item.collection, action=item.action,
+                                    body=item.to_dict(), recorded_at=now))
+        _save_keys(session, app, request.id, task.id, result.discovered)
+        task.state, task.finished_at, task.lease_until = DONE, now, None
+        task.error_code = task.error = None
+        _release_slot(session, task.id)
+        session.flush()
+        siblings = list(session.scalars(sa.select(Task).where(Task.request_id == request.id)))
+        for other in siblings:
+            if other.state == WAITING and task.id in other.depends_on and \
+                    _deps_done(session, other):
+                other.state = READY
+                enqueue_task(session, request, other, now)
+        if not request.assembly_enqueued and all(t.state == DONE for t in siblings):
+            enqueue_assembly(session, request, now)
+        return True
+
+
+def _save_keys(session: Session, app: App, request_id: str, task_id: int,
+               discovered: Mapping[str, set[str]]) -> None:
+    for name, values in discovered.items():
+        known = set(session.scalars(sa.select(SubjectKey.lookup_hash).where(
+            SubjectKey.request_id == request_id, SubjectKey.name == name)))
+        for value in sorted(values):
+            digest = app.keys.lookup_hash(name, value)
+            if digest in known:
+                continue
+            known.add(digest)
+            session.add(SubjectKey(
+                request_id=request_id, task_id=task_id, name=name, lookup_hash=digest,
+                ciphertext=app.keys.identity_cipher.seal(value.encode(), name.encode())))
+
+
+def discovered_keys(app: App, request_id: str) -> dict[str, set[str]]:
+    with app.db.session() as session:
+        rows = session.execute(sa.select(SubjectKey.name, SubjectKey.ciphertext).where(
+            SubjectKey.request_id == request_id)).all()
+    out: dict[str, set[str]] = {}
+    for name, sealed in rows:
+        out.setdefault(name, set()).add(
+            app.keys.identity_cipher.open(sealed, name.encode()).decode())
+    return out
+
+
+def fail(app: App, claim: Claim, failure: Failure) -> str:
+    """Record a failed attempt: schedule a retry (transient) or stop the task and flag the
+    request for attention (permanent). Returns ``"retry"``, ``"failed"`` or ``"lost"``."""
+    now = app.now()
+    with app.db.session() as session:
+        request = lock_request(session, claim.request_id)
+        task = session.get(Task, claim.task_id, populate_existing=True)
+        if task is None or task.state != RUNNING or task.attempts != claim.attempt:
+            return "lost"
+        _release_slot(session, task.id)
+        task.lease_until = None
+        task.error_code, task.error = failure.code, failure.reason
+        if failure.transient and task.attempts < MAX_ATTEMPTS:
+            delay = timedelta(seconds=backoff(task.attempts, failure.retry_after))
+            task.state, task.not_before = READY, now + delay
+            enqueue_task(session, request, task, now, delay)
+            return "retry"
+        task.state, task.finished_at = FAILED, now
+        if request.state == State.IN_PROGRESS:
+            reason = f"{task.system} {task.action} failed ({failure.code}): {failure.reason}"
+            request.state, request.attention_reason, request.updated_at = (
+                State.NEEDS_ATTENTION.value, reason, now)
+            add_event(session, request, now, "worker", "task_failed",
+                      State.IN_PROGRESS.value, State.NEEDS_ATTENTION.value, reason)
+        return "failed"
+
+
+def release(app: App, claim: Claim) -> None:
+    """Give a task back after an unexpected error, so the next delivery can take it at once."""
+    with app.db.session() as session:
+        session.execute(sa.update(Task).where(
+            Task.id == claim.task_id, Task.attempts == claim.attempt, Task.state == RUNNING,
+        ).values(state=READY, lease_until=None))
+        _release_slot(session, claim.task_id)
+
+
+def retry_request(app: App, request_id: str, actor: str) -> int:
+    """Put a request that needs attention back to work: its failed tasks run again, finished
+    tasks are kept. Returns the number of tasks restarted."""
+    from dsar import requests
+    from dsar.lifecycle import check_transition
+
+    now = app.now()
+    with app.db.session() as session:
+        requests.get(session, request_id)  # NotFound with the fix for an unknown id
+        request = lock_request(session, request_id)
+        check_transition(request.id, request.state, State.IN_PROGRESS)
+        tasks = list(session.scalars(sa.select(Task).where(Task.request_id == request.id)))
+        failed = [t for t in tasks if t.state == FAILED]
+        request.state, request.attention_reason, request.updated_at = (
+            State.IN_PROGRESS.value, None, now)
+        requests.add_event(session, request, now, actor, "retried",
+                           State.NEEDS_ATTENTION.value, State.IN_PROGRESS.value,
+                           f"{len(failed)} failed task(s) restarted")
+        for task in failed:
+            task.attempts, task.not_before, task.finished_at = 0, None, None
+            task.error_code = task.error = None
+            task.state = READY if _deps_done(session, task) else WAITING
+        session.flush()
+        for task in failed:
+            if task.state == READY:
+                enqueue_task(session, request, task, now)
+        if request.plan is None:
+            enqueue(session, "plan_request", [request.id], queue="control", now=now)
+        elif not failed and all(t.state == DONE for t in tasks):
+            enqueue_assembly(session, request, now)
+        return len(failed)

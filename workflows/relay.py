@@ -1,0 +1,79 @@
+"""The outbox relay: publishes committed outbox rows to the broker and marks them sent.
+
+Rows are taken earliest deadline first (highest priority), oldest first, with ``FOR UPDATE SKIP
+LOCKED`` on PostgreSQL so several relays (one per worker process) never publish the same row at
+the same time. Publishing happens inside the transaction that marks the row sent: if the broker
+is down nothing is marked and the row waits; if the commit fails after publishing, the message
+goes out twice, which the idempotent actors absorb.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+import dramatiq
+import sqlalchemy as sa
+from dramatiq import Message
+
+from dsar.app import App
+from dsar.db.models import OutboxMessage
+
+log = logging.getLogger("dsar.relay")
+
+
+def relay_once(app: App, broker: dramatiq.Broker, batch: int = 200) -> int:
+    """Publish up to ``batch`` due messages; returns how many were published."""
+    now = app.now()
+    with app.db.session() as session:
+        rows = session.scalars(
+            sa.select(OutboxMessage)
+            .where(OutboxMessage.sent_at.is_(None), OutboxMessage.available_at <= now)
+            .order_by(OutboxMessage.priority.desc(), OutboxMessage.id)
+            .limit(batch)
+            .with_for_update(skip_locked=True)
+        ).all()
+        for row in rows:
+            broker.enqueue(Message(
+                queue_name=row.queue, actor_name=row.actor, args=tuple(row.args), kwargs={},
+                options={"broker_priority": row.priority},
+            ))
+            row.sent_at = now
+        return len(rows)
+
+
+def purge_sent(app: App, older_than_seconds: float = 3600) -> int:
+    """Delete sent outbox rows older than the given age."""
+    from datetime import timedelta
+
+    cutoff = app.now() - timedelta(seconds=older_than_seconds)
+    with app.db.session() as session:
+        result = session.execute(sa.delete(OutboxMessage).where(OutboxMessage.sent_at < cutoff))
+        return int(result.rowcount or 0)
+
+
+class Relay(threading.Thread):
+    """Runs :func:`relay_once` in a loop until stopped; survives a broker or database outage."""
+
+    def __init__(self, app: App, broker: dramatiq.Broker, idle: float = 0.2) -> None:
+        super().__init__(name="outbox-relay", daemon=True)
+        self.app, self.broker, self.idle = app, broker, idle
+        self.stopping = threading.Event()
+
+    def run(self) -> None:
+        failures = 0
+        while not self.stopping.is_set():
+            try:
+                sent = relay_once(self.app, self.broker)
+                failures = 0
+            except Exception as exc:
+                failures += 1
+                log.warning("outbox relay: %s; retrying", type(exc).__name__)
+                self.stopping.wait(min(30.0, 0.5 * 2 ** min(failures, 6)))
+                continue
+            if not sent:
+                self.stopping.wait(self.idle)
+
+    def stop(self) -> None:
+        self.stopping.set()
+        self.join(timeout=10)

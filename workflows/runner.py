@@ -1,0 +1,185 @@
+"""What each actor does, as plain functions of an :class:`~dsar.app.App` and an id.
+
+Every function is idempotent: run twice with the same id it leaves the same rows, the same
+evidence and the same record. Broker specifics live in :mod:`workflows.actors`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from connectors.base import ConnectorContext, ConnectorResult, open_connector
+from dsar import requests
+from dsar.app import App
+from dsar.datamap.loader import load_datamap
+from dsar.datamap.schema import DataMap
+from dsar.errors import DataMapError
+from dsar.evidence import CollectionEvidence
+from dsar.identities import subject_keys
+from dsar.lifecycle import State
+from dsar.planning import plan_request
+from workflows import fanout
+from workflows.retry import Failure, classify
+from workflows.staging import StagingSink, clear_task
+
+log = logging.getLogger("dsar.worker")
+
+
+def load_map(app: App) -> tuple[DataMap, str]:
+    """The data map and the SHA-256 of its file, or DataMapError naming the fix."""
+    path = Path(app.settings.datamap_path)
+    if not path.exists():
+        raise DataMapError(f"no data map at {path}",
+                           "write one (`dsar datamap discover URL -o FILE`) and set DSAR_DATAMAP")
+    return load_datamap(path), "sha256:" + hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def flag_attention(app: App, request_id: str, reason: str) -> None:
+    now = app.now()
+    with app.db.session() as session:
+        request = fanout.lock_request(session, request_id)
+        if request.state != State.IN_PROGRESS:
+            return
+        request.state, request.attention_reason, request.updated_at = (
+            State.NEEDS_ATTENTION.value, reason, now)
+        requests.add_event(session, request, now, "worker", "plan_failed",
+                        State.IN_PROGRESS.value, State.NEEDS_ATTENTION.value, reason)
+
+
+def plan(app: App, request_id: str) -> None:
+    """Turn a request into its task graph and enqueue the tasks that can start."""
+    request = requests.load(app, request_id)
+    if request.state != State.IN_PROGRESS:
+        return
+    try:
+        datamap, digest = load_map(app)
+        keys = subject_keys(requests.identities_of(app, request))
+        planned = plan_request(datamap, keys, request.kind)
+    except DataMapError as err:
+        flag_attention(app, request_id, f"planning failed: {err.one_line()}")
+        return
+    kinds = {s.name: s.kind for s in datamap.systems}
+    caps = {s.name: s.max_concurrent_tasks for s in datamap.systems}
+    now = app.now()
+    with app.db.session() as session:
+        locked = fanout.lock_request(session, request_id)
+        if locked.state != State.IN_PROGRESS:
+            return
+        if locked.plan is None:
+            locked.plan, locked.datamap_digest = planned.to_dict(), digest
+        fanout.create_tasks(session, locked, planned, kinds, caps, now)
+    log.info("planned request %s: %d task(s)", request_id, len(planned.tasks))
+
+
+@contextmanager
+def heartbeat(app: App, claim: fanout.Claim) -> Iterator[threading.Event]:
+    """Renew the task's lease in the background while the connector works."""
+    stop, lost = threading.Event(), threading.Event()
+    interval = fanout.lease_length().total_seconds() / 3
+
+    def beat() -> None:
+        while not stop.wait(interval):
+            try:
+                if not fanout.renew(app, claim):
+                    lost.set()
+                    return
+            except Exception:  # the state DB is briefly away: try again at the next beat
+                log.warning("could not renew the lease of task %s", claim.task_id)
+
+    thread = threading.Thread(target=beat, name=f"lease-{claim.task_id}", daemon=True)
+    thread.start()
+    try:
+        yield lost
+    finally:
+        stop.set()
+        thread.join()
+
+
+def run_task(app: App, task_id: int) -> None:
+    """Run one task: claim it, call its connector, record the evidence, fan in."""
+    claim = fanout.claim(app, task_id)
+    if claim is None:
+        return
+    log.info("task %s (%s %s) of request %s: attempt %d", task_id, claim.system, claim.action,
+             claim.request_id, claim.attempt)
+    try:
+        with heartbeat(app, claim):
+            result = _call_connector(app, claim)
+    except Exception as exc:
+        failure = classify(exc)
+        if failure.code == "internal_error":
+            log.exception("task %s failed unexpectedly", task_id)
+        outcome = fanout.fail(app, claim, failure)
+        log.warning("task %s: %s (%s)", task_id, outcome, failure.code)
+        return
+    if fanout.finish(app, claim, result):
+        log.info("task %s done", task_id)
+    else:
+        log.warning("task %s finished after losing its lease; result discarded", task_id)
+
+
+def _call_connector(app: App, claim: fanout.Claim) -> ConnectorResult:
+    request = requests.load(app, claim.request_id)
+    datamap, digest = load_map(app)
+    if request.datamap_digest and digest != request.datamap_digest:
+        raise DataMapError("the data map changed after this request was planned",
+                           f"restore it, or cancel and resubmit request {request.id}")
+    keys: dict[str, set[str]] = {k: set(v) for k, v in
+                                 subject_keys(requests.identities_of(app, request)).items()}
+    for name, values in fanout.discovered_keys(app, request.id).items():
+        keys.setdefault(name, set()).update(values)
+    frozen = {k: frozenset(v) for k, v in keys.items()}
+    context = ConnectorContext(hash_key=app.keys.evidence_key)
+    with open_connector(datamap.system(claim.system), context) as connector:
+        if claim.action == "collect":
+            clear_task(app, claim.task_id)
+            return connector.collect(frozen, StagingSink(app, request.id, claim.task_id))
+        precount = claim.precount
+        if precount is None:
+            counted = connector.count(frozen)
+            precount = {f"{e.collection}|{e.action}": e.found for e in counted.evidence}
+            fanout.save_precount(app, claim, precount)
+        result = connector.erase(frozen)
+    return _merge_precount(result, precount)
+
+
+def _merge_precount(result: ConnectorResult, precount: dict[str, int]) -> ConnectorResult:
+    """Credit rows that an interrupted earlier attempt already erased to this attempt's
+    evidence: the first count, taken before anything changed, is the truth about ``found``."""
+    merged: list[CollectionEvidence] = []
+    for item in result.evidence:
+        before = precount.get(f"{item.collection}|{item.action}")
+        if before is None:
+            before = max((v for k, v in precount.items()
+                          if k.split("|", 1)[0] == item.collection), default=None)
+        if before is not None and before > item.found:
+            earlier = before - item.found
+            item.counts["erased_by_earlier_attempt"] = earlier
+            if item.action == "mask":
+                item.masked += earlier
+            elif item.action == "delete":
+                item.deleted += earlier
+            item.found = before
+        merged.append(item)
+    result.evidence = merged
+    return result
+
+
+def assemble(app: App, request_id: str) -> None:
+    """Build the bundle (access, export), the completion record, and complete the request."""
+    from workflows.assembly import assemble_request
+
+    assemble_request(app, request_id)
+
+
+def retry(app: App, request_id: str, actor: str) -> int:
+    """Resume a request that needs attention from its failed tasks; returns how many."""
+    return fanout.retry_request(app, request_id, actor)
+
+
+__all__ = ["Failure", "assemble", "plan", "retry", "run_task"]

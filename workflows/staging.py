@@ -1,0 +1,154 @@
+"""Collected data between the tasks that collect it and the bundle that delivers it.
+
+Each batch of rows and each chunk of an object is sealed with AES-GCM (the staging key, bound to
+the request id) and written as one ``staged_items`` row in its own short transaction, so memory
+stays flat however much a subject has. :func:`read_staged` yields it back, in order, as the
+bundle builder's items; :func:`purge_staged` deletes it once the bundle is built.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Iterable, Iterator, Mapping
+from datetime import date, datetime, time
+from decimal import Decimal
+from typing import Any
+from uuid import UUID
+
+import sqlalchemy as sa
+
+from dsar.app import App
+from dsar.bundles.items import CollectedItem, RowsBatch, StagedObject
+from dsar.db.models import StagedItem
+
+CHUNK = 1024 * 1024
+
+
+def _encode(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return {"$datetime": value.isoformat()}
+    if isinstance(value, date):
+        return {"$date": value.isoformat()}
+    if isinstance(value, time):
+        return {"$time": value.isoformat()}
+    if isinstance(value, Decimal):
+        return {"$decimal": str(value)}
+    if isinstance(value, UUID):
+        return {"$uuid": str(value)}
+    if isinstance(value, bytes | bytearray | memoryview):
+        return {"$bytes": base64.b64encode(bytes(value)).decode()}
+    raise TypeError(f"cannot stage a value of type {type(value).__name__}")
+
+
+_DECODERS = {
+    "$datetime": datetime.fromisoformat, "$date": date.fromisoformat,
+    "$time": time.fromisoformat, "$decimal": Decimal, "$uuid": UUID,
+    "$bytes": lambda v: base64.b64decode(v),
+}
+
+
+def _decode(obj: dict[str, Any]) -> Any:
+    if len(obj) == 1:
+        (tag, value), = obj.items()
+        if tag in _DECODERS:
+            return _DECODERS[tag](value)
+    return obj
+
+
+def dumps(data: Any) -> bytes:
+    return json.dumps(data, default=_encode, separators=(",", ":")).encode()
+
+
+def loads(raw: bytes) -> Any:
+    return json.loads(raw, object_hook=_decode)
+
+
+class StagingSink:
+    """A :class:`connectors.CollectionSink` that seals what it is given into the state DB."""
+
+    def __init__(self, app: App, request_id: str, task_id: int) -> None:
+        self.app, self.request_id, self.task_id = app, request_id, task_id
+        self.seq = 0
+
+    def _put(self, record: dict[str, Any]) -> None:
+        sealed = self.app.keys.staging_cipher.seal(dumps(record), self.request_id.encode())
+        with self.app.db.session() as session:
+            session.add(StagedItem(request_id=self.request_id, task_id=self.task_id,
+                                   seq=self.seq, ciphertext=sealed))
+        self.seq += 1
+
+    def write_rows(self, system: str, collection: str,
+                   rows: Iterable[Mapping[str, Any]]) -> None:
+        batch = [dict(r) for r in rows]
+        if batch:
+            self._put({"t": "rows", "s": system, "c": collection, "rows": batch})
+
+    def write_object(self, system: str, collection: str, name: str,
+                     metadata: Mapping[str, str], chunks: Iterator[bytes]) -> None:
+        self._put({"t": "object", "s": system, "c": collection, "n": name,
+                   "m": dict(metadata)})
+        buffer = b""
+        for chunk in chunks:
+            buffer += chunk
+            while len(buffer) >= CHUNK:
+                self._put({"t": "chunk", "d": buffer[:CHUNK]})
+                buffer = buffer[CHUNK:]
+        if buffer:
+            self._put({"t": "chunk", "d": buffer})
+        self._put({"t": "end"})
+
+
+def clear_task(app: App, task_id: int) -> None:
+    """Forget what an earlier, interrupted attempt of a task staged."""
+    with app.db.session() as session:
+        session.execute(sa.delete(StagedItem).where(StagedItem.task_id == task_id))
+
+
+def _records(app: App, request_id: str) -> Iterator[dict[str, Any]]:
+    """Decrypted records, task by task, each task's in the order it wrote them."""
+    with app.db.session() as session:
+        task_ids = list(session.scalars(
+            sa.select(StagedItem.task_id).where(StagedItem.request_id == request_id)
+            .distinct().order_by(StagedItem.task_id)))
+    for task_id in task_ids:
+        last_seq = -1
+        while True:
+            with app.db.session() as session:
+                rows = session.execute(
+                    sa.select(StagedItem.seq, StagedItem.ciphertext)
+                    .where(StagedItem.task_id == task_id, StagedItem.seq > last_seq)
+                    .order_by(StagedItem.seq).limit(64)
+                ).all()
+            if not rows:
+                break
+            for seq, sealed in rows:
+                last_seq = seq
+                yield loads(app.keys.staging_cipher.open(sealed, request_id.encode()))
+
+
+def read_staged(app: App, request_id: str) -> Iterator[CollectedItem]:
+    """The staged items of a request as bundle items, in the order they were written.
+
+    Objects are yielded with a chunk iterator that must be consumed before the next item, which
+    is how the bundle builder reads them.
+    """
+    records = _records(app, request_id)
+    for record in records:
+        if record["t"] == "rows":
+            yield RowsBatch(record["s"], record["c"], record["rows"])
+        elif record["t"] == "object":
+            def chunks(source: Iterator[dict[str, Any]] = records) -> Iterator[bytes]:
+                for part in source:
+                    if part["t"] == "end":
+                        return
+                    yield part["d"]
+
+            yield StagedObject(record["s"], record["c"], record["n"], chunks(), record["m"])
+
+
+def purge_staged(app: App, request_id: str) -> int:
+    """Delete every staged item of a request; returns how many were deleted."""
+    with app.db.session() as session:
+        result = session.execute(sa.delete(StagedItem).where(StagedItem.request_id == request_id))
+        return int(result.rowcount or 0)

@@ -1,0 +1,135 @@
+"""Periodic work inside the fleet: the deadline watch and the safety net for lost messages.
+
+Every ``interval`` seconds, in every worker process (all of it is idempotent, so running in
+several processes at once is harmless):
+
+- deadline watch: open requests due within 7 days, overdue, or whose extension notice date is
+  within 3 days get an audit event (once per flag) and a log line with the request id only;
+- lost work: tasks whose worker died (lease expired) or whose message went missing are
+  enqueued again; requests stuck before planning or assembly are nudged;
+- housekeeping: a ledger checkpoint when the ledger grew, expired bundles deleted, old outbox
+  rows purged.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+import sqlalchemy as sa
+
+from dsar.app import App
+from dsar.db.models import Request, Task
+from dsar.lifecycle import TERMINAL, State
+from dsar.outbox import enqueue
+from dsar.requests import add_event
+from workflows import fanout
+
+log = logging.getLogger("dsar.watch")
+
+DUE_SOON = 7
+NOTICE_SOON = 3
+
+
+def deadline_flags(request: Request, today: datetime) -> list[tuple[str, str]]:
+    """The flags a request deserves today: (flag, reason)."""
+    local_today = today.date()
+    due = request.effective_due
+    flags = []
+    if due < local_today:
+        flags.append(("overdue", f"overdue since {due.isoformat()}"))
+    elif (due - local_today).days <= DUE_SOON:
+        flags.append(("due_soon", f"due {due.isoformat()}"))
+    if (request.extended_due is None and request.extension_notice_by is not None
+            and 0 <= (request.extension_notice_by - local_today).days <= NOTICE_SOON):
+        flags.append(("extension_notice_due",
+                      f"an extension must be notified by {request.extension_notice_by}"))
+    return flags
+
+
+def watch_deadlines(app: App) -> int:
+    """Raise each deadline flag once per request; returns how many were raised."""
+    now = app.now()
+    open_states = [s.value for s in State if s not in TERMINAL]
+    raised = 0
+    with app.db.session() as session:
+        rows = session.scalars(sa.select(Request).where(Request.state.in_(open_states))
+                               .with_for_update(skip_locked=True)).all()
+        for request in rows:
+            local_now = now.astimezone(ZoneInfo(request.timezone))
+            flags = dict(request.watch_flags or {})
+            for flag, reason in deadline_flags(request, local_now):
+                key = f"{flag}:{request.effective_due.isoformat()}"
+                if key in flags:
+                    continue
+                flags[key] = now.isoformat()
+                add_event(session, request, now, "deadline-watch", flag, request.state,
+                          request.state, reason)
+                log.warning("request %s %s", request.id, flag,
+                            extra={"request_id": request.id, "flag": flag})
+                raised += 1
+            request.watch_flags = flags
+    return raised
+
+
+def recover_lost_work(app: App) -> int:
+    """Enqueue again what a dead worker or a lost message left behind; returns the count."""
+    now = app.now()
+    stale = now - fanout.lease_length()
+    nudged = 0
+    with app.db.session() as session:
+        tasks = session.scalars(sa.select(Task).where(sa.or_(
+            sa.and_(Task.state == fanout.RUNNING, Task.lease_until < now),
+            sa.and_(Task.state == fanout.READY, Task.enqueued_at < stale),
+        ))).all()
+        for task in tasks:
+            request = session.get(Request, task.request_id)
+            if request is not None and request.state == State.IN_PROGRESS:
+                fanout.enqueue_task(session, request, task, now)
+                nudged += 1
+        stuck = session.scalars(sa.select(Request).where(
+            Request.state == State.IN_PROGRESS.value, Request.updated_at < stale,
+            sa.or_(Request.plan.is_(None), Request.assembly_enqueued.is_(True)))).all()
+        for request in stuck:
+            actor = "plan_request" if request.plan is None else "assemble_request"
+            enqueue(session, actor, [request.id], queue="control", now=now)
+            request.updated_at = now
+            nudged += 1
+    return nudged
+
+
+def housekeeping(app: App) -> None:
+    from workflows.assembly import periodic_housekeeping
+    from workflows.relay import purge_sent
+
+    periodic_housekeeping(app)
+    purge_sent(app)
+
+
+class Watch(threading.Thread):
+    """Runs the periodic work every ``interval`` seconds until stopped."""
+
+    def __init__(self, app: App, interval: float = 30.0) -> None:
+        super().__init__(name="deadline-watch", daemon=True)
+        self.app, self.interval = app, interval
+        self.stopping = threading.Event()
+
+    def tick(self) -> None:
+        for step in (watch_deadlines, recover_lost_work, housekeeping):
+            try:
+                step(self.app)
+            except Exception:
+                log.exception("periodic step %s failed; will try again", step.__name__)
+
+    def run(self) -> None:
+        while not self.stopping.wait(self.interval):
+            self.tick()
+
+    def stop(self) -> None:
+        self.stopping.set()
+        self.join(timeout=10)
+
+
+__all__ = ["Watch", "deadline_flags", "recover_lost_work", "watch_deadlines"]
