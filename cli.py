@@ -12,6 +12,8 @@ import sys
 from typing import Any
 
 import click
+from click.exceptions import NoArgsIsHelpError
+from rich.markup import escape
 
 from dsar import __version__
 from dsar.commands import admin
@@ -28,9 +30,15 @@ class DsarGroup(click.Group):
         try:
             return super().invoke(ctx)
         except DsarError as err:
-            err_console.print(f"[red]error:[/] {err.problem}", markup=True)
-            if err.fix:
-                err_console.print(f"  fix: {err.fix}")
+            # One line, and the text escaped: a value the user typed may look like markup.
+            err_console.print(f"[red]error:[/] {escape(err.one_line())}", markup=True)
+            ctx.exit(err.exit_code)
+        except click.UsageError as err:
+            if isinstance(err, NoArgsIsHelpError):
+                raise
+            command = err.ctx.command_path if err.ctx is not None else ctx.command_path
+            err_console.print(f"[red]error:[/] {escape(err.format_message())}; see "
+                              f"`{escape(command)} --help`", markup=True)
             ctx.exit(err.exit_code)
 
 
@@ -75,7 +83,12 @@ def _optional_commands() -> None:
     """Command groups that live with their features."""
     from importlib import import_module
 
-    for module, names in (("dsar.commands.datamap", ("datamap", "plan")),):
+    for module, names in (("dsar.commands.datamap", ("datamap", "plan")),
+                          ("dsar.commands.fleet", ("worker", "retry")),
+                          ("dsar.commands.records", ("record", "verify", "keys", "ledger",
+                                                     "report")),
+                          ("dsar.commands.bundles", ("bundle", "serve")),
+                          ("dsar.commands.demo", ("demo",))):
         try:
             mod = import_module(module)
         except ModuleNotFoundError as exc:

@@ -27,9 +27,9 @@ from connectors.base import ConnectorResult
 from dsar.app import App
 from dsar.db.models import EvidenceRow, Request, SubjectKey, SystemSlot, Task
 from dsar.lifecycle import State
-from dsar.requests import add_event
 from dsar.outbox import enqueue
 from dsar.planning import Plan
+from dsar.requests import add_event
 from workflows.retry import MAX_ATTEMPTS, Failure, backoff
 
 DONE, READY, WAITING, RUNNING, FAILED, CANCELLED = (

@@ -16,6 +16,7 @@ from dsar.errors import InvalidInput
 from dsar.identities import parse_identities
 from dsar.lifecycle import State
 from dsar.settings import CHANNELS, KINDS, REGIME_NAMES
+from workflows.progress import task_table
 
 
 def parse_received_at(_ctx: Any, _param: Any, value: str | None) -> datetime | None:
@@ -74,11 +75,15 @@ def request_summary(app_tz: str, request: Request, now: datetime) -> dict[str, A
               help="When it arrived, ISO 8601 with a time zone [default: now].")
 @click.option("--identity-verified", "identity_method", metavar="METHOD",
               help="The identity was already verified by METHOD (only the method is kept).")
+@click.option("--wait", is_flag=True,
+              help="Wait until the request is done (or needs a person), showing progress. With "
+                   "the in-process broker, the work is done by this command.")
 @json_option
 @pass_state
 def submit(state: CliState, kind: str, emails: tuple[str, ...], phones: tuple[str, ...],
            ids: tuple[str, ...], regime: str | None, channel: str,
-           received_at: datetime | None, identity_method: str | None, as_json: bool) -> None:
+           received_at: datetime | None, identity_method: str | None, wait: bool,
+           as_json: bool) -> None:
     """Record a new access, export or erasure request.
 
     Prints the request id, its legal due date and the subject's receipt code. Give the receipt
@@ -94,15 +99,22 @@ def submit(state: CliState, kind: str, emails: tuple[str, ...], phones: tuple[st
     made = requests.submit(app, kind, identities, regime=regime, channel=channel,
                            received_at=received_at, submitted_by=state.actor,
                            identity_method=identity_method)
-    summary = request_summary(app.settings.timezone, made.request, app.now())
+    r = made.request
+    if wait:
+        from dsar.commands.fleet import wait_with_progress
+
+        wait_with_progress(state, r.id)
+        r = requests.load(app, r.id)
+    summary = request_summary(app.settings.timezone, r, app.now())
     if as_json:
         print_json({**summary, "receipt_code": made.salt})
         return
-    r = made.request
     console.print(f"[bold]{r.id}[/] {r.kind} request, {r.state}")
     console.print(f"due {r.due.isoformat()} ({summary['days_left']} days left, "
                   f"{r.timezone}), rule {summary['rule']}")
     console.print(f"receipt code for the requester: {made.salt}")
+    if r.attention_reason:
+        console.print(f"[red]needs attention:[/] {r.attention_reason}")
 
 
 @click.command("list")
@@ -163,6 +175,7 @@ def show(state: CliState, request_id: str, reveal: bool, as_json: bool) -> None:
         "timezone": tz,
         "pauses": [{"from": p.started_at, "to": p.ended_at, "reason": p.reason}
                    for p in request.pauses],
+        "tasks": task_table(app, request.id),
         "timeline": [{"at": e.at, "actor": e.actor, "event": e.event, "from": e.from_state,
                       "to": e.to_state, "reason": e.reason} for e in request.events],
     })
@@ -182,6 +195,11 @@ def show(state: CliState, request_id: str, reveal: bool, as_json: bool) -> None:
         console.print(f"[red]needs attention:[/] {request.attention_reason}")
     if request.closing_reason:
         console.print(f"reason: {request.closing_reason}")
+    if data["tasks"]:
+        console.print(table("tasks", ["system", "action", "state", "attempts", "error"], [
+            [t["system"], t["action"], t["state"], t["attempts"],
+             f"{t['error_code']}: {t['error']}" if t["error_code"] else None]
+            for t in data["tasks"]]))
     console.print(table("timeline", ["when", "who", "event", "from", "to", "why"], [
         [local_time(e["at"], tz), e["actor"], e["event"], e["from"], e["to"], e["reason"]]
         for e in data["timeline"]]))

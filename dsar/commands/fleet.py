@@ -1,0 +1,96 @@
+"""Commands that run and steer the worker fleet."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import threading
+
+import click
+
+from dsar.commands.context import CliState, pass_state
+from dsar.commands.output import console, json_option, print_json
+from workflows.broker import QUEUES
+
+
+@click.command()
+@click.option("--processes", "-p", default=2, show_default=True,
+              help="Worker processes (RabbitMQ and Redis brokers).")
+@click.option("--threads", "-t", default=4, show_default=True, help="Threads per process.")
+@click.option("--queues", "-Q", multiple=True, type=click.Choice(QUEUES),
+              help="Only consume these queues (repeatable) [default: all]. Run separate "
+                   "workers for `saas` so a slow API cannot hold up database work.")
+@click.option("--metrics-port", type=int, default=None,
+              help="Serve Prometheus metrics on this port.")
+@pass_state
+def worker(state: CliState, processes: int, threads: int, queues: tuple[str, ...],
+           metrics_port: int | None) -> None:
+    """Run workers that execute requests until stopped.
+
+    On RabbitMQ or Redis (DSAR_BROKER_URL) this starts Dramatiq worker processes; each also
+    relays the outbox and runs the deadline watch. SIGTERM lets the tasks in hand finish, then
+    stops. On the in-process broker (memory://) the workers are threads of this process.
+    """
+    app = state.app
+    if metrics_port:
+        os.environ["DSAR_METRICS_PORT"] = str(metrics_port)
+    if app.settings.broker_url.startswith("memory://"):
+        from workflows.runtime import InProcessFleet
+
+        stop = threading.Event()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, lambda *_: stop.set())
+        with InProcessFleet(app, threads=threads, queues=set(queues) or None):
+            console.print(f"in-process fleet running ({threads} threads); Ctrl-C to stop")
+            stop.wait()
+        return
+    argv = [sys.executable, "-m", "dramatiq", "workflows.entry", "--processes",
+            str(processes), "--threads", str(threads)]
+    if queues:
+        argv += ["--queues", *queues]
+    os.execv(sys.executable, argv)
+
+
+@click.command()
+@click.argument("request_id")
+@json_option
+@pass_state
+def retry(state: CliState, request_id: str, as_json: bool) -> None:
+    """Resume a request that needs attention: failed tasks run again, finished ones are kept."""
+    from workflows.runner import retry as retry_request
+
+    restarted = retry_request(state.app, request_id, state.actor)
+    if as_json:
+        print_json({"id": request_id, "restarted_tasks": restarted})
+    else:
+        console.print(f"{request_id} is back in progress; {restarted} failed task(s) restarted")
+
+
+def wait_with_progress(state: CliState, request_id: str, timeout: float = 3600.0) -> str:
+    """Wait for a request to settle, showing its tasks as a progress bar; returns its state.
+
+    With the in-process broker the work is done here, by an in-process fleet; otherwise the
+    fleet's workers do it and this only watches.
+    """
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from dsar.commands.output import err_console
+    from workflows.runtime import InProcessFleet, wait_for
+
+    app = state.app
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+               TimeElapsedColumn())
+    with Progress(*columns, console=err_console, transient=True) as progress:
+        bar = progress.add_task(f"{request_id}: waiting", total=None)
+
+        def update(request: object, done: int, total: int) -> None:
+            progress.update(bar, completed=done, total=total or None,
+                            description=f"{request_id}: {request.state}")  # type: ignore[attr-defined]
+
+        if app.settings.broker_url.startswith("memory://"):
+            with InProcessFleet(app, watch_interval=5.0):
+                request = wait_for(app, request_id, timeout, update)
+        else:
+            request = wait_for(app, request_id, timeout, update, poll=0.5)
+    return request.state
