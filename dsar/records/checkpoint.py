@@ -165,7 +165,7 @@ def open_note(note: str | bytes, name: str, pubkey: Ed25519PublicKey) -> str:
         return body
     raise CheckpointError(
         f"checkpoint is not signed by the expected key for {name}",
-        "verify with the ledger's public key (`dsar keys export` on the signing host)",
+        "verify with the ledger's public key (`dsar keys export-public` on the signing host)",
     )
 
 

@@ -171,7 +171,7 @@ def verify_envelope(
     if seen and not any(k in public_keys for k in seen):
         raise EnvelopeError(
             f"DSSE envelope is signed by unknown key {', '.join(seen)}",
-            "verify with the public key that signed it (`dsar keys export` on the signer)",
+            "verify with the public key that signed it (`dsar keys export-public` on the signer)",
         )
     raise EnvelopeError("DSSE envelope signature does not verify", _ENVELOPE_FIX)
 

@@ -232,7 +232,7 @@ def load_public_pem(
     """
     text = data.decode("ascii", errors="replace") if isinstance(data, bytes) else data
     blocks = _PEM_BLOCK.findall(text)
-    fix = "export the keys with `dsar keys export` on the signing host"
+    fix = "export the keys with `dsar keys export-public` on the signing host"
     if not blocks:
         raise InvalidInput(f"{source} contains no PEM public key", fix)
     keys: dict[str, Ed25519PublicKey] = {}

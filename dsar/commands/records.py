@@ -1,0 +1,239 @@
+"""Commands for completion records: record, verify, keys, ledger and the reviewer report.
+
+``verify`` works offline: it reads files only, never the settings or the state database.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from datetime import date
+from pathlib import Path
+
+import click
+from rich.markup import escape
+
+from dsar.commands.context import CliState, pass_state
+from dsar.commands.output import console, err_console, json_option, print_json, table
+from dsar.records import keys as keyring
+from dsar.records import ledger as ledger_log
+from dsar.records import report as reports
+from dsar.records.bundle import load_json_file, make_bundle
+from dsar.records.verify import verify_bundle
+from dsar.settings import Settings
+
+__all__ = ["keys", "ledger", "record", "report", "verify"]
+
+_FILE = click.Path(dir_okay=False, path_type=Path)
+
+
+def _write(text: str, output: Path | None, what: str) -> None:
+    if output is None:
+        sys.stdout.write(text)
+        return
+    output.write_text(text, encoding="utf-8")
+    err_console.print(f"wrote {what} to {escape(str(output))}")
+
+
+@click.command("record")
+@click.argument("request_id")
+@click.option("-o", "--output", type=_FILE, help="Write to FILE instead of standard output.")
+@click.option("--html", "as_html", is_flag=True,
+              help="A self-contained HTML page for a reviewer instead of the JSON bundle.")
+@pass_state
+def record(state: CliState, request_id: str, output: Path | None, as_html: bool) -> None:
+    """Write the completion record bundle of a request.
+
+    The bundle holds the signed record, its evidence (no personal data), its inclusion proof
+    in the ledger and a signed checkpoint covering it (one is issued if needed), and the
+    public key for convenience. Give it to anyone who should check it with `dsar verify`.
+
+    \b
+    Example:
+      dsar record dsr_0123456789ab -o record.json
+      dsar record dsr_0123456789ab --html -o record.html
+    """
+    app = state.app
+    with app.db.session() as session:
+        bundle = make_bundle(session, app, request_id)
+    if as_html:
+        from dsar.records.html import render_record_html
+
+        _write(render_record_html(bundle), output, "the record page")
+    else:
+        _write(json.dumps(bundle, indent=2, ensure_ascii=False) + "\n", output, "the record")
+
+
+@click.command("verify")
+@click.argument("bundle_file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--public-key", type=click.Path(dir_okay=False, path_type=Path),
+              metavar="PEM", help="The controller's published public key(s), the trust anchor "
+              "[default: the key inside the bundle, which proves integrity only].")
+@click.option("--ledger", "ledger_file", type=click.Path(dir_okay=False, path_type=Path),
+              metavar="FILE", help="An exported ledger (`dsar ledger export`) to check the "
+              "record and its checkpoint against.")
+@json_option
+@click.pass_context
+def verify(ctx: click.Context, bundle_file: Path, public_key: Path | None,
+           ledger_file: Path | None, as_json: bool) -> None:
+    """Check a completion record bundle offline, and print every check.
+
+    Checks the signature, canonical form, the evidence Merkle root, the timeline and deadline
+    rule, the checkpoint signature and the inclusion proof; with --ledger also that the ledger's
+    checkpoints are consistent and the record is in it. Exits 1 if any check fails.
+
+    \b
+    Example:
+      dsar verify record.json --public-key dsar-keys.pem --ledger ledger.json
+    """
+    bundle = load_json_file(bundle_file, "record bundle")
+    trusted = keyring.load_public_key_file(public_key) if public_key else None
+    exported = load_json_file(ledger_file, "ledger file") if ledger_file else None
+    result = verify_bundle(bundle, public_keys=trusted, ledger=exported)
+    if as_json:
+        print_json(result.to_dict())
+    else:
+        width = max(len(c.name) for c in result.checks)
+        for check in result.checks:
+            mark = "[green]pass[/]" if check.ok else "[red]FAIL[/]"
+            console.print(f"{mark}  {check.name.ljust(width)}  {escape(check.detail)}")
+        if result.ok:
+            console.print("[green]record verified[/]")
+        else:
+            console.print(f"[red]verification failed:[/] {', '.join(result.failed())}")
+    if not result.ok:
+        ctx.exit(1)
+
+
+@click.group("keys")
+def keys() -> None:
+    """The Ed25519 keys that sign completion records and ledger checkpoints.
+
+    Keys live in DSAR_SIGNING_KEYS_DIR. Back that folder up: records stay verifiable with the
+    public keys, but only the private key can sign new ones.
+    """
+
+
+@keys.command("generate")
+@json_option
+def keys_generate(as_json: bool) -> None:
+    """Create the keyring with its first signing key."""
+    directory = Settings.from_env().signing_keys_dir
+    keyid = keyring.generate(directory)
+    if as_json:
+        print_json({"keyid": keyid, "directory": str(directory)})
+    else:
+        console.print(f"new signing key {keyid} in {escape(str(directory))}")
+
+
+@keys.command("rotate")
+@json_option
+def keys_rotate(as_json: bool) -> None:
+    """Start signing with a new key. Old keys are kept, so records they signed still verify;
+    publish the new public key (`dsar keys export-public`)."""
+    directory = Settings.from_env().signing_keys_dir
+    keyid = keyring.rotate(directory)
+    if as_json:
+        print_json({"keyid": keyid, "directory": str(directory)})
+    else:
+        console.print(f"signing with new key {keyid}; older keys are retired, not deleted")
+
+
+@keys.command("export-public")
+@click.option("-o", "--output", type=_FILE, help="Write to FILE instead of standard output.")
+def keys_export_public(output: Path | None) -> None:
+    """Print every public key (active and retired) as PEM: publish this for verifiers."""
+    _write(keyring.export_public(Settings.from_env().signing_keys_dir), output,
+           "the public keys")
+
+
+@click.group("ledger")
+def ledger() -> None:
+    """The append-only ledger of completion records and its signed checkpoints."""
+
+
+@ledger.command("export")
+@click.option("-o", "--output", type=_FILE, required=True, help="The JSON file to write.")
+@json_option
+@pass_state
+def ledger_export(state: CliState, output: Path, as_json: bool) -> None:
+    """Write every ledger entry and checkpoint to a JSON file, for `dsar verify --ledger`."""
+    with state.app.db.session() as session:
+        summary = ledger_log.export_ledger(session, output)
+    if as_json:
+        print_json(summary)
+    else:
+        console.print(f"wrote {summary['size']} entries and {summary['checkpoints']} "
+                      f"checkpoint(s) to {escape(str(output))}; root {summary['root']}")
+
+
+@ledger.command("checkpoint")
+@json_option
+@pass_state
+def ledger_checkpoint(state: CliState, as_json: bool) -> None:
+    """Sign a checkpoint of the ledger now (nothing new if the last one is current)."""
+    app = state.app
+    with app.db.session() as session:
+        made = ledger_log.issue_checkpoint(session, app)
+        data = {"size": made.size, "root": made.root.hex(), "note": made.note,
+                "issued_at": made.issued_at}
+    if as_json:
+        print_json(data)
+    else:
+        console.print(f"checkpoint of size {data['size']}, root {data['root']}")
+        console.print(escape(made.note), end="")
+
+
+def _parse_day(_ctx: click.Context, param: click.Parameter, value: str | None) -> date | None:
+    if value is None:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not a date; write YYYY-MM-DD",
+                                 param=param) from None
+
+
+@click.command("report")
+@click.option("--from", "start", callback=_parse_day, metavar="DATE",
+              help="First day of receipt to include (YYYY-MM-DD, in DSAR_TIMEZONE).")
+@click.option("--to", "end", callback=_parse_day, metavar="DATE",
+              help="Last day of receipt to include (inclusive).")
+@click.option("--csv", "as_csv", is_flag=True, help="Print one CSV row per request.")
+@json_option
+@pass_state
+def report(state: CliState, start: date | None, end: date | None, as_csv: bool,
+           as_json: bool) -> None:
+    """Requests answered, on time or not, for a reviewer or a regulator.
+
+    Counts by kind and regime, the share answered on time, median and 95th percentile days to
+    completion, extensions and refusals, and per request the fields CCPA (11 CCR §7101) and
+    Colorado (Rule 6.11) ask a business to keep: dates and nature of request and response, how
+    it was made, and the basis of any denial. No personal data.
+    """
+    app = state.app
+    with app.db.session() as session:
+        data = reports.build_report(session, start=start, end=end, tz=app.settings.timezone)
+    if as_csv:
+        sys.stdout.write(reports.rows_csv(data["requests"]))
+        return
+    if as_json:
+        print_json(data)
+        return
+    s = data["summary"]
+    share = "-" if s["on_time_share"] is None else f"{s['on_time_share']:.1%}"
+    console.print(f"[bold]{s['requests']} request(s)[/] received "
+                  f"{start or 'from the start'} to {end or 'now'} ({app.settings.timezone})")
+    console.print(f"answered on time: {s['answered_on_time']}/{s['answered']} ({share}); "
+                  f"days to complete: median {s['median_days_to_complete']}, "
+                  f"p95 {s['p95_days_to_complete']}; extended {s['extended']}; "
+                  f"refused {s['refused']}; cancelled {s['cancelled']}; open {s['open']}")
+    console.print(table("by kind and regime", ["kind", "regime", "requests"],
+                        [[x["kind"], x["regime"], x["requests"]]
+                         for x in s["by_kind_and_regime"]]))
+    console.print(table("requests", ["id", "received", "kind", "channel", "response",
+                                     "responded", "on time", "denial basis"],
+                        [[r["request_id"], r["received_on"], r["kind"], r["channel"],
+                          r["response"], r["responded_on"], r["on_time"], r["denial_basis"]]
+                         for r in data["requests"]]))
+
