@@ -37,7 +37,7 @@ class DsarGroup(click.Group):
             if isinstance(err, NoArgsIsHelpError):
                 raise
             command = err.ctx.command_path if err.ctx is not None else ctx.command_path
-            err_console.print(f"[red]error:[/] {escape(err.format_message())}; see "
+            err_console.print(f"[red]error:[/] {escape(err.format_message().rstrip('.'))}; see "
                               f"`{escape(command)} --help`", markup=True)
             ctx.exit(err.exit_code)
 

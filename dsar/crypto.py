@@ -46,7 +46,7 @@ class FieldCipher:
 
     def open(self, sealed: bytes, context: bytes = b"") -> bytes:
         """Decrypt; raises DsarError when the value was altered or the key is wrong."""
-        if not sealed or sealed[:1] != _VERSION:
+        if len(sealed) < 1 + 12 + 16 or sealed[:1] != _VERSION:  # version, nonce, tag
             raise DsarError("an encrypted value has an unknown format", "check DSAR_MASTER_KEY")
         try:
             return self._aead.decrypt(sealed[1:13], sealed[13:], context)

@@ -15,6 +15,7 @@ such as ``customer_id=42``. Normalisation makes the same person match however th
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
@@ -89,7 +90,9 @@ def parse_named_id(raw: str) -> Identity:
             "use lower-case letters, digits and _ (e.g. customer_id); "
             "give emails with --email and phones with --phone",
         )
-    if len(value) > MAX_VALUE or any(ord(c) < 32 or ord(c) == 127 for c in value):
+    # Cc: control characters (C0, DEL, C1); Cs: lone surrogates, which cannot be stored as
+    # text (an undecodable byte on the command line arrives as one).
+    if len(value) > MAX_VALUE or any(unicodedata.category(c) in ("Cc", "Cs") for c in value):
         raise InvalidInput(
             f"the value of identifier {name!r} is too long or holds control characters",
             f"give a value of at most {MAX_VALUE} printable characters",

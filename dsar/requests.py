@@ -11,7 +11,7 @@ from __future__ import annotations
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session, selectinload
@@ -28,6 +28,7 @@ from dsar.regimes import rule_for
 from dsar.settings import CHANNELS, KINDS
 
 CLOCK_SKEW = timedelta(minutes=5)
+EARLIEST_RECEIPT = datetime(2000, 1, 1, tzinfo=UTC)
 REJECTION_GROUNDS = {
     "manifestly-unfounded": "Art. 12(5)(b): manifestly unfounded",
     "excessive": "Art. 12(5)(b): excessive, in particular because repetitive",
@@ -86,6 +87,12 @@ def submit(
     elif received_at > now + CLOCK_SKEW:
         raise InvalidInput(
             f"receipt time {received_at.isoformat()} is in the future",
+            "give the time the request actually arrived",
+        )
+    elif received_at < EARLIEST_RECEIPT:  # also keeps date arithmetic away from year 1
+        raise InvalidInput(
+            f"receipt time {received_at.isoformat()} is before "
+            f"{EARLIEST_RECEIPT.date().isoformat()}, older than any regime dsar knows",
             "give the time the request actually arrived",
         )
     if identity_method is not None and not identity_method.strip():

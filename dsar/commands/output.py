@@ -47,7 +47,8 @@ def local_time(moment: datetime | None, tz: str) -> str:
 def table(title: str | None, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> Table:
     out = Table(title=title, title_justify="left", show_lines=False)
     for column in columns:
-        out.add_column(column)
+        # ids are copied into the next command: never wrap or cut them
+        out.add_column(column, no_wrap=column == "id", min_width=16 if column == "id" else None)
     for row in rows:
         out.add_row(*("-" if v is None else str(v) for v in row))
     return out

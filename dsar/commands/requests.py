@@ -223,7 +223,8 @@ def _transition_command(name: str, func: Any, help_text: str, *, reason: bool,
                           f"({summary['days_left']} days left)")
 
     if reason:
-        command = click.option("--reason", required=reason_required, default=None,
+        # no explicit default: with one, click (8.3+) no longer enforces required=True
+        command = click.option("--reason", required=reason_required,
                                help="Why; written to the audit trail.")(command)
     for option in extra or []:
         command = option(command)
