@@ -43,7 +43,6 @@ logs.configure(app.settings.log_format)
 broker = setup_broker(app)
 broker.add_middleware(FleetServices(app))
 if os.environ.get("DSAR_METRICS_PORT"):
-    from dramatiq.middleware.prometheus import Prometheus
+    from workflows.metrics import FleetMetrics
 
-    os.environ.setdefault("dramatiq_prom_port", os.environ["DSAR_METRICS_PORT"])
-    broker.add_middleware(Prometheus())
+    broker.add_middleware(FleetMetrics(app, float(os.environ.get("DSAR_WATCH_INTERVAL", "15"))))

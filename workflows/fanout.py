@@ -310,7 +310,9 @@ def retry_request(app: App, request_id: str, actor: str) -> int:
             task.error_code = task.error = None
             task.state = READY if _deps_done(session, task) else WAITING
         session.flush()
-        for task in failed:
+        # Failed tasks, and tasks readied while the request needed attention (their claims
+        # were refused then), run now rather than when the watch next looks for lost work.
+        for task in tasks:
             if task.state == READY:
                 enqueue_task(session, request, task, now)
         if request.plan is None:

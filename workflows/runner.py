@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -16,7 +18,7 @@ from pathlib import Path
 from connectors.base import ConnectorContext, ConnectorResult, open_connector
 from dsar import requests
 from dsar.app import App
-from dsar.datamap.loader import load_datamap
+from dsar.datamap.loader import load_datamap, parse_datamap
 from dsar.datamap.schema import DataMap
 from dsar.errors import DataMapError
 from dsar.evidence import CollectionEvidence
@@ -30,13 +32,34 @@ from workflows.staging import StagingSink, clear_task
 log = logging.getLogger("dsar.worker")
 
 
+_MAPS: dict[Path, tuple[str, DataMap]] = {}
+_MAPS_LOCK = threading.Lock()
+
+
 def load_map(app: App) -> tuple[DataMap, str]:
-    """The data map and the SHA-256 of its file, or DataMapError naming the fix."""
+    """The data map and the SHA-256 of its file, or DataMapError naming the fix.
+
+    The file is read and hashed on every call, but parsed and validated only when its digest
+    changed: one validated map per process per version of the file."""
     path = Path(app.settings.datamap_path)
-    if not path.exists():
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
         raise DataMapError(f"no data map at {path}",
-                           "write one (`dsar datamap discover URL -o FILE`) and set DSAR_DATAMAP")
-    return load_datamap(path), "sha256:" + hashlib.sha256(path.read_bytes()).hexdigest()
+                           "write one (`dsar datamap discover URL -o FILE`) and set DSAR_DATAMAP"
+                           ) from None
+    digest = "sha256:" + hashlib.sha256(raw).hexdigest()
+    cached = _MAPS.get(path)
+    if cached is not None and cached[0] == digest:
+        return cached[1], digest
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return load_datamap(path), digest  # raises the loader's DataMapError
+    datamap = parse_datamap(text, str(path))
+    with _MAPS_LOCK:
+        _MAPS[path] = (digest, datamap)
+    return datamap, digest
 
 
 def flag_attention(app: App, request_id: str, reason: str) -> None:
@@ -73,7 +96,8 @@ def plan(app: App, request_id: str) -> None:
         if locked.plan is None:
             locked.plan, locked.datamap_digest = planned.to_dict(), digest
         fanout.create_tasks(session, locked, planned, kinds, caps, now)
-    log.info("planned request %s: %d task(s)", request_id, len(planned.tasks))
+    log.info("planned request %s: %d task(s)", request_id, len(planned.tasks),
+             extra={"request_id": request_id})
 
 
 @contextmanager
@@ -105,22 +129,34 @@ def run_task(app: App, task_id: int) -> None:
     claim = fanout.claim(app, task_id)
     if claim is None:
         return
+    ids = {"request_id": claim.request_id, "task_id": task_id, "system": claim.system}
     log.info("task %s (%s %s) of request %s: attempt %d", task_id, claim.system, claim.action,
-             claim.request_id, claim.attempt)
+             claim.request_id, claim.attempt, extra=ids)
     try:
         with heartbeat(app, claim):
             result = _call_connector(app, claim)
+            _test_delay()
     except Exception as exc:
         failure = classify(exc)
         if failure.code == "internal_error":
-            log.exception("task %s failed unexpectedly", task_id)
+            log.exception("task %s failed unexpectedly", task_id, extra=ids)
         outcome = fanout.fail(app, claim, failure)
-        log.warning("task %s: %s (%s)", task_id, outcome, failure.code)
+        log.warning("task %s: %s (%s)", task_id, outcome, failure.code, extra=ids)
         return
     if fanout.finish(app, claim, result):
-        log.info("task %s done", task_id)
+        log.info("task %s done", task_id, extra=ids)
     else:
-        log.warning("task %s finished after losing its lease; result discarded", task_id)
+        log.warning("task %s finished after losing its lease; result discarded", task_id,
+                    extra=ids)
+
+
+def _test_delay() -> None:
+    """For tests only: ``DSAR_TEST_TASK_DELAY=<seconds>`` holds every task after its connector
+    call (erasure committed, collected data staged) and before its result is recorded, so a
+    test can kill a worker in the middle of a task. Unset in production."""
+    delay = os.environ.get("DSAR_TEST_TASK_DELAY")
+    if delay:
+        time.sleep(float(delay))
 
 
 def _call_connector(app: App, claim: fanout.Claim) -> ConnectorResult:

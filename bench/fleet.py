@@ -1,0 +1,286 @@
+"""Fleet benchmark: access and erasure requests through RabbitMQ and PostgreSQL state, against
+the same connector work done in a plain loop without queues.
+
+    python -m bench.fleet --customers 100000 --requests 200
+
+Builds a PostgreSQL shop database (customers, addresses, orders, order_items, payment_cards,
+logins, visits, service_requests) with generate_series, a data map for it, a state database
+and a RabbitMQ virtual host of their own, then for 1 and 2 worker processes (``dsar worker``)
+submits N access and N erasure requests (distinct customers) and prints requests/s and the
+p50/p95 end-to-end latency (receipt -> completed). Everything it creates is dropped at the end.
+Needs PostgreSQL, RabbitMQ and ``rabbitmqctl`` as on the development machines.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Iterable, Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+import yaml
+
+ADMIN = os.environ.get("DSAR_BENCH_POSTGRES_URL",
+                       "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
+AMQP = "amqp://guest:guest@127.0.0.1:5672/"
+
+SHOP_SQL = """
+CREATE TABLE customers (id bigint PRIMARY KEY, email text UNIQUE NOT NULL, name text,
+    phone text, created_at timestamptz NOT NULL DEFAULT now());
+INSERT INTO customers SELECT g, 'customer' || g || '@example.com', 'Customer ' || g,
+    '+4930' || lpad(g::text, 8, '0'), now() - (g % 1000) * interval '1 day'
+    FROM generate_series(1, :n) g;
+CREATE TABLE addresses (id bigint PRIMARY KEY, customer_id bigint REFERENCES customers(id),
+    street text, city text, postal_code text);
+INSERT INTO addresses SELECT g, (g - 1) % :n + 1, g || ' Main Street', 'Berlin',
+    lpad((g % 99999)::text, 5, '0') FROM generate_series(1, :n * 2) g;
+CREATE TABLE orders (id bigint PRIMARY KEY, customer_id bigint REFERENCES customers(id),
+    placed_at timestamptz, total numeric(10, 2), shipping_address text);
+INSERT INTO orders SELECT g, (g - 1) % :n + 1, now() - (g % 700) * interval '1 day',
+    (g % 500) + 0.99, g || ' Main Street' FROM generate_series(1, :n * 5) g;
+CREATE TABLE order_items (id bigint PRIMARY KEY, order_id bigint REFERENCES orders(id),
+    sku text, quantity int, price numeric(10, 2));
+INSERT INTO order_items SELECT g, (g - 1) % (:n * 5) + 1, 'SKU-' || (g % 5000), 1 + g % 3,
+    (g % 200) + 0.5 FROM generate_series(1, :n * 15) g;
+CREATE TABLE payment_cards (id bigint PRIMARY KEY, customer_id bigint REFERENCES customers(id),
+    last4 text, expires text);
+INSERT INTO payment_cards SELECT g, (g - 1) % :n + 1, lpad((g % 10000)::text, 4, '0'), '12/29'
+    FROM generate_series(1, :n) g;
+CREATE TABLE logins (id bigint PRIMARY KEY, customer_id bigint REFERENCES customers(id),
+    at timestamptz, ip text);
+INSERT INTO logins SELECT g, (g - 1) % :n + 1, now() - (g % 365) * interval '1 hour',
+    '10.0.' || (g % 250) || '.' || (g % 200) FROM generate_series(1, :n * 10) g;
+CREATE TABLE visits (id bigint PRIMARY KEY, customer_id bigint REFERENCES customers(id),
+    at timestamptz, url text);
+INSERT INTO visits SELECT g, (g - 1) % :n + 1, now() - (g % 365) * interval '1 hour',
+    '/product/' || (g % 5000) FROM generate_series(1, :n * 20) g;
+CREATE TABLE service_requests (id bigint PRIMARY KEY,
+    customer_id bigint REFERENCES customers(id), opened_at timestamptz, body text);
+INSERT INTO service_requests SELECT g, (g - 1) % :n + 1, now(), 'Where is my order ' || g
+    FROM generate_series(1, :n) g;
+CREATE INDEX ON addresses (customer_id); CREATE INDEX ON orders (customer_id);
+CREATE INDEX ON order_items (order_id); CREATE INDEX ON payment_cards (customer_id);
+CREATE INDEX ON logins (customer_id); CREATE INDEX ON visits (customer_id);
+CREATE INDEX ON service_requests (customer_id);
+ANALYZE;
+"""
+
+
+def shop_map() -> dict[str, Any]:
+    def child(name: str, columns: dict[str, str], parent: str = "customers",
+              via: str = "customer_id") -> dict[str, Any]:
+        return {"name": name, "primary_key": ["id"],
+                "references": [{"columns": [via], "table": parent, "to": ["id"],
+                                "direction": "inbound"}],
+                "columns": {c: {"category": cat} for c, cat in columns.items()},
+                "erasure": {"action": "delete"}}
+
+    tables = [
+        {"name": "customers", "primary_key": ["id"], "identities": {"email": "email"},
+         "provides": {"customer_id": "id"},
+         "columns": {"email": {"category": "user.contact.email"},
+                     "name": {"category": "user.name"},
+                     "phone": {"category": "user.contact.phone"}},
+         "erasure": {"action": "delete"}},
+        child("addresses", {"street": "user.contact.address", "city": "user.contact.address",
+                            "postal_code": "user.contact.address"}),
+        child("orders", {"shipping_address": "user.contact.address"}),
+        child("order_items", {}, parent="orders", via="order_id"),
+        child("payment_cards", {"last4": "user.financial"}),
+        child("logins", {"ip": "user.device.ip_address"}),
+        child("visits", {"url": "user.behavior.browsing_history"}),
+        child("service_requests", {"body": "user.content"}),
+    ]
+    return {"version": 1, "controller": {"name": "Bench Shop GmbH"},
+            "systems": [{"name": "shop", "kind": "sql", "url_env": "SHOP_URL",
+                         "max_concurrent_tasks": 16, "tables": tables}]}
+
+
+def create_db(prefix: str) -> str:
+    name = f"{prefix}_{uuid.uuid4().hex[:8]}"
+    admin = sa.create_engine(ADMIN, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
+    return sa.make_url(ADMIN).set(database=name).render_as_string(hide_password=False)
+
+
+def drop_db(url: str) -> None:
+    admin = sa.create_engine(ADMIN, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(
+            f'DROP DATABASE IF EXISTS "{sa.make_url(url).database}" WITH (FORCE)'))
+    admin.dispose()
+
+
+def build_shop(url: str, customers: int) -> None:
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:
+        for statement in SHOP_SQL.split(";"):
+            if statement.strip():
+                conn.execute(sa.text(statement.replace(":n", str(customers))))
+    engine.dispose()
+
+
+def percentile(values: list[float], q: float) -> float:
+    if len(values) == 1:
+        return values[0]
+    return statistics.quantiles(values, n=100, method="inclusive")[int(q) - 1]
+
+
+class NullSink:
+    """Collected rows go nowhere (the plain loop measures the connector alone)."""
+
+    def write_rows(self, system: str, collection: str,
+                   rows: Iterable[Mapping[str, Any]]) -> None:
+        for _ in rows:
+            pass
+
+    def write_object(self, system: str, collection: str, name: str,
+                     metadata: Mapping[str, str], chunks: Iterator[bytes]) -> None:
+        for _ in chunks:
+            pass
+
+
+def plain_loop(app: Any, customers: Iterable[int], action: str) -> tuple[float, list[float]]:
+    """The connector work of one request per customer, one after another, no queues."""
+    from connectors.base import ConnectorContext, open_connector
+    from dsar.identities import subject_keys
+    from workflows.runner import load_map
+
+    datamap, _ = load_map(app)
+    system = datamap.system("shop")
+    context = ConnectorContext(hash_key=app.keys.evidence_key)
+    latencies = []
+    start = time.perf_counter()
+    for number in customers:
+        began = time.perf_counter()
+        from dsar.identities import parse_identities
+
+        keys = {k: frozenset(v) for k, v in
+                subject_keys(parse_identities([f"customer{number}@example.com"])).items()}
+        with open_connector(system, context) as connector:
+            if action == "collect":
+                connector.collect(keys, NullSink())
+            else:
+                connector.count(keys)
+                connector.erase(keys)
+        latencies.append(time.perf_counter() - began)
+    return time.perf_counter() - start, latencies
+
+
+def run_fleet(env: dict[str, str], app: Any, processes: int, threads: int, kind: str,
+              customers: list[int], log: Path) -> tuple[float, list[float]]:
+    from dsar import requests
+    from dsar.db.models import Request
+    from dsar.identities import parse_identities
+
+    dsar = str(Path(sys.executable).parent / "dsar")
+    with open(log, "ab") as out:
+        worker = subprocess.Popen([dsar, "worker", "-p", str(processes), "-t", str(threads)],
+                                  env={**os.environ, **env}, stdout=out, stderr=subprocess.STDOUT,
+                                  start_new_session=True)
+    try:
+        time.sleep(4)  # let the processes boot and connect
+        ids = [requests.submit(app, kind, parse_identities([f"customer{c}@example.com"]),
+                               submitted_by="bench", identity_method="bench").request.id
+               for c in customers]
+        deadline = time.monotonic() + 900
+        while True:
+            with app.db.session() as session:
+                rows = session.execute(sa.select(Request.state, Request.received_at,
+                                                 Request.completed_at)
+                                       .where(Request.id.in_(ids))).all()
+            if all(r.state not in ("in_progress", "received", "verified") for r in rows):
+                break
+            if time.monotonic() > deadline:
+                raise RuntimeError("the fleet did not finish within 15 minutes; see " + str(log))
+            time.sleep(0.2)
+        bad = [r.state for r in rows if r.state != "completed"]
+        if bad:
+            raise RuntimeError(f"{len(bad)} request(s) did not complete ({bad[0]}); see {log}")
+        first = min(r.received_at for r in rows)
+        last = max(r.completed_at for r in rows)
+        latencies = [(r.completed_at - r.received_at).total_seconds() for r in rows]
+        return (last - first).total_seconds(), latencies
+    finally:
+        os.killpg(worker.pid, signal.SIGTERM)
+        worker.wait(60)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--customers", type=int, default=100_000)
+    parser.add_argument("--requests", type=int, default=200)
+    parser.add_argument("--threads", type=int, default=8, help="threads per worker process")
+    parser.add_argument("--processes", default="1,2", help="worker process counts to run")
+    args = parser.parse_args(argv)
+    n = args.requests
+    tmp = Path(tempfile.mkdtemp(prefix="dsar-bench-fleet-"))
+    vhost = f"dsar_bench_{uuid.uuid4().hex[:8]}"
+    shop = state = None
+    try:
+        shop, state = create_db("dsar_bench_shop"), create_db("dsar_bench_state")
+        started = time.perf_counter()
+        build_shop(shop, args.customers)
+        print(f"shop database: {args.customers} customers built in "
+              f"{time.perf_counter() - started:.1f}s")
+        subprocess.run(["rabbitmqctl", "add_vhost", vhost], check=True, capture_output=True)
+        subprocess.run(["rabbitmqctl", "set_permissions", "-p", vhost, "guest", ".*", ".*", ".*"],
+                       check=True, capture_output=True)
+        from dsar.records import keys as signing
+
+        signing.generate(tmp / "signing-keys")
+        (tmp / "map.yaml").write_text(yaml.safe_dump(shop_map(), sort_keys=False))
+        env = {"DSAR_DATA_DIR": str(tmp / "data"), "DSAR_DATABASE_URL": state,
+               "DSAR_BROKER_URL": AMQP + vhost, "DSAR_DATAMAP": str(tmp / "map.yaml"),
+               "DSAR_SIGNING_KEYS_DIR": str(tmp / "signing-keys"),
+               "DSAR_EXPORT_URL": str(tmp / "exports"),
+               "DSAR_MASTER_KEY": "YmVuY2gtYmVuY2gtYmVuY2gtYmVuY2gtYmVuY2gtMTI=",
+               "DSAR_WATCH_INTERVAL": "5", "SHOP_URL": shop}
+        os.environ.update(env)
+        from dsar.app import App
+
+        app = App.from_env(env, migrate=False)
+        app.db.upgrade()
+        counts = [int(p) for p in args.processes.split(",")]
+        needed = n * 2 * (len(counts) + 1)
+        if needed > args.customers:
+            raise SystemExit(f"--customers must be at least {needed} for --requests {n}")
+        pool = iter(range(1, args.customers + 1, max(1, args.customers // needed)))
+
+        def take() -> list[int]:
+            return [next(pool) for _ in range(n)]
+
+        rows = []
+        for kind, action in (("access", "collect"), ("erasure", "erase")):
+            elapsed, lat = plain_loop(app, take(), action)
+            rows.append((f"{kind}: plain loop", n / elapsed, lat))
+            for processes in counts:
+                elapsed, lat = run_fleet(env, app, processes, args.threads, kind, take(),
+                                         tmp / "worker.log")
+                rows.append((f"{kind}: fleet, {processes} process(es) x {args.threads} threads",
+                             n / elapsed, lat))
+        print(f"\n{n} requests each, {args.customers} customers, {os.cpu_count()} CPUs")
+        print(f"{'run':<44} {'req/s':>8} {'p50 s':>8} {'p95 s':>8}")
+        for name, rate, lat in rows:
+            print(f"{name:<44} {rate:8.1f} {percentile(lat, 50):8.3f} {percentile(lat, 95):8.3f}")
+        app.db.dispose()
+    finally:
+        subprocess.run(["rabbitmqctl", "delete_vhost", vhost], capture_output=True)
+        for url in (shop, state):
+            if url:
+                drop_db(url)
+
+
+if __name__ == "__main__":
+    main()

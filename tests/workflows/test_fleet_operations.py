@@ -1,0 +1,203 @@
+"""Operating the fleet: queues per connector kind, SIGTERM, per-system caps across workers,
+deadline priority and the deadline watch, JSON logs, ``submit --wait`` and metrics."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import signal
+import socket
+import threading
+import time
+import urllib.request
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+import yaml
+
+import connectors.sql
+from connectors import base
+from dsar import requests
+from dsar.db.models import AuditEvent, Request
+from dsar.identities import parse_identities
+from tests.chinook import chinook_map, copy_sqlite
+from tests.workflows.fleet_helpers import (
+    CUSTOMER,
+    Fleet,
+    dsar_cli,
+    rabbit_vhost,
+    several_chinooks,
+    wait_until,
+)
+from workflows import fanout
+from workflows.runtime import InProcessFleet, wait_for
+from workflows.watch import watch_deadlines
+
+pytestmark = pytest.mark.postgres
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_priority_earliest_deadline_first() -> None:
+    now = datetime(2025, 3, 1, 12, tzinfo=UTC)
+
+    def priority(days: int) -> int:
+        req = Request(due=now.date() + timedelta(days=days), extended_due=None)
+        return fanout.priority_for(req, now)
+
+    values = [priority(d) for d in (-5, 0, 3, 4, 10, 20, 30, 36, 60, 90)]
+    assert values == sorted(values, reverse=True)
+    assert priority(-5) == priority(0) == 9 and priority(90) == 0
+    assert all(0 <= v <= 9 for v in values)
+
+
+def test_deadline_watch_flags_once_with_audit_events(
+        postgres_url: str, tmp_path: Path, chinook_dir: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    fleet = Fleet(tmp_path / "fleet", postgres_url, "memory://", chinook_map("sqlite"),
+                  {"CHINOOK_URL": copy_sqlite(chinook_dir, tmp_path)})
+    fleet.apply_env(monkeypatch)
+    app = fleet.app
+    try:
+        def submit(days_ago: int) -> str:
+            return requests.submit(app, "access", parse_identities([CUSTOMER]),
+                                   received_at=app.now() - timedelta(days=days_ago),
+                                   submitted_by="t", identity_method="test").request.id
+
+        fresh, soon, overdue = submit(0), submit(28), submit(45)
+        assert watch_deadlines(app) >= 3
+        assert watch_deadlines(app) == 0  # once per flag
+        with app.db.session() as session:
+            events = session.execute(sa.select(AuditEvent.request_id, AuditEvent.event)
+                                     .where(AuditEvent.actor == "deadline-watch")).all()
+        flags: dict[str, list[str]] = {}
+        for rid, event in events:
+            flags.setdefault(rid, []).append(event)
+        assert fresh not in flags
+        assert sorted(flags[soon]) == ["due_soon", "extension_notice_due"]
+        assert flags[overdue] == ["overdue"]
+    finally:
+        fleet.close()
+
+
+@pytest.mark.rabbitmq
+def test_system_cap_holds_across_workers(postgres_url: str, tmp_path: Path,
+                                         chinook_dir: Path,
+                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """max_concurrent_tasks 1: two fleets (separate consumers, shared state) never run two
+    tasks of that system at once."""
+    datamap, env = several_chinooks(chinook_dir, tmp_path)
+    datamap["systems"] = datamap["systems"][:2]
+    datamap["systems"][0]["max_concurrent_tasks"] = 1
+    capped = datamap["systems"][0]["name"]
+    intervals: list[tuple[float, float]] = []
+    lock = threading.Lock()
+
+    class SlowSql(connectors.sql.SqlConnector):
+        def collect(self, keys: Any, sink: Any) -> Any:
+            start = time.monotonic()
+            time.sleep(0.4)
+            result = super().collect(keys, sink)
+            if self.system.name == capped:
+                with lock:
+                    intervals.append((start, time.monotonic()))
+            return result
+
+    monkeypatch.setitem(base._FACTORIES, "sql", SlowSql)
+    with rabbit_vhost() as url:
+        fleet = Fleet(tmp_path / "fleet", postgres_url, url, datamap, env)
+        fleet.apply_env(monkeypatch)
+        try:
+            ids = [fleet.submit("access") for _ in range(5)]
+            with InProcessFleet(fleet.app, threads=4), InProcessFleet(fleet.app, threads=4):
+                for rid in ids:
+                    assert wait_for(fleet.app, rid, timeout=90).state == "completed"
+        finally:
+            fleet.close()
+    assert len(intervals) == 5
+    intervals.sort()
+    for (_s1, end), (start, _e2) in itertools.pairwise(intervals):
+        assert start >= end, f"two {capped} tasks overlapped: {intervals}"
+
+
+@pytest.mark.rabbitmq
+@pytest.mark.slow
+def test_queues_sigterm_json_logs_submit_wait_and_metrics(
+        postgres_url: str, tmp_path: Path, chinook_dir: Path) -> None:
+    port = free_port()
+    with rabbit_vhost() as url:
+        fleet = Fleet(tmp_path / "fleet", postgres_url, url, chinook_map("sqlite"),
+                      {"CHINOOK_URL": copy_sqlite(chinook_dir, tmp_path),
+                       "DSAR_LOG_FORMAT": "json",
+                       "dramatiq_prom_db": str(tmp_path / "prom")})
+        (tmp_path / "prom").mkdir()
+        try:
+            fleet.app  # noqa: B018 - migrate the state database
+            fleet.start_worker(queues=("control",), args=("--metrics-port", str(port)))
+            sql = fleet.start_worker(queues=("sql",), extra={"DSAR_TEST_TASK_DELAY": "2"})
+            request_id = fleet.submit("access")
+            wait_until(lambda: any(t["state"] == "running" for t in fleet.tasks(request_id)),
+                       60, "the task to start on the sql worker")
+            Fleet.kill(sql, signal.SIGTERM)  # finishes the task in hand, then stops
+            assert sql.wait(30) == 0
+            task = fleet.tasks(request_id)[0]
+            assert (task["state"], task["attempts"]) == ("done", 1)
+            assert fleet.wait_settled([request_id], 60)[request_id] == "completed"
+            assert "run_sql_task" not in fleet.worker_log(0)  # -Q control took no task
+
+            fleet.start_worker(queues=("sql",))
+            waited = dsar_cli(fleet.env, "submit", "erasure", "--email", "ftremblay@gmail.com",
+                              "--identity-verified", "test", "--wait", "--json")
+            assert waited.returncode == 0, waited.stderr
+            assert json.loads(waited.stdout)["state"] == "completed"
+
+            def scrape() -> str | None:
+                try:
+                    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics",
+                                                timeout=5) as answer:
+                        text = answer.read().decode()
+                except OSError:
+                    return None
+                return text if 'dsar_requests{state="completed"}' in text else None
+
+            metrics = wait_until(scrape, 30, "the metrics endpoint")
+            assert "dramatiq_messages_total" in metrics
+            assert 'actor_name="plan_request"' in metrics
+            assert "@" not in metrics and request_id not in metrics
+        finally:
+            fleet.close()
+        logs = fleet.worker_log(0) + fleet.worker_log(1) + fleet.worker_log(2)
+        lines = [json.loads(line) for line in logs.splitlines() if line.startswith("{")]
+        assert lines, logs[-2000:]
+        assert any(line.get("request_id") == request_id for line in lines)
+        assert CUSTOMER not in logs and "ftremblay" not in logs and "Luís" not in logs
+
+
+def test_data_map_is_parsed_once_per_version(tmp_path: Path, postgres_url: str,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    from workflows import runner
+
+    fleet = Fleet(tmp_path / "fleet", postgres_url, "memory://", chinook_map("sqlite"))
+    calls = []
+    real = runner.parse_datamap
+    monkeypatch.setattr(runner, "parse_datamap", lambda *a: calls.append(1) or real(*a))
+    try:
+        first, digest = runner.load_map(fleet.app)
+        assert runner.load_map(fleet.app) == (first, digest)
+        assert len(calls) == 1
+        path = Path(fleet.env["DSAR_DATAMAP"])
+        changed = yaml.safe_load(path.read_text())
+        changed["controller"]["name"] = "Changed Ltd"
+        path.write_text(yaml.safe_dump(changed))
+        second, digest2 = runner.load_map(fleet.app)
+        assert digest2 != digest and second.controller.name == "Changed Ltd"
+        assert len(calls) == 2
+    finally:
+        fleet.close()

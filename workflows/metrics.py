@@ -1,0 +1,94 @@
+"""Prometheus metrics for ``dsar worker --metrics-port N``.
+
+Dramatiq's own middleware counts messages, errors, retries and durations per actor; this adds
+two gauges about the work itself, refreshed by every worker process from the state database:
+
+- ``dsar_requests{state=…}``: requests in each state;
+- ``dsar_nearest_deadline_days``: days from today to the nearest due date of an open request
+  (negative when one is overdue).
+
+The exposition server listens on ``DSAR_METRICS_PORT`` (Dramatiq's own reads
+``dramatiq_prom_port``, which the worker's parent process never sees). No identity or request id
+is ever a label.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from typing import Any
+
+import dramatiq
+import sqlalchemy as sa
+from dramatiq.middleware import prometheus
+
+from dsar.app import App
+from dsar.db.models import Request
+from dsar.lifecycle import TERMINAL, State
+
+log = logging.getLogger("dsar.metrics")
+
+
+def run_exposition_server() -> None:
+    """The forked process that serves ``/metrics`` on DSAR_METRICS_PORT."""
+    prometheus.HTTP_PORT = int(os.environ.get("DSAR_METRICS_PORT") or prometheus.HTTP_PORT)
+    prometheus._run_exposition_server()
+
+
+def request_figures(app: App) -> tuple[dict[str, int], int | None]:
+    """(requests per state, days to the nearest due date of an open request or None)."""
+    open_states = [s.value for s in State if s not in TERMINAL]
+    with app.db.session() as session:
+        counts = dict(session.execute(
+            sa.select(Request.state, sa.func.count()).group_by(Request.state)).all())
+        dues = session.execute(sa.select(Request.due, Request.extended_due)
+                               .where(Request.state.in_(open_states))).all()
+    today = app.now().date()
+    nearest = min(((ext or due) - today).days for due, ext in dues) if dues else None
+    return {s.value: int(counts.get(s.value, 0)) for s in State}, nearest
+
+
+class FleetMetrics(prometheus.Prometheus):
+    """Dramatiq's Prometheus middleware, served on DSAR_METRICS_PORT, plus dsar's gauges."""
+
+    def __init__(self, app: App, interval: float = 15.0) -> None:
+        super().__init__()
+        self.app, self.interval = app, interval
+        self.stopping = threading.Event()
+
+    @property
+    def forks(self) -> list[Any]:
+        return [run_exposition_server]
+
+    def after_process_boot(self, broker: dramatiq.Broker) -> None:
+        super().after_process_boot(broker)
+        import prometheus_client as prom
+
+        self.requests_gauge = prom.Gauge("dsar_requests", "Requests by state.", ["state"],
+                                         registry=None, multiprocess_mode="mostrecent")
+        self.deadline_gauge = prom.Gauge(
+            "dsar_nearest_deadline_days", "Days to the nearest due date of an open request.",
+            registry=None, multiprocess_mode="mostrecent")
+
+    def refresh(self) -> None:
+        counts, nearest = request_figures(self.app)
+        for state, count in counts.items():
+            self.requests_gauge.labels(state).set(count)
+        if nearest is not None:
+            self.deadline_gauge.set(nearest)
+
+    def after_worker_boot(self, broker: dramatiq.Broker, worker: dramatiq.Worker) -> None:
+        def loop() -> None:
+            while True:
+                try:
+                    self.refresh()
+                except Exception:
+                    log.warning("could not refresh the request gauges; will try again")
+                if self.stopping.wait(self.interval):
+                    return
+
+        threading.Thread(target=loop, name="dsar-metrics", daemon=True).start()
+
+    def before_worker_shutdown(self, broker: dramatiq.Broker, worker: dramatiq.Worker) -> None:
+        self.stopping.set()
