@@ -1,0 +1,250 @@
+"""Benchmark: dsar's SQL connector against hand-written SQL, per subject, on PostgreSQL.
+
+    python -m bench.sql_connector --customers 1000000 [--subjects 200] [--keep]
+
+Generates (server-side, with generate_series) a shop database: customers (each owning an
+address), 3 orders per customer, 2 lines per order and 2 logins per customer, with the indexes
+a real shop has. Then, for N random subjects, times ``collect`` and ``erase`` with
+:class:`connectors.sql.SqlConnector` and with hand-written psycopg SQL doing the same work
+(the same rows fetched; the same rows deleted in one transaction), and prints p50/p95 of each,
+the ratio, and peak memory (process max RSS, and the tracemalloc peak of dsar's collect).
+
+The database is ``dsar_bench_<customers>`` on ``--admin-url`` (default: local PostgreSQL); it
+is reused if it exists with the right size and dropped at the end unless ``--keep``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import resource
+import statistics
+import time
+import tracemalloc
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+import psycopg
+import sqlalchemy as sa
+
+from connectors.base import ConnectorContext
+from connectors.sql import SqlConnector
+from connectors.sql_engine import dispose_all
+from dsar.datamap.loader import parse_datamap
+
+SCHEMA = """
+CREATE TABLE addresses (id bigint PRIMARY KEY, street text NOT NULL, city varchar(40));
+CREATE TABLE customers (id bigint PRIMARY KEY, email varchar(120) NOT NULL,
+  phone varchar(24), name varchar(80), address_id bigint REFERENCES addresses(id));
+CREATE TABLE orders (id bigint PRIMARY KEY, customer_id bigint NOT NULL REFERENCES customers(id),
+  created timestamptz NOT NULL, total numeric(10,2) NOT NULL);
+CREATE TABLE order_lines (id bigint PRIMARY KEY, order_id bigint NOT NULL REFERENCES orders(id),
+  sku varchar(20) NOT NULL, qty int NOT NULL);
+CREATE TABLE logins (id bigint PRIMARY KEY, customer_id bigint NOT NULL REFERENCES customers(id),
+  ip varchar(45), at timestamptz NOT NULL);
+INSERT INTO addresses SELECT i, i || ' Main Street', 'City ' || (i % 1000)
+  FROM generate_series(1, %(n)s) i;
+INSERT INTO customers SELECT i, 'user' || i || '@example.com', '+4930' || (1000000 + i),
+  'Customer ' || i, i FROM generate_series(1, %(n)s) i;
+INSERT INTO orders SELECT i, ((i - 1) %% %(n)s) + 1, now() - (i || ' minutes')::interval,
+  (i %% 10000) / 100.0 FROM generate_series(1, 3 * %(n)s) i;
+INSERT INTO order_lines SELECT i, ((i - 1) %% (3 * %(n)s)) + 1, 'SKU' || (i %% 5000), 1 + i %% 3
+  FROM generate_series(1, 6 * %(n)s) i;
+INSERT INTO logins SELECT i, ((i - 1) %% %(n)s) + 1, '10.0.' || (i %% 250) || '.1', now()
+  FROM generate_series(1, 2 * %(n)s) i;
+CREATE UNIQUE INDEX customers_email ON customers (email);
+CREATE INDEX orders_customer ON orders (customer_id);
+CREATE INDEX order_lines_order ON order_lines (order_id);
+CREATE INDEX logins_customer ON logins (customer_id);
+ANALYZE;
+"""
+
+DATAMAP = """
+systems:
+  - name: bench
+    kind: sql
+    url_env: BENCH_URL
+    tables:
+      - name: customers
+        primary_key: [id]
+        identities: {email: email}
+        provides: {customer_id: id}
+        references: [{columns: [address_id], table: addresses, to: [id], direction: outbound}]
+      - name: addresses
+        primary_key: [id]
+      - name: orders
+        primary_key: [id]
+        references: [{columns: [customer_id], table: customers, to: [id], direction: inbound}]
+      - name: order_lines
+        primary_key: [id]
+        references: [{columns: [order_id], table: orders, to: [id], direction: inbound}]
+      - name: logins
+        primary_key: [id]
+        references: [{columns: [customer_id], table: customers, to: [id], direction: inbound}]
+"""
+
+
+class CountingSink:
+    """Receives rows and keeps only their number."""
+
+    def __init__(self) -> None:
+        self.rows = 0
+
+    def write_rows(self, system: str, collection: str, rows: Iterable[Mapping[str, Any]]) -> None:
+        self.rows += sum(1 for _ in rows)
+
+    def write_object(self, *args: Any) -> None:
+        raise NotImplementedError
+
+
+def prepare(admin_url: str, customers: int) -> str:
+    name = f"dsar_bench_{customers}"
+    admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    url = sa.make_url(admin_url).set(database=name)
+    with admin.connect() as conn:
+        exists = conn.execute(sa.text("SELECT 1 FROM pg_database WHERE datname = :n"),
+                              {"n": name}).scalar()
+    if exists:
+        probe = sa.create_engine(url)
+        try:
+            with probe.connect() as conn:
+                count = conn.execute(sa.text("SELECT count(*) FROM customers")).scalar()
+        except sa.exc.SQLAlchemyError:
+            count = -1
+        probe.dispose()
+        if count == customers:
+            print(f"reusing {name}")
+            admin.dispose()
+            return url.render_as_string(hide_password=False)
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'DROP DATABASE "{name}" WITH (FORCE)'))
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
+    started = time.monotonic()
+    with psycopg.connect(_libpq(url), autocommit=True) as conn:
+        for statement in SCHEMA.split(";\n"):
+            if statement.strip():
+                conn.execute(statement.replace("%%", "%").replace("%(n)s", str(customers)))
+    print(f"generated {name} ({customers:,} customers, {13 * customers:,} rows) "
+          f"in {time.monotonic() - started:.1f} s")
+    return url.render_as_string(hide_password=False)
+
+
+def _libpq(url: sa.URL) -> str:
+    return url.set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+def hand_collect(conn: psycopg.Connection, email: str) -> int:
+    rows = 0
+    with conn.transaction():
+        cur = conn.execute("SELECT * FROM customers WHERE email = %s", (email,))
+        customers = cur.fetchall()
+        rows += len(customers)
+        ids = [c[0] for c in customers]
+        addresses = [c[4] for c in customers if c[4] is not None]
+        rows += len(conn.execute("SELECT * FROM addresses WHERE id = ANY(%s)",
+                                 (addresses,)).fetchall())
+        orders = conn.execute("SELECT * FROM orders WHERE customer_id = ANY(%s)",
+                              (ids,)).fetchall()
+        rows += len(orders)
+        rows += len(conn.execute("SELECT * FROM order_lines WHERE order_id = ANY(%s)",
+                                 ([o[0] for o in orders],)).fetchall())
+        rows += len(conn.execute("SELECT * FROM logins WHERE customer_id = ANY(%s)",
+                                 (ids,)).fetchall())
+    return rows
+
+
+def hand_erase(conn: psycopg.Connection, email: str) -> int:
+    with conn.transaction():
+        ids = [r[0] for r in conn.execute("SELECT id FROM customers WHERE email = %s",
+                                          (email,))]
+        deleted = conn.execute("DELETE FROM order_lines WHERE order_id IN (SELECT id FROM "
+                               "orders WHERE customer_id = ANY(%s))", (ids,)).rowcount
+        deleted += conn.execute("DELETE FROM orders WHERE customer_id = ANY(%s)",
+                                (ids,)).rowcount
+        deleted += conn.execute("DELETE FROM logins WHERE customer_id = ANY(%s)",
+                                (ids,)).rowcount
+        addresses = [r[0] for r in conn.execute(
+            "DELETE FROM customers WHERE id = ANY(%s) RETURNING address_id", (ids,))]
+        deleted += len(addresses)
+        deleted += conn.execute("DELETE FROM addresses WHERE id = ANY(%s)",
+                                (addresses,)).rowcount
+    return deleted
+
+
+def timed(fn: Callable[[str], Any], emails: list[str]) -> list[float]:
+    times = []
+    for email in emails:
+        started = time.perf_counter()
+        fn(email)
+        times.append((time.perf_counter() - started) * 1000)
+    return times
+
+
+def summary(label: str, dsar: list[float], hand: list[float]) -> None:
+    def p(values: list[float], q: int) -> float:
+        return statistics.quantiles(values, n=100)[q - 1] if len(values) > 1 else values[0]
+
+    d50, d95, h50, h95 = p(dsar, 50), p(dsar, 95), p(hand, 50), p(hand, 95)
+    print(f"{label:8} dsar p50 {d50:7.2f} ms  p95 {d95:7.2f} ms | hand p50 {h50:7.2f} ms  "
+          f"p95 {h95:7.2f} ms | ratio p50 {d50 / h50:4.2f}x  p95 {d95 / h95:4.2f}x")
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--customers", type=int, default=100_000)
+    parser.add_argument("--subjects", type=int, default=200)
+    parser.add_argument("--admin-url", default="postgresql+psycopg://postgres@127.0.0.1:5432/"
+                                                "postgres")
+    parser.add_argument("--keep", action="store_true", help="keep the generated database")
+    args = parser.parse_args(argv)
+    url = prepare(args.admin_url, args.customers)
+    engine = sa.create_engine(url)
+    with engine.connect() as conn:  # subjects still present (the database may be reused)
+        emails = list(conn.execute(sa.text("SELECT email FROM customers ORDER BY random() "
+                                           "LIMIT :n"), {"n": 3 * args.subjects + 21}).scalars())
+    engine.dispose()
+    random.shuffle(emails)
+    collect_set, erase_dsar, erase_hand = (emails[: args.subjects],
+                                           emails[args.subjects: 2 * args.subjects],
+                                           emails[2 * args.subjects: 3 * args.subjects])
+    system = parse_datamap(DATAMAP).systems[0]
+    ctx = ConnectorContext(hash_key=b"b" * 32, environ={"BENCH_URL": url})
+    connector = SqlConnector(system, ctx)  # type: ignore[arg-type]
+    connector.count({"email": frozenset({emails[-1]})})  # warm the engine and the catalog
+
+    def dsar_collect(email: str) -> None:
+        connector.collect({"email": frozenset({email})}, CountingSink())
+
+    def dsar_erase(email: str) -> None:
+        connector.erase({"email": frozenset({email})})
+
+    with psycopg.connect(_libpq(sa.make_url(url))) as conn:
+        hand_collect(conn, emails[-1])
+        collect_dsar_ms = timed(dsar_collect, collect_set)
+        collect_hand_ms = timed(lambda e: hand_collect(conn, e), collect_set)
+        erase_dsar_ms = timed(dsar_erase, erase_dsar)
+        erase_hand_ms = timed(lambda e: hand_erase(conn, e), erase_hand)
+    tracemalloc.start()
+    for email in emails[3 * args.subjects: 3 * args.subjects + 20]:
+        dsar_collect(email)
+    _, traced_peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    print(f"\n{args.customers:,} customers, {args.subjects} subjects each "
+          "(13 rows per subject in 5 tables)")
+    summary("collect", collect_dsar_ms, collect_hand_ms)
+    summary("erase", erase_dsar_ms, erase_hand_ms)
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"peak memory: process max RSS {rss:.0f} MiB; dsar collect tracemalloc peak "
+          f"{traced_peak / 1024:.0f} KiB")
+    dispose_all()
+    if not args.keep:
+        admin = sa.create_engine(args.admin_url, isolation_level="AUTOCOMMIT")
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'DROP DATABASE "dsar_bench_{args.customers}" WITH (FORCE)'))
+        admin.dispose()
+
+
+if __name__ == "__main__":
+    main()

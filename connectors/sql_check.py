@@ -1,0 +1,185 @@
+"""Live checks of one SQL system of the data map against its database.
+
+:func:`check_sql_system` is what ``dsar datamap check`` runs for ``kind: sql`` systems, and what
+the SQL connector runs before any erasure (refusing to start when it finds an error). It reports
+:class:`~dsar.datamap.findings.Finding` objects for: missing tables and columns, identity columns
+of the wrong type, tables no key reaches, and erasure plans the database would refuse or that
+would break what the map promises — deleting a parent row while a retained or masked child row
+keeps a foreign key to it (also when only the database declares that key), nulling a NOT NULL
+or primary-key column, a fixed mask value longer than the column.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from connectors.sql_engine import Catalog, ForeignKey
+from connectors.sql_mask import column_length, fixed_problem, is_textual
+from dsar.datamap.findings import Finding
+from dsar.datamap.schema import SqlSystem, SqlTable
+from dsar.planning import Link, SystemWalk, walk_sql_system
+
+TEXTUAL_KEYS = ("email", "phone", "mail", "mobile")
+MISSING_TABLE = "table does not exist in the database"
+
+
+def effective_pk(entry: SqlTable, table: sa.Table) -> list[str]:
+    """The map's primary key, else the database's."""
+    return list(entry.primary_key) or [c.name for c in table.primary_key.columns]
+
+
+def check_sql_system(
+    system: SqlSystem, conn: Connection, catalog: Catalog, available: Iterable[str]
+) -> tuple[list[Finding], SystemWalk]:
+    """Findings for ``system``, and its walk with ``available`` key names (DB FKs included)."""
+    out: list[Finding] = []
+
+    def add(severity: str, table: str | None, column: str | None, problem: str, fix: str) -> None:
+        out.append(Finding(severity, system.name, table, column, problem, fix))  # type: ignore[arg-type]
+
+    schemas = {t.db_schema for t in system.tables}
+    db_fks: list[ForeignKey] = []
+    for schema in schemas:
+        db_fks += catalog.foreign_keys(conn, schema)
+    existing = {fk.table for fk in db_fks} | {fk.parent for fk in db_fks}
+    reflected: dict[str, sa.Table] = {}
+    for entry in system.tables:
+        if not catalog.has_table(conn, entry.name, entry.db_schema):
+            names = sorted(existing | set(sa.inspect(conn).get_table_names(entry.db_schema)))
+            close = difflib.get_close_matches(entry.name, names, n=1)
+            add("error", entry.name, None, MISSING_TABLE,
+                f"did you mean {close[0]!r}?" if close else "fix the name or remove the entry")
+            continue
+        reflected[entry.name] = catalog.table(conn, entry.name, entry.db_schema)
+    for entry in system.tables:
+        table = reflected.get(entry.name)
+        if table is None:
+            continue
+        _check_columns(entry, table, reflected, add)
+    links = [Link(fk.table, fk.parent, fk.columns, fk.parent_columns) for fk in db_fks]
+    walk = walk_sql_system(system, available, links)
+    for name in walk.unreachable:
+        add("warning", name, None, "no key reaches this table with the keys requests carry "
+            "(email, phone and provided keys)", "add identities, a 'provides' upstream, or a "
+            "reference with direction inbound/outbound; otherwise it is only searched with --id")
+    _check_erasure(system, walk, reflected, db_fks, add)
+    return out, walk
+
+
+def _check_columns(entry: SqlTable, table: sa.Table, reflected: dict[str, sa.Table],
+                   add: Any) -> None:
+    names = list(table.c.keys())
+    wanted = entry.known_columns() | set(entry.erasure.mask)
+    for column in sorted(wanted - set(names)):
+        close = difflib.get_close_matches(column, names, n=1)
+        add("error", entry.name, column, "column does not exist in the table",
+            f"did you mean {close[0]!r}?" if close else f"use one of: {', '.join(names)}")
+    for ref in entry.references:
+        target = reflected.get(ref.table)
+        if target is not None:
+            for column in ref.to:
+                if column not in target.c:
+                    add("error", ref.table, column, f"column named by {entry.name}'s reference "
+                        "does not exist", f"use one of: {', '.join(target.c.keys())}")
+    for key, column in entry.identities.items():
+        if column in table.c and any(k in key for k in TEXTUAL_KEYS) and \
+                not is_textual(table.c[column]):
+            add("error", entry.name, column, f"identity {key!r} is compared with a "
+                f"{table.c[column].type} column", "point the identity at the text column that "
+                "holds it")
+    if not effective_pk(entry, table):
+        add("error" if entry.erasure.action != "retain" else "warning", entry.name, None,
+            "the table has no primary key", "declare 'primary_key: [...]' in the map (rows are "
+            "deleted, masked and proven by their key)")
+    for column, rule in entry.erasure.mask.items():
+        if column not in table.c:
+            continue
+        col = table.c[column]
+        if col.primary_key or column in entry.primary_key:
+            add("error", entry.name, column, "masking a primary-key column", "mask other "
+                "columns; delete the row if the key itself is personal data")
+        elif rule.strategy == "null" and not col.nullable:
+            add("error", entry.name, column, "the column is NOT NULL, so it cannot be nulled",
+                "use strategy fixed, hash or random")
+        elif rule.strategy == "fixed" and (problem := fixed_problem(rule, col)):
+            add("error", entry.name, column, problem, "write a shorter value, or of the "
+                "column's type")
+        elif rule.strategy == "hash" and not is_textual(col):
+            add("error", entry.name, column, f"a hash is text; the column is {col.type}",
+                "use strategy null, fixed or random")
+        elif rule.strategy == "hash" and (column_length(col) or 64) < 16:
+            add("warning", entry.name, column, f"hashes truncated to {column_length(col)} "
+                "characters may collide", "use random or a longer column")
+
+
+def _check_erasure(system: SqlSystem, walk: SystemWalk, reflected: dict[str, sa.Table],
+                   db_fks: list[ForeignKey], add: Any) -> None:
+    entries = {t.name: t for t in system.tables}
+    reached = set(walk.matches)
+    relations: list[tuple[str, tuple[str, ...], str, str | None, bool]] = [
+        (fk.table, fk.columns, fk.parent, fk.ondelete, True) for fk in db_fks]
+    declared = {(fk.table, fk.columns, fk.parent) for fk in db_fks}
+    for entry in system.tables:
+        for ref in entry.references:
+            if (entry.name, tuple(ref.columns), ref.table) not in declared:
+                relations.append((entry.name, tuple(ref.columns), ref.table, None, False))
+    for child, columns, parent, ondelete, in_db in relations:
+        parent_entry = entries.get(parent)
+        if parent not in reached or parent_entry is None or child == parent:
+            continue
+        if parent_entry.erasure.action != "delete":
+            continue
+        rule = (ondelete or "").upper()
+        cols = ", ".join(columns)
+        child_entry = entries.get(child)
+        if child_entry is None:
+            if in_db and rule not in ("CASCADE", "SET NULL"):
+                add("warning", child, None, f"not in the data map, but {child}.{cols} "
+                    f"references {parent}, whose subject rows erasure deletes: the database "
+                    f"refuses if {child} holds rows pointing at them",
+                    f"add {child} to the map with a reference to {parent} (direction inbound)")
+            continue
+        fed = any(m.source == parent and tuple(m.columns) == columns
+                  for m in walk.matches.get(child, ())) or any(
+            m.source == child and tuple(m.source_columns) == columns
+            for m in walk.matches.get(parent, ()))  # parent found from these child rows
+        action = child_entry.erasure.action
+        if in_db and not fed and action == "delete" and rule not in ("CASCADE", "SET NULL"):
+            add("error", child, None, f"{child}.{cols} references {parent} in the database, but "
+                f"the map does not reach {child}'s rows from {parent}'s: deleting {parent} rows "
+                "would fail if any points at the subject's row",
+                f"{child} holds other people, so erase {parent} with action mask instead of "
+                "delete" if child_entry.identities else
+                f"add to {child}: references: [{{columns: [{cols}], table: {parent}, "
+                "to: [...], direction: inbound}]")
+        if action == "delete":
+            continue
+        masked_null = all(child_entry.erasure.mask.get(c) is not None and
+                          child_entry.erasure.mask[c].strategy == "null" for c in columns)
+        if action == "mask" and masked_null:
+            continue
+        keeps = "retained" if action == "retain" else "masked"
+        if not in_db:
+            add("warning", child, None, f"{keeps} {child} rows keep {cols} pointing at {parent} "
+                "rows that erasure deletes", f"mask {parent} instead of deleting it, or mask "
+                f"{cols} with strategy null")
+        elif rule == "CASCADE":
+            add("error", child, None, f"deleting {parent} rows cascades to the {keeps} {child} "
+                "rows", f"mask {parent} instead of deleting it, or erase {child} with delete")
+        elif rule == "SET NULL":
+            add("warning", child, None, f"deleting {parent} rows sets {child}.{cols} to NULL in "
+                f"the {keeps} rows", "fine if intended; otherwise mask the parent instead")
+        else:
+            table = reflected.get(child)
+            not_null = table is not None and any(
+                c in table.c and not table.c[c].nullable for c in columns)
+            add("error", child, None, f"deleting {parent} rows is refused by the database: "
+                f"{keeps} {child} rows keep a {'NOT NULL ' if not_null else ''}foreign key "
+                f"({cols}) to them", f"erase {parent} with action mask (keep the row, mask its "
+                f"personal columns), or delete {child} rows too"
+                + ("" if not_null else f", or mask {cols} with strategy null"))

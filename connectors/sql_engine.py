@@ -1,0 +1,267 @@
+"""Engines, reflected schemas and error translation for the SQL connector.
+
+- :func:`engine_for` keeps one SQLAlchemy engine per URL for the life of the process (a worker
+  runs many tasks against the same databases), with short connect timeouts, and SQLite foreign
+  key enforcement switched on so SQLite refuses what PostgreSQL and MariaDB refuse.
+- :class:`Catalog` caches reflected tables and foreign keys per engine; it is invalidated when
+  a statement fails, so a retry after a schema change reflects afresh.
+- :func:`begin` opens the one transaction a task runs in, with the dialect's statement timeout.
+- :func:`translate_error` turns driver errors into :class:`~dsar.errors.ConnectorError` with a
+  stable ``code``, whether retrying may help (``transient``), and no data values in the text.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+from dsar.errors import ConnectorError
+
+_LOCK = threading.Lock()
+_ENGINES: dict[str, Engine] = {}
+_CATALOGS: dict[int, Catalog] = {}
+
+
+def resolve_url(url_env: str, environ: Mapping[str, str], system: str) -> str:
+    url = environ.get(url_env)
+    if not url:
+        raise ConnectorError(
+            f"system {system}: environment variable {url_env} is not set",
+            f"set {url_env} to the database URL (e.g. postgresql+psycopg://user@host/db)",
+            system=system, code="config",
+        )
+    return url
+
+
+def engine_for(url: str) -> Engine:
+    """The process-wide engine for ``url``."""
+    with _LOCK:
+        engine = _ENGINES.get(url)
+        if engine is None:
+            engine = _create(url)
+            _ENGINES[url] = engine
+        return engine
+
+
+def _create(url: str) -> Engine:
+    parsed = sa.make_url(url)
+    backend = parsed.get_backend_name()
+    args: dict[str, Any] = {}
+    if backend == "postgresql":
+        args = {"connect_timeout": 5}
+    elif backend in ("mysql", "mariadb"):
+        args = {"connect_timeout": 5, "charset": "utf8mb4"}
+    elif backend == "sqlite":
+        args = {"timeout": 30}
+    engine = sa.create_engine(url, connect_args=args, pool_pre_ping=True)
+    if backend == "sqlite":
+
+        @sa.event.listens_for(engine, "connect")
+        def _fk_on(dbapi_conn: Any, _record: Any) -> None:
+            cursor = dbapi_conn.cursor()
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.close()
+
+    return engine
+
+
+def dispose_all() -> None:
+    """Close every cached engine (tests, shutdown)."""
+    with _LOCK:
+        for engine in _ENGINES.values():
+            engine.dispose()
+        _ENGINES.clear()
+        _CATALOGS.clear()
+
+
+@dataclass(frozen=True)
+class ForeignKey:
+    """A foreign key the database declares: ``table.columns -> parent.parent_columns``."""
+
+    table: str
+    columns: tuple[str, ...]
+    parent: str
+    parent_columns: tuple[str, ...]
+    ondelete: str | None
+    nullable: bool
+
+
+class Catalog:
+    """Reflected tables and foreign keys of one engine, cached until :meth:`invalidate`."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._tables: dict[tuple[str | None, str], sa.Table] = {}
+        self._fks: dict[str | None, list[ForeignKey]] = {}
+        self._lock = threading.Lock()
+
+    @classmethod
+    def of(cls, engine: Engine) -> Catalog:
+        with _LOCK:
+            catalog = _CATALOGS.get(id(engine))
+            if catalog is None or catalog.engine is not engine:
+                catalog = _CATALOGS[id(engine)] = cls(engine)
+            return catalog
+
+    def invalidate(self) -> None:
+        with self._lock:
+            self._tables.clear()
+            self._fks.clear()
+
+    def table(self, conn: Connection, name: str, schema: str | None = None) -> sa.Table:
+        """The reflected table; raises ``sqlalchemy.exc.NoSuchTableError`` when absent."""
+        key = (schema, name)
+        with self._lock:
+            if key not in self._tables:
+                self._tables[key] = sa.Table(name, sa.MetaData(), autoload_with=conn,
+                                             schema=schema)
+            return self._tables[key]
+
+    def has_table(self, conn: Connection, name: str, schema: str | None = None) -> bool:
+        try:
+            self.table(conn, name, schema)
+        except sa.exc.NoSuchTableError:
+            return False
+        return True
+
+    def foreign_keys(self, conn: Connection, schema: str | None = None) -> list[ForeignKey]:
+        """Every foreign key declared between tables of ``schema`` (default schema if None)."""
+        with self._lock:
+            if schema in self._fks:
+                return self._fks[schema]
+        inspector = sa.inspect(conn)
+        found: list[ForeignKey] = []
+        for name in inspector.get_table_names(schema=schema):
+            nullable = {c["name"]: c.get("nullable", True)
+                        for c in inspector.get_columns(name, schema=schema)}
+            for fk in inspector.get_foreign_keys(name, schema=schema):
+                cols = tuple(fk["constrained_columns"])
+                found.append(ForeignKey(
+                    name, cols, fk["referred_table"], tuple(fk["referred_columns"]),
+                    (fk.get("options") or {}).get("ondelete"),
+                    all(nullable.get(c, True) for c in cols),
+                ))
+        with self._lock:
+            self._fks[schema] = found
+        return found
+
+
+@contextmanager
+def begin(engine: Engine, timeout_seconds: float) -> Iterator[Connection]:
+    """A connection inside one transaction with the dialect's statement timeout set."""
+    with engine.connect() as conn, conn.begin():
+        backend = engine.dialect.name
+        if backend == "postgresql":
+            conn.execute(sa.text(f"SET LOCAL statement_timeout = {int(timeout_seconds * 1000)}"))
+        elif backend in ("mysql", "mariadb"):
+            if conn.dialect.server_version_info and _is_mariadb(conn):
+                conn.execute(sa.text(f"SET SESSION max_statement_time = {timeout_seconds:g}"))
+            else:
+                conn.execute(sa.text(
+                    f"SET SESSION max_execution_time = {int(timeout_seconds * 1000)}"))
+        yield conn
+
+
+def _is_mariadb(conn: Connection) -> bool:
+    return bool(getattr(conn.dialect, "is_mariadb", False))
+
+
+_TIMEOUT_STATES = {"57014"}
+_AUTH_STATES = {"28P01", "28000"}
+_MYSQL_CODES = {
+    1969: "timeout", 3024: "timeout", 1045: "auth", 1044: "auth", 1698: "auth",
+    1049: "missing_database", 1146: "missing_table", 1054: "missing_column",
+    1213: "conflict", 1205: "conflict", 1451: "integrity", 1452: "integrity",
+    1048: "integrity", 1406: "integrity", 1062: "integrity",
+    2002: "unreachable", 2003: "unreachable", 2005: "unreachable", 2006: "unreachable",
+    2013: "unreachable",
+}
+_PROBLEMS = {
+    "timeout": ("a statement ran longer than the statement timeout",
+                "retry later, add an index on the lookup columns, or raise "
+                "statement_timeout_seconds in the data map", True),
+    "auth": ("the database refused the credentials",
+             "check the user and password in the URL's environment variable", False),
+    "missing_database": ("the database named in the URL does not exist",
+                         "check the URL's database name", False),
+    "missing_table": ("a table in the data map does not exist in the database",
+                      "run `dsar datamap check` and fix the table name", False),
+    "missing_column": ("a column in the data map does not exist in the database",
+                       "run `dsar datamap check` and fix the column name", False),
+    "conflict": ("the transaction met a lock conflict or deadlock", "retry", True),
+    "integrity": ("the database refused a change (a constraint would break); nothing was "
+                  "changed", "run `dsar datamap check`: the map's erasure plan does not fit "
+                  "the schema's constraints", False),
+    "unreachable": ("the database does not answer", "check that it runs and that the host and "
+                    "port in the URL are right; the task will be retried", True),
+    "db_error": ("the database reported an error", "see the database log", False),
+}
+
+
+def classify(exc: BaseException) -> str:
+    """A stable code for a driver error (see ``_PROBLEMS``)."""
+    if isinstance(exc, sa.exc.NoSuchTableError):
+        return "missing_table"
+    orig = getattr(exc, "orig", None) or exc
+    state = getattr(orig, "sqlstate", None)
+    if state is None and hasattr(orig, "diag"):
+        state = getattr(orig.diag, "sqlstate", None)
+    text = str(orig).lower()
+    if state:
+        if state in _TIMEOUT_STATES:
+            return "timeout"
+        if state in _AUTH_STATES:
+            return "auth"
+        if state == "3D000":
+            return "missing_database"
+        if state == "42P01":
+            return "missing_table"
+        if state == "42703":
+            return "missing_column"
+        if state in ("40001", "40P01", "55P03"):
+            return "conflict"
+        if state.startswith("23"):
+            return "integrity"
+        if state.startswith("08"):
+            return "unreachable"
+    args = getattr(orig, "args", ())
+    if args and isinstance(args[0], int) and args[0] in _MYSQL_CODES:
+        return _MYSQL_CODES[args[0]]
+    if "no such table" in text:
+        return "missing_table"
+    if "no such column" in text or "has no column" in text:
+        return "missing_column"
+    if "constraint failed" in text:
+        return "integrity"
+    if "database is locked" in text:
+        return "conflict"
+    if "password authentication failed" in text or ("role" in text and "does not exist" in text):
+        return "auth"
+    if "database" in text and "does not exist" in text:
+        return "missing_database"
+    if isinstance(exc, sa.exc.OperationalError | sa.exc.InterfaceError) and (
+        "connect" in text or "connection" in text or "timeout expired" in text
+    ):
+        return "unreachable"
+    return "db_error"
+
+
+def translate_error(
+    exc: BaseException, system: str, collection: str | None = None
+) -> ConnectorError:
+    """A :class:`ConnectorError` naming ``system`` and ``collection``; no values in the text."""
+    code = classify(exc)
+    problem, fix, transient = _PROBLEMS[code]
+    orig = getattr(exc, "orig", None) or exc
+    where = f"{system}.{collection}" if collection else system
+    detail = type(orig).__name__
+    if code == "missing_table" and isinstance(exc, sa.exc.NoSuchTableError):
+        detail = f"table {exc.args[0]!r}"
+    return ConnectorError(f"{where}: {problem} ({detail})", fix, system=system,
+                          collection=collection, code=code, transient=transient)

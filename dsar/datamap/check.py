@@ -1,0 +1,50 @@
+"""Check a data map against the live systems it names.
+
+:func:`check_datamap` returns :class:`~dsar.datamap.findings.Finding` objects, errors first. It
+starts with the map's own cross-reference findings, then, for every ``kind: sql`` system whose
+URL variable is set in ``environ``, runs :func:`connectors.sql_check.check_sql_system`: missing
+tables and columns, identity columns of the wrong type, unreachable tables, and erasure plans
+the database would refuse. It reads schemas only; it never reads or changes rows. Systems of
+other kinds are checked by their connectors when they run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from dsar.datamap.findings import REQUEST_IDENTITIES, Finding
+from dsar.datamap.loader import cross_reference, provided_keys
+from dsar.datamap.schema import DataMap, SqlSystem
+from dsar.errors import ConnectorError
+
+
+def check_datamap(datamap: DataMap, environ: Mapping[str, str]) -> list[Finding]:
+    """Every finding for ``datamap``; errors before warnings, then in map order."""
+    from connectors.sql_check import check_sql_system
+    from connectors.sql_engine import Catalog, begin, engine_for, resolve_url, translate_error
+
+    findings = list(cross_reference(datamap))
+    available = REQUEST_IDENTITIES | provided_keys(datamap)
+    for system in datamap.systems:
+        if not isinstance(system, SqlSystem):
+            continue
+        try:
+            url = resolve_url(system.url_env, environ, system.name)
+            engine = engine_for(url)
+            catalog = Catalog.of(engine)
+            catalog.invalidate()
+            with begin(engine, system.statement_timeout_seconds) as conn:
+                found, _walk = check_sql_system(system, conn, catalog, available)
+            findings += found
+        except ConnectorError as exc:
+            findings.append(Finding("error", system.name, None, None, exc.problem,
+                                    exc.fix or "check the URL"))
+        except Exception as exc:  # driver errors: report, keep checking other systems
+            import sqlalchemy as sa
+
+            if not isinstance(exc, sa.exc.SQLAlchemyError):
+                raise
+            err = translate_error(exc, system.name)
+            findings.append(Finding("error", system.name, None, None, err.problem,
+                                    err.fix or "check the URL"))
+    return sorted(findings, key=lambda f: f.severity != "error")

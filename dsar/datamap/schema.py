@@ -1,0 +1,292 @@
+"""The data map file format, as pydantic models.
+
+A data map is YAML. Its top level names the controller and lists ``systems``; each system has a
+``kind`` (``sql``, ``s3`` or ``saas``) and the collections inside it. Names used for identities
+and keys are shared across systems: ``email`` and ``phone`` come from the request, any other name
+(``customer_id``) is either given in the request (``--id customer_id=42``) or *provided* by a
+collection that found it, and then feeds every collection that looks subjects up by that name.
+
+Validation is strict (unknown fields are errors) so that a typo never silently widens or
+narrows what is searched. :mod:`dsar.datamap.loader` turns validation errors into messages that
+name the place in the file and what to write instead.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+IDENT = r"^[A-Za-z_][A-Za-z0-9_]*$"
+KEY_NAME = r"^[a-z][a-z0-9_]*$"
+PERIOD = re.compile(r"^(\d+)\s*(day|days|month|months|year|years)$")
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Art15Info(Strict):
+    """What Art. 15(1) requires the controller to tell the subject about a collection."""
+
+    purposes: list[str] = Field(default_factory=list)
+    legal_basis: str | None = None
+    recipients: list[str] = Field(default_factory=list)
+    retention: str | None = None
+    source: str | None = None
+
+    def merged_over(self, parent: Art15Info | None) -> Art15Info:
+        """This info with blanks filled from ``parent`` (table info over system info)."""
+        if parent is None:
+            return self
+        return Art15Info(
+            purposes=self.purposes or parent.purposes,
+            legal_basis=self.legal_basis or parent.legal_basis,
+            recipients=self.recipients or parent.recipients,
+            retention=self.retention or parent.retention,
+            source=self.source or parent.source,
+        )
+
+
+class MaskRule(Strict):
+    """How one column is masked: ``null``, a ``fixed`` value, a keyed ``hash`` or ``random``."""
+
+    strategy: Literal["null", "fixed", "hash", "random"]
+    value: str | int | float | bool | None = None
+
+    @model_validator(mode="after")
+    def _fixed_needs_value(self) -> MaskRule:
+        if self.strategy == "fixed" and self.value is None:
+            raise ValueError("strategy 'fixed' needs a 'value' (the text written in its place)")
+        return self
+
+
+def parse_period(text: str) -> tuple[int, str]:
+    """``"10 years"`` -> ``(10, "years")``; raises ValueError naming the accepted form."""
+    match = PERIOD.match(text.strip().lower())
+    if not match:
+        raise ValueError(f"period {text!r} is not of the form '<number> days|months|years'")
+    unit = match.group(2).rstrip("s") + "s"
+    return int(match.group(1)), unit
+
+
+class RetainRule(Strict):
+    """Keep the rows under a stated legal ground (e.g. Art. 17(3)(b)) for a stated period."""
+
+    ground: str = Field(min_length=3)
+    period: str
+
+    @field_validator("period")
+    @classmethod
+    def _period(cls, value: str) -> str:
+        parse_period(value)
+        return value
+
+
+class ErasureSpec(Strict):
+    """What erasure does to a collection: delete it, mask columns, or retain it."""
+
+    action: Literal["delete", "mask", "retain"]
+    mask: dict[Annotated[str, Field(pattern=IDENT)], MaskRule] = Field(default_factory=dict)
+    retain: RetainRule | None = None
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ErasureSpec:
+        if self.action == "mask" and not self.mask:
+            raise ValueError("action 'mask' needs 'mask: {column: {strategy: ...}}'")
+        if self.action == "retain" and self.retain is None:
+            raise ValueError("action 'retain' needs 'retain: {ground: ..., period: ...}'")
+        if self.action != "mask" and self.mask:
+            raise ValueError(f"'mask' is only read with action 'mask', not {self.action!r}")
+        return self
+
+
+class ColumnSpec(Strict):
+    """A column that holds personal data, with its data category (e.g. ``contact.email``)."""
+
+    category: str
+    label: str | None = None
+
+
+class Reference(Strict):
+    """A link from this table's ``columns`` to ``table``'s ``to`` columns.
+
+    ``direction`` says which way the planner may follow it:
+
+    - ``inbound``: rows of *this* table are found from the referenced table's rows
+      (``invoice.customer_id -> customer.id``: the subject's invoices hang off their customer row);
+    - ``outbound``: rows of the *referenced* table are found from this table's rows
+      (``customer.address_id -> address.id``: the address the subject's row owns);
+    - ``none``: known for ordering and checks, never followed
+      (``customer.support_rep_id -> employee.id``: the employee is another person).
+    """
+
+    columns: list[Annotated[str, Field(pattern=IDENT)]] = Field(min_length=1)
+    table: str
+    to: list[Annotated[str, Field(pattern=IDENT)]] = Field(min_length=1)
+    direction: Literal["inbound", "outbound", "none"]
+
+    @model_validator(mode="after")
+    def _same_arity(self) -> Reference:
+        if len(self.columns) != len(self.to):
+            raise ValueError("'columns' and 'to' must name the same number of columns")
+        return self
+
+
+class SqlTable(Strict):
+    """One table: how the subject's rows are found, what they hold, and what erasure does."""
+
+    name: str
+    db_schema: str | None = Field(default=None, alias="schema")
+    primary_key: list[Annotated[str, Field(pattern=IDENT)]] = Field(default_factory=list)
+    identities: dict[Annotated[str, Field(pattern=KEY_NAME)], str] = Field(default_factory=dict)
+    provides: dict[Annotated[str, Field(pattern=KEY_NAME)], str] = Field(default_factory=dict)
+    references: list[Reference] = Field(default_factory=list)
+    columns: dict[Annotated[str, Field(pattern=IDENT)], ColumnSpec] = Field(default_factory=dict)
+    erasure: ErasureSpec = Field(default_factory=lambda: ErasureSpec(action="delete"))
+    erase_after: list[str] = Field(default_factory=list)
+    info: Art15Info | None = None
+    label: str | None = None
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    def known_columns(self) -> set[str]:
+        """Every column this entry names: key, identities, provides, references, columns."""
+        names = set(self.primary_key) | set(self.identities.values())
+        names |= set(self.provides.values()) | set(self.columns)
+        for ref in self.references:
+            names |= set(ref.columns)
+        return names
+
+
+class SystemBase(Strict):
+    name: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_-]*$")]
+    label: str | None = None
+    info: Art15Info | None = None
+    max_concurrent_tasks: int = Field(default=4, ge=1, le=256)
+
+
+class SqlSystem(SystemBase):
+    """A SQL database reached through SQLAlchemy; the URL comes from ``url_env``."""
+
+    kind: Literal["sql"]
+    url_env: Annotated[str, Field(pattern=r"^[A-Z_][A-Z0-9_]*$")]
+    statement_timeout_seconds: float = Field(default=30.0, gt=0)
+    batch_size: int = Field(default=1000, ge=1, le=100_000)
+    tables: list[SqlTable] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _unique_tables(self) -> SqlSystem:
+        seen: set[str] = set()
+        for table in self.tables:
+            if table.name in seen:
+                raise ValueError(f"table {table.name!r} is listed twice; list each table once")
+            seen.add(table.name)
+        return self
+
+    def table(self, name: str) -> SqlTable:
+        """The entry for table ``name``; KeyError if the map has none."""
+        for table in self.tables:
+            if table.name == name:
+                return table
+        raise KeyError(name)
+
+
+class S3ObjectSpec(Strict):
+    """Objects that belong to one subject: a ``key`` or a ``prefix`` template, e.g.
+    ``avatars/{customer_id}.png`` or ``uploads/{customer_id}/``."""
+
+    name: Annotated[str, Field(pattern=IDENT)]
+    key: str | None = None
+    prefix: str | None = None
+    category: str
+    label: str | None = None
+    erasure: ErasureSpec = Field(default_factory=lambda: ErasureSpec(action="delete"))
+    info: Art15Info | None = None
+
+    @model_validator(mode="after")
+    def _one_template(self) -> S3ObjectSpec:
+        if (self.key is None) == (self.prefix is None):
+            raise ValueError("give exactly one of 'key' or 'prefix'")
+        if self.erasure.action == "mask":
+            raise ValueError("objects cannot be masked; use 'delete' or 'retain'")
+        return self
+
+
+class S3SharedSpec(Strict):
+    """Shared files holding many people's records, scanned for the subject's records."""
+
+    name: Annotated[str, Field(pattern=IDENT)]
+    prefix: str
+    format: Literal["jsonl", "csv", "json"]
+    compression: Literal["none", "gzip", "auto"] = "auto"
+    match: dict[Annotated[str, Field(pattern=KEY_NAME)], str] = Field(min_length=1)
+    columns: dict[str, ColumnSpec] = Field(default_factory=dict)
+    label: str | None = None
+    erasure: ErasureSpec = Field(default_factory=lambda: ErasureSpec(action="delete"))
+    info: Art15Info | None = None
+
+    @model_validator(mode="after")
+    def _no_mask(self) -> S3SharedSpec:
+        if self.erasure.action == "mask":
+            raise ValueError("records in shared files are removed or retained, not masked")
+        return self
+
+
+class S3System(SystemBase):
+    """An S3 bucket (or an S3-compatible store at ``endpoint_url_env``)."""
+
+    kind: Literal["s3"]
+    bucket: str
+    endpoint_url_env: Annotated[str, Field(pattern=r"^[A-Z_][A-Z0-9_]*$")] | None = None
+    region: str | None = None
+    objects: list[S3ObjectSpec] = Field(default_factory=list)
+    shared: list[S3SharedSpec] = Field(default_factory=list)
+
+
+class SaaSSystem(SystemBase):
+    """A SaaS tool reached over its HTTP API; ``vendor`` selects the adapter."""
+
+    kind: Literal["saas"]
+    vendor: str
+    base_url_env: Annotated[str, Field(pattern=r"^[A-Z_][A-Z0-9_]*$")] | None = None
+    token_env: Annotated[str, Field(pattern=r"^[A-Z_][A-Z0-9_]*$")]
+    identities: dict[Annotated[str, Field(pattern=KEY_NAME)], str] = Field(default_factory=dict)
+    erasure: ErasureSpec = Field(default_factory=lambda: ErasureSpec(action="delete"))
+
+
+System = Annotated[SqlSystem | S3System | SaaSSystem, Field(discriminator="kind")]
+
+
+class Controller(Strict):
+    """Who answers the request, and where the subject may complain (Art. 15(1)(f))."""
+
+    name: str
+    contact: str | None = None
+    dpo: str | None = None
+    supervisory_authority: str | None = None
+    supervisory_authority_url: str | None = None
+
+
+class DataMap(Strict):
+    """The whole file."""
+
+    version: Literal[1] = 1
+    controller: Controller | None = None
+    systems: list[System] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> DataMap:
+        seen: set[str] = set()
+        for system in self.systems:
+            if system.name in seen:
+                raise ValueError(f"system name {system.name!r} is used twice; names must be unique")
+            seen.add(system.name)
+        return self
+
+    def system(self, name: str) -> SqlSystem | S3System | SaaSSystem:
+        for system in self.systems:
+            if system.name == name:
+                return system
+        raise KeyError(name)
