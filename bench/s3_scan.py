@@ -1,0 +1,142 @@
+"""Benchmark: scanning shared JSONL files in S3 for one subject.
+
+``python -m bench.s3_scan [--mb 1024] [--files 8]`` starts moto's S3 server on 127.0.0.1,
+uploads ``--mb`` MB of JSONL events split over ``--files`` objects, then in the same run
+measures, over the same objects:
+
+- ``boto3 read``: a plain ``get_object`` + ``iter_chunks`` read (the transfer ceiling);
+- ``boto3 read + json.loads``: the same, splitting lines and parsing each (the parse ceiling);
+- ``connector collect``: :meth:`S3Connector.collect` for one subject (streamed scan, matching,
+  evidence), into a sink that drops rows.
+
+Throughput is from untraced runs; peak memory is a second run under ``tracemalloc`` (Python
+allocations of this process; the moto server runs in its own process).
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import sys
+import tempfile
+import time
+import tracemalloc
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from tests.s3server import DUMMY_ENV, MotoProcess, NullSink, client, open_s3, s3_system
+
+BUCKET = "dsar-bench"
+SUBJECT = {"email": frozenset({"subject@example.com"})}
+SPEC = {"name": "events", "prefix": "events/", "format": "jsonl",
+        "match": {"email": "user.email"}}
+
+
+def write_events(path: Path, size: int, start: int, every: int = 100_000) -> int:
+    """~200-byte JSONL events until ``size`` bytes; every ``every``-th is the subject's."""
+    hits, written, i = 0, 0, start
+    with path.open("wb") as out:
+        while written < size:
+            email = "subject@example.com" if i % every == 7 else f"user{i}@example.com"
+            hits += email.startswith("subject")
+            data = (json.dumps({"i": i, "user": {"email": email, "id": i % 977},
+                                "event": "page_view", "path": f"/shop/item/{i % 5000}",
+                                "agent": "Mozilla/5.0 (X11; Linux x86_64) Gecko/20100101"})
+                    + "\n").encode()
+            out.write(data)
+            written += len(data)
+            i += 1
+    return hits
+
+
+def plain_read(s3: Any, keys: list[str]) -> int:
+    total = 0
+    for key in keys:
+        for chunk in s3.get_object(Bucket=BUCKET, Key=key)["Body"].iter_chunks(1 << 20):
+            total += len(chunk)
+    return total
+
+
+def plain_parse(s3: Any, keys: list[str]) -> int:
+    hits = 0
+    for key in keys:
+        body = s3.get_object(Bucket=BUCKET, Key=key)["Body"]
+        for line in body.iter_lines(1 << 20):
+            if json.loads(line)["user"]["email"] == "subject@example.com":
+                hits += 1
+    return hits
+
+
+def measure(fn: Callable[[], Any], traced: bool) -> tuple[float, int]:
+    gc.collect()
+    if traced:
+        tracemalloc.start()
+    start = time.perf_counter()
+    fn()
+    seconds = time.perf_counter() - start
+    peak = tracemalloc.get_traced_memory()[1] if traced else 0
+    if traced:
+        tracemalloc.stop()
+    return seconds, peak
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--mb", type=int, default=256, help="MB of JSONL to scan (default 256)")
+    parser.add_argument("--files", type=int, default=8, help="objects to split it over")
+    args = parser.parse_args(argv)
+    import os
+
+    os.environ.update(DUMMY_ENV)
+    server = MotoProcess()
+    try:
+        s3 = client(server.url)
+        s3.create_bucket(Bucket=BUCKET)
+        keys, hits = [], 0
+        per_file = args.mb * 1_000_000 // args.files
+        t0 = time.perf_counter()
+        with tempfile.TemporaryDirectory() as tmp:
+            for n in range(args.files):
+                path = Path(tmp) / f"part-{n:04d}.jsonl"
+                hits += write_events(path, per_file, start=n * 10_000_000)
+                key = f"events/{path.name}"
+                s3.upload_file(str(path), BUCKET, key)
+                keys.append(key)
+                path.unlink()
+        total = sum(o["Size"] for o in s3.list_objects_v2(Bucket=BUCKET)["Contents"])
+        print(f"uploaded {total / 1e6:.0f} MB in {len(keys)} objects to moto "
+              f"({time.perf_counter() - t0:.0f} s); subject has {hits} records", flush=True)
+
+        connector = open_s3(server.url, s3_system(BUCKET, shared=[SPEC]))
+
+        def collect() -> None:
+            ev = connector.collect(SUBJECT, NullSink()).evidence[0]
+            assert ev.found == hits, (ev.found, hits)
+
+        runs = [
+            ("boto3 read (bytes only)", lambda: plain_read(s3, keys)),
+            ("boto3 read + json.loads per line", lambda: plain_parse(s3, keys)),
+            ("connector collect (one subject)", collect),
+        ]
+        rows = []
+        for name, fn in runs:
+            seconds, _ = measure(fn, traced=False)
+            _, peak = measure(fn, traced=True)
+            rows.append((name, seconds, peak))
+            print(f"  {name}: {seconds:.1f} s", flush=True)
+    finally:
+        server.stop()
+
+    print()
+    print("| method | MB | seconds | MB/s | peak memory (tracemalloc) |")
+    print("| --- | ---: | ---: | ---: | ---: |")
+    for name, seconds, peak in rows:
+        print(f"| {name} | {total / 1e6:.0f} | {seconds:.1f} | {total / 1e6 / seconds:.1f} "
+              f"| {peak / 2**20:.1f} MiB |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

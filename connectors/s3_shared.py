@@ -1,0 +1,306 @@
+"""Shared files: objects under a prefix that hold many people's records (JSONL, CSV, JSON).
+
+Every object is streamed (never read whole) through :mod:`connectors.s3_records`. Erasure
+rewrites an object without the subject's records:
+
+1. read the current version and parse *all* of it, writing the kept bytes to a spooled temp
+   file; a malformed record raises before anything is written, so there is never a partial
+   rewrite;
+2. upload the temp file with ``IfMatch`` = the ETag that was read, keeping content type,
+   encoding, metadata, tags and server-side encryption settings; on 412 (a concurrent writer
+   changed the object) start again from 1, a few times;
+3. in a versioned bucket delete the version that was read, and every older version that still
+   holds the subject's records (unless Object Lock keeps it: then it is reported retained).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import tempfile
+import time
+import urllib.parse
+from collections.abc import Iterator
+from typing import IO, Any
+
+from botocore.exceptions import ClientError
+
+from connectors.base import CollectionSink
+from connectors.s3_client import Bucket, Lock, Version, is_conflict, list_versions, read_lock
+from connectors.s3_client import retained_summary as _summary
+from connectors.s3_objects import ERASE_COUNTS, _elapsed
+from connectors.s3_records import FORMATS, MalformedRecord, Matcher, Rewriter, Segment
+from connectors.s3_records import decoded_chunks as _decoded
+from dsar.datamap.schema import S3SharedSpec
+from dsar.errors import ConnectorError
+
+KEPT_ATTRIBUTES = (
+    "ContentType", "ContentEncoding", "ContentDisposition", "ContentLanguage", "CacheControl",
+    "WebsiteRedirectLocation", "ServerSideEncryption", "SSEKMSKeyId", "BucketKeyEnabled",
+    "StorageClass",
+)
+
+
+def matcher_for(spec: S3SharedSpec, keys: Any) -> Matcher:
+    return Matcher(spec.match, keys, dotted=spec.format != "csv")
+
+
+def _versions(b: Bucket, spec: S3SharedSpec) -> list[Version]:
+    with b.guard(spec.name, f"listing shared files under {spec.prefix!r}"):
+        return [
+            v for v in list_versions(b.client, b.name, spec.prefix, b.settings.page_size)
+            if not v.is_marker and not v.key.endswith("/")
+        ]
+
+
+def _open(
+    b: Bucket, spec: S3SharedSpec, v: Version
+) -> tuple[dict[str, Any], bool, Iterator[Segment]] | None:
+    """GET one version; ``(response, is_gzip, segments)`` or None if it has gone."""
+    params: dict[str, Any] = {"Bucket": b.name, "Key": v.key}
+    if not v.is_latest:
+        params["VersionId"] = v.version_id
+    try:
+        obj = b.client.get_object(**params)
+    except b.client.exceptions.NoSuchKey:
+        return None
+    size = b.settings.chunk_size
+    try:
+        is_gzip, plain = _decoded(obj["Body"].iter_chunks(size), spec.compression, size)
+    except MalformedRecord as exc:
+        raise _malformed(b, spec, v.key, exc) from None
+
+    def segments() -> Iterator[Segment]:
+        try:
+            yield from FORMATS[spec.format](plain)
+        except MalformedRecord as exc:
+            raise _malformed(b, spec, v.key, exc) from None
+        finally:
+            obj["Body"].close()
+
+    return obj, is_gzip, segments()
+
+
+def _malformed(b: Bucket, spec: S3SharedSpec, key: str, exc: MalformedRecord) -> ConnectorError:
+    return ConnectorError(
+        f"shared file {key!r} in bucket {b.name!r} is malformed at line {exc.line}: {exc.reason}",
+        f"fix or remove line {exc.line} of {key!r}, or correct 'format'/'compression' of "
+        f"{spec.name!r} in the data map; nothing was changed",
+        system=b.system, collection=spec.name, code="s3_malformed_record",
+    )
+
+
+def _count_matches(b: Bucket, spec: S3SharedSpec, v: Version, matcher: Matcher) -> int:
+    with b.guard(spec.name, f"scanning {v.key!r}"):
+        opened = _open(b, spec, v)
+        if opened is None:
+            return 0
+        return sum(1 for seg in opened[2] if seg[3] is not None and matcher(seg[3]))
+
+
+def collect_shared(
+    b: Bucket, spec: S3SharedSpec, matcher: Matcher, sink: CollectionSink
+) -> Any:
+    """Send the subject's records of current versions to ``sink`` in batches.
+
+    A row is ``{"object": key, "line": n, "record": {...}}``; the digest is SHA-256 over the
+    raw bytes of the matched records in the order sent.
+    """
+    start = time.monotonic()
+    ev = b.evidence(spec.name, "collect")
+    digest = hashlib.sha256()
+    scanned = 0
+    batch: list[dict[str, Any]] = []
+    for v in (v for v in _versions(b, spec) if v.is_latest) if not matcher.empty else ():
+        with b.guard(spec.name, f"scanning {v.key!r}"):
+            opened = _open(b, spec, v)
+            if opened is None:
+                continue
+            obj, _, segments = opened
+            version = obj.get("VersionId") or "null"
+            scanned += 1
+            for _lead, raw, line, record in segments:
+                if record is None or not matcher(record):
+                    continue
+                ev.found += 1
+                digest.update(raw)
+                ev.item_hashes.append(b.item_hash(v.key, version, line))
+                batch.append({"object": v.key, "line": line, "record": record})
+                if len(batch) >= b.settings.batch_size:
+                    sink.write_rows(b.system, spec.name, batch)
+                    ev.collected += len(batch)
+                    batch = []
+    if batch:
+        sink.write_rows(b.system, spec.name, batch)
+        ev.collected += len(batch)
+    ev.digest = digest.hexdigest()
+    ev.counts = {"objects_scanned": scanned}
+    ev.duration_ms = _elapsed(start)
+    return ev
+
+
+def count_shared(b: Bucket, spec: S3SharedSpec, matcher: Matcher) -> Any:
+    """Records of the subject: ``found`` in current versions, ``noncurrent_records`` in older."""
+    start = time.monotonic()
+    ev = b.evidence(spec.name, "count")
+    noncurrent = 0
+    for v in _versions(b, spec) if not matcher.empty else []:
+        n = _count_matches(b, spec, v, matcher)
+        if v.is_latest:
+            ev.found += n
+        else:
+            noncurrent += n
+    ev.counts = {"noncurrent_records": noncurrent}
+    ev.duration_ms = _elapsed(start)
+    return ev
+
+
+def erase_shared(b: Bucket, spec: S3SharedSpec, matcher: Matcher) -> Any:
+    """Remove the subject's records from every version (see the module doc), then recount."""
+    start = time.monotonic()
+    ev = b.evidence(spec.name, "erase")
+    counts = dict.fromkeys(ERASE_COUNTS, 0)
+    if spec.erasure.action == "retain" or matcher.empty:
+        found = count_shared(b, spec, matcher)
+        ev.found = found.found
+        if spec.erasure.retain is not None and found.found:
+            ev.retained = counts["objects_retained"] = found.found
+            ev.retained_ground = spec.erasure.retain.ground
+            ev.retained_period = spec.erasure.retain.period
+        ev.remaining, ev.counts, ev.duration_ms = 0, counts, _elapsed(start)
+        return ev
+    for v in _versions(b, spec):
+        if v.is_latest:
+            _rewrite(b, spec, v, matcher, counts, ev)
+        elif _count_matches(b, spec, v, matcher):
+            _delete_version(b, spec, v.key, v.version_id, counts)
+    remaining, locks = recount_shared(b, spec, matcher)
+    counts["objects_retained"] = len(locks)
+    ev.deleted = counts["records_redacted"]
+    ev.retained = len(locks)
+    ev.retained_ground, ev.retained_period = _summary(locks)
+    ev.remaining, ev.counts, ev.duration_ms = remaining, counts, _elapsed(start)
+    if remaining:
+        raise ConnectorError(
+            f"{remaining} record(s) of the subject are still in shared files of {spec.name!r} "
+            f"in bucket {b.name!r} after erasure",
+            "a writer may be adding the subject's records again; stop it and run erasure again",
+            system=b.system, collection=spec.name, code="s3_erasure_incomplete", transient=True,
+        )
+    return ev
+
+
+def recount_shared(b: Bucket, spec: S3SharedSpec, matcher: Matcher) -> tuple[int, list[Lock]]:
+    """``(remaining, locks)``: matching records still erasable, and locks of kept versions."""
+    remaining, locks = 0, []
+    for v in _versions(b, spec):
+        n = _count_matches(b, spec, v, matcher)
+        if n and not v.is_latest:
+            with b.guard(spec.name, f"reading the lock of {v.key!r}"):
+                lock = read_lock(b.client, b.name, v.key, v.version_id)
+            if lock.active:
+                locks.append(lock)
+                continue
+        remaining += n
+    return remaining, locks
+
+
+def _rewrite(
+    b: Bucket, spec: S3SharedSpec, v: Version, matcher: Matcher, counts: dict[str, int], ev: Any
+) -> None:
+    s = b.settings
+    for _attempt in range(s.write_attempts):
+        with tempfile.SpooledTemporaryFile(max_size=s.spool_memory) as spool:
+            with b.guard(spec.name, f"reading {v.key!r}"):
+                opened = _open(b, spec, Version(v.key, v.version_id, True, False))
+                if opened is None:
+                    return
+                obj, is_gzip, segments = opened
+                writer = Rewriter(spool, gzip=is_gzip)
+                dropped: list[int] = []
+                for seg in segments:
+                    if seg[3] is not None and matcher(seg[3]):
+                        dropped.append(seg[2])
+                    else:
+                        writer.keep(seg)
+                writer.finish()
+            if not dropped:
+                return
+            if s.before_write is not None:
+                s.before_write(v.key)
+            with b.guard(spec.name, f"rewriting {v.key!r}"):
+                try:
+                    _upload(b, v.key, spool, obj)
+                except ClientError as exc:
+                    if is_conflict(exc) or exc.response["Error"].get("Code") == "NoSuchKey":
+                        continue  # changed or deleted since we read it: read again
+                    raise
+        version = obj.get("VersionId") or "null"
+        counts["records_redacted"] += len(dropped)
+        ev.found += len(dropped)
+        ev.item_hashes.extend(b.item_hash(v.key, version, line) for line in dropped)
+        if version != "null":
+            _delete_version(b, spec, v.key, version, counts)
+        return
+    raise ConnectorError(
+        f"shared file {v.key!r} in bucket {b.name!r} kept changing while it was being rewritten "
+        f"({s.write_attempts} attempts)",
+        "retry later; another process writes to this file continuously",
+        system=b.system, collection=spec.name, code="s3_write_conflict", transient=True,
+    )
+
+
+def _attributes(b: Bucket, key: str, obj: dict[str, Any]) -> dict[str, Any]:
+    attrs = {name: obj[name] for name in KEPT_ATTRIBUTES if obj.get(name) is not None}
+    attrs["Metadata"] = obj.get("Metadata", {})
+    if obj.get("TagCount"):
+        params: dict[str, Any] = {"Bucket": b.name, "Key": key}
+        if obj.get("VersionId"):
+            params["VersionId"] = obj["VersionId"]
+        tags = b.client.get_object_tagging(**params)["TagSet"]
+        attrs["Tagging"] = urllib.parse.urlencode([(t["Key"], t["Value"]) for t in tags])
+    return attrs
+
+
+def _upload(b: Bucket, key: str, spool: IO[bytes], obj: dict[str, Any]) -> None:
+    """Conditional write of ``spool``: one PUT, or a multipart upload above the threshold."""
+    etag = obj["ETag"]
+    attrs = _attributes(b, key, obj)
+    size = spool.seek(0, 2)
+    spool.seek(0)
+    if size <= b.settings.multipart_threshold:
+        b.client.put_object(Bucket=b.name, Key=key, Body=spool, IfMatch=etag, **attrs)
+        return
+    upload_id = b.client.create_multipart_upload(Bucket=b.name, Key=key, **attrs)["UploadId"]
+    try:
+        parts = []
+        number = 1
+        while chunk := spool.read(b.settings.part_size):
+            part = b.client.upload_part(
+                Bucket=b.name, Key=key, UploadId=upload_id, PartNumber=number, Body=chunk
+            )
+            parts.append({"PartNumber": number, "ETag": part["ETag"]})
+            number += 1
+        b.client.head_object(Bucket=b.name, Key=key, IfMatch=etag)
+        b.client.complete_multipart_upload(
+            Bucket=b.name, Key=key, UploadId=upload_id, IfMatch=etag,
+            MultipartUpload={"Parts": parts},
+        )
+    except BaseException:
+        b.client.abort_multipart_upload(Bucket=b.name, Key=key, UploadId=upload_id)
+        raise
+
+
+def _delete_version(
+    b: Bucket, spec: S3SharedSpec, key: str, version_id: str, counts: dict[str, int]
+) -> None:
+    """Delete one old version holding the subject's records, unless Object Lock keeps it."""
+    with b.guard(spec.name, f"deleting an old version of {key!r}"):
+        try:
+            b.client.delete_object(Bucket=b.name, Key=key, VersionId=version_id)
+        except ClientError as exc:
+            if exc.response["Error"].get("Code") == "AccessDenied" and read_lock(
+                b.client, b.name, key, version_id
+            ).active:
+                return  # kept by Object Lock; the recount reports it as retained
+            raise
+        counts["versions_deleted"] += 1
