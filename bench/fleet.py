@@ -67,6 +67,7 @@ CREATE TABLE service_requests (id bigint PRIMARY KEY,
     customer_id bigint REFERENCES customers(id), opened_at timestamptz, body text);
 INSERT INTO service_requests SELECT g, (g - 1) % :n + 1, now(), 'Where is my order ' || g
     FROM generate_series(1, :n) g;
+CREATE INDEX ON customers (lower(email));
 CREATE INDEX ON addresses (customer_id); CREATE INDEX ON orders (customer_id);
 CREATE INDEX ON order_items (order_id); CREATE INDEX ON payment_cards (customer_id);
 CREATE INDEX ON logins (customer_id); CREATE INDEX ON visits (customer_id);

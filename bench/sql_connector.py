@@ -53,6 +53,7 @@ INSERT INTO order_lines SELECT i, ((i - 1) %% (3 * %(n)s)) + 1, 'SKU' || (i %% 5
 INSERT INTO logins SELECT i, ((i - 1) %% %(n)s) + 1, '10.0.' || (i %% 250) || '.1', now()
   FROM generate_series(1, 2 * %(n)s) i;
 CREATE UNIQUE INDEX customers_email ON customers (email);
+CREATE INDEX customers_email_lower ON customers (lower(email));
 CREATE INDEX orders_customer ON orders (customer_id);
 CREATE INDEX order_lines_order ON order_lines (order_id);
 CREATE INDEX logins_customer ON logins (customer_id);

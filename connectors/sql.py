@@ -68,6 +68,8 @@ class SqlConnector(Connector):
     def __init__(self, system: SqlSystem, context: ConnectorContext) -> None:
         super().__init__(system, context)
         self._engine: Engine | None = None
+        self._fold_case = frozenset({"email"}) if system.email_match == "case_insensitive" \
+            else frozenset()
 
     # -- plumbing ------------------------------------------------------------------------------
 
@@ -131,7 +133,7 @@ class SqlConnector(Connector):
                 entry, table = self.system.table(name), tables[name]
                 evidence = CollectionEvidence(self.system.name, name, "collect")
                 digest = StreamDigest()
-                pred = subject_predicate(walk, name, keys, tables, memo)
+                pred = subject_predicate(walk, name, keys, tables, memo, self._fold_case)
                 if pred is not None:
                     pk = effective_pk(entry, table)
                     for rows_ in pages(conn, sa.select(table).where(pred), table, pk, batch):
@@ -166,7 +168,7 @@ class SqlConnector(Connector):
                 state.collection = name
                 entry, table = self.system.table(name), tables[name]
                 evidence = CollectionEvidence(self.system.name, name, "count")
-                pred = subject_predicate(walk, name, keys, tables, memo)
+                pred = subject_predicate(walk, name, keys, tables, memo, self._fold_case)
                 if pred is not None:
                     stmt = sa.select(sa.func.count()).select_from(table).where(pred)
                     evidence.found = int(conn.execute(stmt).scalar_one())
@@ -225,7 +227,7 @@ class SqlConnector(Connector):
         for name in walk.discovery:
             state.collection = name
             entry, table = self.system.table(name), tables[name]
-            pred = subject_predicate(walk, name, keys, tables, memo)
+            pred = subject_predicate(walk, name, keys, tables, memo, self._fold_case)
             found[name] = []
             if pred is None:
                 continue
@@ -321,7 +323,7 @@ class SqlConnector(Connector):
             if action == "retain":
                 continue
             pk = effective_pk(entry, table)
-            pred = subject_predicate(walk, name, keys, tables, memo)
+            pred = subject_predicate(walk, name, keys, tables, memo, self._fold_case)
             if action == "delete":
                 # rows the DELETE reported gone are gone in this transaction; recount by key
                 # only if it reported fewer, and always re-run the walk (new rows)

@@ -64,9 +64,14 @@ def subject_predicate(
     keys: Mapping[str, Iterable[str]],
     tables: Mapping[str, sa.Table],
     _memo: dict[str, sa.ColumnElement[bool] | None] | None = None,
+    fold_case: frozenset[str] = frozenset({"email"}),
 ) -> sa.ColumnElement[bool] | None:
     """The condition selecting the subject's rows of table ``name``; None when nothing can
-    match (no key values reach it)."""
+    match (no key values reach it).
+
+    Keys named in ``fold_case`` (email, by default) match their column case-insensitively:
+    the request's value is normalised to lower case, and addresses are stored as people typed
+    them. On PostgreSQL, an index on ``lower(column)`` keeps that fast."""
     memo = {} if _memo is None else _memo
     if name in memo:
         return memo[name]
@@ -76,9 +81,13 @@ def subject_predicate(
         cols = [table.c[c] for c in match.columns]
         if match.source is None:
             values = coerce(cols[0], keys.get(match.key or "", ()))
-            clauses += [cols[0].in_(list(part)) for part in chunks(values)]
+            target: Any = cols[0]
+            if match.key in fold_case and isinstance(cols[0].type, sa.String):
+                target = sa.func.lower(cols[0])
+                values = sorted({str(v).lower() for v in values})
+            clauses += [target.in_(list(part)) for part in chunks(values)]
             continue
-        source_pred = subject_predicate(walk, match.source, keys, tables, memo)
+        source_pred = subject_predicate(walk, match.source, keys, tables, memo, fold_case)
         if source_pred is None:
             continue
         source = tables[match.source]

@@ -287,6 +287,54 @@ def _erasure_of(system: Any, collection: str) -> ErasureSpec:
     return system.erasure
 
 
+def _system_dependencies(
+    datamap: DataMap, reach: Mapping[str, Mapping[str, tuple[Match, ...]]],
+    provided_at: Mapping[str, list[tuple[int, str]]], given: set[str],
+    rank: Mapping[str, tuple[int, int]], notes: list[str],
+) -> tuple[dict[str, set[str]], dict[str, list[str]]]:
+    """Which systems wait for which: a system depends on every other system that provides a
+    key it looks subjects up by (and that the request did not give). Edges that would close a
+    cycle are left out, in the order systems were first reached, with a note."""
+    depends_on: dict[str, set[str]] = {name: set() for name in rank}
+    needs_of: dict[str, list[str]] = {name: [] for name in rank}
+    for name in sorted(rank, key=rank.__getitem__):
+        found = reach[name]
+        used = {m.key for ms in found.values() for m in ms if m.key and m.source is None}
+        for key in sorted(used - given):
+            providers = [p for _, p in provided_at.get(key, []) if p != name]
+            added = False
+            for provider in providers:
+                if _reaches(depends_on, provider, name):
+                    continue
+                depends_on[name].add(provider)
+                added = True
+            if added:
+                needs_of[name].append(key)
+            elif providers:
+                notes.append(f"{name} uses {key!r} from a system that waits for it; "
+                             "it runs without those values")
+    return depends_on, needs_of
+
+
+def _in_dependency_order(datamap: DataMap, depends_on: Mapping[str, set[str]],
+                         rank: Mapping[str, tuple[int, int]]) -> list[Any]:
+    """Systems with every system they depend on first; ties in the order they were reached."""
+    by_name = {s.name: s for s in datamap.systems}
+    waiting = {name: set(deps) for name, deps in depends_on.items()}
+    ready = [(rank[n], n) for n, deps in waiting.items() if not deps]
+    heapq.heapify(ready)
+    out = []
+    while ready:
+        _, name = heapq.heappop(ready)
+        out.append(by_name[name])
+        for other, deps in waiting.items():
+            if name in deps:
+                deps.discard(name)
+                if not deps:
+                    heapq.heappush(ready, (rank[other], other))
+    return out
+
+
 def plan_request(
     datamap: DataMap, keys: Mapping[str, Iterable[str]] | Iterable[str], action: str
 ) -> Plan:
@@ -333,21 +381,13 @@ def plan_request(
     steps: list[Step] = []
     notes: list[str] = []
     unreachable: list[tuple[str, str]] = []
-    ordered = sorted((s for s in datamap.systems if s.name in level),
-                     key=lambda s: (level[s.name], datamap.systems.index(s)))
-    for system in ordered:
+    rank = {s.name: (level[s.name], i) for i, s in enumerate(datamap.systems) if s.name in level}
+    depends_on, needs_of = _system_dependencies(datamap, reach, provided_at, given, rank, notes)
+    for system in _in_dependency_order(datamap, depends_on, rank):
         found = reach[system.name]
-        used = {m.key for ms in found.values() for m in ms if m.key and m.source is None}
-        needs, depends = [], []
-        for key in sorted(used - given):
-            providers = [name for lvl, name in provided_at.get(key, [])
-                         if name != system.name and lvl < level[system.name]]
-            if providers:
-                needs.append(key)
-                depends += [f"{name}:{task_action}" for name in providers]
-            elif any(name != system.name for _, name in provided_at.get(key, [])):
-                notes.append(f"{system.name} uses {key!r} from a system that waits for it; "
-                             "it runs without those values")
+        needs = needs_of[system.name]
+        depends = [f"{name}:{task_action}" for name in sorted(depends_on[system.name],
+                                                               key=rank.__getitem__)]
         if isinstance(system, SqlSystem):
             walk = walks[system.name]
             names = list(walk.erase_order if action == "erasure" else walk.discovery)

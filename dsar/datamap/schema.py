@@ -174,6 +174,7 @@ class SqlSystem(SystemBase):
     url_env: Annotated[str, Field(pattern=r"^[A-Z_][A-Z0-9_]*$")]
     statement_timeout_seconds: float = Field(default=30.0, gt=0)
     batch_size: int = Field(default=1000, ge=1, le=100_000)
+    email_match: Literal["case_insensitive", "exact"] = "case_insensitive"
     tables: list[SqlTable] = Field(min_length=1)
 
     @model_validator(mode="after")
