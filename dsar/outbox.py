@@ -7,11 +7,21 @@ never publishes and a crash never loses a message. Messages carry ids only.
 
 from __future__ import annotations
 
+import threading
 from datetime import datetime, timedelta
 
+from sqlalchemy import event
 from sqlalchemy.orm import Session
 
 from dsar.db.models import OutboxMessage
+
+#: Set after a transaction that added outbox rows commits, so a relay in this process
+#: publishes at once instead of at its next poll.
+COMMITTED = threading.Event()
+
+
+def _wake(_session: Session) -> None:
+    COMMITTED.set()
 
 
 def enqueue(
@@ -32,4 +42,7 @@ def enqueue(
         created_at=now, available_at=now + delay, sent_at=None,
     )
     session.add(message)
+    if "outbox_wake" not in session.info:
+        session.info["outbox_wake"] = True
+        event.listen(session, "after_commit", _wake, once=True)
     return message

@@ -16,15 +16,15 @@ import sqlalchemy as sa
 from dsar import requests
 from dsar.app import App
 from dsar.bundles.build import build_bundle
-from dsar.bundles.items import BundleMeta
+from dsar.bundles.items import BundleInfo, BundleMeta
 from dsar.bundles.retention import purge_expired
 from dsar.bundles.store import BundleStore, open_store
-from dsar.db.models import Bundle, CompletionRecord, Request, SubjectKey, Task
+from dsar.db.models import Bundle, CompletionRecord, Request, StagedItem, SubjectKey, Task
 from dsar.errors import DsarError
 from dsar.lifecycle import State
 from workflows import fanout
 from workflows.runner import flag_attention, load_map
-from workflows.staging import purge_staged, read_staged
+from workflows.staging import read_staged
 
 log = logging.getLogger("dsar.assembly")
 
@@ -38,46 +38,36 @@ def bundle_store(app: App) -> BundleStore:
     return open_store(url)
 
 
-def _make_bundle(app: App, request: Request) -> None:
+def _make_bundle(app: App, request: Request) -> BundleInfo | None:
+    """Build and store the bundle from the staged data, unless it was recorded already."""
     with app.db.session() as session:
         if session.scalar(sa.select(Bundle.id).where(Bundle.request_id == request.id)):
-            return
+            return None
     datamap, _digest = load_map(app)
-    now = app.now()
     meta = BundleMeta(request_id=request.id, kind=request.kind,  # type: ignore[arg-type]
                       bundle_id=f"b_{request.id}", timezone=request.timezone,
                       link_ttl=timedelta(days=app.settings.link_ttl_days))
-    info = build_bundle(meta, datamap, lambda: read_staged(app, request.id), bundle_store(app),
-                        app.keys.bundle_key, now)
-    with app.db.session() as session:
-        if session.scalar(sa.select(Bundle.id).where(Bundle.request_id == request.id)):
-            return
-        session.add(Bundle(
-            id=info.bundle_id, request_id=request.id, location=info.location,
-            sha256=info.sha256, size=info.size, created_at=info.created_at,
-            link_expires_at=info.expires_at,
-            delete_after=info.created_at + timedelta(days=app.settings.bundle_retention_days),
-        ))
+    return build_bundle(meta, datamap, lambda: read_staged(app, request.id), bundle_store(app),
+                        app.keys.bundle_key, app.now())
 
 
 def assemble_request(app: App, request_id: str) -> None:
-    request = requests.load(app, request_id)
-    if request.state != State.IN_PROGRESS:
+    with app.db.session() as session:
+        request = session.get(Request, request_id)
+    if request is None or request.state != State.IN_PROGRESS:
         return
     try:
-        if request.kind in ("access", "export"):
-            _make_bundle(app, request)
-        _complete(app, request_id)
+        info = _make_bundle(app, request) if request.kind in ("access", "export") else None
+        _complete(app, request_id, info)
     except DsarError as err:
         flag_attention(app, request_id, f"assembly failed: {err.one_line()}")
         return
-    purge_staged(app, request_id)
-    with app.db.session() as session:
-        session.execute(sa.delete(SubjectKey).where(SubjectKey.request_id == request_id))
-    log.info("request %s completed", request_id)
+    log.info("request %s completed", request_id, extra={"request_id": request_id})
 
 
-def _complete(app: App, request_id: str) -> None:
+def _complete(app: App, request_id: str, bundle: BundleInfo | None) -> None:
+    """One transaction: the bundle's row, the signed record and its ledger entry, the state
+    change, and the purge of staged data and discovered keys."""
     from dsar.records.record import build_record
 
     now = app.now()
@@ -89,12 +79,23 @@ def _complete(app: App, request_id: str) -> None:
         if states - {fanout.DONE}:
             raise DsarError(f"request {request_id} still has unfinished tasks",
                             f"see `dsar show {request_id}`")
+        if bundle is not None and session.get(Bundle, bundle.bundle_id) is None:
+            session.add(Bundle(
+                id=bundle.bundle_id, request_id=request.id, location=bundle.location,
+                sha256=bundle.sha256, size=bundle.size, created_at=bundle.created_at,
+                link_expires_at=bundle.expires_at,
+                delete_after=bundle.created_at
+                + timedelta(days=app.settings.bundle_retention_days),
+            ))
+            session.flush()
         if session.get(CompletionRecord, request_id) is None:
             request.completed_at = now
             build_record(session, app, request)
         request.state, request.updated_at = State.COMPLETED.value, now
         requests.add_event(session, request, now, "worker", "completed",
                            State.IN_PROGRESS.value, State.COMPLETED.value, None)
+        session.execute(sa.delete(StagedItem).where(StagedItem.request_id == request_id))
+        session.execute(sa.delete(SubjectKey).where(SubjectKey.request_id == request_id))
 
 
 def periodic_housekeeping(app: App) -> None:

@@ -25,7 +25,15 @@ from sqlalchemy.orm import Session
 
 from connectors.base import ConnectorResult
 from dsar.app import App
-from dsar.db.models import EvidenceRow, Request, SubjectKey, SystemSlot, Task
+from dsar.db.models import (
+    EvidenceRow,
+    IdentityRow,
+    Request,
+    StagedItem,
+    SubjectKey,
+    SystemSlot,
+    Task,
+)
 from dsar.lifecycle import State
 from dsar.outbox import enqueue
 from dsar.planning import Plan
@@ -109,12 +117,18 @@ def ensure_slots(session: Session, system: str, cap: int) -> None:
 
 @dataclass(frozen=True)
 class Claim:
+    """A task this worker holds, with what the connector needs, read in the claim's
+    transaction: the subject's keys (identities and keys other tasks discovered, decrypted)
+    and the digest of the data map the request was planned with."""
+
     task_id: int
     attempt: int
     request_id: str
     system: str
     action: str
     precount: dict[str, Any] | None
+    keys: dict[str, frozenset[str]]
+    datamap_digest: str | None
 
 
 def claim(app: App, task_id: int) -> Claim | None:
@@ -145,8 +159,23 @@ def claim(app: App, task_id: int) -> Claim | None:
             return None
         task.state, task.lease_until, task.started_at = RUNNING, lease, task.started_at or now
         task.attempts += 1
+        if task.action == "collect":  # what an interrupted earlier attempt staged
+            session.execute(sa.delete(StagedItem).where(StagedItem.task_id == task.id))
         return Claim(task.id, task.attempts, request.id, task.system, task.action,
-                     task.precount)
+                     task.precount, _subject_keys(session, app, request),
+                     request.datamap_digest)
+
+
+def _subject_keys(session: Session, app: App, request: Request) -> dict[str, frozenset[str]]:
+    keys: dict[str, set[str]] = {}
+    cipher = app.keys.identity_cipher
+    rows = session.execute(sa.select(IdentityRow.name, IdentityRow.ciphertext).where(
+        IdentityRow.request_id == request.id)).all()
+    rows += session.execute(sa.select(SubjectKey.name, SubjectKey.ciphertext).where(
+        SubjectKey.request_id == request.id)).all()
+    for name, sealed in rows:
+        keys.setdefault(name, set()).add(cipher.open(sealed, name.encode()).decode())
+    return {name: frozenset(values) for name, values in keys.items()}
 
 
 def _deps_done(session: Session, task: Task) -> bool:
@@ -238,17 +267,6 @@ def _save_keys(session: Session, app: App, request_id: str, task_id: int,
             session.add(SubjectKey(
                 request_id=request_id, task_id=task_id, name=name, lookup_hash=digest,
                 ciphertext=app.keys.identity_cipher.seal(value.encode(), name.encode())))
-
-
-def discovered_keys(app: App, request_id: str) -> dict[str, set[str]]:
-    with app.db.session() as session:
-        rows = session.execute(sa.select(SubjectKey.name, SubjectKey.ciphertext).where(
-            SubjectKey.request_id == request_id)).all()
-    out: dict[str, set[str]] = {}
-    for name, sealed in rows:
-        out.setdefault(name, set()).add(
-            app.keys.identity_cipher.open(sealed, name.encode()).decode())
-    return out
 
 
 def fail(app: App, claim: Claim, failure: Failure) -> str:

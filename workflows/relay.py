@@ -18,6 +18,7 @@ from dramatiq import Message
 
 from dsar.app import App
 from dsar.db.models import OutboxMessage
+from dsar.outbox import COMMITTED
 
 log = logging.getLogger("dsar.relay")
 
@@ -72,7 +73,8 @@ class Relay(threading.Thread):
                 self.stopping.wait(min(30.0, 0.5 * 2 ** min(failures, 6)))
                 continue
             if not sent:
-                self.stopping.wait(self.idle)
+                COMMITTED.wait(self.idle)
+                COMMITTED.clear()
 
     def stop(self) -> None:
         self.stopping.set()

@@ -27,7 +27,7 @@ from dsar.lifecycle import State
 from dsar.planning import plan_request
 from workflows import fanout
 from workflows.retry import Failure, classify
-from workflows.staging import StagingSink, clear_task
+from workflows.staging import StagingSink
 
 log = logging.getLogger("dsar.worker")
 
@@ -160,21 +160,16 @@ def _test_delay() -> None:
 
 
 def _call_connector(app: App, claim: fanout.Claim) -> ConnectorResult:
-    request = requests.load(app, claim.request_id)
     datamap, digest = load_map(app)
-    if request.datamap_digest and digest != request.datamap_digest:
+    if claim.datamap_digest and digest != claim.datamap_digest:
         raise DataMapError("the data map changed after this request was planned",
-                           f"restore it, or cancel and resubmit request {request.id}")
-    keys: dict[str, set[str]] = {k: set(v) for k, v in
-                                 subject_keys(requests.identities_of(app, request)).items()}
-    for name, values in fanout.discovered_keys(app, request.id).items():
-        keys.setdefault(name, set()).update(values)
-    frozen = {k: frozenset(v) for k, v in keys.items()}
+                           f"restore it, or cancel and resubmit request {claim.request_id}")
+    frozen = claim.keys
     context = ConnectorContext(hash_key=app.keys.evidence_key)
     with open_connector(datamap.system(claim.system), context) as connector:
         if claim.action == "collect":
-            clear_task(app, claim.task_id)
-            return connector.collect(frozen, StagingSink(app, request.id, claim.task_id))
+            with StagingSink(app, claim.request_id, claim.task_id) as sink:
+                return connector.collect(frozen, sink)
         precount = claim.precount
         if precount is None:
             counted = connector.count(frozen)

@@ -23,6 +23,7 @@ from dsar.bundles.items import CollectedItem, RowsBatch, StagedObject
 from dsar.db.models import StagedItem
 
 CHUNK = 1024 * 1024
+FLUSH_BYTES = 4 * CHUNK
 
 
 def _encode(value: Any) -> Any:
@@ -65,18 +66,41 @@ def loads(raw: bytes) -> Any:
 
 
 class StagingSink:
-    """A :class:`connectors.CollectionSink` that seals what it is given into the state DB."""
+    """A :class:`connectors.CollectionSink` that seals what it is given into the state DB.
+
+    Sealed items are written in transactions of up to :data:`FLUSH_BYTES`, so a typical
+    subject costs one write and a large one keeps memory bounded. Use as a context manager:
+    leaving it writes what is still buffered.
+    """
 
     def __init__(self, app: App, request_id: str, task_id: int) -> None:
         self.app, self.request_id, self.task_id = app, request_id, task_id
         self.seq = 0
+        self._pending: list[StagedItem] = []
+        self._pending_bytes = 0
 
     def _put(self, record: dict[str, Any]) -> None:
         sealed = self.app.keys.staging_cipher.seal(dumps(record), self.request_id.encode())
-        with self.app.db.session() as session:
-            session.add(StagedItem(request_id=self.request_id, task_id=self.task_id,
-                                   seq=self.seq, ciphertext=sealed))
+        self._pending.append(StagedItem(request_id=self.request_id, task_id=self.task_id,
+                                        seq=self.seq, ciphertext=sealed))
+        self._pending_bytes += len(sealed)
         self.seq += 1
+        if self._pending_bytes >= FLUSH_BYTES:
+            self.flush()
+
+    def flush(self) -> None:
+        if not self._pending:
+            return
+        with self.app.db.session() as session:
+            session.add_all(self._pending)
+        self._pending, self._pending_bytes = [], 0
+
+    def __enter__(self) -> StagingSink:
+        return self
+
+    def __exit__(self, exc_type: object, *_: object) -> None:
+        if exc_type is None:
+            self.flush()
 
     def write_rows(self, system: str, collection: str,
                    rows: Iterable[Mapping[str, Any]]) -> None:
@@ -97,12 +121,6 @@ class StagingSink:
         if buffer:
             self._put({"t": "chunk", "d": buffer})
         self._put({"t": "end"})
-
-
-def clear_task(app: App, task_id: int) -> None:
-    """Forget what an earlier, interrupted attempt of a task staged."""
-    with app.db.session() as session:
-        session.execute(sa.delete(StagedItem).where(StagedItem.task_id == task_id))
 
 
 def _records(app: App, request_id: str) -> Iterator[dict[str, Any]]:

@@ -179,7 +179,7 @@ def print_evidence(console: Console, kind: str, bodies: list[dict[str, Any]]) ->
                   title_justify="left")
     columns = ["system", "collection", "found"]
     columns += ["collected"] if kind != "erasure" else ["deleted", "masked", "retained",
-                                                         "left", "kept because"]
+                                                         "left", "kept because", "details"]
     for column in columns:
         table.add_column(column)
     for body in bodies:
@@ -187,7 +187,11 @@ def print_evidence(console: Console, kind: str, bodies: list[dict[str, Any]]) ->
         if kind != "erasure":
             row.append(str(body["collected"]))
         else:
+            remaining = body.get("remaining")
+            details = ", ".join(f"{k.replace('_', ' ')} {v}"
+                                for k, v in sorted(body.get("counts", {}).items()) if v)
             row += [str(body["deleted"]), str(body["masked"]), str(body["retained"]),
-                    str(body.get("remaining")), body.get("retained_ground") or ""]
+                    "-" if remaining is None else str(remaining),
+                    body.get("retained_ground") or "", details]
         table.add_row(*row)
     console.print(table)
