@@ -288,7 +288,7 @@ def _erasure_of(system: Any, collection: str) -> ErasureSpec:
 
 
 def _system_dependencies(
-    datamap: DataMap, reach: Mapping[str, Mapping[str, tuple[Match, ...]]],
+    reach: Mapping[str, Mapping[str, tuple[Match, ...]]],
     provided_at: Mapping[str, list[tuple[int, str]]], given: set[str],
     rank: Mapping[str, tuple[int, int]], notes: list[str],
 ) -> tuple[dict[str, set[str]], dict[str, list[str]]]:
@@ -297,22 +297,25 @@ def _system_dependencies(
     cycle are left out, in the order systems were first reached, with a note."""
     depends_on: dict[str, set[str]] = {name: set() for name in rank}
     needs_of: dict[str, list[str]] = {name: [] for name in rank}
-    for name in sorted(rank, key=rank.__getitem__):
+    wanted: list[tuple[str, str, str]] = []  # (system, key, provider)
+    for name in rank:
         found = reach[name]
         used = {m.key for ms in found.values() for m in ms if m.key and m.source is None}
         for key in sorted(used - given):
-            providers = [p for _, p in provided_at.get(key, []) if p != name]
-            added = False
-            for provider in providers:
-                if _reaches(depends_on, provider, name):
-                    continue
-                depends_on[name].add(provider)
-                added = True
-            if added:
-                needs_of[name].append(key)
-            elif providers:
-                notes.append(f"{name} uses {key!r} from a system that waits for it; "
-                             "it runs without those values")
+            wanted += [(name, key, p) for _, p in provided_at.get(key, []) if p != name]
+    # Edges towards systems reached earlier first, so that in a cycle the system nearer the
+    # request's own keys runs first and the later one waits.
+    wanted.sort(key=lambda w: (rank[w[2]] >= rank[w[0]], rank[w[0]], w[1], rank[w[2]]))
+    for name, key, provider in wanted:
+        if _reaches(depends_on, provider, name):
+            continue
+        depends_on[name].add(provider)
+        if key not in needs_of[name]:
+            needs_of[name].append(key)
+    for name, key, _provider in wanted:
+        if key not in needs_of[name]:
+            notes.append(f"{name} uses {key!r} from a system that waits for it; "
+                         "it runs without those values")
     return depends_on, needs_of
 
 
@@ -382,7 +385,7 @@ def plan_request(
     notes: list[str] = []
     unreachable: list[tuple[str, str]] = []
     rank = {s.name: (level[s.name], i) for i, s in enumerate(datamap.systems) if s.name in level}
-    depends_on, needs_of = _system_dependencies(datamap, reach, provided_at, given, rank, notes)
+    depends_on, needs_of = _system_dependencies(reach, provided_at, given, rank, notes)
     for system in _in_dependency_order(datamap, depends_on, rank):
         found = reach[system.name]
         needs = needs_of[system.name]

@@ -120,3 +120,24 @@ def test_systems_waiting_on_each_other_do_not_deadlock() -> None:
 def test_unknown_action_is_refused() -> None:
     with pytest.raises(InvalidInput):
         plan_request(parse_datamap(MULTI), KEYS, "delete-everything")
+
+
+def test_a_system_reached_by_email_still_waits_for_the_keys_it_needs_from_another() -> None:
+    """files finds event-log lines by email at once, but its avatars need the customer id that
+    shop provides: the files task must wait for shop, not run without the id."""
+    doc = {"systems": [
+        {"name": "shop", "kind": "sql", "url_env": "SHOP", "tables": [
+            {"name": "customers", "identities": {"email": "email"},
+             "provides": {"customer_id": "id"}}]},
+        {"name": "files", "kind": "s3", "bucket": "b",
+         "objects": [{"name": "avatars", "key": "avatars/{customer_id}.png",
+                      "category": "user.photo"}],
+         "shared": [{"name": "events", "prefix": "events/", "format": "jsonl",
+                     "match": {"email": "user.email"}}]},
+    ]}
+    plan = plan_request(parse_datamap(yaml.safe_dump(doc)), KEYS, "erasure")
+    tasks = {t.id: t for t in plan.tasks}
+    assert tasks["files:erase"].depends_on == ("shop:erase",)
+    assert tasks["files:erase"].needs == ("customer_id",)
+    assert [t.id for t in plan.tasks] == ["shop:erase", "files:erase"]
+    assert not plan.notes

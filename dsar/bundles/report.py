@@ -1,0 +1,157 @@
+"""report.html: a self-contained, accessible page that explains the bundle to the person.
+
+The page is rendered from the spool's summary (counts, columns, first rows, object list) and the
+data map, never from the full data, so its size is bounded by ``preview_rows`` and
+``listed_objects`` however large the bundle is. It has inline CSS only: no scripts, images,
+fonts or style sheets from anywhere, and a Content-Security-Policy that forbids loading them.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+
+from dsar.bundles.describe import CollectionFacts, rights
+from dsar.bundles.errors import format_when
+from dsar.bundles.items import BundleMeta
+from dsar.bundles.names import entry
+from dsar.bundles.spool import SpooledCollection
+from dsar.bundles.values import dumps
+from dsar.datamap.schema import Controller
+
+TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
+FORMAT = "dsar-export/1"
+MAX_CELL = 200
+
+_env = Environment(
+    loader=FileSystemLoader(TEMPLATES),
+    autoescape=select_autoescape(["html", "j2"]),
+    trim_blocks=False,
+)
+
+
+def human_size(size: int) -> str:
+    value = float(size)
+    for unit in ("bytes", "KB", "MB", "GB", "TB"):
+        if value < 1000 or unit == "TB":
+            return f"{int(value)} bytes" if unit == "bytes" else f"{value:.1f} {unit}"
+        value /= 1000
+    return f"{size} bytes"  # pragma: no cover
+
+
+def _display(value: Any) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    text = value if isinstance(value, str) else dumps(value)
+    return text if len(text) <= MAX_CELL else text[: MAX_CELL - 1] + "…"
+
+
+def _anchor(*parts: str) -> str:
+    return "-".join(re.sub(r"[^a-z0-9]+", "-", p.lower()).strip("-") or "x" for p in parts)
+
+
+def _collection_context(
+    coll: SpooledCollection, facts: CollectionFacts, csv_entry: str | None, listed: int
+) -> dict[str, Any]:
+    columns = list(coll.columns)
+    return {
+        "anchor": _anchor("c", coll.system, coll.collection),
+        "label": facts.label,
+        "info": facts.info,
+        "categories": "; ".join(c.label for c in facts.categories),
+        "row_count": coll.row_count,
+        "row_count_text": f"{coll.row_count:,}",
+        "truncated": coll.row_count > len(coll.preview),
+        "csv": csv_entry,
+        "columns": [{"name": c, "label": facts.column_labels.get(c, c)} for c in columns],
+        "preview": [[_display(row.get(c)) for c in columns] for row in coll.preview],
+        "objects": [
+            {"name": o.name, "size": human_size(o.size), "entry": o.entry}
+            for o in coll.objects[:listed]
+        ],
+        "objects_more": max(0, len(coll.objects) - listed),
+        "object_count_text": f"{len(coll.objects):,}",
+        "files_dir": entry("files", coll.system, coll.collection) + "/",
+    }
+
+
+def _controller(controller: Controller | None) -> dict[str, Any]:
+    data = controller.model_dump() if controller else {"name": "The controller"}
+    url = data.get("supervisory_authority_url") or ""
+    if not re.match(r"^https?://", url):
+        data["supervisory_authority_url"] = None
+    return data
+
+
+def context(
+    meta: BundleMeta,
+    controller: Controller | None,
+    collections: Sequence[tuple[SpooledCollection, CollectionFacts, str | None]],
+    created_at: datetime,
+    expires_at: datetime,
+) -> dict[str, Any]:
+    """Everything the template shows. ``collections`` come in display order."""
+    systems: list[dict[str, Any]] = []
+    by_system: dict[str, dict[str, Any]] = {}
+    for coll, facts, csv_entry in collections:
+        if coll.system not in by_system:
+            by_system[coll.system] = {
+                "anchor": _anchor("s", coll.system), "label": facts.system_label,
+                "collections": [], "cats": {},
+            }
+            systems.append(by_system[coll.system])
+        system = by_system[coll.system]
+        system["collections"].append(
+            _collection_context(coll, facts, csv_entry, meta.listed_objects)
+        )
+        for cat in facts.categories:
+            where = system["cats"].setdefault(cat.label, [])
+            where.append(facts.label)
+    for system in systems:
+        system["categories"] = [
+            {"label": label, "where": ", ".join(dict.fromkeys(where))}
+            for label, where in system.pop("cats").items()
+        ]
+    rows = sum(c.row_count for c, _, _ in collections)
+    objects = [o for c, _, _ in collections for o in c.objects]
+    title = "A copy of your personal data" if meta.kind == "access" else "Your data export"
+    return {
+        "language": meta.language,
+        "title": title,
+        "format": FORMAT,
+        "request_id": meta.request_id,
+        "controller": _controller(controller),
+        "created_iso": created_at.isoformat(),
+        "created_text": format_when(created_at),
+        "expires_iso": expires_at.isoformat(),
+        "expires_text": format_when(expires_at),
+        "systems": systems,
+        "totals": {
+            "rows": f"{rows:,}", "rows_n": rows,
+            "objects": f"{len(objects):,}", "objects_n": len(objects),
+            "object_bytes": human_size(sum(o.size for o in objects)),
+            "systems": f"{len(systems):,}", "systems_n": len(systems),
+        },
+        "rights": rights([facts.info for _, facts, _ in collections]),
+    }
+
+
+def render(ctx: dict[str, Any], block: int = 64 * 1024) -> Iterator[bytes]:
+    """The page as UTF-8, streamed in blocks of about ``block`` bytes."""
+    pending: list[str] = []
+    size = 0
+    for piece in _env.get_template("report.html.j2").generate(**ctx):
+        pending.append(piece)
+        size += len(piece)
+        if size >= block:
+            yield "".join(pending).encode()
+            pending, size = [], 0
+    if pending:
+        yield "".join(pending).encode()
