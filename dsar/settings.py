@@ -42,6 +42,7 @@ SETTINGS_DOC: dict[str, tuple[str, str]] = {
     "DSAR_DEFAULT_REGIME": ("gdpr", "regime for requests that do not name one"),
     "DSAR_APPROVAL_REQUIRED": ("none", "comma-separated kinds that need `dsar approve` first, "
                                "e.g. erasure"),
+    "DSAR_PUBLIC_URL": ("http://127.0.0.1:8080", "the portal's address, used in download links"),
     "DSAR_LINK_TTL_DAYS": ("30", "how long a download link works"),
     "DSAR_BUNDLE_RETENTION_DAYS": ("30", "how long a bundle is kept before it is deleted"),
     "DSAR_LEDGER_ORIGIN": ("dsar.local/ledger", "the origin line of ledger checkpoints"),
@@ -66,6 +67,7 @@ class Settings:
     holiday_calendar: str | None
     default_regime: str
     approval_required: frozenset[str]
+    public_url: str
     link_ttl_days: int
     bundle_retention_days: int
     ledger_origin: str
@@ -118,6 +120,7 @@ class Settings:
             holiday_calendar=calendar,
             default_regime=regime,
             approval_required=approval,
+            public_url=env.get("DSAR_PUBLIC_URL", "http://127.0.0.1:8080").rstrip("/"),
             link_ttl_days=_positive_int(env, "DSAR_LINK_TTL_DAYS", 30),
             bundle_retention_days=_positive_int(env, "DSAR_BUNDLE_RETENTION_DAYS", 30),
             ledger_origin=env.get("DSAR_LEDGER_ORIGIN", "dsar.local/ledger"),

@@ -50,7 +50,8 @@ def config(as_json: bool) -> None:
         "export_sse": "DSAR_EXPORT_SSE", "master_key": "DSAR_MASTER_KEY",
         "signing_keys_dir": "DSAR_SIGNING_KEYS_DIR", "timezone": "DSAR_TIMEZONE",
         "holiday_calendar": "DSAR_HOLIDAY_CALENDAR", "default_regime": "DSAR_DEFAULT_REGIME",
-        "approval_required": "DSAR_APPROVAL_REQUIRED", "link_ttl_days": "DSAR_LINK_TTL_DAYS",
+        "approval_required": "DSAR_APPROVAL_REQUIRED", "public_url": "DSAR_PUBLIC_URL",
+        "link_ttl_days": "DSAR_LINK_TTL_DAYS",
         "bundle_retention_days": "DSAR_BUNDLE_RETENTION_DAYS",
         "ledger_origin": "DSAR_LEDGER_ORIGIN", "log_format": "DSAR_LOG_FORMAT",
     }
