@@ -8,6 +8,7 @@ capturing every log record and every message the broker is given.
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import os
@@ -39,7 +40,7 @@ def demo_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
     monkeypatch.setattr(StubBroker, "enqueue", recording_enqueue)
     caplog.set_level(logging.DEBUG)
     try:
-        result = run_demo(tmp_path / "demo", Console(file=open(os.devnull, "w")), customers=60)
+        result = run_demo(tmp_path / "demo", Console(file=io.StringIO()), customers=60)
         yield {"result": result, "folder": tmp_path / "demo", "messages": messages,
                "logs": "\n".join(r.getMessage() + " " + json.dumps(r.__dict__, default=str)
                                  for r in caplog.records)}
