@@ -110,3 +110,31 @@ def test_staged_data_and_discovered_keys_are_purged(demo_run: dict[str, Any]) ->
     assert db.execute("SELECT count(*) FROM subject_keys").fetchone() == (0,)
     assert db.execute("SELECT count(*) FROM bundles").fetchone() == (2,)
     db.close()
+
+
+def test_bundle_command_issues_a_link_that_downloads_the_bundle(demo_run: dict[str, Any]) -> None:
+    import hashlib
+    from wsgiref.util import setup_testing_defaults
+
+    from click.testing import CliRunner
+
+    from cli import main
+    from dsar.app import App
+    from dsar.portal import make_portal
+
+    access = next(r for r in demo_run["result"].requests if r["kind"] == "access")
+    out = CliRunner().invoke(main, ["bundle", access["id"], "--new-link", "--json"])
+    assert out.exit_code == 0, out.output
+    shown = json.loads(out.output)
+    token = shown["link"].rsplit("/download/", 1)[1]
+    portal = make_portal(App.from_env())
+    statuses: list[str] = []
+    for attempt in (1, 2):  # a link works repeatedly until it expires
+        environ: dict[str, Any] = {"PATH_INFO": f"/download/{token}"}
+        setup_testing_defaults(environ)
+        body = b"".join(portal(environ, lambda status, _headers: statuses.append(status)))
+        assert statuses == ["200 OK"] * attempt
+        assert hashlib.sha256(body).hexdigest() == shown["sha256"]
+    missing = CliRunner().invoke(main, ["bundle", "dsr_000000000000"])
+    assert missing.exit_code != 0
+    assert "has no bundle" in missing.output
