@@ -54,6 +54,17 @@ CATEGORIES = [
 KEEP_HINT = re.compile(r"invoice|payment|order|transaction|receipt|ledger|tax", re.IGNORECASE)
 
 
+def _singular(name: str) -> str:
+    """``customers`` -> ``customer``, ``addresses`` -> ``address``: key names read better."""
+    if name.endswith(("sses", "xes", "ches", "shes")):
+        return name[:-2]
+    if name.endswith("ies"):
+        return name[:-3] + "y"
+    if name.endswith("s") and not name.endswith(("ss", "us", "is")):
+        return name[:-1]
+    return name
+
+
 def snake(name: str) -> str:
     """``SupportRepId`` -> ``support_rep_id``; ``EMail`` -> ``e_mail``."""
     return re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", name).lower()
@@ -187,7 +198,8 @@ def _table(table: str, schema: str | None, idents: dict[str, str], personal: dic
             by_key.setdefault(key, column)
         lines.append(f"        identities: {_flow(by_key)}  # review: the columns requests match")
         if len(pk) == 1:
-            key = f"{snake(table)}_id" if not snake(pk[0]).endswith("_id") else snake(pk[0])
+            key = f"{_singular(snake(table))}_id" if not snake(pk[0]).endswith("_id") \
+                else snake(pk[0])
             lines.append(f"        provides: {_flow({key: pk[0]})}  # review: feeds other "
                          "systems that know the subject by this key")
     refs = [(i, fk) for i, fk in enumerate(fks)
