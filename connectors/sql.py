@@ -77,7 +77,7 @@ class SqlConnector(Connector):
     def engine(self) -> Engine:
         if self._engine is None:
             url = resolve_url(self.system.url_env, self.context.environ, self.system.name)
-            self._engine = engine_for(url)
+            self._engine = engine_for(url, self.system.statement_timeout_seconds)
         return self._engine
 
     @property
@@ -89,7 +89,7 @@ class SqlConnector(Connector):
         """One transaction; driver errors become ConnectorError and roll back."""
         state = SimpleNamespace(collection=None)
         try:
-            with begin(self.engine, self.system.statement_timeout_seconds) as conn:
+            with begin(self.engine) as conn:
                 yield conn, state
         except DsarError:
             raise

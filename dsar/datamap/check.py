@@ -30,10 +30,10 @@ def check_datamap(datamap: DataMap, environ: Mapping[str, str]) -> list[Finding]
             continue
         try:
             url = resolve_url(system.url_env, environ, system.name)
-            engine = engine_for(url)
+            engine = engine_for(url, system.statement_timeout_seconds)
             catalog = Catalog.of(engine)
             catalog.invalidate()
-            with begin(engine, system.statement_timeout_seconds) as conn:
+            with begin(engine) as conn:
                 found, _walk = check_sql_system(system, conn, catalog, available)
             findings += found
         except ConnectorError as exc:
