@@ -20,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import os
+import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -124,11 +125,25 @@ def register(kind: str) -> Callable[[type[Connector]], type[Connector]]:
     return decorate
 
 
+_BUILTIN_LOADED = threading.Event()
+_BUILTIN_LOCK = threading.Lock()
+
+
+def _load_builtin_connectors() -> None:
+    """Import the built-in connectors once; threads wait until all of them are registered."""
+    if _BUILTIN_LOADED.is_set():
+        return
+    with _BUILTIN_LOCK:
+        if not _BUILTIN_LOADED.is_set():
+            import connectors.s3
+            import connectors.sql  # noqa: F401
+
+            _BUILTIN_LOADED.set()
+
+
 def open_connector(system: Any, context: ConnectorContext) -> Connector:
     """The connector for ``system`` (a data map system), by its ``kind``."""
-    if not _FACTORIES:
-        import connectors.s3
-        import connectors.sql  # noqa: F401
+    _load_builtin_connectors()
     try:
         factory = _FACTORIES[system.kind]
     except KeyError:
