@@ -382,6 +382,12 @@ def _deadlines(request: Request, pauses: Sequence[Pause], now: datetime) -> dead
     )
 
 
+def refresh_deadlines(session: Session, request: Request, now: datetime) -> None:
+    """Recompute the stored due dates, e.g. of a request whose clock is stopped by an open
+    pause (the deadline watch does this, so `dsar list --overdue` stays true)."""
+    _refresh_deadlines(request, _pauses(session, request.id), now)
+
+
 def _refresh_deadlines(request: Request, pauses: Sequence[Pause], now: datetime) -> None:
     result = _deadlines(request, pauses, now)
     request.due = result.due

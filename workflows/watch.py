@@ -22,9 +22,9 @@ import sqlalchemy as sa
 
 from dsar.app import App
 from dsar.db.models import Request, Task
-from dsar.lifecycle import TERMINAL, State
+from dsar.lifecycle import PAUSED, TERMINAL, State
 from dsar.outbox import enqueue
-from dsar.requests import add_event
+from dsar.requests import add_event, refresh_deadlines
 from workflows import fanout
 
 log = logging.getLogger("dsar.watch")
@@ -58,6 +58,8 @@ def watch_deadlines(app: App) -> int:
         rows = session.scalars(sa.select(Request).where(Request.state.in_(open_states))
                                .with_for_update(skip_locked=True)).all()
         for request in rows:
+            if request.state in PAUSED:
+                refresh_deadlines(session, request, now)
             local_now = now.astimezone(ZoneInfo(request.timezone))
             flags = dict(request.watch_flags or {})
             for flag, reason in deadline_flags(request, local_now):

@@ -201,3 +201,28 @@ def test_data_map_is_parsed_once_per_version(tmp_path: Path, postgres_url: str,
         assert len(calls) == 2
     finally:
         fleet.close()
+
+
+def test_deadline_watch_keeps_a_paused_gdpr_deadline_moving(tmp_path: Path) -> None:
+    """While a GDPR request waits for clarification its clock is stopped: the watch moves the
+    stored due date on, so `dsar list --overdue` does not flag a request whose clock is off."""
+    from datetime import UTC, datetime
+
+    from dsar.app import App
+
+    app = App.from_env({"DSAR_DATA_DIR": str(tmp_path / "state")})
+    start = datetime(2025, 3, 5, 9, 0, tzinfo=UTC)
+    app.clock = lambda: start
+    made = requests.submit(app, "access", parse_identities([CUSTOMER]), received_at=start,
+                           submitted_by="t", identity_method="test")
+    with app.db.session() as session:
+        session.execute(sa.text("UPDATE requests SET state = 'verified' WHERE id = :id"),
+                        {"id": made.request.id})
+    requests.pause(app, made.request.id, "which account?", "t")
+    due_at_pause = requests.load(app, made.request.id).due
+    app.clock = lambda: start + timedelta(days=10)
+    watch_deadlines(app)
+    due_after = requests.load(app, made.request.id).due
+    assert due_at_pause.isoformat() == "2025-04-07"  # 5 April 2025 is a Saturday
+    # ten paused days are added to the month before the weekend roll: 5 April + 10 days
+    assert due_after.isoformat() == "2025-04-15"
