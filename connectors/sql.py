@@ -42,13 +42,16 @@ from connectors.sql_check import MISSING_TABLE, check_sql_system, effective_pk
 from connectors.sql_engine import Catalog, begin, engine_for, resolve_url, translate_error
 from connectors.sql_mask import mask_function, same
 from connectors.sql_query import (
+    KNOWN_VALUES_LIMIT,
     StreamDigest,
     chunks,
     json_row,
     pages,
     pk_in,
     pk_text,
+    referenced_columns,
     subject_predicate,
+    value_of,
 )
 from dsar.datamap.findings import errors_of, raise_for_errors
 from dsar.datamap.schema import SqlSystem, SqlTable
@@ -127,13 +130,17 @@ class SqlConnector(Connector):
         with self._session() as (conn, state):
             tables = self._reflect(conn, walk.discovery, state)
             memo: dict[str, Any] = {}
+            known: dict[tuple[str, tuple[str, ...]], list[Any]] = {}
+            referenced = referenced_columns(walk)
             for name in walk.discovery:
                 state.collection = name
                 started = time.monotonic()
                 entry, table = self.system.table(name), tables[name]
                 evidence = CollectionEvidence(self.system.name, name, "collect")
                 digest = StreamDigest()
-                pred = subject_predicate(walk, name, keys, tables, memo, self._fold_case)
+                pred = subject_predicate(walk, name, keys, tables, memo, self._fold_case,
+                                         known)
+                values: dict[tuple[str, ...], set[Any]] = {c: set() for c in referenced[name]}
                 if pred is not None:
                     pk = effective_pk(entry, table)
                     for rows_ in pages(conn, sa.select(table).where(pred), table, pk, batch):
@@ -146,8 +153,14 @@ class SqlConnector(Connector):
                                     self._item_hash(name, [raw[c] for c in pk]))
                         for key, column in entry.provides.items():
                             result.discover(key, (raw[column] for raw in part))
+                        for columns, seen in values.items():
+                            seen.update(value_of(raw, columns) for raw in part)
                         sink.write_rows(self.system.name, name, rows)
                         evidence.found += len(rows)
+                for columns, seen in values.items():
+                    seen.discard(None)
+                    if len(seen) <= KNOWN_VALUES_LIMIT:
+                        known[(name, columns)] = sorted(seen, key=repr)
                 evidence.collected = evidence.found
                 evidence.digest = digest.hexdigest()
                 evidence.duration_ms = int((time.monotonic() - started) * 1000)

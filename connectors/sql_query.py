@@ -65,13 +65,18 @@ def subject_predicate(
     tables: Mapping[str, sa.Table],
     _memo: dict[str, sa.ColumnElement[bool] | None] | None = None,
     fold_case: frozenset[str] = frozenset({"email"}),
+    known: Mapping[tuple[str, tuple[str, ...]], Sequence[Any]] | None = None,
 ) -> sa.ColumnElement[bool] | None:
     """The condition selecting the subject's rows of table ``name``; None when nothing can
     match (no key values reach it).
 
     Keys named in ``fold_case`` (email, by default) match their column case-insensitively:
     the request's value is normalised to lower case, and addresses are stored as people typed
-    them. On PostgreSQL, an index on ``lower(column)`` keeps that fast."""
+    them. On PostgreSQL, an index on ``lower(column)`` keeps that fast.
+
+    ``known`` maps ``(table, columns)`` to every value those columns hold in the subject's rows
+    of that table, when the caller has already read all of them (collect does): a reference
+    from that table then binds those values instead of repeating the look-up as a sub-query."""
     memo = {} if _memo is None else _memo
     if name in memo:
         return memo[name]
@@ -87,7 +92,12 @@ def subject_predicate(
                 values = sorted({str(v).lower() for v in values})
             clauses += [target.in_(list(part)) for part in chunks(values)]
             continue
-        source_pred = subject_predicate(walk, match.source, keys, tables, memo, fold_case)
+        seen = (known or {}).get((match.source, tuple(match.source_columns)))
+        if seen is not None:
+            clauses += [_in(cols, list(part)) for part in chunks(list(seen))]
+            continue
+        source_pred = subject_predicate(walk, match.source, keys, tables, memo, fold_case,
+                                        known)
         if source_pred is None:
             continue
         source = tables[match.source]
@@ -175,3 +185,27 @@ def pages(conn: sa.Connection, stmt: sa.Select[Any], table: sa.Table, pk: Sequen
         last = [rows[-1]._mapping[c] for c in cols]
         after = cols[0] > last[0] if len(cols) == 1 else sa.tuple_(*cols) > sa.tuple_(*last)
         page = ordered.where(after)
+
+
+KNOWN_VALUES_LIMIT = 10_000
+"""Up to this many values, a child table is looked up by its parent's values, bound, rather
+than by repeating the parent's look-up as a sub-query."""
+
+
+def referenced_columns(walk: SystemWalk) -> dict[str, list[tuple[str, ...]]]:
+    """Per table, the column tuples that other tables' references point at."""
+    out: dict[str, list[tuple[str, ...]]] = {name: [] for name in walk.discovery}
+    for matches in walk.matches.values():
+        for match in matches:
+            if match.via == "reference" and match.source in out:
+                columns = tuple(match.source_columns)
+                if columns not in out[match.source]:
+                    out[match.source].append(columns)
+    return out
+
+
+def value_of(raw: Any, columns: tuple[str, ...]) -> Any:
+    if len(columns) == 1:
+        return raw[columns[0]]
+    values = tuple(raw[c] for c in columns)
+    return None if any(v is None for v in values) else values

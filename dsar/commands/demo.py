@@ -43,7 +43,10 @@ What to look at next:
       dsar verify {folder}/records/<id>.json \\
           --ledger {folder}/records/ledger.json
   {folder}/datamap.yaml             the data map that drove it all
-  export DSAR_DATA_DIR={folder}/state DSAR_DATAMAP={folder}/datamap.yaml, then `dsar list`
+  to look around with dsar itself (the bucket lived only while the demo ran):
+      export DSAR_DATA_DIR={folder}/state DSAR_EXPORT_URL={folder}/exports
+      dsar list; dsar show <id>; dsar record <id> --html -o record.html
+  README.md, "A request, from submission to verified record", goes on from here
 """)
     if not result.all_verified:
         raise SystemExit(1)
