@@ -62,6 +62,10 @@ from dsar.planning import SystemWalk, walk_sql_system
 Pk = tuple[Any, ...]
 
 
+#: Walks depend only on the system and the key names: computed once per data map version.
+_WALKS: dict[tuple[int, frozenset[str]], tuple[SqlSystem, SystemWalk]] = {}
+
+
 @register("sql")
 class SqlConnector(Connector):
     """Connector for ``kind: sql`` systems. See the module docstring for the guarantees."""
@@ -111,7 +115,13 @@ class SqlConnector(Connector):
         return tables
 
     def _walk(self, keys: SubjectKeys) -> SystemWalk:
-        return walk_sql_system(self.system, [k for k, v in keys.items() if v])
+        names = frozenset(k for k, v in keys.items() if v)
+        cached = _WALKS.get((id(self.system), names))
+        if cached is not None and cached[0] is self.system:
+            return cached[1]
+        walk = walk_sql_system(self.system, sorted(names))
+        _WALKS[(id(self.system), names)] = (self.system, walk)
+        return walk
 
     def _item_hash(self, name: str, pk: Sequence[Any]) -> str:
         return self.context.keyed_hash(f"{self.system.name}/{name}/{pk_text(pk)}")

@@ -14,6 +14,7 @@ import base64
 import datetime as dt
 import decimal
 import hashlib
+import json
 import uuid
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
@@ -138,6 +139,28 @@ def json_row(row: Mapping[str, Any]) -> dict[str, Any]:
     return {str(k): json_value(v) for k, v in row.items()}
 
 
+_MAX_SAFE_INT = 2**53 - 1
+
+
+def canonical_flat(obj: Mapping[str, Any] | Sequence[Any]) -> bytes:
+    """RFC 8785 canonical JSON of a flat row or key tuple, fast.
+
+    For strings, safe integers, booleans and nulls under ASCII keys, ``json.dumps`` with
+    sorted keys and no spaces produces exactly the RFC 8785 bytes, many times faster than the
+    general encoder; anything else (floats, nested values, lone surrogates) goes to it."""
+    values = obj.values() if isinstance(obj, Mapping) else obj
+    plain = all(v is None or isinstance(v, str)
+                or (isinstance(v, int) and -_MAX_SAFE_INT <= v <= _MAX_SAFE_INT)
+                for v in values)
+    if plain and (not isinstance(obj, Mapping) or all(k.isascii() for k in obj)):
+        try:
+            return json.dumps(obj, sort_keys=True, separators=(",", ":"),
+                              ensure_ascii=False).encode()
+        except UnicodeEncodeError:
+            pass
+    return canonical_json(obj)
+
+
 class StreamDigest:
     """SHA-256 of the canonical JSON array of rows, fed one row at a time (equal to
     ``sha256(canonical_json(rows))``)."""
@@ -150,7 +173,7 @@ class StreamDigest:
         if not self._first:
             self._hash.update(b",")
         self._first = False
-        self._hash.update(canonical_json(row))
+        self._hash.update(canonical_flat(row))
 
     def hexdigest(self) -> str:
         final = self._hash.copy()
@@ -160,7 +183,7 @@ class StreamDigest:
 
 def pk_text(values: Sequence[Any]) -> str:
     """The canonical text of a primary key, the input of its keyed hash."""
-    return canonical_json([json_value(v) for v in values]).decode()
+    return canonical_flat([json_value(v) for v in values]).decode()
 
 
 def pages(conn: sa.Connection, stmt: sa.Select[Any], table: sa.Table, pk: Sequence[str],
