@@ -300,8 +300,24 @@ def _close(app: App, request_id: str, target: State, reason: str, actor: str, ev
         check_transition(request.id, request.state, target)
         _close_pauses(session, request, now)
         request.closing_reason = reason.strip()
+        request.completed_at = now
         _move(session, request, now, actor, target, reason.strip(), event=event)
+        session.flush()
+        sign_closed_request(session, app, request)
         return request
+
+
+def sign_closed_request(session: Session, app: App, request: Request) -> bool:
+    """Give a rejected or cancelled request its completion record now, if a signing key is at
+    hand; otherwise the fleet's periodic work does it once one is (see `dsar keys generate`).
+    Returns whether the record exists."""
+    from dsar.records.record import build_record
+
+    try:
+        build_record(session, app, request)
+    except NotFound:
+        return False
+    return True
 
 
 def _final_fix(request: Request) -> str | None:

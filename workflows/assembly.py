@@ -98,11 +98,31 @@ def _complete(app: App, request_id: str, bundle: BundleInfo | None) -> None:
         session.execute(sa.delete(SubjectKey).where(SubjectKey.request_id == request_id))
 
 
+def sign_closed_requests(app: App, limit: int = 100) -> int:
+    """Completion records for rejected and cancelled requests that have none yet (closed while
+    no signing key was available). Returns how many were made."""
+    with app.db.session() as session:
+        ids = list(session.scalars(
+            sa.select(Request.id).outerjoin(CompletionRecord)
+            .where(Request.state.in_([State.REJECTED.value, State.CANCELLED.value]),
+                   CompletionRecord.request_id.is_(None)).limit(limit)))
+    made = 0
+    for request_id in ids:
+        with app.db.session() as session:
+            request = fanout.lock_request(session, request_id)
+            if request.completed_at is None:
+                request.completed_at = request.updated_at
+            if session.get(CompletionRecord, request_id) is None:
+                made += int(requests.sign_closed_request(session, app, request))
+    return made
+
+
 def periodic_housekeeping(app: App) -> None:
     """Issue a ledger checkpoint when the ledger grew; delete bundles past retention."""
     from dsar.records.ledger import issue_checkpoint
 
     now = app.now()
+    sign_closed_requests(app)
     with app.db.session() as session:
         issue_checkpoint(session, app)
     store = bundle_store(app)

@@ -143,6 +143,10 @@ def open_note(note: str | bytes, name: str, pubkey: Ed25519PublicKey) -> str:
             note = note.decode("utf-8")
         except UnicodeDecodeError as err:
             raise CheckpointError("checkpoint is not UTF-8", _FIX) from err
+    try:
+        note.encode("utf-8")
+    except UnicodeEncodeError as err:  # a lone surrogate: no signed note can hold one
+        raise CheckpointError("checkpoint is not valid UTF-8 text", _FIX) from err
     body, sig_lines = _split_note(note)
     wanted = key_hash(name, pubkey)
     for line in sig_lines:
