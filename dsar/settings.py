@@ -45,6 +45,8 @@ SETTINGS_DOC: dict[str, tuple[str, str]] = {
     "DSAR_PUBLIC_URL": ("http://127.0.0.1:8080", "the portal's address, used in download links"),
     "DSAR_LINK_TTL_DAYS": ("30", "how long a download link works"),
     "DSAR_BUNDLE_RETENTION_DAYS": ("30", "how long a bundle is kept before it is deleted"),
+    "DSAR_IDENTITY_RETENTION_DAYS": ("730", "days after a request is closed that its (encrypted) "
+                                     "identities are kept, then deleted; records stay"),
     "DSAR_LEDGER_ORIGIN": ("dsar.local/ledger", "the origin line of ledger checkpoints"),
     "DSAR_LOG_FORMAT": ("text", "text or json"),
 }
@@ -70,6 +72,7 @@ class Settings:
     public_url: str
     link_ttl_days: int
     bundle_retention_days: int
+    identity_retention_days: int
     ledger_origin: str
     log_format: str
 
@@ -123,6 +126,7 @@ class Settings:
             public_url=env.get("DSAR_PUBLIC_URL", "http://127.0.0.1:8080").rstrip("/"),
             link_ttl_days=_positive_int(env, "DSAR_LINK_TTL_DAYS", 30),
             bundle_retention_days=_positive_int(env, "DSAR_BUNDLE_RETENTION_DAYS", 30),
+            identity_retention_days=_positive_int(env, "DSAR_IDENTITY_RETENTION_DAYS", 730),
             ledger_origin=env.get("DSAR_LEDGER_ORIGIN", "dsar.local/ledger"),
             log_format=log_format,
         )

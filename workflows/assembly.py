@@ -19,7 +19,15 @@ from dsar.bundles.build import build_bundle
 from dsar.bundles.items import BundleInfo, BundleMeta
 from dsar.bundles.retention import purge_expired
 from dsar.bundles.store import BundleStore, open_store
-from dsar.db.models import Bundle, CompletionRecord, Request, StagedItem, SubjectKey, Task
+from dsar.db.models import (
+    Bundle,
+    CompletionRecord,
+    IdentityRow,
+    Request,
+    StagedItem,
+    SubjectKey,
+    Task,
+)
 from dsar.errors import DsarError
 from dsar.lifecycle import State
 from workflows import fanout
@@ -117,12 +125,26 @@ def sign_closed_requests(app: App, limit: int = 100) -> int:
     return made
 
 
+def forget_identities(app: App) -> int:
+    """Delete the encrypted identities of requests closed more than
+    DSAR_IDENTITY_RETENTION_DAYS ago (their completion records need none). Returns how many
+    identity rows were deleted."""
+    cutoff = app.now() - timedelta(days=app.settings.identity_retention_days)
+    closed = [State.COMPLETED.value, State.REJECTED.value, State.CANCELLED.value]
+    with app.db.session() as session:
+        expired = sa.select(Request.id).where(Request.state.in_(closed),
+                                              Request.completed_at < cutoff)
+        result = session.execute(sa.delete(IdentityRow).where(IdentityRow.request_id.in_(expired)))
+        return int(result.rowcount or 0)
+
+
 def periodic_housekeeping(app: App) -> None:
     """Issue a ledger checkpoint when the ledger grew; delete bundles past retention."""
     from dsar.records.ledger import issue_checkpoint
 
     now = app.now()
     sign_closed_requests(app)
+    forget_identities(app)
     with app.db.session() as session:
         issue_checkpoint(session, app)
     store = bundle_store(app)

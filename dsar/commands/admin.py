@@ -53,6 +53,7 @@ def config(as_json: bool) -> None:
         "approval_required": "DSAR_APPROVAL_REQUIRED", "public_url": "DSAR_PUBLIC_URL",
         "link_ttl_days": "DSAR_LINK_TTL_DAYS",
         "bundle_retention_days": "DSAR_BUNDLE_RETENTION_DAYS",
+        "identity_retention_days": "DSAR_IDENTITY_RETENTION_DAYS",
         "ledger_origin": "DSAR_LEDGER_ORIGIN", "log_format": "DSAR_LOG_FORMAT",
     }
     console.print(table("effective settings", ["setting", "value", "meaning"], [

@@ -184,7 +184,9 @@ def show(state: CliState, request_id: str, reveal: bool, as_json: bool) -> None:
         return
     console.print(f"[bold]{request.id}[/]  {request.kind} ({request.regime}), "
                   f"[bold]{request.state}[/]")
-    console.print(f"identities: {', '.join(data['identities'])}")
+    console.print("identities: " + (", ".join(data["identities"]) or
+                                     "deleted after the retention period "
+                                     "(DSAR_IDENTITY_RETENTION_DAYS)"))
     console.print(f"received {local_time(request.received_at, tz)} via {request.channel}, "
                   f"by {request.submitted_by}")
     console.print(f"due {request.due} · extended due {request.extended_due or '-'} · "

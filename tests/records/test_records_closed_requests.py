@@ -55,3 +55,28 @@ def test_closed_without_a_key_is_signed_later(tmp_path: Path, postgres_url: str)
     with app.db.session() as session:
         assert session.scalar(sa.select(sa.func.count()).select_from(CompletionRecord)) == 1
     app.db.dispose()
+
+
+def test_identities_are_forgotten_after_retention_and_the_record_still_verifies(
+        tmp_path: Path) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from dsar.db.models import IdentityRow
+    from workflows.assembly import forget_identities
+
+    app = App.from_env({"DSAR_DATA_DIR": str(tmp_path), "DSAR_IDENTITY_RETENTION_DAYS": "730"})
+    start = datetime(2025, 3, 5, 9, 0, tzinfo=UTC)
+    app.clock = lambda: start
+    made = requests.submit(app, "erasure", parse_identities(["someone@example.org"],
+                                                            ["+4930123456"]), submitted_by="t")
+    kept = requests.submit(app, "access", parse_identities(["other@example.org"]),
+                           submitted_by="t")
+    requests.reject(app, made.request.id, "duplicate of an open request", "t")
+    app.clock = lambda: start + timedelta(days=729)
+    assert forget_identities(app) == 0
+    app.clock = lambda: start + timedelta(days=731)
+    assert forget_identities(app) == 2
+    with app.db.session() as session:
+        left = session.scalars(sa.select(IdentityRow.request_id)).all()
+    assert left == [kept.request.id]  # an open request keeps its identities
+    assert _record_state(app, made.request.id) == "rejected"
