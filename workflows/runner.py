@@ -26,7 +26,7 @@ from dsar.identities import subject_keys
 from dsar.lifecycle import State
 from dsar.planning import plan_request
 from workflows import fanout
-from workflows.retry import Failure, classify
+from workflows.retry import classify
 from workflows.staging import StagingSink
 
 log = logging.getLogger("dsar.worker")
@@ -213,4 +213,4 @@ def retry(app: App, request_id: str, actor: str) -> int:
     return fanout.retry_request(app, request_id, actor)
 
 
-__all__ = ["Failure", "assemble", "plan", "retry", "run_task"]
+__all__ = ["assemble", "load_map", "plan", "retry", "run_task"]
