@@ -160,7 +160,10 @@ class Fleet:
     def start_worker(self, processes: int = 1, threads: int = 2, queues: tuple[str, ...] = (),
                      extra: Mapping[str, str] | None = None,
                      args: tuple[str, ...] = ()) -> subprocess.Popen[bytes]:
-        """``dsar worker`` in its own process group; its output goes to a log file in tmp."""
+        """``dsar worker`` in its own process group, once it has booted; its output goes to a
+        log file in tmp. The state database is migrated first, as `dsar db upgrade` would be:
+        workers refuse an unmigrated one."""
+        _ = self.app
         log = open(self.tmp / f"worker-{len(self.workers)}.log", "wb")  # noqa: SIM115
         argv = [DSAR, "worker", "-p", str(processes), "-t", str(threads), *args]
         for queue in queues:
@@ -170,16 +173,34 @@ class Fleet:
                                 start_new_session=True)
         log.close()
         self.workers.append(proc)
+        self._wait_ready(len(self.workers) - 1, proc, processes)
         return proc
+
+    def _wait_ready(self, index: int, proc: subprocess.Popen[bytes], processes: int) -> None:
+        """Until every worker process has booted: a signal sent earlier finds Dramatiq still
+        starting up, when it kills rather than drains."""
+        deadline = time.monotonic() + 90
+        while self.worker_log(index).count("Worker process is ready for action") < processes:
+            if proc.poll() is not None:
+                raise RuntimeError(f"dsar worker exited with {proc.returncode}:\n"
+                                   f"{self.worker_log(index)[-2000:]}")
+            if time.monotonic() > deadline:
+                raise RuntimeError("dsar worker did not become ready in 90 s")
+            time.sleep(0.1)
 
     def worker_log(self, index: int) -> str:
         return (self.tmp / f"worker-{index}.log").read_text(errors="replace")
 
     @staticmethod
     def kill(proc: subprocess.Popen[bytes], sig: int = signal.SIGKILL) -> None:
-        """Send ``sig`` to the worker's whole process group (the Dramatiq parent and children)."""
+        """SIGKILL the worker's whole process group (the Dramatiq parent and children), as a
+        crash would; any other signal goes to the parent only, which forwards it once to its
+        children (a child that receives SIGTERM twice is killed rather than drained)."""
         with suppress(ProcessLookupError):
-            os.killpg(proc.pid, sig)
+            if sig == signal.SIGKILL:
+                os.killpg(proc.pid, sig)
+            else:
+                os.kill(proc.pid, sig)
 
     def stop_workers(self) -> None:
         for proc in self.workers:
