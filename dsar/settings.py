@@ -52,6 +52,11 @@ SETTINGS_DOC: dict[str, tuple[str, str]] = {
 }
 
 
+def env_name(field_name: str) -> str:
+    """The environment variable that sets a :class:`Settings` field."""
+    return "DSAR_DATAMAP" if field_name == "datamap_path" else f"DSAR_{field_name.upper()}"
+
+
 @dataclass(frozen=True)
 class Settings:
     """The effective configuration. Build it with :meth:`from_env`."""

@@ -118,3 +118,12 @@ def test_settings_doc_names_every_variable_read() -> None:
     read = set(re.findall(r"\"(DSAR_[A-Z_]+)\"", source))
     assert read <= set(SETTINGS_DOC)
     assert all(len(doc) == 2 and all(doc) for doc in SETTINGS_DOC.values())
+
+
+def test_every_setting_has_a_documented_variable() -> None:
+    """`dsar config` and the README list settings from SETTINGS_DOC: none may be missing."""
+    from dataclasses import fields
+
+    from dsar.settings import SETTINGS_DOC, Settings, env_name
+
+    assert sorted(env_name(f.name) for f in fields(Settings)) == sorted(SETTINGS_DOC)

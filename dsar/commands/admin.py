@@ -6,7 +6,7 @@ import click
 
 from dsar.app import App
 from dsar.commands.output import console, json_option, print_json, table
-from dsar.settings import SETTINGS_DOC, Settings
+from dsar.settings import SETTINGS_DOC, Settings, env_name
 
 
 @click.group("db")
@@ -43,18 +43,6 @@ def config(as_json: bool) -> None:
     if as_json:
         print_json(values)
         return
-    names = {
-        "data_dir": "DSAR_DATA_DIR", "database_url": "DSAR_DATABASE_URL",
-        "broker_url": "DSAR_BROKER_URL", "datamap_path": "DSAR_DATAMAP",
-        "export_url": "DSAR_EXPORT_URL", "export_endpoint_url": "DSAR_EXPORT_ENDPOINT_URL",
-        "export_sse": "DSAR_EXPORT_SSE", "master_key": "DSAR_MASTER_KEY",
-        "signing_keys_dir": "DSAR_SIGNING_KEYS_DIR", "timezone": "DSAR_TIMEZONE",
-        "holiday_calendar": "DSAR_HOLIDAY_CALENDAR", "default_regime": "DSAR_DEFAULT_REGIME",
-        "approval_required": "DSAR_APPROVAL_REQUIRED", "public_url": "DSAR_PUBLIC_URL",
-        "link_ttl_days": "DSAR_LINK_TTL_DAYS",
-        "bundle_retention_days": "DSAR_BUNDLE_RETENTION_DAYS",
-        "identity_retention_days": "DSAR_IDENTITY_RETENTION_DAYS",
-        "ledger_origin": "DSAR_LEDGER_ORIGIN", "log_format": "DSAR_LOG_FORMAT",
-    }
     console.print(table("effective settings", ["setting", "value", "meaning"], [
-        [env, values[field], SETTINGS_DOC[env][1]] for field, env in names.items()]))
+        [env_name(field), value, SETTINGS_DOC[env_name(field)][1]]
+        for field, value in values.items()]))
