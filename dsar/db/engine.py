@@ -48,7 +48,10 @@ def create_state_engine(url: str) -> Engine:
             conn.exec_driver_sql("BEGIN IMMEDIATE")
 
         return engine
-    return sa.create_engine(parsed, pool_pre_ping=True, pool_size=5, max_overflow=10)
+    # No pre-ping: it costs a round trip per transaction. A connection that died while pooled
+    # fails its first statement instead, SQLAlchemy then discards the whole pool, and the
+    # caller's retry (task retries, relay and watch loops) runs on fresh connections.
+    return sa.create_engine(parsed, pool_size=5, max_overflow=10)
 
 
 class StateDB:

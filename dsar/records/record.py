@@ -205,15 +205,17 @@ def record_for(session: Session, request_id: str) -> CompletionRecord | None:
 def build_record(session: Session, app: App, request: Request) -> dict[str, Any]:
     """Build, sign, store and log the completion record of ``request``; return its envelope.
 
-    Call inside the transaction that completes the request, after setting
-    ``request.completed_at`` (its state may still be ``in_progress``). Writes one
+    Call inside the transaction that completes the request, holding the request row's lock
+    (so a concurrent assembler of the same request waits, then finds the record), after
+    setting ``request.completed_at`` (its state may still be ``in_progress``). The record is
+    built and signed before the ledger lock is taken, so ledger writers wait only for each
+    other's append. Writes one
     :class:`~dsar.db.models.CompletionRecord` and appends the canonical JSON of the envelope
     to the ledger, both in the caller's transaction. Idempotent: when the request already has
     a record, that envelope is returned unchanged and nothing is written. Signs with the
     active key (see :func:`dsar.records.ledger.load_signer`: generated on first use only in
     the embedded default, otherwise :class:`~dsar.errors.NotFound`).
     """
-    ledger.lock(session)  # a concurrent assembler of the same request waits, then finds it
     existing = record_for(session, request.id)
     if existing is not None:
         return existing.envelope

@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 
 import pytest
-from hypothesis import given
+import rfc8785
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from dsar.errors import InvalidInput
@@ -50,6 +51,35 @@ def test_output_is_canonical_and_round_trips(value: object) -> None:
     data = canonical_json(value)
     assert is_canonical(data)
     assert canonical_json(json.loads(data, parse_int=float)) == data
+
+
+keyed_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**60), 2**60) | st.text(),
+    lambda children: (
+        st.lists(children, max_size=4) | st.tuples(children, children)
+        | st.dictionaries(st.text(max_size=6), children, max_size=5)
+    ),
+    max_leaves=25,
+)
+
+
+@given(keyed_values)
+@example({"\ufb33": 1, "\U0001f600": 2, "\ue000": [3]})
+@example({"a": "\ud800"})
+@example({"\udfff": 1})
+@example([2**53 - 1, -(2**53) + 1, 2**53])
+@example(("\x7f\u2028\x00\x1f", True, None))
+def test_matches_the_reference_implementation(value: object) -> None:
+    """The fast path (plain ``json`` when it is exact) gives the reference library's bytes,
+    and refuses what the library refuses: keys in every Unicode range, lone surrogates,
+    integers beyond ±(2**53 - 1)."""
+    try:
+        expected = rfc8785.dumps(value)
+    except (rfc8785.CanonicalizationError, UnicodeEncodeError):
+        with pytest.raises(InvalidInput):
+            canonical_json(value)
+        return
+    assert canonical_json(value) == expected
 
 
 @pytest.mark.parametrize(
