@@ -1,11 +1,12 @@
-"""One pass over the staged items into encrypted temporary files, one per collection and object.
+"""One pass over the staged items into encrypted temporary storage, one per collection and object.
 
 The bundle needs the data several times (a CSV per collection, all of it again in data.json,
 previews and counts for the report) and the staged items may interleave collections. Rather
 than asking staging to be read many times, the builder reads it once into this spool and reads
-the spool as often as it needs. Spool files are encrypted under a random key that exists only in
-this process's memory, so a crash leaves nothing readable behind; :meth:`Spool.close` removes
-them.
+the spool as often as it needs. Everything spooled is encrypted under a random key that exists
+only in this process's memory, so a crash leaves nothing readable behind; :meth:`Spool.close`
+removes it. A collection's rows stay in memory up to :data:`MEMORY_ROWS` bytes and go to a
+temporary file beyond that; objects always go to files (in a directory made on first use).
 
 Rows are stored as JSON lines already in their data.json form (:func:`dsar.bundles.values.encode`)
 while the spool records each collection's columns (first-seen order), column types, row count
@@ -24,7 +25,7 @@ import zlib
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from dsar.bundles.aead import EncryptedFileWriter, StreamEncryptor, decrypt_stream
 from dsar.bundles.items import CollectedItem, RowsBatch, StagedObject
@@ -33,6 +34,7 @@ from dsar.bundles.values import dumps, encode, kind_of, merge_kind
 
 SEGMENT = struct.Struct(">Q")
 WRITE_BLOCK = 256 * 1024
+MEMORY_ROWS = 1024 * 1024
 
 
 @dataclass
@@ -52,7 +54,7 @@ class SpooledCollection:
 
     system: str
     collection: str
-    rows_path: Path
+    rows_file: IO[bytes]
     row_count: int = 0
     row_bytes: int = 0
     columns: dict[str, None] = field(default_factory=dict)
@@ -69,7 +71,8 @@ class Spool:
     """Reads items once; then :meth:`rows` and :meth:`object_chunks` replay them at will."""
 
     def __init__(self, directory: str | os.PathLike[str] | None = None, preview_rows: int = 20):
-        self._dir = Path(tempfile.mkdtemp(prefix="dsar-spool-", dir=directory))
+        self._parent = directory
+        self._dir: Path | None = None
         self._key = os.urandom(32)
         self._preview_rows = preview_rows
         self._names = UniqueNames()
@@ -83,8 +86,16 @@ class Spool:
         self.close()
 
     def close(self) -> None:
-        """Delete every spool file. Safe to call twice."""
-        shutil.rmtree(self._dir, ignore_errors=True)
+        """Drop every spooled collection and delete every spool file. Safe to call twice."""
+        for coll in self.collections.values():
+            coll.rows_file.close()
+        if self._dir is not None:
+            shutil.rmtree(self._dir, ignore_errors=True)
+
+    def _directory(self) -> Path:
+        if self._dir is None:
+            self._dir = Path(tempfile.mkdtemp(prefix="dsar-spool-", dir=self._parent))
+        return self._dir
 
     def add_all(self, items: Iterable[CollectedItem]) -> None:
         for item in items:
@@ -102,41 +113,41 @@ class Spool:
     def _collection(self, system: str, collection: str) -> SpooledCollection:
         key = (system, collection)
         if key not in self.collections:
-            path = self._dir / f"rows-{len(self.collections)}.bin"
-            self.collections[key] = SpooledCollection(system, collection, path)
+            rows = tempfile.SpooledTemporaryFile(  # noqa: SIM115 - closed by close()
+                max_size=MEMORY_ROWS, prefix="dsar-spool-", dir=self._parent)
+            self.collections[key] = SpooledCollection(system, collection, rows)
         return self.collections[key]
 
     def _add_rows(self, coll: SpooledCollection, rows: Iterable[Mapping[str, Any]]) -> None:
         """Append one segment: ``length:u64 | encrypted JSON lines``."""
-        mode = "r+b" if coll.rows_path.exists() else "w+b"
-        with open(coll.rows_path, mode) as handle:
-            handle.seek(0, os.SEEK_END)
-            start = handle.tell()
-            handle.write(SEGMENT.pack(0))
-            enc, pending, size = StreamEncryptor(self._key), [], 0
-            for row in rows:
-                encoded = {str(k): encode(v) for k, v in row.items()}
-                for column, value in row.items():
-                    name = str(column)
-                    coll.columns.setdefault(name, None)
-                    coll.kinds[name] = merge_kind(coll.kinds.get(name), kind_of(value))
-                if len(coll.preview) < self._preview_rows:
-                    coll.preview.append(encoded)
-                line = (dumps(encoded) + "\n").encode()
-                coll.row_count += 1
-                coll.row_bytes += len(line)
-                pending.append(line)
-                size += len(line)
-                if size >= WRITE_BLOCK:
-                    handle.write(enc.update(b"".join(pending)))
-                    pending, size = [], 0
-            handle.write(enc.update(b"".join(pending)) + enc.finalize())
-            end = handle.tell()
-            handle.seek(start)
-            handle.write(SEGMENT.pack(end - start - SEGMENT.size))
+        handle = coll.rows_file
+        handle.seek(0, os.SEEK_END)
+        start = handle.tell()
+        handle.write(SEGMENT.pack(0))
+        enc, pending, size = StreamEncryptor(self._key), [], 0
+        for row in rows:
+            encoded = {str(k): encode(v) for k, v in row.items()}
+            for column, value in row.items():
+                name = str(column)
+                coll.columns.setdefault(name, None)
+                coll.kinds[name] = merge_kind(coll.kinds.get(name), kind_of(value))
+            if len(coll.preview) < self._preview_rows:
+                coll.preview.append(encoded)
+            line = (dumps(encoded) + "\n").encode()
+            coll.row_count += 1
+            coll.row_bytes += len(line)
+            pending.append(line)
+            size += len(line)
+            if size >= WRITE_BLOCK:
+                handle.write(enc.update(b"".join(pending)))
+                pending, size = [], 0
+        handle.write(enc.update(b"".join(pending)) + enc.finalize())
+        end = handle.tell()
+        handle.seek(start)
+        handle.write(SEGMENT.pack(end - start - SEGMENT.size))
 
     def _add_object(self, coll: SpooledCollection, item: StagedObject) -> None:
-        path = self._dir / f"object-{self._objects}.bin"
+        path = self._directory() / f"object-{self._objects}.bin"
         self._objects += 1
         writer = EncryptedFileWriter(path, self._key)
         sha, crc = hashlib.sha256(), 0
@@ -161,29 +172,39 @@ class Spool:
         )
 
     def row_lines(self, coll: SpooledCollection) -> Iterator[bytes]:
-        """The collection's rows as data.json lines (UTF-8 JSON objects ending in ``\\n``)."""
-        if not coll.rows_path.exists():
-            return
-        with open(coll.rows_path, "rb") as handle:
-            while header := handle.read(SEGMENT.size):
-                (length,) = SEGMENT.unpack(header)
-                tail = b""
-                for block in decrypt_stream(_read_exactly(handle, length), self._key):
-                    *lines, tail = (tail + block).split(b"\n")
-                    for line in lines:
-                        yield line + b"\n"
-                if tail:
-                    raise ValueError("spool segment ended inside a row")
+        """The collection's rows as data.json lines (UTF-8 JSON objects ending in ``\\n``).
+
+        Each reader keeps its own position, so several may be open on one collection."""
+        handle, pos = coll.rows_file, 0
+        while True:
+            handle.seek(pos)
+            header = handle.read(SEGMENT.size)
+            if not header:
+                return
+            (length,) = SEGMENT.unpack(header)
+            pos += SEGMENT.size
+            tail = b""
+            for block in decrypt_stream(_read_at(handle, pos, length), self._key):
+                *lines, tail = (tail + block).split(b"\n")
+                for line in lines:
+                    yield line + b"\n"
+            if tail:
+                raise ValueError("spool segment ended inside a row")
+            pos += length
 
     def object_chunks(self, obj: SpooledObject, block: int = 1024 * 1024) -> Iterator[bytes]:
         with open(obj.path, "rb") as handle:
             yield from decrypt_stream(iter(lambda: handle.read(block), b""), self._key)
 
 
-def _read_exactly(handle: Any, length: int, block: int = 1024 * 1024) -> Iterator[bytes]:
+def _read_at(handle: IO[bytes], pos: int, length: int,
+             block: int = 1024 * 1024) -> Iterator[bytes]:
+    """``length`` bytes of ``handle`` from ``pos``, seeking before every read."""
     while length > 0:
+        handle.seek(pos)
         data = handle.read(min(block, length))
         if not data:
             raise ValueError("spool file is shorter than its segment header says")
+        pos += len(data)
         length -= len(data)
         yield data
