@@ -46,11 +46,9 @@ def bundle_store(app: App) -> BundleStore:
     return open_store(url)
 
 
-def _make_bundle(app: App, request: Request) -> BundleInfo | None:
-    """Build and store the bundle from the staged data, unless it was recorded already."""
-    with app.db.session() as session:
-        if session.scalar(sa.select(Bundle.id).where(Bundle.request_id == request.id)):
-            return None
+def _make_bundle(app: App, request: Request) -> BundleInfo:
+    """Build and store the bundle from the staged data (the same id each time, so a re-run
+    replaces it)."""
     datamap, _digest = load_map(app)
     meta = BundleMeta(request_id=request.id, kind=request.kind,  # type: ignore[arg-type]
                       bundle_id=f"b_{request.id}", timezone=request.timezone,
@@ -74,8 +72,12 @@ def assemble_request(app: App, request_id: str) -> None:
 
 
 def _complete(app: App, request_id: str, bundle: BundleInfo | None) -> None:
-    """One transaction: the bundle's row, the signed record and its ledger entry, the state
-    change, and the purge of staged data and discovered keys."""
+    """One transaction, under the request row's lock: the bundle's row, the signed record and
+    its ledger entry, the state change, and the purge of staged data and discovered keys.
+
+    The bundle row and the record are written only here, in the transaction that moves the
+    request out of ``in_progress``; so a request still in progress has neither, and a
+    concurrent or repeated assembly finds the request completed and does nothing."""
     from dsar.records.record import build_record
 
     now = app.now()
@@ -87,7 +89,7 @@ def _complete(app: App, request_id: str, bundle: BundleInfo | None) -> None:
         if states - {fanout.DONE}:
             raise DsarError(f"request {request_id} still has unfinished tasks",
                             f"see `dsar show {request_id}`")
-        if bundle is not None and session.get(Bundle, bundle.bundle_id) is None:
+        if bundle is not None:
             session.add(Bundle(
                 id=bundle.bundle_id, request_id=request.id, location=bundle.location,
                 sha256=bundle.sha256, size=bundle.size, created_at=bundle.created_at,
@@ -95,11 +97,8 @@ def _complete(app: App, request_id: str, bundle: BundleInfo | None) -> None:
                 delete_after=bundle.created_at
                 + timedelta(days=app.settings.bundle_retention_days),
             ))
-            session.flush()
-        if session.get(CompletionRecord, request_id) is None:
-            request.completed_at = now
-            build_record(session, app, request)
-        request.state, request.updated_at = State.COMPLETED.value, now
+        request.state, request.updated_at, request.completed_at = State.COMPLETED.value, now, now
+        build_record(session, app, request)
         requests.add_event(session, request, now, "worker", "completed",
                            State.IN_PROGRESS.value, State.COMPLETED.value, None)
         session.execute(sa.delete(StagedItem).where(StagedItem.request_id == request_id))

@@ -14,12 +14,15 @@ fencing token: a worker that lost its lease cannot record a result.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+import weakref
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -80,10 +83,8 @@ def enqueue_assembly(session: Session, request: Request, now: datetime) -> None:
 
 def create_tasks(session: Session, request: Request, plan: Plan, kinds: Mapping[str, str],
                  caps: Mapping[str, int], now: datetime) -> list[Task]:
-    """Save the plan's task graph (once) and enqueue what can start now."""
-    existing = list(session.scalars(sa.select(Task).where(Task.request_id == request.id)))
-    if existing:
-        return existing
+    """Save the plan's task graph and enqueue what can start now. Call once per request, in
+    the transaction that stores its plan (see :func:`workflows.runner.plan`)."""
     rows: dict[str, Task] = {}
     for planned in plan.tasks:
         row = Task(request_id=request.id, system=planned.system, kind=kinds[planned.system],
@@ -104,7 +105,14 @@ def create_tasks(session: Session, request: Request, plan: Plan, kinds: Mapping[
     return list(rows.values())
 
 
+_ENSURED: weakref.WeakKeyDictionary[Engine, set[tuple[str, int]]] = weakref.WeakKeyDictionary()
+
+
 def ensure_slots(session: Session, system: str, cap: int) -> None:
+    """Make sure ``system`` has ``cap`` slot rows (checked once per engine and cap)."""
+    engine = session.get_bind()
+    if (system, cap) in _ENSURED.get(engine, ()):
+        return
     have = set(session.scalars(sa.select(SystemSlot.slot).where(SystemSlot.system == system)))
     for slot in range(cap):
         if slot not in have:
@@ -113,6 +121,18 @@ def ensure_slots(session: Session, system: str, cap: int) -> None:
                     session.add(SystemSlot(system=system, slot=slot))
             except IntegrityError:
                 pass  # another worker made it at the same moment
+    session.info.setdefault("ensured_slots", []).append((engine, system, cap))
+
+
+@event.listens_for(Session, "after_commit")
+def _slots_committed(session: Session) -> None:
+    for engine, system, cap in session.info.pop("ensured_slots", ()):
+        _ENSURED.setdefault(engine, set()).add((system, cap))
+
+
+@event.listens_for(Session, "after_rollback")
+def _slots_rolled_back(session: Session) -> None:
+    session.info.pop("ensured_slots", None)
 
 
 @dataclass(frozen=True)
@@ -136,11 +156,12 @@ def claim(app: App, task_id: int) -> Claim | None:
     (or never, if it is finished or its request was cancelled) and return None."""
     now = app.now()
     with app.db.session() as session:
-        task = session.get(Task, task_id)
-        if task is None or task.state in (DONE, FAILED, CANCELLED):
+        request = session.scalars(sa.select(Request).where(
+            Request.id == sa.select(Task.request_id).where(Task.id == task_id).scalar_subquery()
+        ).with_for_update()).one_or_none()
+        task = session.get(Task, task_id)  # read after the request's lock: current
+        if request is None or task is None or task.state in (DONE, FAILED, CANCELLED):
             return None
-        request = lock_request(session, task.request_id)
-        session.refresh(task)
         if request.state != State.IN_PROGRESS:
             if request.state == State.CANCELLED:
                 task.state = CANCELLED
@@ -157,10 +178,11 @@ def claim(app: App, task_id: int) -> Claim | None:
         if not _take_slot(session, task, now, lease):
             enqueue_task(session, request, task, now, timedelta(seconds=1))
             return None
+        if task.action == "collect" and task.started_at is not None:
+            # what an earlier attempt staged before it was interrupted or failed
+            session.execute(sa.delete(StagedItem).where(StagedItem.task_id == task.id))
         task.state, task.lease_until, task.started_at = RUNNING, lease, task.started_at or now
         task.attempts += 1
-        if task.action == "collect":  # what an interrupted earlier attempt staged
-            session.execute(sa.delete(StagedItem).where(StagedItem.task_id == task.id))
         return Claim(task.id, task.attempts, request.id, task.system, task.action,
                      task.precount, _subject_keys(session, app, request),
                      request.datamap_digest)
@@ -169,10 +191,11 @@ def claim(app: App, task_id: int) -> Claim | None:
 def _subject_keys(session: Session, app: App, request: Request) -> dict[str, frozenset[str]]:
     keys: dict[str, set[str]] = {}
     cipher = app.keys.identity_cipher
-    rows = session.execute(sa.select(IdentityRow.name, IdentityRow.ciphertext).where(
-        IdentityRow.request_id == request.id)).all()
-    rows += session.execute(sa.select(SubjectKey.name, SubjectKey.ciphertext).where(
-        SubjectKey.request_id == request.id)).all()
+    rows = session.execute(sa.union_all(
+        sa.select(IdentityRow.name, IdentityRow.ciphertext)
+        .where(IdentityRow.request_id == request.id),
+        sa.select(SubjectKey.name, SubjectKey.ciphertext)
+        .where(SubjectKey.request_id == request.id))).all()
     for name, sealed in rows:
         keys.setdefault(name, set()).add(cipher.open(sealed, name.encode()).decode())
     return {name: frozenset(values) for name, values in keys.items()}
@@ -186,17 +209,20 @@ def _deps_done(session: Session, task: Task) -> bool:
 
 
 def _take_slot(session: Session, task: Task, now: datetime, lease: datetime) -> bool:
+    """Take a free slot of the task's system for the lease, skipping slots that concurrent
+    claims hold locked, so claims on one system never queue behind each other's commits.
+    A system without slot rows has no cap."""
     free = sa.or_(SystemSlot.task_id.is_(None), SystemSlot.task_id == task.id,
                   SystemSlot.lease_until < now)
-    slots = session.scalars(sa.select(SystemSlot.slot).where(
-        SystemSlot.system == task.system, free).order_by(SystemSlot.slot)).all()
-    for slot in slots:
-        taken = session.execute(sa.update(SystemSlot).where(
-            SystemSlot.system == task.system, SystemSlot.slot == slot, free,
+    slot = session.scalar(sa.select(SystemSlot.slot).where(SystemSlot.system == task.system, free)
+                          .order_by(SystemSlot.slot).limit(1)
+                          .with_for_update(skip_locked=True))
+    if slot is not None:
+        session.execute(sa.update(SystemSlot).where(
+            SystemSlot.system == task.system, SystemSlot.slot == slot,
         ).values(task_id=task.id, lease_until=lease))
-        if taken.rowcount == 1:
-            return True
-    return not slots and not session.scalar(
+        return True
+    return not session.scalar(
         sa.select(sa.func.count()).select_from(SystemSlot).where(SystemSlot.system == task.system))
 
 
@@ -224,26 +250,31 @@ def save_precount(app: App, claim: Claim, counts: dict[str, Any]) -> None:
         ).values(precount=counts))
 
 
-def finish(app: App, claim: Claim, result: ConnectorResult) -> bool:
-    """Record a task's evidence and discovered keys, ready its dependents, and fan in.
-    Returns False (and records nothing) if the claim was lost to another worker."""
+def finish(app: App, claim: Claim, result: ConnectorResult,
+           staged: Sequence[StagedItem] = ()) -> bool:
+    """Record a task's evidence, the collected items it still holds (``staged``) and the keys
+    it discovered, ready its dependents, and fan in. Returns False (and records nothing) if
+    the claim was lost to another worker."""
     now = app.now()
     with app.db.session() as session:
         request = lock_request(session, claim.request_id)
-        task = session.get(Task, claim.task_id, populate_existing=True)
+        siblings = list(session.scalars(sa.select(Task).where(Task.request_id == request.id)
+                                        .execution_options(populate_existing=True)))
+        task = next((t for t in siblings if t.id == claim.task_id), None)
         if task is None or task.state != RUNNING or task.attempts != claim.attempt:
             return False
-        session.execute(sa.delete(EvidenceRow).where(EvidenceRow.task_id == task.id))
+        session.add_all(staged)
+        if task.attempts > 1:  # evidence an earlier attempt recorded before failing
+            session.execute(sa.delete(EvidenceRow).where(EvidenceRow.task_id == task.id))
         for item in result.evidence:
             session.add(EvidenceRow(request_id=request.id, task_id=task.id, system=item.system,
                                     collection=item.collection, action=item.action,
                                     body=item.to_dict(), recorded_at=now))
-        _save_keys(session, app, request.id, task.id, result.discovered)
+        if any(task.id in (other.depends_on or ()) for other in siblings):
+            _save_keys(session, app, request.id, task.id, result.discovered)
         task.state, task.finished_at, task.lease_until = DONE, now, None
         task.error_code = task.error = None
         _release_slot(session, task.id)
-        session.flush()
-        siblings = list(session.scalars(sa.select(Task).where(Task.request_id == request.id)))
         for other in siblings:
             if other.state == WAITING and task.id in other.depends_on and \
                     _deps_done(session, other):

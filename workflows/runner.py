@@ -20,6 +20,7 @@ from dsar import requests
 from dsar.app import App
 from dsar.datamap.loader import load_datamap, parse_datamap
 from dsar.datamap.schema import DataMap
+from dsar.db.models import StagedItem
 from dsar.errors import DataMapError
 from dsar.evidence import CollectionEvidence
 from dsar.identities import subject_keys
@@ -75,27 +76,29 @@ def flag_attention(app: App, request_id: str, reason: str) -> None:
 
 
 def plan(app: App, request_id: str) -> None:
-    """Turn a request into its task graph and enqueue the tasks that can start."""
-    request = requests.load(app, request_id)
-    if request.state != State.IN_PROGRESS:
-        return
-    try:
-        datamap, digest = load_map(app)
-        keys = subject_keys(requests.identities_of(app, request))
-        planned = plan_request(datamap, keys, request.kind)
-    except DataMapError as err:
-        flag_attention(app, request_id, f"planning failed: {err.one_line()}")
-        return
-    kinds = {s.name: s.kind for s in datamap.systems}
-    caps = {s.name: s.max_concurrent_tasks for s in datamap.systems}
-    now = app.now()
+    """Turn a request into its task graph and enqueue the tasks that can start, in one
+    transaction under the request row's lock; a data map that cannot be planned puts the
+    request in ``needs_attention`` instead."""
+    failure = None
     with app.db.session() as session:
-        locked = fanout.lock_request(session, request_id)
-        if locked.state != State.IN_PROGRESS:
-            return
-        if locked.plan is None:
-            locked.plan, locked.datamap_digest = planned.to_dict(), digest
-        fanout.create_tasks(session, locked, planned, kinds, caps, now)
+        request = fanout.lock_request(session, request_id)
+        if request.state != State.IN_PROGRESS or request.plan is not None:
+            return  # not to be worked on, or planned already (the plan and its tasks are
+            # written in one transaction)
+        try:
+            datamap, digest = load_map(app)
+            keys = subject_keys(requests.identities_of(app, request))
+            planned = plan_request(datamap, keys, request.kind)
+        except DataMapError as err:
+            failure = f"planning failed: {err.one_line()}"
+        else:
+            request.plan, request.datamap_digest = planned.to_dict(), digest
+            kinds = {s.name: s.kind for s in datamap.systems}
+            caps = {s.name: s.max_concurrent_tasks for s in datamap.systems}
+            fanout.create_tasks(session, request, planned, kinds, caps, app.now())
+    if failure is not None:
+        flag_attention(app, request_id, failure)
+        return
     log.info("planned request %s: %d task(s)", request_id, len(planned.tasks),
              extra={"request_id": request_id})
 
@@ -132,9 +135,10 @@ def run_task(app: App, task_id: int) -> None:
     ids = {"request_id": claim.request_id, "task_id": task_id, "system": claim.system}
     log.info("task %s (%s %s) of request %s: attempt %d", task_id, claim.system, claim.action,
              claim.request_id, claim.attempt, extra=ids)
+    staged: list[StagedItem] = []
     try:
         with heartbeat(app, claim):
-            result = _call_connector(app, claim)
+            result = _call_connector(app, claim, staged)
             _test_delay()
     except Exception as exc:
         failure = classify(exc)
@@ -143,7 +147,7 @@ def run_task(app: App, task_id: int) -> None:
         outcome = fanout.fail(app, claim, failure)
         log.warning("task %s: %s (%s)", task_id, outcome, failure.code, extra=ids)
         return
-    if fanout.finish(app, claim, result):
+    if fanout.finish(app, claim, result, staged):
         log.info("task %s done", task_id, extra=ids)
     else:
         log.warning("task %s finished after losing its lease; result discarded", task_id,
@@ -159,7 +163,9 @@ def _test_delay() -> None:
         time.sleep(float(delay))
 
 
-def _call_connector(app: App, claim: fanout.Claim) -> ConnectorResult:
+def _call_connector(app: App, claim: fanout.Claim, staged: list[StagedItem]) -> ConnectorResult:
+    """Run the claimed task's connector. Collected data that is still buffered at the end is
+    appended to ``staged``, for :func:`fanout.finish` to write with the result."""
     datamap, digest = load_map(app)
     if claim.datamap_digest and digest != claim.datamap_digest:
         raise DataMapError("the data map changed after this request was planned",
@@ -168,8 +174,10 @@ def _call_connector(app: App, claim: fanout.Claim) -> ConnectorResult:
     context = ConnectorContext(hash_key=app.keys.evidence_key)
     with open_connector(datamap.system(claim.system), context) as connector:
         if claim.action == "collect":
-            with StagingSink(app, claim.request_id, claim.task_id) as sink:
-                return connector.collect(frozen, sink)
+            sink = StagingSink(app, claim.request_id, claim.task_id)
+            result = connector.collect(frozen, sink)
+            staged.extend(sink.take())
+            return result
         precount = claim.precount
         if precount is None:
             counted = connector.count(frozen)

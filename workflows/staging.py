@@ -66,11 +66,12 @@ def loads(raw: bytes) -> Any:
 
 
 class StagingSink:
-    """A :class:`connectors.CollectionSink` that seals what it is given into the state DB.
+    """A :class:`connectors.CollectionSink` that seals what it is given for the state DB.
 
-    Sealed items are written in transactions of up to :data:`FLUSH_BYTES`, so a typical
-    subject costs one write and a large one keeps memory bounded. Use as a context manager:
-    leaving it writes what is still buffered.
+    Sealed items are buffered up to :data:`FLUSH_BYTES`; a fuller buffer is written in a
+    transaction of its own, so memory stays bounded for a large subject. What is still
+    buffered at the end (all of it, for a typical subject) is handed over by :meth:`take`
+    and written in the transaction that records the task's result.
     """
 
     def __init__(self, app: App, request_id: str, task_id: int) -> None:
@@ -89,18 +90,17 @@ class StagingSink:
             self.flush()
 
     def flush(self) -> None:
+        """Write the buffered items now, in a transaction of their own."""
         if not self._pending:
             return
         with self.app.db.session() as session:
-            session.add_all(self._pending)
-        self._pending, self._pending_bytes = [], 0
+            session.add_all(self.take())
 
-    def __enter__(self) -> StagingSink:
-        return self
-
-    def __exit__(self, exc_type: object, *_: object) -> None:
-        if exc_type is None:
-            self.flush()
+    def take(self) -> list[StagedItem]:
+        """The buffered items, for the caller to add to its own transaction; empties the
+        buffer."""
+        pending, self._pending, self._pending_bytes = self._pending, [], 0
+        return pending
 
     def write_rows(self, system: str, collection: str,
                    rows: Iterable[Mapping[str, Any]]) -> None:
@@ -123,26 +123,23 @@ class StagingSink:
         self._put({"t": "end"})
 
 
-def _records(app: App, request_id: str) -> Iterator[dict[str, Any]]:
-    """Decrypted records, task by task, each task's in the order it wrote them."""
-    with app.db.session() as session:
-        task_ids = list(session.scalars(
-            sa.select(StagedItem.task_id).where(StagedItem.request_id == request_id)
-            .distinct().order_by(StagedItem.task_id)))
-    for task_id in task_ids:
-        last_seq = -1
-        while True:
-            with app.db.session() as session:
-                rows = session.execute(
-                    sa.select(StagedItem.seq, StagedItem.ciphertext)
-                    .where(StagedItem.task_id == task_id, StagedItem.seq > last_seq)
-                    .order_by(StagedItem.seq).limit(64)
-                ).all()
-            if not rows:
-                break
-            for seq, sealed in rows:
-                last_seq = seq
-                yield loads(app.keys.staging_cipher.open(sealed, request_id.encode()))
+def _records(app: App, request_id: str, page: int = 64) -> Iterator[dict[str, Any]]:
+    """Decrypted records, task by task, each task's in the order it wrote them, read a page
+    at a time (keyset on ``(task_id, seq)``), each page in its own short transaction."""
+    after: tuple[int, int] = (-1, -1)
+    while True:
+        with app.db.session() as session:
+            rows = session.execute(
+                sa.select(StagedItem.task_id, StagedItem.seq, StagedItem.ciphertext)
+                .where(StagedItem.request_id == request_id,
+                       sa.tuple_(StagedItem.task_id, StagedItem.seq) > after)
+                .order_by(StagedItem.task_id, StagedItem.seq).limit(page)
+            ).all()
+        for task_id, seq, sealed in rows:
+            after = (task_id, seq)
+            yield loads(app.keys.staging_cipher.open(sealed, request_id.encode()))
+        if len(rows) < page:
+            return
 
 
 def read_staged(app: App, request_id: str) -> Iterator[CollectedItem]:

@@ -148,7 +148,7 @@ def test_queues_sigterm_json_logs_submit_wait_and_metrics(
             Fleet.kill(sql, signal.SIGTERM)  # finishes the task in hand, then stops
             assert sql.wait(30) == 0
             task = fleet.tasks(request_id)[0]
-            assert (task["state"], task["attempts"]) == ("done", 1)
+            assert (task["state"], task["attempts"]) == ("done", 1), fleet.worker_log(1)[-3000:]
             assert fleet.wait_settled([request_id], 60)[request_id] == "completed"
             assert "run_sql_task" not in fleet.worker_log(0)  # -Q control took no task
 

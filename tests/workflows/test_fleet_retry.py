@@ -26,6 +26,8 @@ pytestmark = pytest.mark.postgres
 
 #: system name -> exceptions its next connector calls raise, in order
 FAULTS: dict[str, list[BaseException]] = {}
+#: system name -> exception its next collect raises after writing everything to the sink
+FAIL_AFTER_COLLECT: dict[str, BaseException] = {}
 
 
 class FaultySql(connectors.sql.SqlConnector):
@@ -38,7 +40,11 @@ class FaultySql(connectors.sql.SqlConnector):
 
     def collect(self, keys: Any, sink: Any) -> Any:
         self._maybe_fail()
-        return super().collect(keys, sink)
+        result = super().collect(keys, sink)
+        after = FAIL_AFTER_COLLECT.pop(self.system.name, None)
+        if after is not None:
+            raise after
+        return result
 
     def erase(self, keys: Any) -> Any:
         self._maybe_fail()
@@ -53,8 +59,10 @@ def fleet(postgres_url: str, tmp_path: Path, chinook_dir: Path,
     fleet.apply_env(monkeypatch)
     monkeypatch.setitem(base._FACTORIES, "sql", FaultySql)
     FAULTS.clear()
+    FAIL_AFTER_COLLECT.clear()
     yield fleet
     FAULTS.clear()
+    FAIL_AFTER_COLLECT.clear()
     fleet.close()
 
 
@@ -186,3 +194,39 @@ def test_permanent_failure_needs_attention_and_retry_resumes(fleet: Fleet) -> No
             if e[0] in {t["id"] for t in finished.values()}] == evidence_before
     assert fleet.record_count(request_id) == 1
     assert dsar_cli(fleet.env, "retry", request_id).returncode != 0  # completed: refused
+
+
+def test_retry_replaces_what_a_failed_collect_had_staged(
+        fleet: Fleet, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A collect that staged data (in flushes of its own) and then failed leaves that data
+    behind; the retried attempt replaces it rather than adding to it, and the bundle holds
+    each row once."""
+    from dsar.db.models import StagedItem
+    from workflows import staging
+
+    app = fleet.app
+    monkeypatch.setattr(staging, "FLUSH_BYTES", 1)  # every item is written as it comes
+    request_id = fleet.submit("access")
+    runner.plan(app, request_id)
+    task = next(t for t in fleet.tasks(request_id) if t["system"] == "shop_b")
+    FAIL_AFTER_COLLECT["shop_b"] = ConnectorError(
+        "permission denied for table Track", system="shop_b", code="permission_denied",
+        transient=False)
+    runner.run_task(app, task["id"])
+    assert fleet.state(request_id) == "needs_attention"
+    staged_by_failed = fleet.scalar(sa.select(sa.func.count()).select_from(StagedItem)
+                                    .where(StagedItem.task_id == task["id"]))
+    assert staged_by_failed > 0
+
+    assert runner.retry(app, request_id, "test") == 1
+    runner.run_task(app, task["id"])
+    assert {t["system"]: t["state"] for t in fleet.tasks(request_id)}["shop_b"] == "done"
+    seqs = sorted(fleet.scalar(sa.select(sa.func.array_agg(StagedItem.seq))
+                               .where(StagedItem.task_id == task["id"])))
+    assert seqs == list(range(staged_by_failed))  # one attempt's items, not two
+    for other in fleet.tasks(request_id):
+        if other["state"] != "done":
+            runner.run_task(app, other["id"])
+    runner.assemble(app, request_id)
+    assert fleet.state(request_id) == "completed"
+    assert fleet.record_count(request_id) == 1
