@@ -42,6 +42,7 @@ from dsar.outbox import enqueue
 from dsar.planning import Plan
 from dsar.requests import add_event
 from workflows.retry import MAX_ATTEMPTS, Failure, backoff
+from workflows.staging import insert_staged
 
 DONE, READY, WAITING, RUNNING, FAILED, CANCELLED = (
     "done", "ready", "waiting", "running", "failed", "cancelled")
@@ -251,7 +252,7 @@ def save_precount(app: App, claim: Claim, counts: dict[str, Any]) -> None:
 
 
 def finish(app: App, claim: Claim, result: ConnectorResult,
-           staged: Sequence[StagedItem] = ()) -> bool:
+           staged: Sequence[Mapping[str, Any]] = ()) -> bool:
     """Record a task's evidence, the collected items it still holds (``staged``) and the keys
     it discovered, ready its dependents, and fan in. Returns False (and records nothing) if
     the claim was lost to another worker."""
@@ -263,13 +264,14 @@ def finish(app: App, claim: Claim, result: ConnectorResult,
         task = next((t for t in siblings if t.id == claim.task_id), None)
         if task is None or task.state != RUNNING or task.attempts != claim.attempt:
             return False
-        session.add_all(staged)
+        insert_staged(session, staged)
         if task.attempts > 1:  # evidence an earlier attempt recorded before failing
             session.execute(sa.delete(EvidenceRow).where(EvidenceRow.task_id == task.id))
-        for item in result.evidence:
-            session.add(EvidenceRow(request_id=request.id, task_id=task.id, system=item.system,
-                                    collection=item.collection, action=item.action,
-                                    body=item.to_dict(), recorded_at=now))
+        if result.evidence:
+            session.execute(sa.insert(EvidenceRow), [
+                {"request_id": request.id, "task_id": task.id, "system": item.system,
+                 "collection": item.collection, "action": item.action,
+                 "body": item.to_dict(), "recorded_at": now} for item in result.evidence])
         if any(task.id in (other.depends_on or ()) for other in siblings):
             _save_keys(session, app, request.id, task.id, result.discovered)
         task.state, task.finished_at, task.lease_until = DONE, now, None

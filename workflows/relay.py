@@ -27,19 +27,24 @@ def relay_once(app: App, broker: dramatiq.Broker, batch: int = 200) -> int:
     """Publish up to ``batch`` due messages; returns how many were published."""
     now = app.now()
     with app.db.session() as session:
-        rows = session.scalars(
-            sa.select(OutboxMessage)
+        rows = session.execute(
+            sa.select(OutboxMessage.id, OutboxMessage.actor, OutboxMessage.queue,
+                      OutboxMessage.args, OutboxMessage.priority)
             .where(OutboxMessage.sent_at.is_(None), OutboxMessage.available_at <= now)
             .order_by(OutboxMessage.priority.desc(), OutboxMessage.id)
             .limit(batch)
             .with_for_update(skip_locked=True)
         ).all()
+        if not rows:
+            return 0
         for row in rows:
             broker.enqueue(Message(
                 queue_name=row.queue, actor_name=row.actor, args=tuple(row.args), kwargs={},
                 options={"broker_priority": row.priority},
             ))
-            row.sent_at = now
+        session.execute(sa.update(OutboxMessage)
+                        .where(OutboxMessage.id.in_([row.id for row in rows]))
+                        .values(sent_at=now))
         return len(rows)
 
 

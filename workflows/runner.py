@@ -14,13 +14,13 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from connectors.base import ConnectorContext, ConnectorResult, open_connector
 from dsar import requests
 from dsar.app import App
 from dsar.datamap.loader import load_datamap, parse_datamap
 from dsar.datamap.schema import DataMap
-from dsar.db.models import StagedItem
 from dsar.errors import DataMapError
 from dsar.evidence import CollectionEvidence
 from dsar.identities import subject_keys
@@ -135,7 +135,7 @@ def run_task(app: App, task_id: int) -> None:
     ids = {"request_id": claim.request_id, "task_id": task_id, "system": claim.system}
     log.info("task %s (%s %s) of request %s: attempt %d", task_id, claim.system, claim.action,
              claim.request_id, claim.attempt, extra=ids)
-    staged: list[StagedItem] = []
+    staged: list[dict[str, Any]] = []
     try:
         with heartbeat(app, claim):
             result = _call_connector(app, claim, staged)
@@ -163,7 +163,8 @@ def _test_delay() -> None:
         time.sleep(float(delay))
 
 
-def _call_connector(app: App, claim: fanout.Claim, staged: list[StagedItem]) -> ConnectorResult:
+def _call_connector(app: App, claim: fanout.Claim,
+                    staged: list[dict[str, Any]]) -> ConnectorResult:
     """Run the claimed task's connector. Collected data that is still buffered at the end is
     appended to ``staged``, for :func:`fanout.finish` to write with the result."""
     datamap, digest = load_map(app)

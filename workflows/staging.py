@@ -1,22 +1,25 @@
 """Collected data between the tasks that collect it and the bundle that delivers it.
 
 Each batch of rows and each chunk of an object is sealed with AES-GCM (the staging key, bound to
-the request id) and written as one ``staged_items`` row in its own short transaction, so memory
-stays flat however much a subject has. :func:`read_staged` yields it back, in order, as the
-bundle builder's items; :func:`purge_staged` deletes it once the bundle is built.
+the request id) as one ``staged_items`` row; rows are written in short transactions of up to
+:data:`FLUSH_BYTES`, so memory stays flat however much a subject has, and the last (for most
+subjects, the only) batch is written with the task's result. :func:`read_staged` yields it
+back, in order, as the bundle builder's items; :func:`purge_staged` deletes it once the bundle
+is built.
 """
 
 from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import date, datetime, time
 from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
 import sqlalchemy as sa
+from sqlalchemy.orm import Session
 
 from dsar.app import App
 from dsar.bundles.items import CollectedItem, RowsBatch, StagedObject
@@ -77,13 +80,13 @@ class StagingSink:
     def __init__(self, app: App, request_id: str, task_id: int) -> None:
         self.app, self.request_id, self.task_id = app, request_id, task_id
         self.seq = 0
-        self._pending: list[StagedItem] = []
+        self._pending: list[dict[str, Any]] = []
         self._pending_bytes = 0
 
     def _put(self, record: dict[str, Any]) -> None:
         sealed = self.app.keys.staging_cipher.seal(dumps(record), self.request_id.encode())
-        self._pending.append(StagedItem(request_id=self.request_id, task_id=self.task_id,
-                                        seq=self.seq, ciphertext=sealed))
+        self._pending.append({"request_id": self.request_id, "task_id": self.task_id,
+                              "seq": self.seq, "ciphertext": sealed})
         self._pending_bytes += len(sealed)
         self.seq += 1
         if self._pending_bytes >= FLUSH_BYTES:
@@ -94,11 +97,11 @@ class StagingSink:
         if not self._pending:
             return
         with self.app.db.session() as session:
-            session.add_all(self.take())
+            insert_staged(session, self.take())
 
-    def take(self) -> list[StagedItem]:
-        """The buffered items, for the caller to add to its own transaction; empties the
-        buffer."""
+    def take(self) -> list[dict[str, Any]]:
+        """The buffered items (``staged_items`` rows), for the caller to write in its own
+        transaction with :func:`insert_staged`; empties the buffer."""
         pending, self._pending, self._pending_bytes = self._pending, [], 0
         return pending
 
@@ -121,6 +124,12 @@ class StagingSink:
         if buffer:
             self._put({"t": "chunk", "d": buffer})
         self._put({"t": "end"})
+
+
+def insert_staged(session: Session, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Insert ``staged_items`` rows as one multi-row statement."""
+    if rows:
+        session.execute(sa.insert(StagedItem), list(rows))
 
 
 def _records(app: App, request_id: str, page: int = 64) -> Iterator[dict[str, Any]]:
