@@ -104,9 +104,8 @@ def append(session: Session, leaf: bytes, now: datetime) -> int:
         raise InvalidInput("a ledger leaf must be non-empty bytes", "pass canonical JSON bytes")
     lock(session)
     index = size(session)
-    session.add(LedgerEntry(index=index, leaf=leaf, leaf_hash=merkle.leaf_hash(leaf),
-                            appended_at=now))
-    session.flush()
+    session.execute(sa.insert(LedgerEntry).values(
+        index=index, leaf=leaf, leaf_hash=merkle.leaf_hash(leaf), appended_at=now))
     return index
 
 

@@ -140,8 +140,9 @@ def summarize_evidence(
 
 def evidence_bodies(session: Session, request_id: str) -> list[dict[str, Any]]:
     """The request's evidence bodies in leaf order."""
-    rows = session.scalars(sa.select(EvidenceRow).where(EvidenceRow.request_id == request_id))
-    return order_evidence(row.body for row in rows)
+    bodies = session.scalars(sa.select(EvidenceRow.body)
+                             .where(EvidenceRow.request_id == request_id))
+    return order_evidence(bodies)
 
 
 def build_predicate(session: Session, request: Request) -> dict[str, Any]:
@@ -150,15 +151,17 @@ def build_predicate(session: Session, request: Request) -> dict[str, Any]:
     if request.completed_at is None:
         raise InvalidInput(f"request {request.id} has no completion time",
                            "set request.completed_at before building its record")
-    pauses = session.scalars(
-        sa.select(Pause).where(Pause.request_id == request.id).order_by(Pause.started_at, Pause.id)
+    pauses = session.execute(
+        sa.select(Pause.started_at, Pause.ended_at).where(Pause.request_id == request.id)
+        .order_by(Pause.started_at, Pause.id)
     )
     tasks = [{"system": system, "action": action, "state": state, "error_code": code}
              for system, action, state, code in session.execute(
                  sa.select(Task.system, Task.action, Task.state, Task.error_code)
                  .where(Task.request_id == request.id))]
     bodies = evidence_bodies(session, request.id)
-    bundle = session.scalars(sa.select(Bundle).where(Bundle.request_id == request.id)).first()
+    bundle = session.execute(sa.select(Bundle.sha256, Bundle.size)
+                             .where(Bundle.request_id == request.id)).first()
     completed_local = deadlines.local_date(request.completed_at, request.timezone,
                                            what="completion time")
     effective_due = request.extended_due or request.due
@@ -226,9 +229,8 @@ def build_record(session: Session, app: App, request: Request) -> dict[str, Any]
     envelope = sign_statement(statement, signer.private_key, signer.keyid)
     now = app.now()
     index = ledger.append(session, canonical_json(envelope), now)
-    session.add(CompletionRecord(request_id=request.id, envelope=envelope, ledger_index=index,
-                                 created_at=now))
-    session.flush()
+    session.execute(sa.insert(CompletionRecord).values(
+        request_id=request.id, envelope=envelope, ledger_index=index, created_at=now))
     return envelope
 
 
