@@ -35,8 +35,11 @@ from dsar.datamap.schema import Controller
 BLOCK = 256 * 1024
 
 
+_READABLE = json.JSONEncoder(ensure_ascii=False)
+
+
 def _j(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False)
+    return _READABLE.encode(value)
 
 
 def _collection_head(coll: SpooledCollection, facts: CollectionFacts, csv: str | None) -> str:

@@ -115,6 +115,9 @@ def decode(value: Any, kind: str | None) -> Any:
     raise ValueError(f"unknown column type {kind!r}")
 
 
+_COMPACT = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+
+
 def dumps(value: Any) -> str:
     """Compact JSON text, UTF-8 kept readable, stable key order as given."""
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    return _COMPACT.encode(value)
