@@ -114,21 +114,24 @@ def submit(
                                                      identity.name.encode()),
             lookup_hash=app.keys.lookup_hash(identity.name, identity.value),
         ))
+    # A new request has no pauses but those made here, so nothing is read back: the request
+    # and its identities are written first (events refer to them), the rest at commit.
     with app.db.session() as session:
         session.add(request)
         _refresh_deadlines(request, [], now)
         session.flush()
         add_event(session, request, now, submitted_by, "submitted", None, State.RECEIVED, None)
         if identity_method:
-            _verify(session, app, request, identity_method.strip(), submitted_by, now)
+            _verify(session, app, request, identity_method.strip(), submitted_by, now,
+                    pauses=[])
         else:
             _move(session, request, now, submitted_by, State.AWAITING_IDENTITY,
                   "identity verification requested", event="identity_requested")
-            session.add(Pause(request_id=request.id, started_at=now, ended_at=None,
-                              reason="awaiting identity verification",
-                              resume_to=State.RECEIVED.value))
-            session.flush()
-            _refresh_deadlines(request, _pauses(session, request.id), now)
+            pause = Pause(request_id=request.id, started_at=now, ended_at=None,
+                          reason="awaiting identity verification",
+                          resume_to=State.RECEIVED.value)
+            session.add(pause)
+            _refresh_deadlines(request, [pause], now)
     return Submission(request=request, salt=salt)
 
 
@@ -327,12 +330,16 @@ def _final_fix(request: Request) -> str | None:
 
 
 def _verify(session: Session, app: App, request: Request, method: str, actor: str,
-            now: datetime) -> None:
+            now: datetime, pauses: Sequence[Pause] | None = None) -> None:
+    """Record the verification and move on; ``pauses`` are the request's pauses when the
+    caller knows them (a new request), else they are read."""
     request.identity_method, request.identity_verified_at = method, now
     _move(session, request, now, actor, State.VERIFIED, f"method: {method}",
           event="identity_verified")
-    session.flush()
-    _refresh_deadlines(request, _pauses(session, request.id), now)
+    if pauses is None:
+        session.flush()
+        pauses = _pauses(session, request.id)
+    _refresh_deadlines(request, pauses, now)
     _after_verification(session, app, request, now, actor)
 
 
