@@ -179,8 +179,32 @@ def plain_loop(app: Any, customers: Iterable[int], action: str) -> tuple[float, 
     return time.perf_counter() - start, latencies
 
 
+def group_cpu_seconds(pgid: int) -> float:
+    """User + system CPU seconds of the live processes in process group ``pgid`` (Linux)."""
+    total = 0
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == pgid:
+            total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def machine_cpu_seconds() -> float:
+    """CPU seconds all processors spent busy since boot (user, nice, system)."""
+    fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:4]
+    return sum(int(f) for f in fields) / os.sysconf("SC_CLK_TCK")
+
+
 def run_fleet(env: dict[str, str], app: Any, processes: int, threads: int, kind: str,
-              customers: list[int], log: Path) -> tuple[float, list[float]]:
+              customers: list[int], log: Path) -> tuple[float, list[float], float, float]:
+    """Run the requests through ``dsar worker``; returns the elapsed seconds (first receipt to
+    last completion), the end-to-end latencies, and the CPU seconds the workers and the whole
+    machine spent meanwhile."""
     from dsar import requests
     from dsar.db.models import Request
     from dsar.identities import parse_identities
@@ -192,6 +216,7 @@ def run_fleet(env: dict[str, str], app: Any, processes: int, threads: int, kind:
                                   start_new_session=True)
     try:
         time.sleep(4)  # let the processes boot and connect
+        worker_cpu, machine_cpu = group_cpu_seconds(worker.pid), machine_cpu_seconds()
         ids = [requests.submit(app, kind, parse_identities([f"customer{c}@example.com"]),
                                submitted_by="bench", identity_method="bench").request.id
                for c in customers]
@@ -202,6 +227,8 @@ def run_fleet(env: dict[str, str], app: Any, processes: int, threads: int, kind:
                                                  Request.completed_at)
                                        .where(Request.id.in_(ids))).all()
             if all(r.state not in ("in_progress", "received", "verified") for r in rows):
+                worker_cpu = group_cpu_seconds(worker.pid) - worker_cpu
+                machine_cpu = machine_cpu_seconds() - machine_cpu
                 break
             if time.monotonic() > deadline:
                 raise RuntimeError("the fleet did not finish within 15 minutes; see " + str(log))
@@ -212,7 +239,7 @@ def run_fleet(env: dict[str, str], app: Any, processes: int, threads: int, kind:
         first = min(r.received_at for r in rows)
         last = max(r.completed_at for r in rows)
         latencies = [(r.completed_at - r.received_at).total_seconds() for r in rows]
-        return (last - first).total_seconds(), latencies
+        return (last - first).total_seconds(), latencies, worker_cpu, machine_cpu
     finally:
         os.killpg(worker.pid, signal.SIGTERM)
         worker.wait(60)
@@ -264,17 +291,24 @@ def main(argv: list[str] | None = None) -> None:
 
         rows = []
         for kind, action in (("access", "collect"), ("erasure", "erase")):
+            cpu = time.process_time()
             elapsed, lat = plain_loop(app, take(), action)
-            rows.append((f"{kind}: plain loop", n / elapsed, lat))
+            rows.append((f"{kind}: plain loop", n / elapsed, lat,
+                         time.process_time() - cpu, None))
             for processes in counts:
-                elapsed, lat = run_fleet(env, app, processes, args.threads, kind, take(),
-                                         tmp / "worker.log")
+                elapsed, lat, worker_cpu, machine_cpu = run_fleet(
+                    env, app, processes, args.threads, kind, take(), tmp / "worker.log")
                 rows.append((f"{kind}: fleet, {processes} process(es) x {args.threads} threads",
-                             n / elapsed, lat))
+                             n / elapsed, lat, worker_cpu, machine_cpu))
         print(f"\n{n} requests each, {args.customers} customers, {os.cpu_count()} CPUs")
-        print(f"{'run':<44} {'req/s':>8} {'p50 s':>8} {'p95 s':>8}")
-        for name, rate, lat in rows:
-            print(f"{name:<44} {rate:8.1f} {percentile(lat, 50):8.3f} {percentile(lat, 95):8.3f}")
+        print("CPU ms/req: the loop's own or the workers' CPU time per request; machine: all "
+              "processes (PostgreSQL, RabbitMQ, the submitting loop) per request")
+        print(f"{'run':<44} {'req/s':>7} {'p50 s':>7} {'p95 s':>7} {'CPU ms/req':>10} "
+              f"{'machine':>8}")
+        for name, rate, lat, cpu, machine in rows:
+            total = "" if machine is None else f"{1000 * machine / n:8.1f}"
+            print(f"{name:<44} {rate:7.1f} {percentile(lat, 50):7.3f} {percentile(lat, 95):7.3f} "
+                  f"{1000 * cpu / n:10.1f} {total}")
         app.db.dispose()
     finally:
         subprocess.run(["rabbitmqctl", "delete_vhost", vhost], capture_output=True)
