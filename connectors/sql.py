@@ -6,8 +6,11 @@ available key, along references in their declared direction and along keys one t
 ``provides`` to another — and lets the database do the walking with ``IN (SELECT …)``
 sub-queries, so key values never pile up in memory.
 
-``collect`` streams each table's rows (server-side cursors, ``batch_size`` rows at a time) into
-the sink, ordered by primary key so the digest is reproducible. ``erase`` runs in one
+``collect`` streams each table's rows (keyset pages of ``batch_size`` rows) into the sink,
+ordered by primary key so the digest is reproducible (:mod:`connectors.sql_collect`).
+Statements are built once per shape of look-up and reused with fresh bound values
+(:mod:`connectors.sql_plan`); collect runs its SELECTs on the DB-API cursor as SQLAlchemy
+would (:mod:`connectors.sql_direct`). ``erase`` runs in one
 transaction: it checks the map against the live schema first (refusing with
 :class:`~dsar.errors.DataMapError` before any statement changes anything), records the primary
 keys of the subject's rows, applies delete / mask / retain children first with set-based
@@ -39,20 +42,11 @@ from connectors.base import (
     register,
 )
 from connectors.sql_check import MISSING_TABLE, check_sql_system, effective_pk
+from connectors.sql_collect import collect_tables
 from connectors.sql_engine import Catalog, begin, engine_for, resolve_url, translate_error
 from connectors.sql_mask import mask_function, same
-from connectors.sql_query import (
-    KNOWN_VALUES_LIMIT,
-    StreamDigest,
-    chunks,
-    json_row,
-    pages,
-    pk_in,
-    pk_text,
-    referenced_columns,
-    subject_predicate,
-    value_of,
-)
+from connectors.sql_plan import SubjectLookup, statements_for
+from connectors.sql_query import chunks, pk_in, pk_text, select_pages
 from dsar.datamap.findings import errors_of, raise_for_errors
 from dsar.datamap.schema import SqlSystem, SqlTable
 from dsar.errors import ConnectorError, DsarError
@@ -107,10 +101,10 @@ class SqlConnector(Connector):
 
     def _reflect(self, conn: Connection, names: Sequence[str],
                  state: SimpleNamespace) -> dict[str, sa.Table]:
-        tables = {}
+        tables, catalog = {}, self.catalog
         for name in names:
             state.collection = name
-            tables[name] = self.catalog.table(conn, name, self.system.table(name).db_schema)
+            tables[name] = catalog.table(conn, name, self.system.table(name).db_schema)
         state.collection = None
         return tables
 
@@ -123,6 +117,10 @@ class SqlConnector(Connector):
         _WALKS[(id(self.system), names)] = (self.system, walk)
         return walk
 
+    def _lookup(self, walk: SystemWalk, tables: dict[str, sa.Table],
+                keys: SubjectKeys) -> SubjectLookup:
+        return SubjectLookup(statements_for(walk, tables), keys, self._fold_case)
+
     def _item_hash(self, name: str, pk: Sequence[Any]) -> str:
         return self.context.keyed_hash(f"{self.system.name}/{name}/{pk_text(pk)}")
 
@@ -133,48 +131,14 @@ class SqlConnector(Connector):
     # -- collect -------------------------------------------------------------------------------
 
     def collect(self, keys: SubjectKeys, sink: CollectionSink) -> ConnectorResult:
-        """Stream every row of the subject, table by table, into ``sink``."""
+        """Stream every row of the subject, table by table, into ``sink`` (see
+        :mod:`connectors.sql_collect`)."""
         result = ConnectorResult()
         walk = self._walk(keys)
-        batch = self.system.batch_size
         with self._session() as (conn, state):
             tables = self._reflect(conn, walk.discovery, state)
-            memo: dict[str, Any] = {}
-            known: dict[tuple[str, tuple[str, ...]], list[Any]] = {}
-            referenced = referenced_columns(walk)
-            for name in walk.discovery:
-                state.collection = name
-                started = time.monotonic()
-                entry, table = self.system.table(name), tables[name]
-                evidence = CollectionEvidence(self.system.name, name, "collect")
-                digest = StreamDigest()
-                pred = subject_predicate(walk, name, keys, tables, memo, self._fold_case,
-                                         known)
-                values: dict[tuple[str, ...], set[Any]] = {c: set() for c in referenced[name]}
-                if pred is not None:
-                    pk = effective_pk(entry, table)
-                    for rows_ in pages(conn, sa.select(table).where(pred), table, pk, batch):
-                        part = [r._mapping for r in rows_]
-                        rows = [json_row(r) for r in part]
-                        for raw, row in zip(part, rows, strict=True):
-                            digest.add(row)
-                            if pk:
-                                evidence.item_hashes.append(
-                                    self._item_hash(name, [raw[c] for c in pk]))
-                        for key, column in entry.provides.items():
-                            result.discover(key, (raw[column] for raw in part))
-                        for columns, seen in values.items():
-                            seen.update(value_of(raw, columns) for raw in part)
-                        sink.write_rows(self.system.name, name, rows)
-                        evidence.found += len(rows)
-                for columns, seen in values.items():
-                    seen.discard(None)
-                    if len(seen) <= KNOWN_VALUES_LIMIT:
-                        known[(name, columns)] = sorted(seen, key=repr)
-                evidence.collected = evidence.found
-                evidence.digest = digest.hexdigest()
-                evidence.duration_ms = int((time.monotonic() - started) * 1000)
-                result.evidence.append(evidence)
+            collect_tables(conn, self.system, walk, tables, keys, self._fold_case, self.context,
+                           sink, state, result)
         result.evidence += self._skipped(walk, "collect")
         return result
 
@@ -186,17 +150,19 @@ class SqlConnector(Connector):
         walk = self._walk(keys)
         with self._session() as (conn, state):
             tables = self._reflect(conn, walk.discovery, state)
-            memo: dict[str, Any] = {}
+            lookup = self._lookup(walk, tables, keys)
             for name in walk.discovery:
                 state.collection = name
                 entry, table = self.system.table(name), tables[name]
                 evidence = CollectionEvidence(self.system.name, name, "count")
-                pred = subject_predicate(walk, name, keys, tables, memo, self._fold_case)
-                if pred is not None:
+                found = lookup.predicate(name)
+                if found is not None:
+                    pred, params = found
                     stmt = sa.select(sa.func.count()).select_from(table).where(pred)
-                    evidence.found = int(conn.execute(stmt).scalar_one())
+                    evidence.found = int(conn.execute(stmt, params).scalar_one())
                     for key, column in entry.provides.items():
-                        values = conn.execute(sa.select(table.c[column]).where(pred).distinct())
+                        values = conn.execute(sa.select(table.c[column]).where(pred).distinct(),
+                                              params)
                         result.discover(key, values.scalars())
                 result.evidence.append(evidence)
         result.evidence += self._skipped(walk, "count")
@@ -246,19 +212,20 @@ class SqlConnector(Connector):
         """The primary keys of the subject's rows in every reached table, before any change
         (so later statements do not depend on rows already deleted or masked)."""
         found: dict[str, list[Pk]] = {}
-        memo: dict[str, Any] = {}
+        lookup = self._lookup(walk, tables, keys)
         for name in walk.discovery:
             state.collection = name
             entry, table = self.system.table(name), tables[name]
-            pred = subject_predicate(walk, name, keys, tables, memo, self._fold_case)
+            subject = lookup.predicate(name)
             found[name] = []
-            if pred is None:
+            if subject is None:
                 continue
+            pred, params = subject
             pk = effective_pk(entry, table)
             provides = list(entry.provides.items())
             cols = [table.c[c] for c in pk] + [table.c[c] for _, c in provides]
             stmt = sa.select(*cols).where(pred)
-            for part in pages(conn, stmt, table, pk, self.system.batch_size):
+            for part in select_pages(conn, stmt, table, pk, self.system.batch_size, params):
                 found[name] += [tuple(row[: len(pk)]) for row in part]
                 for i, (key, _column) in enumerate(provides):
                     result.discover(key, (row[len(pk) + i] for row in part))
@@ -290,13 +257,13 @@ class SqlConnector(Connector):
                 for col, rule in entry.erasure.mask.items()}
 
     def _unmasked(self, conn: Connection, entry: SqlTable, table: sa.Table, pk: list[str],
-                  where: Any) -> list[dict[str, Any]]:
-        """Rows matching ``where`` whose masked columns differ from their mask, as the
-        UPDATE parameters that would fix them."""
+                  where: Any, params: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+        """Rows matching ``where`` (``params`` bound) whose masked columns differ from their
+        mask, as the UPDATE parameters that would fix them."""
         funcs = self._mask_functions(entry, table)
         cols = [table.c[c] for c in pk] + [table.c[c] for c in funcs]
         todo = []
-        for row in conn.execute(sa.select(*cols).where(where)):
+        for row in conn.execute(sa.select(*cols).where(where), params or {}):
             key = tuple(row[: len(pk)])
             expected = [f(key) for f in funcs.values()]
             if not all(same(c, e) for c, e in zip(row[len(pk):], expected, strict=True)):
@@ -336,9 +303,10 @@ class SqlConnector(Connector):
                  evidence: dict[str, CollectionEvidence], state: SimpleNamespace) -> None:
         """In the same transaction: nothing the map deletes may remain, nothing it masks may
         hold an unmasked value. Raises (so the transaction rolls back) otherwise."""
-        memo: dict[str, Any] = {}
+        lookup = self._lookup(walk, tables, keys)
         remaining: dict[str, int] = {}
         counts: dict[str, Any] = {}
+        count_params: dict[str, Any] = {}
         for name in walk.erase_order:
             state.collection = name
             entry, table = self.system.table(name), tables[name]
@@ -346,7 +314,7 @@ class SqlConnector(Connector):
             if action == "retain":
                 continue
             pk = effective_pk(entry, table)
-            pred = subject_predicate(walk, name, keys, tables, memo, self._fold_case)
+            subject = lookup.predicate(name)
             if action == "delete":
                 # rows the DELETE reported gone are gone in this transaction; recount by key
                 # only if it reported fewer, and always re-run the walk (new rows)
@@ -356,19 +324,21 @@ class SqlConnector(Connector):
                         remaining[name] += int(conn.execute(sa.select(sa.func.count())
                                                .select_from(table).where(
                                                    pk_in(table, pk, part))).scalar_one())
-                if pred is not None:
+                if subject is not None:
                     counts[name] = sa.select(sa.func.count()).select_from(table).where(
-                        pred).scalar_subquery()
+                        subject[0]).scalar_subquery()
+                    count_params.update(subject[1])
                 continue
-            wheres = [pk_in(table, pk, part) for part in chunks(found[name])]
-            if pred is not None:
-                wheres.append(pred)
-            remaining[name] = sum(len(self._unmasked(conn, entry, table, pk, where))
-                                  for where in wheres)
+            wheres: list[tuple[Any, dict[str, Any]]] = [
+                (pk_in(table, pk, part), {}) for part in chunks(found[name])]
+            if subject is not None:
+                wheres.append(subject)
+            remaining[name] = sum(len(self._unmasked(conn, entry, table, pk, where, params))
+                                  for where, params in wheres)
         if counts:  # the walk re-run for every delete table, in one round trip
             names = list(counts)
             row = conn.execute(sa.select(*[counts[n].label(f"c{i}")
-                                           for i, n in enumerate(names)])).one()
+                                           for i, n in enumerate(names)]), count_params).one()
             for i, name in enumerate(names):
                 remaining[name] += int(row[i])
         for name in walk.erase_order:

@@ -1,11 +1,10 @@
-"""SQL building blocks for the SQL connector: subject predicates, value coercion, row JSON.
+"""SQL building blocks for the SQL connector: value coercion, paging, row JSON and digests.
 
-:func:`subject_predicate` turns a table's :class:`~dsar.planning.Match` list into one SQL
-condition. Key matches compare a column with the key's values, converted to the column's type
-and always bound (expanding ``IN`` parameters, in chunks of :data:`CHUNK`). Matches fed by
-another table become ``IN (SELECT …)`` sub-queries over that table's own predicate, so the
-database walks customer -> invoice -> invoice line itself and nothing is held in memory. The
-planner guarantees the matches form no cycle.
+Subject predicates are built in :mod:`connectors.sql_plan`. Here: converting request values to a
+column's type (:func:`coerce`), keyset pagination over a statement (:func:`paged`,
+:func:`pages`), rows as canonical-JSON-able dicts (:func:`json_value`, :func:`json_rows`) and
+the streaming SHA-256 of their RFC 8785 encoding (:class:`StreamDigest`), which feeds signed
+evidence and must stay byte-identical to ``sha256(canonical_json(rows))``.
 """
 
 from __future__ import annotations
@@ -16,7 +15,7 @@ import decimal
 import hashlib
 import json
 import uuid
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 import sqlalchemy as sa
@@ -53,61 +52,6 @@ def coerce(column: sa.Column[Any], values: Iterable[str]) -> list[Any]:
     return sorted(set(out), key=str)
 
 
-def _in(columns: list[sa.Column[Any]], target: Any) -> sa.ColumnElement[bool]:
-    if len(columns) == 1:
-        return columns[0].in_(target)
-    return sa.tuple_(*columns).in_(target)
-
-
-def subject_predicate(
-    walk: SystemWalk,
-    name: str,
-    keys: Mapping[str, Iterable[str]],
-    tables: Mapping[str, sa.Table],
-    _memo: dict[str, sa.ColumnElement[bool] | None] | None = None,
-    fold_case: frozenset[str] = frozenset({"email"}),
-    known: Mapping[tuple[str, tuple[str, ...]], Sequence[Any]] | None = None,
-) -> sa.ColumnElement[bool] | None:
-    """The condition selecting the subject's rows of table ``name``; None when nothing can
-    match (no key values reach it).
-
-    Keys named in ``fold_case`` (email, by default) match their column case-insensitively:
-    the request's value is normalised to lower case, and addresses are stored as people typed
-    them. On PostgreSQL, an index on ``lower(column)`` keeps that fast.
-
-    ``known`` maps ``(table, columns)`` to every value those columns hold in the subject's rows
-    of that table, when the caller has already read all of them (collect does): a reference
-    from that table then binds those values instead of repeating the look-up as a sub-query."""
-    memo = {} if _memo is None else _memo
-    if name in memo:
-        return memo[name]
-    table = tables[name]
-    clauses: list[sa.ColumnElement[bool]] = []
-    for match in walk.matches.get(name, ()):
-        cols = [table.c[c] for c in match.columns]
-        if match.source is None:
-            values = coerce(cols[0], keys.get(match.key or "", ()))
-            target: Any = cols[0]
-            if match.key in fold_case and isinstance(cols[0].type, sa.String):
-                target = sa.func.lower(cols[0])
-                values = sorted({str(v).lower() for v in values})
-            clauses += [target.in_(list(part)) for part in chunks(values)]
-            continue
-        seen = (known or {}).get((match.source, tuple(match.source_columns)))
-        if seen is not None:
-            clauses += [_in(cols, list(part)) for part in chunks(list(seen))]
-            continue
-        source_pred = subject_predicate(walk, match.source, keys, tables, memo, fold_case,
-                                        known)
-        if source_pred is None:
-            continue
-        source = tables[match.source]
-        sub = sa.select(*[source.c[c] for c in match.source_columns]).where(source_pred)
-        clauses.append(_in(cols, sub))
-    memo[name] = sa.or_(*clauses) if clauses else None
-    return memo[name]
-
-
 def pk_in(table: sa.Table, pk: Sequence[str], values: Sequence[tuple[Any, ...]]) -> Any:
     """``pk IN (bound values)`` for one chunk of primary-key tuples."""
     cols = [table.c[c] for c in pk]
@@ -139,7 +83,42 @@ def json_row(row: Mapping[str, Any]) -> dict[str, Any]:
     return {str(k): json_value(v) for k, v in row.items()}
 
 
+_NONE = type(None)
+_FAST: dict[type, Any] = {  # exact types whose json_value is one call (subclasses: json_value)
+    dt.datetime: dt.datetime.isoformat, dt.date: dt.date.isoformat,
+    dt.time: dt.time.isoformat, decimal.Decimal: str, uuid.UUID: str,
+}
+
+
+def json_rows(names: Sequence[str], rows: Iterable[Sequence[Any]]
+              ) -> tuple[list[dict[str, Any]], bool]:
+    """``[json_row(dict(zip(names, row))) for row in rows]`` (``names`` already str), fast;
+    and whether the rows are *plain* — every name ASCII and every value None, a str, a bool or
+    an int within ±(2**53 - 1), i.e. anything but a float — as :meth:`StreamDigest.add_rows`
+    needs to know."""
+    out: list[dict[str, Any]] = []
+    plain = "".join(names).isascii()
+    fast = _FAST.get
+    for row in rows:
+        item: dict[str, Any] = {}
+        for name, value in zip(names, row, strict=True):
+            kind = type(value)
+            if kind is str or kind is _NONE or kind is bool or (
+                    kind is int and -MAX_SAFE_INT <= value <= MAX_SAFE_INT):
+                item[name] = value
+            elif (convert := fast(kind)) is not None:
+                item[name] = convert(value)
+            else:
+                item[name] = converted = json_value(value)
+                if isinstance(converted, float):
+                    plain = False
+        out.append(item)
+    return out, plain
+
+
 _MAX_SAFE_INT = 2**53 - 1
+_ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False,
+                            check_circular=False)  # rows are flat: nothing to recurse into
 
 
 def canonical_flat(obj: Mapping[str, Any] | Sequence[Any]) -> bytes:
@@ -175,6 +154,25 @@ class StreamDigest:
         self._first = False
         self._hash.update(canonical_flat(row))
 
+    def add_rows(self, rows: Sequence[Mapping[str, Any]], plain: bool = False) -> None:
+        """``add`` each row, in order. ``plain`` promises that every key is ASCII and every
+        value None, a str, a bool or an int within ±(2**53 - 1) (as :func:`json_rows`
+        reports): then one ``json.dumps`` of the whole list yields exactly the rows' RFC 8785
+        encodings joined by commas."""
+        if plain and rows:
+            try:
+                body = _ENCODER.encode(rows).encode()
+            except UnicodeEncodeError:  # lone surrogates: the general encoder decides
+                pass
+            else:
+                if not self._first:
+                    self._hash.update(b",")
+                self._first = False
+                self._hash.update(memoryview(body)[1:-1])
+                return
+        for row in rows:
+            self.add(row)
+
     def hexdigest(self) -> str:
         final = self._hash.copy()
         final.update(b"]")
@@ -186,28 +184,58 @@ def pk_text(values: Sequence[Any]) -> str:
     return canonical_flat([json_value(v) for v in values]).decode()
 
 
-def pages(conn: sa.Connection, stmt: sa.Select[Any], table: sa.Table, pk: Sequence[str],
-          batch: int) -> Iterator[list[sa.Row[Any]]]:
-    """The rows of ``stmt`` (which must select the ``pk`` columns) in primary-key order,
-    ``batch`` at a time, by keyset pagination: one short query per page, so memory is bounded
-    by the batch and a subject with few rows costs one round trip. Without a primary key, a
-    server-side cursor streams them instead."""
+def paged(stmt: sa.Select[Any], table: sa.Table, pk: Sequence[str],
+          batch: int) -> tuple[sa.Select[Any], sa.Select[Any] | None]:
+    """For :func:`pages`: ``stmt`` (which must select the ``pk`` columns) ordered by primary
+    key and limited to ``batch`` rows, and the same for the rows after a key bound as
+    ``_after0``, ``_after1`` …; without a primary key, ``stmt`` and None. Build once, reuse."""
     if not pk:
-        opts = {"stream_results": True, "max_row_buffer": batch}
-        yield from conn.execute(stmt, execution_options=opts).partitions(batch)
-        return
+        return stmt, None
     cols = [table.c[c] for c in pk]
     ordered = stmt.order_by(*cols).limit(batch)
-    page = ordered
+    binds = [sa.bindparam(f"_after{i}", type_=c.type) for i, c in enumerate(cols)]
+    after = cols[0] > binds[0] if len(cols) == 1 else sa.tuple_(*cols) > sa.tuple_(*binds)
+    return ordered, ordered.where(after)
+
+
+def pages(fetch: Callable[[Any, dict[str, Any]], Sequence[Sequence[Any]]], first: Any,
+          after: Any, pk: Sequence[int], batch: int, params: Mapping[str, Any],
+          first_rows: Sequence[Sequence[Any]] | None = None
+          ) -> Iterator[Sequence[Sequence[Any]]]:
+    """The rows of the :func:`paged` statements ``first``/``after`` (``params`` bound; ``pk``
+    the primary key's positions in a row) in primary-key order, ``batch`` at a time, by keyset
+    pagination: one short query per page, so memory is bounded by the batch and a subject with
+    few rows costs one round trip. ``fetch(statement, params)`` runs one page; ``first_rows``
+    is the first page when the caller has already fetched it."""
+    params = dict(params)
+    rows = fetch(first, params) if first_rows is None else first_rows
     while True:
-        rows = conn.execute(page).all()
         if rows:
             yield rows
         if len(rows) < batch:
             return
-        last = [rows[-1]._mapping[c] for c in cols]
-        after = cols[0] > last[0] if len(cols) == 1 else sa.tuple_(*cols) > sa.tuple_(*last)
-        page = ordered.where(after)
+        last = rows[-1]
+        params.update({f"_after{i}": last[at] for i, at in enumerate(pk)})
+        rows = fetch(after, params)
+
+
+def stream(conn: sa.Connection, stmt: sa.Select[Any], batch: int,
+           params: Mapping[str, Any]) -> Iterator[Sequence[sa.Row[Any]]]:
+    """The rows of ``stmt`` through a server-side cursor, ``batch`` at a time (for tables
+    without a primary key, which keyset pagination needs)."""
+    opts = {"stream_results": True, "max_row_buffer": batch}
+    yield from conn.execute(stmt, dict(params), execution_options=opts).partitions(batch)
+
+
+def select_pages(conn: sa.Connection, stmt: sa.Select[Any], table: sa.Table, pk: Sequence[str],
+                 batch: int, params: Mapping[str, Any]) -> Iterator[Sequence[sa.Row[Any]]]:
+    """The rows of ``stmt``, which selects the ``pk`` columns first, ``batch`` at a time in
+    primary-key order (:func:`pages`), or streamed without a primary key (:func:`stream`)."""
+    first, after = paged(stmt, table, pk, batch)
+    if after is None:
+        return stream(conn, first, batch, params)
+    return pages(lambda s, p: conn.execute(s, p).all(), first, after, range(len(pk)), batch,
+                 params)
 
 
 KNOWN_VALUES_LIMIT = 10_000
@@ -226,9 +254,3 @@ def referenced_columns(walk: SystemWalk) -> dict[str, list[tuple[str, ...]]]:
                     out[match.source].append(columns)
     return out
 
-
-def value_of(raw: Any, columns: tuple[str, ...]) -> Any:
-    if len(columns) == 1:
-        return raw[columns[0]]
-    values = tuple(raw[c] for c in columns)
-    return None if any(v is None for v in values) else values

@@ -1,0 +1,121 @@
+"""Cached SELECTs run on the connection's DB-API cursor, as SQLAlchemy would run them.
+
+On a short indexed look-up, SQLAlchemy's per-execution machinery (execution context, cursor
+result, row objects) costs about as much CPU as the driver itself, and collect runs several
+per subject. :class:`DirectSelect` compiles a SELECT once for a dialect and runs it on the
+DB-API cursor of the SQLAlchemy connection, inside its transaction, doing what SQLAlchemy does
+for such a statement:
+
+- parameters: :meth:`~sqlalchemy.sql.compiler.SQLCompiler.construct_params` (which refuses a
+  missing value), the bind types' bind processors, escaped names, positional order;
+- rows: the selected columns' result processors for the cursor's column type codes, worked
+  out at the first execution and kept with the statement (as SQLAlchemy keeps a compiled
+  statement's result metadata), so values are exactly what ``conn.execute(stmt).all()``
+  yields;
+- errors: DB-API errors become SQLAlchemy's ``DBAPIError`` subclasses (parameters hidden), and a
+  disconnect invalidates the connection.
+
+It steps aside — :func:`run` falls back to ``conn.execute`` — whenever SQLAlchemy would do more
+than that: expanding or literal-execute parameters, echo, execution options that change the
+SQL (``schema_translate_map``), or execute, cursor, error or ``do_execute`` event listeners on
+the engine or its dialect (SQL logging or tracing keeps seeing every statement).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Dialect
+
+_ENGINE_EVENTS = ("before_execute", "after_execute", "before_cursor_execute",
+                  "after_cursor_execute")
+_DIALECT_EVENTS = ("handle_error", "do_execute", "do_execute_no_params", "do_setinputsizes")
+
+
+class DirectSelect:
+    """``stmt`` compiled once for ``dialect``; see the module docstring for the contract."""
+
+    def __init__(self, stmt: sa.Select[Any], dialect: Dialect) -> None:
+        self.stmt = stmt
+        self.dialect = dialect
+        self.names = [str(k) for k in stmt.selected_columns.keys()]  # noqa: SIM118
+        self._types = [c.type for c in stmt.selected_columns]
+        compiled = stmt.compile(dialect=dialect)
+        self._compiled = compiled
+        self.sql = compiled.string
+        self._order = list(compiled.positiontup or ()) if compiled.positional else None
+        self._escaped = dict(compiled.escaped_bind_names or {})
+        self._bind_processors = {
+            name: proc for bind, name in compiled.bind_names.items()
+            if (proc := bind.type.dialect_impl(dialect).bind_processor(dialect)) is not None}
+        self.usable = not (compiled.literal_execute_params or compiled.post_compile_params
+                           or any(b.expanding for b in compiled.binds.values()))
+        self._result_processors: list[Any] | None = None
+        self._described = False
+
+    def _arguments(self, params: Mapping[str, Any]) -> Any:
+        """The DB-API parameters, built as SQLAlchemy's execution context builds them."""
+        values = self._compiled.construct_params(params, escape_names=False)
+        for name, proc in self._bind_processors.items():
+            values[name] = proc(values[name])
+        if self._order is not None:
+            return self.dialect.execute_sequence_format([values[k] for k in self._order])
+        return {self._escaped.get(k, k): v for k, v in values.items()}
+
+    def _processors(self, cursor: Any) -> list[Any] | None:
+        if not self._described:
+            dialect = self.dialect
+            procs = [t.dialect_impl(dialect).result_processor(dialect, d[1])
+                     for t, d in zip(self._types, cursor.description, strict=True)]
+            self._result_processors = procs if any(procs) else None
+            self._described = True
+        return self._result_processors
+
+    def all(self, conn: Connection, params: Mapping[str, Any]) -> list[Sequence[Any]]:
+        """Every row, as tuples in ``names`` order (call only where :func:`direct_ok`)."""
+        args = self._arguments(params)
+        dialect = self.dialect
+        dbapi_conn = conn.connection.dbapi_connection
+        assert dbapi_conn is not None
+        cursor = dbapi_conn.cursor()
+        try:
+            cursor.execute(self.sql, args)
+            rows = cursor.fetchall()
+            procs = self._processors(cursor)
+        except dialect.loaded_dbapi.Error as exc:
+            invalidated = dialect.is_disconnect(exc, dbapi_conn, cursor)
+            if invalidated:
+                conn.invalidate(exc)
+            raise sa.exc.DBAPIError.instance(
+                self.sql, None, exc, dialect.loaded_dbapi.Error, hide_parameters=True,
+                connection_invalidated=invalidated, dialect=dialect) from exc
+        finally:
+            cursor.close()
+        if procs is None:
+            return rows  # type: ignore[no-any-return]
+        return [tuple(v if p is None else p(v) for p, v in zip(procs, row, strict=True))
+                for row in rows]
+
+
+def direct_ok(conn: Connection) -> bool:
+    """Whether SQLAlchemy would do nothing for a plain SELECT on ``conn`` beyond what
+    :class:`DirectSelect` does (no echo, no SQL-changing options, no statement listeners)."""
+    engine = conn.engine
+    if engine.echo or conn.get_execution_options().get("schema_translate_map"):
+        return False
+    try:
+        return not (any(getattr(engine.dispatch, name) for name in _ENGINE_EVENTS)
+                    or any(getattr(engine.dialect.dispatch, name) for name in _DIALECT_EVENTS))
+    except AttributeError:  # another SQLAlchemy's event names: be conservative
+        return False
+
+
+def run(conn: Connection, query: DirectSelect, params: Mapping[str, Any],
+        direct: bool) -> Sequence[Sequence[Any]]:
+    """``query``'s rows with ``params``: on the cursor when ``direct`` (see
+    :func:`direct_ok`) and the statement allows it, else through ``conn.execute``."""
+    if direct and query.usable:
+        return query.all(conn, params)
+    return conn.execute(query.stmt, dict(params)).all()

@@ -1,0 +1,253 @@
+"""Subject look-ups for the SQL connector: statements built once, values always bound.
+
+A table's subject predicate depends on the request in two ways only: the *values* it compares
+with (request keys, or values already read from a parent table) and a small hashable *shape* —
+which of the table's matches contribute, how many chunks of values each binds, and the shapes
+of the sub-queries it nests. :class:`SubjectLookup` computes, per request, each table's shape and
+the values, as named parameters. :class:`WalkStatements` turns a shape into SQLAlchemy
+statements whose every value is a bound parameter; one instance per walk and set of reflected
+tables is kept process-wide (:func:`statements_for`), so after the first request a look-up
+costs no statement construction, no value coercion into the statement tree and no cache-key
+generation (SQLAlchemy memoizes the key on a reused statement object): only the parameters
+change.
+
+Single-column ``IN`` lists bind one parameter per value, the list padded to a power of two by
+repeating its last value (``x IN (1, 2, 3, 3)`` selects what ``x IN (1, 2, 3)`` does): a
+handful of statement texts per table, each compiled once by SQLAlchemy and prepared once by the
+driver, with no per-execution expansion. Composite ``(a, b) IN`` lists use SQLAlchemy's
+expanding parameters, which render them right on every dialect (SQLite needs ``VALUES``).
+
+Semantics (those of the one-shot predicate builder this replaces, unchanged): key matches
+compare the column (``lower(column)`` for keys matched case-insensitively) with the key's
+values converted to the column's type; matches fed by another table compare with the values
+that table's subject rows hold when the caller has read all of them (``known``), else with an
+``IN (SELECT …)`` sub-query over that table's own predicate; a table's clauses are OR-ed; no
+clause at all means nothing can match (shape ``None``). Values are split into chunks of
+:data:`~connectors.sql_query.CHUNK`. Identities are never part of statement text.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
+from typing import Any, TypeVar
+
+import sqlalchemy as sa
+
+from connectors.sql_query import chunks, coerce
+from dsar.planning import SystemWalk
+
+T = TypeVar("T")
+#: One table's shape: a tuple of ``(match index, kind, chunks or nested shape)``; None: no match.
+Shape = tuple[tuple[int, str, Any], ...] | None
+KEY, FOLDED, KNOWN, TUPLES, SUB = "key", "folded", "known", "tuples", "sub"
+PLAN_LIMIT = 64
+"""Walk/table-set combinations whose statements are kept (least recently used dropped)."""
+STATEMENT_LIMIT = 512
+"""Statements kept per walk (all dropped when exceeded: shapes are few in practice)."""
+
+
+def _in(columns: Sequence[sa.ColumnElement[Any]], target: Any) -> sa.ColumnElement[bool]:
+    if len(columns) == 1:
+        return columns[0].in_(target)
+    return sa.tuple_(*columns).in_(target)
+
+
+def padded_size(count: int) -> int:
+    """The power of two at least ``count`` (1 for 0): the number of parameters bound."""
+    return 1 << max(count - 1, 0).bit_length()
+
+
+class WalkStatements:
+    """Statements for one walk over one set of reflected tables, built once per shape.
+
+    Thread-safe: statements are immutable once built; a race builds one twice, harmlessly."""
+
+    def __init__(self, walk: SystemWalk, tables: Mapping[str, sa.Table]) -> None:
+        self.walk = walk
+        self.tables = dict(tables)
+        self._index = {name: i for i, name in enumerate(self.tables)}
+        self._predicates: dict[tuple[str, Shape], tuple[Any, frozenset[str]]] = {}
+        self._statements: dict[Hashable, Any] = {}
+        self._item_names: dict[tuple[str, int, int, int], tuple[str, ...]] = {}
+        self._matches: dict[str, list[tuple[int, Any, sa.ColumnElement[Any], Any]]] = {}
+
+    def matches(self, name: str) -> list[tuple[int, Any, sa.ColumnElement[Any], Any]]:
+        """``name``'s matches as ``(index, match, first column, (source, source columns))``."""
+        found = self._matches.get(name)
+        if found is None:
+            table = self.tables[name]
+            found = self._matches[name] = [
+                (i, m, table.c[m.columns[0]], (m.source, tuple(m.source_columns)))
+                for i, m in enumerate(self.walk.matches.get(name, ()))]
+        return found
+
+    def item_names(self, table: str, match: int, chunk: int, size: int) -> tuple[str, ...]:
+        """``bind_name(table, match, chunk, i)`` for every ``i`` below ``size``."""
+        key = (table, match, chunk, size)
+        names = self._item_names.get(key)
+        if names is None:
+            names = self._item_names[key] = tuple(
+                self.bind_name(table, match, chunk, i) for i in range(size))
+        return names
+
+    def bind_name(self, table: str, match: int, chunk: int, item: int | None = None) -> str:
+        """The parameter holding chunk ``chunk`` of match ``match``'s values for ``table``
+        (expanding), or value ``item`` of that chunk."""
+        base = f"w{self._index[table]}_{match}_{chunk}"
+        return base if item is None else f"{base}_{item}"
+
+    def predicate(self, name: str, shape: Shape) -> tuple[Any, frozenset[str]]:
+        """``name``'s predicate for ``shape`` (not None), and the parameter names it binds."""
+        key = (name, shape)
+        cached = self._predicates.get(key)
+        if cached is not None:
+            return cached
+        assert shape is not None
+        table, matches = self.tables[name], self.walk.matches[name]
+        clauses: list[sa.ColumnElement[bool]] = []
+        names: set[str] = set()
+        for index, kind, arg in shape:
+            match = matches[index]
+            cols = [table.c[c] for c in match.columns]
+            if kind == SUB:
+                source = self.tables[match.source or ""]
+                source_pred, source_names = self.predicate(match.source or "", arg)
+                names |= source_names
+                sub = sa.select(*[source.c[c] for c in match.source_columns]).where(source_pred)
+                clauses.append(_in(cols, sub))
+                continue
+            if kind == TUPLES:
+                for chunk in range(arg):
+                    bind_name = self.bind_name(name, index, chunk)
+                    names.add(bind_name)
+                    bind = sa.bindparam(bind_name, expanding=True)
+                    clauses.append(sa.tuple_(*cols).in_(bind))
+                continue
+            # a str list binds as String (what SQLAlchemy infers for lower()'s untyped result)
+            target, type_ = (sa.func.lower(cols[0]), sa.String()) if kind == FOLDED \
+                else (cols[0], cols[0].type)
+            for chunk, size in enumerate(arg):
+                binds = [sa.bindparam(self.bind_name(name, index, chunk, i), type_=type_)
+                         for i in range(size)]
+                names.update(b.key for b in binds)
+                clauses.append(target.in_(binds))
+        built = (sa.or_(*clauses), frozenset(names))
+        self._predicates[key] = built
+        return built
+
+    def statement(self, key: Hashable, build: Callable[[], T]) -> T:
+        """The statement cached under ``key``, built by ``build`` the first time."""
+        found = self._statements.get(key)
+        if found is None:
+            if len(self._statements) >= STATEMENT_LIMIT:
+                self._statements.clear()
+            found = self._statements[key] = build()
+        return found  # type: ignore[no-any-return]
+
+
+_LOCK = threading.Lock()
+_PLANS: dict[Hashable, WalkStatements] = {}
+_BY_IDENTITY: dict[int, tuple[SystemWalk, tuple[Any, ...], WalkStatements]] = {}
+
+
+def statements_for(walk: SystemWalk, tables: Mapping[str, sa.Table]) -> WalkStatements:
+    """The process-wide :class:`WalkStatements` for ``walk`` over exactly these ``tables``
+    (the same Table objects: a re-reflected schema gets new statements). Equal walks share
+    one, also when recomputed (erase recomputes its walk with the database's foreign keys)."""
+    items = tuple(tables.items())
+    with _LOCK:
+        seen = _BY_IDENTITY.get(id(walk))  # a cached walk: skip hashing its matches
+        if seen is not None and seen[0] is walk and seen[1] == items:
+            return seen[2]
+        key = (walk.system, walk.discovery, tuple(walk.matches.items()), items)
+        plan = _PLANS.pop(key, None)
+        if plan is None:
+            plan = WalkStatements(walk, tables)
+        for cache in (_PLANS, _BY_IDENTITY):
+            if len(cache) >= PLAN_LIMIT:  # least recently used first
+                del cache[next(iter(cache))]
+        _PLANS[key] = plan
+        _BY_IDENTITY[id(walk)] = (walk, items, plan)  # holds walk: its id stays unique
+        return plan
+
+
+class SubjectLookup:
+    """The subject's predicates for one request: shapes (memoized per table) and values.
+
+    Keys named in ``fold_case`` (email, for a system matching it case-insensitively) match
+    their text column case-insensitively: the request's value is lower-cased and compared with
+    ``lower(column)``, since addresses are stored as people typed them (on PostgreSQL an index
+    on ``lower(column)`` keeps that fast). The planner guarantees the matches form no cycle,
+    so nesting sub-queries terminates.
+
+    ``known`` maps ``(table, columns)`` to every value those columns hold in the subject's rows
+    of that table, once the caller has read all of them (collect does; it may add entries as it
+    goes): a reference from that table then binds those values instead of repeating the
+    look-up as a sub-query. A table's shape is fixed the first time it is asked for."""
+
+    def __init__(self, plan: WalkStatements, keys: Mapping[str, Iterable[str]],
+                 fold_case: frozenset[str],
+                 known: Mapping[tuple[str, tuple[str, ...]], Sequence[Any]] | None = None
+                 ) -> None:
+        self.plan = plan
+        self.keys = keys
+        self.fold_case = fold_case
+        self.known = {} if known is None else known
+        self.values: dict[str, list[Any]] = {}
+        self._shapes: dict[str, Shape] = {}
+
+    def shape(self, name: str) -> Shape:
+        """``name``'s shape (None when nothing can match), binding its values on the way."""
+        if name in self._shapes:
+            return self._shapes[name]
+        parts = []
+        for index, match, column, source_key in self.plan.matches(name):
+            if match.source is None:
+                values = coerce(column, self.keys.get(match.key or "", ()))
+                kind = KEY
+                if match.key in self.fold_case and isinstance(column.type, sa.String):
+                    kind, values = FOLDED, sorted({str(v).lower() for v in values})
+                if sizes := self._bind(name, index, values):
+                    parts.append((index, kind, sizes))
+                continue
+            seen = self.known.get(source_key)
+            if seen is not None:
+                if len(match.columns) > 1:
+                    if count := self._bind_expanding(name, index, seen):
+                        parts.append((index, TUPLES, count))
+                elif sizes := self._bind(name, index, seen):
+                    parts.append((index, KNOWN, sizes))
+                continue
+            source = self.shape(match.source)
+            if source is not None:
+                parts.append((index, SUB, source))
+        shape = self._shapes[name] = tuple(parts) or None
+        return shape
+
+    def _bind(self, name: str, index: int, values: Sequence[Any]) -> tuple[int, ...]:
+        """Bind ``values`` one parameter each, per chunk padded to :func:`padded_size` with
+        the chunk's last value; the padded sizes."""
+        sizes = []
+        for chunk, part in enumerate(chunks(values)):
+            size = padded_size(len(part))
+            padded = [*part, *[part[-1]] * (size - len(part))]
+            self.values.update(zip(self.plan.item_names(name, index, chunk, size), padded,
+                                   strict=True))
+            sizes.append(size)
+        return tuple(sizes)
+
+    def _bind_expanding(self, name: str, index: int, values: Sequence[Any]) -> int:
+        count = 0
+        for count, part in enumerate(chunks(list(values)), start=1):
+            self.values[self.plan.bind_name(name, index, count - 1)] = list(part)
+        return count
+
+    def predicate(self, name: str) -> tuple[Any, dict[str, Any]] | None:
+        """``name``'s predicate with its parameters (exactly the ones it binds), or None when
+        nothing can match."""
+        shape = self.shape(name)
+        if shape is None:
+            return None
+        pred, names = self.plan.predicate(name, shape)
+        return pred, {n: self.values[n] for n in names}
