@@ -4,13 +4,27 @@
 
 Generates (server-side, with generate_series) a shop database: customers (each owning an
 address), 3 orders per customer, 2 lines per order and 2 logins per customer, with the indexes
-a real shop has. Then, for N random subjects, times ``collect`` and ``erase`` with
+a real shop has (including the one on ``customers.address_id`` that deleting an address needs
+for its foreign-key check). Then, for N random subjects, times ``collect`` and ``erase`` with
 :class:`connectors.sql.SqlConnector` and with hand-written psycopg SQL doing the same work
 (the same rows fetched; the same rows deleted in one transaction), and prints p50/p95 of each,
-the ratio, and peak memory (process max RSS, and the tracemalloc peak of dsar's collect).
+the ratio, the CPU time this process spends per collect (``(cpu)``: the client-side cost alone,
+steadier than wall time on a busy machine), and peak memory (process max RSS, and the
+tracemalloc peak of dsar's collect).
+
+Like for like: every subject's rows are read once, untimed, before anything is timed (so
+neither side pays for the other's cold pages), and that pass checks that dsar and the hand SQL
+fetch the same number of rows per subject. Both sides talk to the same server session: the
+hand SQL borrows, untimed, the one connection dsar's pool holds, so neither gets a luckier
+backend process (on a small machine, where the backend runs relative to the client changes
+every round trip's latency). The timed runs alternate between dsar and the hand SQL in blocks
+of 20 subjects (dsar first, then hand first, …): drift in the server (checkpoints, autovacuum)
+hits both alike, while each side runs mostly warm in its own loop (alternating every call
+would charge the hand SQL for the CPU caches dsar's heavier code evicts).
 
 The database is ``dsar_bench_<customers>`` on ``--admin-url`` (default: local PostgreSQL); it
-is reused if it exists with the right size and dropped at the end unless ``--keep``.
+is reused if a complete generation of that size is marked on it (each run erases
+``2 * subjects`` customers of it, a negligible change) and dropped at the end unless ``--keep``.
 """
 
 from __future__ import annotations
@@ -21,7 +35,8 @@ import resource
 import statistics
 import time
 import tracemalloc
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import Any
 
 import psycopg
@@ -57,6 +72,7 @@ CREATE INDEX customers_email_lower ON customers (lower(email));
 CREATE INDEX orders_customer ON orders (customer_id);
 CREATE INDEX order_lines_order ON order_lines (order_id);
 CREATE INDEX logins_customer ON logins (customer_id);
+CREATE INDEX customers_address ON customers (address_id);
 ANALYZE;
 """
 
@@ -98,22 +114,24 @@ class CountingSink:
         raise NotImplementedError
 
 
+BLOCK = 20
+"""Subjects timed in a row on one side before switching sides (see the module docstring)."""
+SCHEMA_VERSION = 2  # bump when SCHEMA changes: an older database is regenerated
+
+
 def prepare(admin_url: str, customers: int) -> str:
     name = f"dsar_bench_{customers}"
+    marker = f"dsar bench schema {SCHEMA_VERSION}: {customers} customers generated"
     admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
     url = sa.make_url(admin_url).set(database=name)
     with admin.connect() as conn:
         exists = conn.execute(sa.text("SELECT 1 FROM pg_database WHERE datname = :n"),
                               {"n": name}).scalar()
+        comment = conn.execute(sa.text(
+            "SELECT shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = :n"),
+            {"n": name}).scalar()
     if exists:
-        probe = sa.create_engine(url)
-        try:
-            with probe.connect() as conn:
-                count = conn.execute(sa.text("SELECT count(*) FROM customers")).scalar()
-        except sa.exc.SQLAlchemyError:
-            count = -1
-        probe.dispose()
-        if count == customers:
+        if comment == marker:  # set only once generation completed
             print(f"reusing {name}")
             admin.dispose()
             return url.render_as_string(hide_password=False)
@@ -127,6 +145,7 @@ def prepare(admin_url: str, customers: int) -> str:
         for statement in SCHEMA.split(";\n"):
             if statement.strip():
                 conn.execute(statement.replace("%%", "%").replace("%(n)s", str(customers)))
+        conn.execute(f"COMMENT ON DATABASE \"{name}\" IS '{marker}'")
     print(f"generated {name} ({customers:,} customers, {13 * customers:,} rows) "
           f"in {time.monotonic() - started:.1f} s")
     return url.render_as_string(hide_password=False)
@@ -174,13 +193,21 @@ def hand_erase(conn: psycopg.Connection, email: str) -> int:
     return deleted
 
 
-def timed(fn: Callable[[str], Any], emails: list[str]) -> list[float]:
-    times = []
-    for email in emails:
-        started = time.perf_counter()
-        fn(email)
+Session = Callable[[], AbstractContextManager[Any]]
+
+
+def timed(fn: Callable[[Any, str], int], session: Session, email: str, times: list[float],
+          cpu: list[float] | None = None) -> int:
+    """``fn(connection, email)`` inside ``session()`` (which yields the connection, untimed),
+    its wall time in ms appended to ``times`` (and this process's CPU time to ``cpu``: the
+    client-side cost, without the database's)."""
+    with session() as conn:
+        started, started_cpu = time.perf_counter(), time.process_time()
+        out = fn(conn, email)
         times.append((time.perf_counter() - started) * 1000)
-    return times
+        if cpu is not None:
+            cpu.append((time.process_time() - started_cpu) * 1000)
+    return out
 
 
 def summary(label: str, dsar: list[float], hand: list[float]) -> None:
@@ -215,27 +242,66 @@ def main(argv: list[str] | None = None) -> None:
     connector = SqlConnector(system, ctx)  # type: ignore[arg-type]
     connector.count({"email": frozenset({emails[-1]})})  # warm the engine and the catalog
 
-    def dsar_collect(email: str) -> None:
-        connector.collect({"email": frozenset({email})}, CountingSink())
+    def dsar_collect(_conn: Any, email: str) -> int:
+        sink = CountingSink()
+        connector.collect({"email": frozenset({email})}, sink)
+        return sink.rows
 
-    def dsar_erase(email: str) -> None:
-        connector.erase({"email": frozenset({email})})
+    def dsar_erase(_conn: Any, email: str) -> int:
+        result = connector.erase({"email": frozenset({email})})
+        return sum(e.deleted for e in result.evidence)
 
-    with psycopg.connect(_libpq(sa.make_url(url))) as conn:
-        hand_collect(conn, emails[-1])
-        collect_dsar_ms = timed(dsar_collect, collect_set)
-        collect_hand_ms = timed(lambda e: hand_collect(conn, e), collect_set)
-        erase_dsar_ms = timed(dsar_erase, erase_dsar)
-        erase_hand_ms = timed(lambda e: hand_erase(conn, e), erase_hand)
+    pool = connector.engine.pool
+
+    @contextmanager
+    def pooled() -> Iterator[psycopg.Connection[Any]]:
+        """The psycopg connection dsar's pool holds (its only one: dsar checks it out in turn),
+        so both sides talk to the same server session; checked out and in untimed."""
+        raw = connector.engine.raw_connection()
+        try:
+            assert pool.checkedout() == 1 and pool.checkedin() == 0, "one pooled connection"
+            yield raw.driver_connection  # type: ignore[misc]
+        finally:
+            raw.close()
+
+    collect_dsar_ms: list[float] = []
+    collect_hand_ms: list[float] = []
+    erase_dsar_ms: list[float] = []
+    erase_hand_ms: list[float] = []
+    cpu_dsar: list[float] = []
+    cpu_hand: list[float] = []
+    erased = {"dsar": 0, "hand": 0}
+    unused: list[float] = []
+    for email in collect_set:  # untimed: warm both paths' pages, check like for like
+        dsar_rows = timed(dsar_collect, nullcontext, email, unused)
+        hand_rows = timed(hand_collect, pooled, email, unused)
+        assert dsar_rows == hand_rows, (dsar_rows, hand_rows)
+    for email in erase_dsar + erase_hand:
+        timed(hand_collect, pooled, email, unused)
+    for i, start in enumerate(range(0, len(collect_set), BLOCK)):
+        block = collect_set[start: start + BLOCK]
+        sides = [(dsar_collect, nullcontext, collect_dsar_ms, cpu_dsar),
+                 (hand_collect, pooled, collect_hand_ms, cpu_hand)]
+        for fn, session, times, cpu in sides if i % 2 == 0 else sides[::-1]:
+            for email in block:
+                timed(fn, session, email, times, cpu)
+    for i, start in enumerate(range(0, len(erase_dsar), BLOCK)):
+        runs = [("dsar", dsar_erase, nullcontext, erase_dsar, erase_dsar_ms),
+                ("hand", hand_erase, pooled, erase_hand, erase_hand_ms)]
+        for side, fn, session, emails_, times in runs if i % 2 == 0 else runs[::-1]:
+            for email in emails_[start: start + BLOCK]:
+                erased[side] += timed(fn, session, email, times)
     tracemalloc.start()
     for email in emails[3 * args.subjects: 3 * args.subjects + 20]:
-        dsar_collect(email)
+        dsar_collect(None, email)
     _, traced_peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
     print(f"\n{args.customers:,} customers, {args.subjects} subjects each "
           "(13 rows per subject in 5 tables)")
     summary("collect", collect_dsar_ms, collect_hand_ms)
+    summary("  (cpu)", cpu_dsar, cpu_hand)
     summary("erase", erase_dsar_ms, erase_hand_ms)
+    print(f"rows deleted: dsar {erased['dsar']}, hand {erased['hand']}")
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"peak memory: process max RSS {rss:.0f} MiB; dsar collect tracemalloc peak "
           f"{traced_peak / 1024:.0f} KiB")
