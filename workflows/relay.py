@@ -26,8 +26,8 @@ log = logging.getLogger("dsar.relay")
 def relay_once(app: App, broker: dramatiq.Broker, batch: int = 200) -> int:
     """Publish up to ``batch`` due messages; returns how many were published."""
     now = app.now()
-    with app.db.session() as session:
-        rows = session.execute(
+    with app.db.engine.begin() as conn:
+        rows = conn.execute(
             sa.select(OutboxMessage.id, OutboxMessage.actor, OutboxMessage.queue,
                       OutboxMessage.args, OutboxMessage.priority)
             .where(OutboxMessage.sent_at.is_(None), OutboxMessage.available_at <= now)
@@ -42,7 +42,7 @@ def relay_once(app: App, broker: dramatiq.Broker, batch: int = 200) -> int:
                 queue_name=row.queue, actor_name=row.actor, args=tuple(row.args), kwargs={},
                 options={"broker_priority": row.priority},
             ))
-        session.execute(sa.update(OutboxMessage)
+        conn.execute(sa.update(OutboxMessage)
                         .where(OutboxMessage.id.in_([row.id for row in rows]))
                         .values(sent_at=now))
         return len(rows)
@@ -61,25 +61,26 @@ def purge_sent(app: App, older_than_seconds: float = 3600) -> int:
 class Relay(threading.Thread):
     """Runs :func:`relay_once` in a loop until stopped; survives a broker or database outage."""
 
-    def __init__(self, app: App, broker: dramatiq.Broker, idle: float = 0.2) -> None:
+    def __init__(self, app: App, broker: dramatiq.Broker, idle: float = 0.2,
+                 batch: int = 200) -> None:
         super().__init__(name="outbox-relay", daemon=True)
-        self.app, self.broker, self.idle = app, broker, idle
+        self.app, self.broker, self.idle, self.batch = app, broker, idle, batch
         self.stopping = threading.Event()
 
     def run(self) -> None:
         failures = 0
         while not self.stopping.is_set():
+            COMMITTED.clear()  # before reading: a commit from now on wakes the next wait
             try:
-                sent = relay_once(self.app, self.broker)
+                sent = relay_once(self.app, self.broker, self.batch)
                 failures = 0
             except Exception as exc:
                 failures += 1
                 log.warning("outbox relay: %s; retrying", type(exc).__name__)
                 self.stopping.wait(min(30.0, 0.5 * 2 ** min(failures, 6)))
                 continue
-            if not sent:
+            if sent < self.batch:  # caught up
                 COMMITTED.wait(self.idle)
-                COMMITTED.clear()
 
     def stop(self) -> None:
         self.stopping.set()

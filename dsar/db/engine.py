@@ -51,7 +51,10 @@ def create_state_engine(url: str) -> Engine:
     # No pre-ping: it costs a round trip per transaction. A connection that died while pooled
     # fails its first statement instead, SQLAlchemy then discards the whole pool, and the
     # caller's retry (task retries, relay and watch loops) runs on fresh connections.
-    return sa.create_engine(parsed, pool_size=5, max_overflow=10)
+    # Connections open lazily and up to 20 stay pooled: enough for a worker process's threads,
+    # relay, watch and lease renewals (-t up to 16) to never close and reopen connections,
+    # which costs a PostgreSQL backend start each time.
+    return sa.create_engine(parsed, pool_size=20, max_overflow=20)
 
 
 class StateDB:
