@@ -7,7 +7,7 @@ kept for years after the data it speaks of has been erased.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any, Literal
 
 Outcome = Literal["ok", "failed", "skipped"]
@@ -42,8 +42,16 @@ class CollectionEvidence:
     error_code: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """The fields as a JSON-able dict (what :func:`dataclasses.asdict` gives, with the
+        lists and dicts copied one level, which is all they have)."""
+        data = {name: getattr(self, name) for name in _FIELDS}
+        data["item_hashes"] = list(self.item_hashes)
+        data["counts"] = dict(self.counts)
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> CollectionEvidence:
         return cls(**data)
+
+
+_FIELDS = tuple(f.name for f in fields(CollectionEvidence))

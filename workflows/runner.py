@@ -7,6 +7,7 @@ evidence and the same record. Broker specifics live in :mod:`workflows.actors`.
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import os
 import threading
@@ -25,7 +26,7 @@ from dsar.errors import DataMapError
 from dsar.evidence import CollectionEvidence
 from dsar.identities import subject_keys
 from dsar.lifecycle import State
-from dsar.planning import plan_request
+from dsar.planning import Plan, plan_request
 from workflows import fanout
 from workflows.retry import classify
 from workflows.staging import StagingSink
@@ -87,12 +88,13 @@ def plan(app: App, request_id: str) -> None:
             # written in one transaction)
         try:
             datamap, digest = load_map(app)
-            keys = subject_keys(requests.identities_of(app, request))
-            planned = plan_request(datamap, keys, request.kind)
+            names = frozenset(k for k, v in
+                              subject_keys(requests.identities_of(app, request)).items() if v)
+            planned, plan_dict = _plan_for(datamap, digest, names, request.kind)
         except DataMapError as err:
             failure = f"planning failed: {err.one_line()}"
         else:
-            request.plan, request.datamap_digest = planned.to_dict(), digest
+            request.plan, request.datamap_digest = plan_dict, digest
             kinds = {s.name: s.kind for s in datamap.systems}
             caps = {s.name: s.max_concurrent_tasks for s in datamap.systems}
             fanout.create_tasks(session, request, planned, kinds, caps, app.now())
@@ -101,6 +103,24 @@ def plan(app: App, request_id: str) -> None:
         return
     log.info("planned request %s: %d task(s)", request_id, len(planned.tasks),
              extra={"request_id": request_id})
+
+
+_PLANS: dict[tuple[str, frozenset[str], str], tuple[Plan, str]] = {}
+
+
+def _plan_for(datamap: DataMap, digest: str, names: frozenset[str],
+              kind: str) -> tuple[Plan, dict[str, Any]]:
+    """The plan and its JSON form for a request of ``kind`` whose subject is known by the key
+    ``names``. A plan depends on the data map and the key names only (never on values), so it
+    is made once per data map version, names and kind."""
+    key = (digest, names, kind)
+    cached = _PLANS.get(key)
+    if cached is None:
+        planned = plan_request(datamap, names, kind)
+        if len(_PLANS) >= 256:
+            _PLANS.clear()
+        cached = _PLANS[key] = (planned, json.dumps(planned.to_dict()))
+    return cached[0], json.loads(cached[1])  # a fresh dict for each request
 
 
 @contextmanager
