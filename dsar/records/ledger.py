@@ -103,10 +103,11 @@ def append(session: Session, leaf: bytes, now: datetime) -> int:
     if not isinstance(leaf, bytes) or not leaf:
         raise InvalidInput("a ledger leaf must be non-empty bytes", "pass canonical JSON bytes")
     lock(session)
-    index = size(session)
-    session.execute(sa.insert(LedgerEntry).values(
-        index=index, leaf=leaf, leaf_hash=merkle.leaf_hash(leaf), appended_at=now))
-    return index
+    following = sa.select(sa.func.coalesce(sa.func.max(LedgerEntry.index) + 1, 0))
+    return int(session.execute(
+        sa.insert(LedgerEntry).values(index=following.scalar_subquery(), leaf=leaf,
+                                      leaf_hash=merkle.leaf_hash(leaf), appended_at=now)
+        .returning(LedgerEntry.index)).scalar_one())
 
 
 def leaf_hashes(session: Session, tree_size: int | None = None) -> list[bytes]:
