@@ -6,11 +6,18 @@ Generates (server-side, with generate_series) a shop database: customers (each o
 address), 3 orders per customer, 2 lines per order and 2 logins per customer, with the indexes
 a real shop has (including the one on ``customers.address_id`` that deleting an address needs
 for its foreign-key check). Then, for N random subjects, times ``collect`` and ``erase`` with
-:class:`connectors.sql.SqlConnector` and with hand-written psycopg SQL doing the same work
-(the same rows fetched; the same rows deleted in one transaction), and prints p50/p95 of each,
-the ratio, the CPU time this process spends per collect (``(cpu)``: the client-side cost alone,
-steadier than wall time on a busy machine), and peak memory (process max RSS, and the
-tracemalloc peak of dsar's collect).
+:class:`connectors.sql.SqlConnector` and with hand-written psycopg SQL doing the same work, and
+prints p50/p95 of each, the ratio, the CPU time this process spends per collect (``(cpu)``: the
+client-side cost alone, steadier than wall time on a busy machine), the statements each side
+sends per erase (counted on one more subject each, untimed), and peak memory (process max RSS,
+and the tracemalloc peak of dsar's collect).
+
+The same work: the subject is looked up as dsar looks it up (the map matches email
+case-insensitively, dsar's default: ``lower(email)``, which the ``customers_email_lower`` index
+serves); collect fetches the same rows; erase deletes the same rows in one transaction, gets
+back the key of every row it deletes (dsar's evidence holds a keyed hash per row) and ends, as
+dsar must, with a recount in the same transaction — the subject's rows counted again in every
+table, by the email and by the keys just deleted — rolling back if it finds any.
 
 Like for like: every subject's rows are read once, untimed, before anything is timed (so
 neither side pays for the other's cold pages), and that pass checks that dsar and the hand SQL
@@ -158,7 +165,8 @@ def _libpq(url: sa.URL) -> str:
 def hand_collect(conn: psycopg.Connection, email: str) -> int:
     rows = 0
     with conn.transaction():
-        cur = conn.execute("SELECT * FROM customers WHERE email = %s", (email,))
+        cur = conn.execute("SELECT * FROM customers WHERE lower(email) = %s",
+                           (email.lower(),))
         customers = cur.fetchall()
         rows += len(customers)
         ids = [c[0] for c in customers]
@@ -175,22 +183,58 @@ def hand_collect(conn: psycopg.Connection, email: str) -> int:
     return rows
 
 
+RECOUNT = """SELECT (SELECT count(*) FROM customers WHERE lower(email) = %(email)s),
+  (SELECT count(*) FROM order_lines WHERE order_id = ANY(%(orders)s)),
+  (SELECT count(*) FROM orders WHERE customer_id = ANY(%(customers)s)),
+  (SELECT count(*) FROM logins WHERE customer_id = ANY(%(customers)s)),
+  (SELECT count(*) FROM addresses WHERE id = ANY(%(addresses)s))"""
+
+
 def hand_erase(conn: psycopg.Connection, email: str) -> int:
+    """Delete the subject's rows children first, keeping every deleted row's key (for per-row
+    evidence), then recount in the same transaction; rows deleted."""
     with conn.transaction():
-        ids = [r[0] for r in conn.execute("SELECT id FROM customers WHERE email = %s",
-                                          (email,))]
-        deleted = conn.execute("DELETE FROM order_lines WHERE order_id IN (SELECT id FROM "
-                               "orders WHERE customer_id = ANY(%s))", (ids,)).rowcount
-        deleted += conn.execute("DELETE FROM orders WHERE customer_id = ANY(%s)",
-                                (ids,)).rowcount
-        deleted += conn.execute("DELETE FROM logins WHERE customer_id = ANY(%s)",
-                                (ids,)).rowcount
-        addresses = [r[0] for r in conn.execute(
-            "DELETE FROM customers WHERE id = ANY(%s) RETURNING address_id", (ids,))]
-        deleted += len(addresses)
-        deleted += conn.execute("DELETE FROM addresses WHERE id = ANY(%s)",
-                                (addresses,)).rowcount
-    return deleted
+        ids = [r[0] for r in conn.execute("SELECT id FROM customers WHERE lower(email) = %s",
+                                          (email.lower(),))]
+        lines = conn.execute("DELETE FROM order_lines WHERE order_id IN (SELECT id FROM "
+                             "orders WHERE customer_id = ANY(%s)) RETURNING id", (ids,)).fetchall()
+        orders = [r[0] for r in conn.execute(
+            "DELETE FROM orders WHERE customer_id = ANY(%s) RETURNING id", (ids,))]
+        logins = conn.execute("DELETE FROM logins WHERE customer_id = ANY(%s) RETURNING id",
+                              (ids,)).fetchall()
+        customers = conn.execute("DELETE FROM customers WHERE id = ANY(%s) RETURNING id, "
+                                 "address_id", (ids,)).fetchall()
+        addresses = [r[1] for r in customers if r[1] is not None]
+        gone = conn.execute("DELETE FROM addresses WHERE id = ANY(%s) RETURNING id",
+                            (addresses,)).fetchall()
+        left = conn.execute(RECOUNT, {"email": email.lower(), "orders": orders,
+                                      "customers": ids, "addresses": addresses}).fetchone()
+        if any(left or ()):
+            raise RuntimeError(f"recount found rows left: {left}")  # rolls back
+    return len(lines) + len(orders) + len(logins) + len(customers) + len(gone)
+
+
+def statements_sent(fn: Callable[[], Any]) -> int:
+    """How many statements ``fn()`` sends through psycopg cursors (BEGIN and COMMIT, which
+    psycopg sends itself, not counted)."""
+    sent = [0]
+    execute, executemany = psycopg.Cursor.execute, psycopg.Cursor.executemany
+
+    def counted(self: Any, *args: Any, **kwargs: Any) -> Any:
+        sent[0] += 1
+        return execute(self, *args, **kwargs)
+
+    def counted_many(self: Any, query: Any, params: Any, **kwargs: Any) -> Any:
+        params = list(params)
+        sent[0] += len(params)
+        return executemany(self, query, params, **kwargs)
+
+    psycopg.Cursor.execute, psycopg.Cursor.executemany = counted, counted_many  # type: ignore[method-assign]
+    try:
+        fn()
+    finally:
+        psycopg.Cursor.execute, psycopg.Cursor.executemany = execute, executemany  # type: ignore[method-assign]
+    return sent[0]
 
 
 Session = Callable[[], AbstractContextManager[Any]]
@@ -231,7 +275,7 @@ def main(argv: list[str] | None = None) -> None:
     engine = sa.create_engine(url)
     with engine.connect() as conn:  # subjects still present (the database may be reused)
         emails = list(conn.execute(sa.text("SELECT email FROM customers ORDER BY random() "
-                                           "LIMIT :n"), {"n": 3 * args.subjects + 21}).scalars())
+                                           "LIMIT :n"), {"n": 3 * args.subjects + 23}).scalars())
     engine.dispose()
     random.shuffle(emails)
     collect_set, erase_dsar, erase_hand = (emails[: args.subjects],
@@ -291,6 +335,14 @@ def main(argv: list[str] | None = None) -> None:
         for side, fn, session, emails_, times in runs if i % 2 == 0 else runs[::-1]:
             for email in emails_[start: start + BLOCK]:
                 erased[side] += timed(fn, session, email, times)
+    spare = emails[3 * args.subjects + 20: 3 * args.subjects + 22]
+    sent_dsar = statements_sent(lambda: dsar_erase(None, spare[0]))
+
+    def hand_once() -> None:
+        with pooled() as conn:
+            hand_erase(conn, spare[1])
+
+    sent_hand = statements_sent(hand_once)
     tracemalloc.start()
     for email in emails[3 * args.subjects: 3 * args.subjects + 20]:
         dsar_collect(None, email)
@@ -302,6 +354,8 @@ def main(argv: list[str] | None = None) -> None:
     summary("  (cpu)", cpu_dsar, cpu_hand)
     summary("erase", erase_dsar_ms, erase_hand_ms)
     print(f"rows deleted: dsar {erased['dsar']}, hand {erased['hand']}")
+    print(f"statements per erase (each side also sends BEGIN and COMMIT): dsar {sent_dsar}, "
+          f"hand {sent_hand}")
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"peak memory: process max RSS {rss:.0f} MiB; dsar collect tracemalloc peak "
           f"{traced_peak / 1024:.0f} KiB")

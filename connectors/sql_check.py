@@ -7,11 +7,21 @@ of the wrong type, tables no key reaches, and erasure plans the database would r
 would break what the map promises — deleting a parent row while a retained or masked child row
 keeps a foreign key to it (also when only the database declares that key), nulling a NOT NULL
 or primary-key column, a fixed mask value longer than the column.
+
+The checks read the database through the connector's :class:`~connectors.sql_engine.Catalog`
+(tables and foreign keys reflected from the live database, kept until a statement fails). Their
+findings depend on nothing else — the map, the key names and what the catalog holds — so
+:func:`checked_sql_system`, which erase calls before its first statement, keeps findings with no
+error per system, key names and catalog generation: after the first erasure it costs a
+dictionary look-up, and any invalidation of the catalog (every failed statement causes one)
+makes the next erasure reflect and check afresh. Findings with an error are never kept: a
+refused erasure is checked again, against the database, every time.
 """
 
 from __future__ import annotations
 
 import difflib
+import threading
 from collections.abc import Iterable
 from typing import Any
 
@@ -31,6 +41,35 @@ MISSING_TABLE = "table does not exist in the database"
 def effective_pk(entry: SqlTable, table: sa.Table) -> list[str]:
     """The map's primary key, else the database's."""
     return list(entry.primary_key) or [c.name for c in table.primary_key.columns]
+
+
+CHECK_CACHE_LIMIT = 256
+"""Checked (system, key names) pairs kept; all dropped when exceeded."""
+_CHECKED_LOCK = threading.Lock()
+_CHECKED: dict[tuple[int, frozenset[str]],
+               tuple[SqlSystem, Catalog, int, list[Finding], SystemWalk]] = {}
+
+
+def checked_sql_system(
+    system: SqlSystem, conn: Connection, catalog: Catalog, available: Iterable[str]
+) -> tuple[list[Finding], SystemWalk]:
+    """:func:`check_sql_system`, kept while ``catalog`` is not invalidated when it found no
+    error (see the module docstring). The findings list is shared: do not change it."""
+    names = frozenset(available)
+    key = (id(system), names)
+    with _CHECKED_LOCK:
+        hit = _CHECKED.get(key)
+    if hit is not None and hit[0] is system and hit[1] is catalog and \
+            hit[2] == catalog.generation:
+        return hit[3], hit[4]
+    generation = catalog.generation  # read first: an invalidation meanwhile is not missed
+    findings, walk = check_sql_system(system, conn, catalog, names)
+    if not any(f.severity == "error" for f in findings):
+        with _CHECKED_LOCK:
+            if len(_CHECKED) >= CHECK_CACHE_LIMIT:
+                _CHECKED.clear()
+            _CHECKED[key] = (system, catalog, generation, findings, walk)
+    return findings, walk
 
 
 def check_sql_system(

@@ -169,8 +169,10 @@ def collect_tables(conn: Connection, system: SqlSystem, walk: SystemWalk,
         found = lookup.predicate(name)
         if found is not None:
             pred, params = found
+            entry = system.table(name)  # the plan may outlive this map: key on what it says
             query = plan.statement(
-                ("collect", name, lookup.shape(name), batch),
+                ("collect", name, lookup.shape(name), batch, tuple(entry.primary_key),
+                 tuple(entry.provides.items())),
                 lambda n=name, p=pred: TableQuery.build(  # type: ignore[misc]
                     tables[n], p, system.table(n), referenced[n], batch, dialect))
             names, pk, hasher = query.first.names, query.pk, ItemHasher(context, system.name, name)

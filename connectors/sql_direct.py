@@ -1,17 +1,20 @@
-"""Cached SELECTs run on the connection's DB-API cursor, as SQLAlchemy would run them.
+"""Cached statements run on the connection's DB-API cursor, as SQLAlchemy would run them.
 
 On a short indexed look-up, SQLAlchemy's per-execution machinery (execution context, cursor
-result, row objects) costs about as much CPU as the driver itself, and collect runs several
-per subject. :class:`DirectSelect` compiles a SELECT once for a dialect and runs it on the
-DB-API cursor of the SQLAlchemy connection, inside its transaction, doing what SQLAlchemy does
-for such a statement:
+result, row objects) costs about as much CPU as the driver itself, and collect and erase run
+several per subject. :class:`DirectSelect` compiles a statement once for a dialect — a SELECT,
+or a DELETE/UPDATE with or without RETURNING — and runs it on the DB-API cursor of the
+SQLAlchemy connection, inside its transaction, doing what SQLAlchemy does for such a statement:
 
 - parameters: :meth:`~sqlalchemy.sql.compiler.SQLCompiler.construct_params` (which refuses a
   missing value), the bind types' bind processors, escaped names, positional order;
-- rows: the selected columns' result processors for the cursor's column type codes, worked
-  out at the first execution and kept with the statement (as SQLAlchemy keeps a compiled
-  statement's result metadata), so values are exactly what ``conn.execute(stmt).all()``
-  yields;
+- rows (:meth:`~DirectSelect.all`; SELECT or RETURNING): the result columns' processors for
+  the cursor's column type codes, worked out at the first execution and kept with the
+  statement (as SQLAlchemy keeps a compiled statement's result metadata), so values are
+  exactly what ``conn.execute(stmt).all()`` yields;
+- row counts (:meth:`~DirectSelect.rowcount`; DML without RETURNING): the cursor's
+  ``rowcount``, which is what SQLAlchemy's ``CursorResult.rowcount`` reports (rows matched, on
+  MySQL/MariaDB too: SQLAlchemy connects with ``CLIENT.FOUND_ROWS``);
 - errors: DB-API errors become SQLAlchemy's ``DBAPIError`` subclasses (parameters hidden), and a
   disconnect invalidates the connection.
 
@@ -35,13 +38,17 @@ _DIALECT_EVENTS = ("handle_error", "do_execute", "do_execute_no_params", "do_set
 
 
 class DirectSelect:
-    """``stmt`` compiled once for ``dialect``; see the module docstring for the contract."""
+    """``stmt`` compiled once for ``dialect``; see the module docstring for the contract.
 
-    def __init__(self, stmt: sa.Select[Any], dialect: Dialect) -> None:
+    ``stmt`` is a SELECT, or a DML statement (its RETURNING columns, if any, are the rows)."""
+
+    def __init__(self, stmt: sa.Select[Any] | sa.Delete | sa.Update, dialect: Dialect) -> None:
         self.stmt = stmt
         self.dialect = dialect
-        self.names = [str(k) for k in stmt.selected_columns.keys()]  # noqa: SIM118
-        self._types = [c.type for c in stmt.selected_columns]
+        columns = stmt.selected_columns if isinstance(stmt, sa.Select) \
+            else stmt.exported_columns  # a DML statement's RETURNING columns (or none)
+        self.names = [str(k) for k in columns.keys()]  # noqa: SIM118
+        self._types = [c.type for c in columns]
         compiled = stmt.compile(dialect=dialect)
         self._compiled = compiled
         self.sql = compiled.string
@@ -75,6 +82,20 @@ class DirectSelect:
 
     def all(self, conn: Connection, params: Mapping[str, Any]) -> list[Sequence[Any]]:
         """Every row, as tuples in ``names`` order (call only where :func:`direct_ok`)."""
+        rows, procs = self._execute(conn, params, True)
+        if procs is None:
+            return rows
+        return [tuple(v if p is None else p(v) for p, v in zip(procs, row, strict=True))
+                for row in rows]
+
+    def rowcount(self, conn: Connection, params: Mapping[str, Any]) -> int:
+        """The rows a DML statement without RETURNING matched (call only where
+        :func:`direct_ok`)."""
+        return self._execute(conn, params, False)[0]  # type: ignore[no-any-return]
+
+    def _execute(self, conn: Connection, params: Mapping[str, Any], fetch: bool) -> Any:
+        """Run once on a fresh cursor: ``(rows, result processors)`` when ``fetch``, else
+        ``(rowcount, None)``; DB-API errors become SQLAlchemy's, as ``conn.execute`` raises."""
         args = self._arguments(params)
         dialect = self.dialect
         dbapi_conn = conn.connection.dbapi_connection
@@ -82,8 +103,10 @@ class DirectSelect:
         cursor = dbapi_conn.cursor()
         try:
             cursor.execute(self.sql, args)
+            if not fetch:
+                return cursor.rowcount, None
             rows = cursor.fetchall()
-            procs = self._processors(cursor)
+            return rows, self._processors(cursor)
         except dialect.loaded_dbapi.Error as exc:
             invalidated = dialect.is_disconnect(exc, dbapi_conn, cursor)
             if invalidated:
@@ -93,14 +116,10 @@ class DirectSelect:
                 connection_invalidated=invalidated, dialect=dialect) from exc
         finally:
             cursor.close()
-        if procs is None:
-            return rows  # type: ignore[no-any-return]
-        return [tuple(v if p is None else p(v) for p, v in zip(procs, row, strict=True))
-                for row in rows]
 
 
 def direct_ok(conn: Connection) -> bool:
-    """Whether SQLAlchemy would do nothing for a plain SELECT on ``conn`` beyond what
+    """Whether SQLAlchemy would do nothing for a plain statement on ``conn`` beyond what
     :class:`DirectSelect` does (no echo, no SQL-changing options, no statement listeners)."""
     engine = conn.engine
     if engine.echo or conn.get_execution_options().get("schema_translate_map"):
@@ -119,3 +138,12 @@ def run(conn: Connection, query: DirectSelect, params: Mapping[str, Any],
     if direct and query.usable:
         return query.all(conn, params)
     return conn.execute(query.stmt, dict(params)).all()
+
+
+def run_rowcount(conn: Connection, query: DirectSelect, params: Mapping[str, Any],
+                 direct: bool) -> int:
+    """The rows DML ``query`` matched with ``params``: on the cursor when ``direct`` and the
+    statement allows it, else through ``conn.execute``."""
+    if direct and query.usable:
+        return query.rowcount(conn, params)
+    return conn.execute(query.stmt, dict(params)).rowcount  # type: ignore[attr-defined, no-any-return]

@@ -112,10 +112,15 @@ class ForeignKey:
 
 
 class Catalog:
-    """Reflected tables and foreign keys of one engine, cached until :meth:`invalidate`."""
+    """Reflected tables and foreign keys of one engine, cached until :meth:`invalidate`.
+
+    ``generation`` counts invalidations: what was computed from the catalog's contents while
+    it held a value stays valid while it still holds it (entries, once reflected, change only
+    by invalidation)."""
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
+        self.generation = 0
         self._tables: dict[tuple[str | None, str], sa.Table] = {}
         self._fks: dict[str | None, list[ForeignKey]] = {}
         self._lock = threading.Lock()
@@ -130,6 +135,7 @@ class Catalog:
 
     def invalidate(self) -> None:
         with self._lock:
+            self.generation += 1
             self._tables.clear()
             self._fks.clear()
 

@@ -24,6 +24,13 @@ that table's subject rows hold when the caller has read all of them (``known``),
 ``IN (SELECT …)`` sub-query over that table's own predicate; a table's clauses are OR-ed; no
 clause at all means nothing can match (shape ``None``). Values are split into chunks of
 :data:`~connectors.sql_query.CHUNK`. Identities are never part of statement text.
+
+With ``arrays`` (PostgreSQL only; erase uses it), ``known`` values are bound as one array
+parameter per column instead — ``column = ANY(:values)``, or ``(a, b) IN (SELECT unnest(:a),
+unnest(:b))`` for a composite reference — which selects what the ``IN`` lists select, for any
+number of values in one statement text (the 65535-parameter limit of the protocol never
+applies). A match whose columns' types have no PostgreSQL array type SQLAlchemy can name (a
+type reflection did not recognise) keeps the per-value ``IN`` lists.
 """
 
 from __future__ import annotations
@@ -33,6 +40,7 @@ from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from typing import Any, TypeVar
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
 
 from connectors.sql_query import chunks, coerce
 from dsar.planning import SystemWalk
@@ -40,7 +48,7 @@ from dsar.planning import SystemWalk
 T = TypeVar("T")
 #: One table's shape: a tuple of ``(match index, kind, chunks or nested shape)``; None: no match.
 Shape = tuple[tuple[int, str, Any], ...] | None
-KEY, FOLDED, KNOWN, TUPLES, SUB = "key", "folded", "known", "tuples", "sub"
+KEY, FOLDED, KNOWN, TUPLES, SUB, ARRAY = "key", "folded", "known", "tuples", "sub", "array"
 PLAN_LIMIT = 64
 """Walk/table-set combinations whose statements are kept (least recently used dropped)."""
 STATEMENT_LIMIT = 512
@@ -71,6 +79,23 @@ class WalkStatements:
         self._statements: dict[Hashable, Any] = {}
         self._item_names: dict[tuple[str, int, int, int], tuple[str, ...]] = {}
         self._matches: dict[str, list[tuple[int, Any, sa.ColumnElement[Any], Any]]] = {}
+        self._arrays: dict[tuple[str, int], bool] = {}
+
+    def array_ok(self, name: str, index: int) -> bool:
+        """Whether match ``index`` of ``name`` may bind known values as PostgreSQL arrays:
+        every column's type renders as an array type."""
+        key = (name, index)
+        ok = self._arrays.get(key)
+        if ok is None:
+            table, compiler = self.tables[name], _PG.type_compiler_instance
+            try:
+                for column in self.walk.matches[name][index].columns:
+                    compiler.process(sa.ARRAY(table.c[column].type))
+                ok = True
+            except sa.exc.CompileError:
+                ok = False
+            self._arrays[key] = ok
+        return ok
 
     def matches(self, name: str) -> list[tuple[int, Any, sa.ColumnElement[Any], Any]]:
         """``name``'s matches as ``(index, match, first column, (source, source columns))``."""
@@ -117,6 +142,13 @@ class WalkStatements:
                 sub = sa.select(*[source.c[c] for c in match.source_columns]).where(source_pred)
                 clauses.append(_in(cols, sub))
                 continue
+            if kind == ARRAY:
+                arrays = [sa.bindparam(self.bind_name(name, index, 0, j), type_=sa.ARRAY(c.type))
+                          for j, c in enumerate(cols)]
+                names.update(b.key for b in arrays)
+                clauses.append(cols[0] == sa.any_(arrays[0]) if len(cols) == 1 else sa.tuple_(
+                    *cols).in_(sa.select(*[sa.func.unnest(b) for b in arrays])))
+                continue
             if kind == TUPLES:
                 for chunk in range(arg):
                     bind_name = self.bind_name(name, index, chunk)
@@ -146,6 +178,7 @@ class WalkStatements:
         return found  # type: ignore[no-any-return]
 
 
+_PG = postgresql.dialect()
 _LOCK = threading.Lock()
 _PLANS: dict[Hashable, WalkStatements] = {}
 _BY_IDENTITY: dict[int, tuple[SystemWalk, tuple[Any, ...], WalkStatements]] = {}
@@ -184,16 +217,20 @@ class SubjectLookup:
     ``known`` maps ``(table, columns)`` to every value those columns hold in the subject's rows
     of that table, once the caller has read all of them (collect does; it may add entries as it
     goes): a reference from that table then binds those values instead of repeating the
-    look-up as a sub-query. A table's shape is fixed the first time it is asked for."""
+    look-up as a sub-query. A table's shape is fixed the first time it is asked for. With
+    ``arrays`` (PostgreSQL), known values bind as arrays (see the module docstring); composite
+    ones are then tuples, and no value may be NULL (callers drop those: they point at
+    nothing)."""
 
     def __init__(self, plan: WalkStatements, keys: Mapping[str, Iterable[str]],
                  fold_case: frozenset[str],
-                 known: Mapping[tuple[str, tuple[str, ...]], Sequence[Any]] | None = None
-                 ) -> None:
+                 known: Mapping[tuple[str, tuple[str, ...]], Sequence[Any]] | None = None,
+                 arrays: bool = False) -> None:
         self.plan = plan
         self.keys = keys
         self.fold_case = fold_case
         self.known = {} if known is None else known
+        self.arrays = arrays
         self.values: dict[str, list[Any]] = {}
         self._shapes: dict[str, Shape] = {}
 
@@ -201,7 +238,7 @@ class SubjectLookup:
         """``name``'s shape (None when nothing can match), binding its values on the way."""
         if name in self._shapes:
             return self._shapes[name]
-        parts = []
+        parts: list[tuple[int, str, Any]] = []
         for index, match, column, source_key in self.plan.matches(name):
             if match.source is None:
                 values = coerce(column, self.keys.get(match.key or "", ()))
@@ -213,6 +250,11 @@ class SubjectLookup:
                 continue
             seen = self.known.get(source_key)
             if seen is not None:
+                if self.arrays and self.plan.array_ok(name, index):
+                    if seen:
+                        self._bind_arrays(name, index, seen, len(match.columns))
+                        parts.append((index, ARRAY, len(match.columns)))
+                    continue
                 if len(match.columns) > 1:
                     if count := self._bind_expanding(name, index, seen):
                         parts.append((index, TUPLES, count))
@@ -236,6 +278,14 @@ class SubjectLookup:
                                    strict=True))
             sizes.append(size)
         return tuple(sizes)
+
+    def _bind_arrays(self, name: str, index: int, values: Sequence[Any], width: int) -> None:
+        """Bind ``values`` (single values, or tuples of ``width``) as one list per column."""
+        if width == 1:
+            self.values[self.plan.bind_name(name, index, 0, 0)] = list(values)
+            return
+        for j in range(width):
+            self.values[self.plan.bind_name(name, index, 0, j)] = [v[j] for v in values]
 
     def _bind_expanding(self, name: str, index: int, values: Sequence[Any]) -> int:
         count = 0

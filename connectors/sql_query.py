@@ -219,7 +219,7 @@ def pages(fetch: Callable[[Any, dict[str, Any]], Sequence[Sequence[Any]]], first
         rows = fetch(after, params)
 
 
-def stream(conn: sa.Connection, stmt: sa.Select[Any], batch: int,
+def stream(conn: sa.Connection, stmt: sa.Executable, batch: int,
            params: Mapping[str, Any]) -> Iterator[Sequence[sa.Row[Any]]]:
     """The rows of ``stmt`` through a server-side cursor, ``batch`` at a time (for tables
     without a primary key, which keyset pagination needs)."""
