@@ -249,7 +249,8 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--customers", type=int, default=100_000)
     parser.add_argument("--requests", type=int, default=200)
-    parser.add_argument("--threads", type=int, default=8, help="threads per worker process")
+    parser.add_argument("--threads", type=int, default=4,
+                        help="threads per worker process (default: dsar worker's)")
     parser.add_argument("--processes", default="1,2", help="worker process counts to run")
     args = parser.parse_args(argv)
     n = args.requests
