@@ -1,5 +1,5 @@
 """Fleet benchmark: access and erasure requests through RabbitMQ and PostgreSQL state, against
-the same connector work done in a plain loop without queues.
+two baselines run in the same process without queues.
 
     python -m bench.fleet --customers 100000 --requests 200
 
@@ -7,8 +7,17 @@ Builds a PostgreSQL shop database (customers, addresses, orders, order_items, pa
 logins, visits, service_requests) with generate_series, a data map for it, a state database
 and a RabbitMQ virtual host of their own, then for 1 and 2 worker processes (``dsar worker``)
 submits N access and N erasure requests (distinct customers) and prints requests/s and the
-p50/p95 end-to-end latency (receipt -> completed). Everything it creates is dropped at the end.
-Needs PostgreSQL, RabbitMQ and ``rabbitmqctl`` as on the development machines.
+p50/p95 end-to-end latency (receipt -> completed), with the CPU the workers and the whole
+machine spent per request. The baselines, each on other customers:
+
+* plain loop (connector only): the connector's collect, or count and erase, one subject after
+  another — the data work alone;
+* request loop (no queues): whole requests one after another in this process (intake, plan,
+  task, bundle, signed record and ledger entry) — the fleet's work without the broker, so the
+  difference to the fleet is what queueing and fan-out cost.
+
+Everything it creates is dropped at the end. Needs PostgreSQL, RabbitMQ and ``rabbitmqctl`` as
+on the development machines.
 """
 
 from __future__ import annotations
@@ -200,6 +209,37 @@ def machine_cpu_seconds() -> float:
     return sum(int(f) for f in fields) / os.sysconf("SC_CLK_TCK")
 
 
+def request_loop(app: Any, customers: Iterable[int], kind: str) -> tuple[float, list[float]]:
+    """Whole requests one after another in this process, without a broker: submit, plan,
+    each task, assemble (bundle, signed record, ledger) — the fleet's work minus the queues.
+    The outbox rows this leaves are marked sent, so no worker runs them later."""
+    from dsar import requests
+    from dsar.db.models import OutboxMessage, Task
+    from dsar.identities import parse_identities
+    from workflows import runner
+
+    latencies = []
+    start = time.perf_counter()
+    for number in customers:
+        began = time.perf_counter()
+        request_id = requests.submit(
+            app, kind, parse_identities([f"customer{number}@example.com"]),
+            submitted_by="bench", identity_method="bench").request.id
+        runner.plan(app, request_id)
+        with app.db.session() as session:
+            tasks = list(session.scalars(sa.select(Task.id).where(Task.request_id == request_id)
+                                         .order_by(Task.id)))
+        for task_id in tasks:
+            runner.run_task(app, task_id)
+        runner.assemble(app, request_id)
+        latencies.append(time.perf_counter() - began)
+    elapsed = time.perf_counter() - start
+    with app.db.session() as session:
+        session.execute(sa.update(OutboxMessage).where(OutboxMessage.sent_at.is_(None))
+                        .values(sent_at=app.now()))
+    return elapsed, latencies
+
+
 def run_fleet(env: dict[str, str], app: Any, processes: int, threads: int, kind: str,
               customers: list[int], log: Path) -> tuple[float, list[float], float, float]:
     """Run the requests through ``dsar worker``; returns the elapsed seconds (first receipt to
@@ -282,7 +322,7 @@ def main(argv: list[str] | None = None) -> None:
         app = App.from_env(env, migrate=False)
         app.db.upgrade()
         counts = [int(p) for p in args.processes.split(",")]
-        needed = n * 2 * (len(counts) + 1)
+        needed = n * 2 * (len(counts) + 2)
         if needed > args.customers:
             raise SystemExit(f"--customers must be at least {needed} for --requests {n}")
         pool = iter(range(1, args.customers + 1, max(1, args.customers // needed)))
@@ -294,8 +334,12 @@ def main(argv: list[str] | None = None) -> None:
         for kind, action in (("access", "collect"), ("erasure", "erase")):
             cpu = time.process_time()
             elapsed, lat = plain_loop(app, take(), action)
-            rows.append((f"{kind}: plain loop", n / elapsed, lat,
+            rows.append((f"{kind}: plain loop (connector only)", n / elapsed, lat,
                          time.process_time() - cpu, None))
+            cpu, machine = time.process_time(), machine_cpu_seconds()
+            elapsed, lat = request_loop(app, take(), kind)
+            rows.append((f"{kind}: request loop (no queues)", n / elapsed, lat,
+                         time.process_time() - cpu, machine_cpu_seconds() - machine))
             for processes in counts:
                 elapsed, lat, worker_cpu, machine_cpu = run_fleet(
                     env, app, processes, args.threads, kind, take(), tmp / "worker.log")
@@ -303,12 +347,13 @@ def main(argv: list[str] | None = None) -> None:
                              n / elapsed, lat, worker_cpu, machine_cpu))
         print(f"\n{n} requests each, {args.customers} customers, {os.cpu_count()} CPUs")
         print("CPU ms/req: the loop's own or the workers' CPU time per request; machine: all "
-              "processes (PostgreSQL, RabbitMQ, the submitting loop) per request")
-        print(f"{'run':<44} {'req/s':>7} {'p50 s':>7} {'p95 s':>7} {'CPU ms/req':>10} "
+              "processes (PostgreSQL, RabbitMQ, the submitting loop, anything else running) "
+              "per request")
+        print(f"{'run':<46} {'req/s':>7} {'p50 s':>7} {'p95 s':>7} {'CPU ms/req':>10} "
               f"{'machine':>8}")
         for name, rate, lat, cpu, machine in rows:
             total = "" if machine is None else f"{1000 * machine / n:8.1f}"
-            print(f"{name:<44} {rate:7.1f} {percentile(lat, 50):7.3f} {percentile(lat, 95):7.3f} "
+            print(f"{name:<46} {rate:7.1f} {percentile(lat, 50):7.3f} {percentile(lat, 95):7.3f} "
                   f"{1000 * cpu / n:10.1f} {total}")
         app.db.dispose()
     finally:
