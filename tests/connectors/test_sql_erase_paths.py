@@ -26,6 +26,8 @@ from connectors.sql_check import checked_sql_system
 from connectors.sql_direct import DirectSelect
 from dsar.datamap.loader import parse_datamap
 from dsar.errors import ConnectorError
+from tests.connectors.sql_dialects import DIALECTS, dialect_url, fill
+from tests.connectors.sql_dialects import snapshot as dialect_snapshot
 from tests.connectors.test_sql_chinook import ListSink
 
 KEYS = {"email": frozenset({"a@example.org"})}
@@ -110,24 +112,10 @@ def paths_map(deletes_only: bool = False) -> str:
                                         "statement_timeout_seconds": 5, "tables": tables}]})
 
 
-def fill(url: str) -> None:
-    engine = sa.create_engine(url)
-    MD.create_all(engine)
-    with engine.begin() as conn:
-        for table, rows in ROWS.items():
-            conn.execute(table.insert(), rows)
-    engine.dispose()
-
-
-@pytest.fixture(params=["postgresql", "mariadb", "sqlite"])
+@pytest.fixture(params=DIALECTS)
 def paths_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "postgresql":
-        url = request.getfixturevalue("postgres_url")
-    elif request.param == "mariadb":
-        url = request.getfixturevalue("mariadb_url")
-    else:
-        url = f"sqlite:///{tmp_path / 'paths.sqlite'}"
-    fill(url)
+    url = dialect_url(request, tmp_path, "paths")
+    fill(url, MD, ROWS)
     yield url
     sql_engine.dispose_all()
 
@@ -139,11 +127,7 @@ def make(url: str, text: str | None = None) -> SqlConnector:
 
 
 def snapshot(url: str) -> dict[str, list[tuple[Any, ...]]]:
-    engine = sa.create_engine(url)
-    with engine.connect() as conn:
-        out = {t.name: sorted(tuple(r) for r in conn.execute(sa.select(t))) for t in ROWS}
-    engine.dispose()
-    return out
+    return dialect_snapshot(url, list(ROWS))
 
 
 def comparable(evidence: list[Any]) -> list[dict[str, Any]]:
@@ -183,7 +167,7 @@ def test_erase_finds_what_collect_finds_and_a_second_run_changes_nothing(paths_u
 
 def test_postgresql_gives_the_keys_first_evidence_in_one_statement_per_deleted_table(
         postgres_url: str, mariadb_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    fill(postgres_url)
+    fill(postgres_url, MD, ROWS)
     statements: list[str] = []
     conn = make(postgres_url, paths_map(deletes_only=True))
     with conn:
@@ -197,7 +181,7 @@ def test_postgresql_gives_the_keys_first_evidence_in_one_statement_per_deleted_t
                for s in statements[:-1])
     assert "a@example.org" not in " ".join(statements)  # bound, never in the text
     sql_engine.dispose_all()
-    fill(mariadb_url)
+    fill(mariadb_url, MD, ROWS)
     monkeypatch.setattr(sql_erase, "RETURNING_DIALECTS", frozenset())
     with make(mariadb_url, paths_map(deletes_only=True)) as maria:
         keys_first = maria.erase(KEYS)
@@ -212,7 +196,7 @@ def test_both_modes_give_the_same_evidence_with_or_without_the_direct_path(
         monkeypatch.setattr(sql_erase, "RETURNING_DIALECTS", frozenset())
     results = []
     for listened in (False, True):
-        fill(postgres_url)
+        fill(postgres_url, MD, ROWS)
         conn = make(postgres_url)
         with conn:
             if listened:  # a listener: every statement through conn.execute instead
@@ -224,7 +208,7 @@ def test_both_modes_give_the_same_evidence_with_or_without_the_direct_path(
         engine.dispose()
     assert results[0] == results[1]
     monkeypatch.setattr(sql_erase, "RETURNING_DIALECTS", frozenset({"postgresql"}))
-    fill(postgres_url)
+    fill(postgres_url, MD, ROWS)
     with make(postgres_url) as again:
         assert comparable(again.erase(KEYS).evidence) == results[0][0]
     sql_engine.dispose_all()
@@ -280,7 +264,7 @@ def test_a_subject_with_more_values_than_a_statement_can_bind(paths_url: str) ->
 
 def test_the_pre_checks_are_kept_per_reflected_schema_and_refusals_never(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'paths.sqlite'}"
-    fill(url)
+    fill(url, MD, ROWS)
     conn = make(url)
     with conn.engine.connect() as db:
         first = checked_sql_system(conn.system, db, conn.catalog, ["email"])

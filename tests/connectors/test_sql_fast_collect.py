@@ -34,6 +34,7 @@ from connectors.sql_query import StreamDigest, json_row, json_rows, pk_text
 from dsar.datamap.loader import parse_datamap
 from dsar.errors import ConnectorError
 from dsar.records.canonical import canonical_json
+from tests.connectors.sql_dialects import DIALECTS, dialect_url, fill
 from tests.connectors.test_sql_chinook import ListSink
 
 
@@ -156,20 +157,10 @@ def typed_map(batch_size: int) -> str:
                                         "batch_size": batch_size, "tables": tables}]})
 
 
-@pytest.fixture(params=["postgresql", "mariadb", "sqlite"])
+@pytest.fixture(params=DIALECTS)
 def typed_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "postgresql":
-        url = request.getfixturevalue("postgres_url")
-    elif request.param == "mariadb":
-        url = request.getfixturevalue("mariadb_url")
-    else:
-        url = f"sqlite:///{tmp_path / 'typed.sqlite'}"
-    engine = sa.create_engine(url)
-    MD.create_all(engine)
-    with engine.begin() as conn:
-        for table, rows in ROWS.items():
-            conn.execute(table.insert(), rows)
-    engine.dispose()
+    url = dialect_url(request, tmp_path, "typed")
+    fill(url, MD, ROWS)
     yield url
     sql_engine.dispose_all()
 

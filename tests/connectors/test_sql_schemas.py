@@ -21,6 +21,8 @@ from dsar.datamap.loader import parse_datamap
 from dsar.errors import ConnectorError
 from dsar.planning import plan_request
 from tests import services
+from tests.connectors.sql_dialects import DIALECTS, dialect_url, fill
+from tests.connectors.sql_dialects import snapshot as dialect_snapshot
 from tests.connectors.test_sql_chinook import ListSink
 
 KEYS = {"email": frozenset({"a@example.org"})}
@@ -85,20 +87,10 @@ def shop_map(url_env: str = "SHOP_URL", extra: list[dict[str, Any]] | None = Non
                                         "statement_timeout_seconds": 1, "tables": tables}]})
 
 
-@pytest.fixture(params=["postgresql", "mariadb", "sqlite"])
+@pytest.fixture(params=DIALECTS)
 def shop_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "postgresql":
-        url = request.getfixturevalue("postgres_url")
-    elif request.param == "mariadb":
-        url = request.getfixturevalue("mariadb_url")
-    else:
-        url = f"sqlite:///{tmp_path / 'shop.sqlite'}"
-    engine = sa.create_engine(url)
-    MD.create_all(engine)
-    with engine.begin() as conn:
-        for table, rows in ROWS.items():
-            conn.execute(table.insert(), rows)
-    engine.dispose()
+    url = dialect_url(request, tmp_path, "shop")
+    fill(url, MD, ROWS)
     yield url
     sql_engine.dispose_all()
 
@@ -110,11 +102,7 @@ def make(url: str, text: str | None = None) -> SqlConnector:
 
 
 def snapshot(url: str) -> dict[str, list[tuple[Any, ...]]]:
-    engine = sa.create_engine(url)
-    with engine.connect() as conn:
-        out = {t.name: sorted(tuple(r) for r in conn.execute(sa.select(t))) for t in ROWS}
-    engine.dispose()
-    return out
+    return dialect_snapshot(url, list(ROWS))
 
 
 def test_collect_uses_map_references_two_paths_once_and_skips_self_reference(
