@@ -50,22 +50,29 @@ def deadline_flags(request: Request, today: datetime) -> list[tuple[str, str]]:
 
 
 def watch_deadlines(app: App) -> int:
-    """Raise each deadline flag once per request; returns how many were raised."""
+    """Raise each deadline flag once per request; returns how many were raised.
+
+    Open requests are read without locks; only those with a flag to raise or a paused clock
+    to refresh are then locked (``SKIP LOCKED``: one a worker holds is left for the next
+    pass), so workers never wait for a pass over every open request."""
     now = app.now()
     open_states = [s.value for s in State if s not in TERMINAL]
+    with app.db.session() as session:
+        due = [request.id for request in session.scalars(
+            sa.select(Request).where(Request.state.in_(open_states)))
+            if request.state in PAUSED or _new_flags(request, now)]
+    if not due:
+        return 0
     raised = 0
     with app.db.session() as session:
-        rows = session.scalars(sa.select(Request).where(Request.state.in_(open_states))
-                               .with_for_update(skip_locked=True)).all()
+        rows = session.scalars(sa.select(Request).where(
+            Request.id.in_(due), Request.state.in_(open_states))
+            .with_for_update(skip_locked=True)).all()
         for request in rows:
             if request.state in PAUSED:
                 refresh_deadlines(session, request, now)
-            local_now = now.astimezone(ZoneInfo(request.timezone))
             flags = dict(request.watch_flags or {})
-            for flag, reason in deadline_flags(request, local_now):
-                key = f"{flag}:{request.effective_due.isoformat()}"
-                if key in flags:
-                    continue
+            for key, flag, reason in _new_flags(request, now):
                 flags[key] = now.isoformat()
                 add_event(session, request, now, "deadline-watch", flag, request.state,
                           request.state, reason)
@@ -74,6 +81,18 @@ def watch_deadlines(app: App) -> int:
                 raised += 1
             request.watch_flags = flags
     return raised
+
+
+def _new_flags(request: Request, now: datetime) -> list[tuple[str, str, str]]:
+    """The flags ``request`` should carry now and does not yet: ``(key, flag, reason)``."""
+    local_now = now.astimezone(ZoneInfo(request.timezone))
+    have = request.watch_flags or {}
+    found = []
+    for flag, reason in deadline_flags(request, local_now):
+        key = f"{flag}:{request.effective_due.isoformat()}"
+        if key not in have:
+            found.append((key, flag, reason))
+    return found
 
 
 def recover_lost_work(app: App) -> int:

@@ -73,7 +73,18 @@ def test_deadline_watch_flags_once_with_audit_events(
 
         fresh, soon, overdue = submit(0), submit(28), submit(45)
         assert watch_deadlines(app) >= 3
-        assert watch_deadlines(app) == 0  # once per flag
+        locking: list[str] = []
+
+        def record(_c: Any, _cur: Any, statement: str, *_: Any) -> None:
+            if "FOR UPDATE" in statement:
+                locking.append(statement)
+
+        sa.event.listen(app.db.engine, "before_cursor_execute", record)
+        try:
+            assert watch_deadlines(app) == 0  # once per flag
+        finally:
+            sa.event.remove(app.db.engine, "before_cursor_execute", record)
+        assert locking == []  # nothing to raise: no request row was locked
         with app.db.session() as session:
             events = session.execute(sa.select(AuditEvent.request_id, AuditEvent.event)
                                      .where(AuditEvent.actor == "deadline-watch")).all()
