@@ -5,8 +5,10 @@ previews and counts for the report) and the staged items may interleave collecti
 than asking staging to be read many times, the builder reads it once into this spool and reads
 the spool as often as it needs. Everything spooled is encrypted under a random key that exists
 only in this process's memory, so a crash leaves nothing readable behind; :meth:`Spool.close`
-removes it. A collection's rows stay in memory up to :data:`MEMORY_ROWS` bytes and go to a
-temporary file beyond that; objects always go to files (in a directory made on first use).
+removes it. Rows stay in memory while all collections together hold at most
+:data:`MEMORY_ROWS` bytes; past that every collection's rows go to temporary files, so memory
+does not grow with the subject's data. Objects always go to files (in a directory made on
+first use).
 
 Rows are stored as JSON lines already in their data.json form (:func:`dsar.bundles.values.encode`)
 while the spool records each collection's columns (first-seen order), column types, row count
@@ -35,6 +37,7 @@ from dsar.bundles.values import dumps, encode, kind_of, merge_kind
 SEGMENT = struct.Struct(">Q")
 WRITE_BLOCK = 256 * 1024
 MEMORY_ROWS = 1024 * 1024
+"""Bytes of spooled rows (all collections together) kept in memory before spilling to disk."""
 
 
 @dataclass
@@ -78,6 +81,8 @@ class Spool:
         self._names = UniqueNames()
         self.collections: dict[tuple[str, str], SpooledCollection] = {}
         self._objects = 0
+        self._in_memory = 0
+        self._spilled = False
 
     def __enter__(self) -> Spool:
         return self
@@ -113,10 +118,26 @@ class Spool:
     def _collection(self, system: str, collection: str) -> SpooledCollection:
         key = (system, collection)
         if key not in self.collections:
-            rows = tempfile.SpooledTemporaryFile(  # noqa: SIM115 - closed by close()
-                max_size=MEMORY_ROWS, prefix="dsar-spool-", dir=self._parent)
+            rows: IO[bytes]
+            if self._spilled:
+                rows = tempfile.TemporaryFile(  # noqa: SIM115 - closed by close()
+                    prefix="dsar-spool-", dir=self._parent)
+            else:
+                rows = tempfile.SpooledTemporaryFile(  # noqa: SIM115 - closed by close()
+                    max_size=MEMORY_ROWS + 1, prefix="dsar-spool-", dir=self._parent)
             self.collections[key] = SpooledCollection(system, collection, rows)
         return self.collections[key]
+
+    def _spill_if_over(self, added: int) -> None:
+        """Move every collection's rows to disk once those in memory exceed the budget."""
+        if self._spilled:
+            return
+        self._in_memory += added
+        if self._in_memory > MEMORY_ROWS:
+            for coll in self.collections.values():
+                if isinstance(coll.rows_file, tempfile.SpooledTemporaryFile):
+                    coll.rows_file.rollover()
+            self._spilled = True
 
     def _add_rows(self, coll: SpooledCollection, rows: Iterable[Mapping[str, Any]]) -> None:
         """Append one segment: ``length:u64 | encrypted JSON lines``."""
@@ -145,6 +166,7 @@ class Spool:
         end = handle.tell()
         handle.seek(start)
         handle.write(SEGMENT.pack(end - start - SEGMENT.size))
+        self._spill_if_over(end - start)
 
     def _add_object(self, coll: SpooledCollection, item: StagedObject) -> None:
         path = self._directory() / f"object-{self._objects}.bin"

@@ -87,3 +87,23 @@ def test_bundle_download_close_releases_the_file(datamap, local_store, key, secr
     next(download.chunks)
     download.close()
     assert all(getattr(s, "gi_frame", None) is None for s in download.sources)
+
+
+def test_spool_memory_budget_holds_across_many_collections():
+    """Forty collections of about half a MiB each: rows spill to disk once all of them together
+    pass the budget, so memory does not grow with the number of collections; every row reads
+    back."""
+    from dsar.bundles.spool import MEMORY_ROWS, Spool
+
+    tracemalloc.start()
+    try:
+        with Spool() as spool:
+            for c in range(40):
+                spool.add(RowsBatch("crm", f"table{c}",
+                                    [{"id": i, "text": "x" * 500} for i in range(1000)]))
+            peak = tracemalloc.get_traced_memory()[1]
+            read = [sum(1 for _ in spool.row_lines(coll)) for coll in spool.collections.values()]
+    finally:
+        tracemalloc.stop()
+    assert read == [1000] * 40
+    assert peak < 8 * MEMORY_ROWS, f"peak {peak / 2**20:.1f} MiB"
