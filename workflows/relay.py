@@ -23,18 +23,23 @@ from dsar.outbox import COMMITTED
 log = logging.getLogger("dsar.relay")
 
 
+_DUE = (sa.select(OutboxMessage.id, OutboxMessage.actor, OutboxMessage.queue, OutboxMessage.args,
+                  OutboxMessage.priority)
+        .where(OutboxMessage.sent_at.is_(None), OutboxMessage.available_at <= sa.bindparam("now"))
+        .order_by(OutboxMessage.priority.desc(), OutboxMessage.id)
+        .limit(sa.bindparam("batch", type_=sa.Integer))
+        .with_for_update(skip_locked=True))
+_MARK_SENT = (sa.update(OutboxMessage)
+              .where(OutboxMessage.id.in_(sa.bindparam("ids", expanding=True)))
+              .values(sent_at=sa.bindparam("sent", type_=OutboxMessage.sent_at.type)))
+# Built once: the relay runs them after every commit that adds messages.
+
+
 def relay_once(app: App, broker: dramatiq.Broker, batch: int = 200) -> int:
     """Publish up to ``batch`` due messages; returns how many were published."""
     now = app.now()
     with app.db.engine.begin() as conn:
-        rows = conn.execute(
-            sa.select(OutboxMessage.id, OutboxMessage.actor, OutboxMessage.queue,
-                      OutboxMessage.args, OutboxMessage.priority)
-            .where(OutboxMessage.sent_at.is_(None), OutboxMessage.available_at <= now)
-            .order_by(OutboxMessage.priority.desc(), OutboxMessage.id)
-            .limit(batch)
-            .with_for_update(skip_locked=True)
-        ).all()
+        rows = conn.execute(_DUE, {"now": now, "batch": batch}).all()
         if not rows:
             return 0
         for row in rows:
@@ -42,9 +47,7 @@ def relay_once(app: App, broker: dramatiq.Broker, batch: int = 200) -> int:
                 queue_name=row.queue, actor_name=row.actor, args=tuple(row.args), kwargs={},
                 options={"broker_priority": row.priority},
             ))
-        conn.execute(sa.update(OutboxMessage)
-                        .where(OutboxMessage.id.in_([row.id for row in rows]))
-                        .values(sent_at=now))
+        conn.execute(_MARK_SENT, {"ids": [row.id for row in rows], "sent": now})
         return len(rows)
 
 
