@@ -58,10 +58,26 @@ def priority_for(request: Request, now: datetime) -> int:
     return max(0, min(9, 9 - days_left // 4))
 
 
+# Statements of the hot path, built once (construction and cache keys are per-call CPU).
+_LOCK_REQUEST = sa.select(Request).where(Request.id == sa.bindparam("request_id")).with_for_update()
+_LOCK_REQUEST_OF_TASK = sa.select(Request).where(
+    Request.id == sa.select(Task.request_id).where(Task.id == sa.bindparam("task_id"))
+    .scalar_subquery()).with_for_update()
+_SUBJECT_KEYS = sa.union_all(
+    sa.select(IdentityRow.name, IdentityRow.ciphertext)
+    .where(IdentityRow.request_id == sa.bindparam("request_id")),
+    sa.select(SubjectKey.name, SubjectKey.ciphertext)
+    .where(SubjectKey.request_id == sa.bindparam("request_id")))
+_TASKS_OF_REQUEST = (sa.select(Task).where(Task.request_id == sa.bindparam("request_id"))
+                     .execution_options(populate_existing=True))
+_RELEASE_SLOT = (sa.update(SystemSlot).where(SystemSlot.task_id == sa.bindparam("held_by"))
+                 .values(task_id=None, lease_until=None)
+                 .execution_options(synchronize_session=False))  # slots are never loaded
+
+
 def lock_request(session: Session, request_id: str) -> Request:
     """The request row, locked for the transaction (SQLite serialises writers anyway)."""
-    return session.scalars(
-        sa.select(Request).where(Request.id == request_id).with_for_update()).one()
+    return session.scalars(_LOCK_REQUEST, {"request_id": request_id}).one()
 
 
 def enqueue_task(session: Session, request: Request, task: Task, now: datetime,
@@ -157,9 +173,7 @@ def claim(app: App, task_id: int) -> Claim | None:
     (or never, if it is finished or its request was cancelled) and return None."""
     now = app.now()
     with app.db.session() as session:
-        request = session.scalars(sa.select(Request).where(
-            Request.id == sa.select(Task.request_id).where(Task.id == task_id).scalar_subquery()
-        ).with_for_update()).one_or_none()
+        request = session.scalars(_LOCK_REQUEST_OF_TASK, {"task_id": task_id}).one_or_none()
         task = session.get(Task, task_id)  # read after the request's lock: current
         if request is None or task is None or task.state in (DONE, FAILED, CANCELLED):
             return None
@@ -192,11 +206,7 @@ def claim(app: App, task_id: int) -> Claim | None:
 def _subject_keys(session: Session, app: App, request: Request) -> dict[str, frozenset[str]]:
     keys: dict[str, set[str]] = {}
     cipher = app.keys.identity_cipher
-    rows = session.execute(sa.union_all(
-        sa.select(IdentityRow.name, IdentityRow.ciphertext)
-        .where(IdentityRow.request_id == request.id),
-        sa.select(SubjectKey.name, SubjectKey.ciphertext)
-        .where(SubjectKey.request_id == request.id))).all()
+    rows = session.execute(_SUBJECT_KEYS, {"request_id": request.id}).all()
     for name, sealed in rows:
         keys.setdefault(name, set()).add(cipher.open(sealed, name.encode()).decode())
     return {name: frozenset(values) for name, values in keys.items()}
@@ -228,8 +238,7 @@ def _take_slot(session: Session, task: Task, now: datetime, lease: datetime) -> 
 
 
 def _release_slot(session: Session, task_id: int) -> None:
-    session.execute(sa.update(SystemSlot).where(SystemSlot.task_id == task_id)
-                    .values(task_id=None, lease_until=None))
+    session.execute(_RELEASE_SLOT, {"held_by": task_id})
 
 
 def renew(app: App, claim: Claim) -> bool:
@@ -259,8 +268,7 @@ def finish(app: App, claim: Claim, result: ConnectorResult,
     now = app.now()
     with app.db.session() as session:
         request = lock_request(session, claim.request_id)
-        siblings = list(session.scalars(sa.select(Task).where(Task.request_id == request.id)
-                                        .execution_options(populate_existing=True)))
+        siblings = list(session.scalars(_TASKS_OF_REQUEST, {"request_id": request.id}))
         task = next((t for t in siblings if t.id == claim.task_id), None)
         if task is None or task.state != RUNNING or task.attempts != claim.attempt:
             return False
