@@ -52,14 +52,6 @@ def coerce(column: sa.Column[Any], values: Iterable[str]) -> list[Any]:
     return sorted(set(out), key=str)
 
 
-def pk_in(table: sa.Table, pk: Sequence[str], values: Sequence[tuple[Any, ...]]) -> Any:
-    """``pk IN (bound values)`` for one chunk of primary-key tuples."""
-    cols = [table.c[c] for c in pk]
-    if len(cols) == 1:
-        return cols[0].in_([v[0] for v in values])
-    return sa.tuple_(*cols).in_([tuple(v) for v in values])
-
-
 def json_value(value: Any) -> Any:
     """A value as canonical-JSON-able data (dates ISO 8601, decimals and big ints as text)."""
     if value is None or isinstance(value, bool | str):
@@ -225,17 +217,6 @@ def stream(conn: sa.Connection, stmt: sa.Executable, batch: int,
     without a primary key, which keyset pagination needs)."""
     opts = {"stream_results": True, "max_row_buffer": batch}
     yield from conn.execute(stmt, dict(params), execution_options=opts).partitions(batch)
-
-
-def select_pages(conn: sa.Connection, stmt: sa.Select[Any], table: sa.Table, pk: Sequence[str],
-                 batch: int, params: Mapping[str, Any]) -> Iterator[Sequence[sa.Row[Any]]]:
-    """The rows of ``stmt``, which selects the ``pk`` columns first, ``batch`` at a time in
-    primary-key order (:func:`pages`), or streamed without a primary key (:func:`stream`)."""
-    first, after = paged(stmt, table, pk, batch)
-    if after is None:
-        return stream(conn, first, batch, params)
-    return pages(lambda s, p: conn.execute(s, p).all(), first, after, range(len(pk)), batch,
-                 params)
 
 
 KNOWN_VALUES_LIMIT = 10_000

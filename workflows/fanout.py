@@ -14,15 +14,12 @@ fencing token: a worker that lost its lease cannot record a result.
 from __future__ import annotations
 
 import os
-import weakref
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy import event
-from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -122,14 +119,8 @@ def create_tasks(session: Session, request: Request, plan: Plan, kinds: Mapping[
     return list(rows.values())
 
 
-_ENSURED: weakref.WeakKeyDictionary[Engine, set[tuple[str, int]]] = weakref.WeakKeyDictionary()
-
-
 def ensure_slots(session: Session, system: str, cap: int) -> None:
-    """Make sure ``system`` has ``cap`` slot rows (checked once per engine and cap)."""
-    engine = session.get_bind()
-    if (system, cap) in _ENSURED.get(engine, ()):
-        return
+    """Make sure ``system`` has ``cap`` slot rows."""
     have = set(session.scalars(sa.select(SystemSlot.slot).where(SystemSlot.system == system)))
     for slot in range(cap):
         if slot not in have:
@@ -138,18 +129,6 @@ def ensure_slots(session: Session, system: str, cap: int) -> None:
                     session.add(SystemSlot(system=system, slot=slot))
             except IntegrityError:
                 pass  # another worker made it at the same moment
-    session.info.setdefault("ensured_slots", []).append((engine, system, cap))
-
-
-@event.listens_for(Session, "after_commit")
-def _slots_committed(session: Session) -> None:
-    for engine, system, cap in session.info.pop("ensured_slots", ()):
-        _ENSURED.setdefault(engine, set()).add((system, cap))
-
-
-@event.listens_for(Session, "after_rollback")
-def _slots_rolled_back(session: Session) -> None:
-    session.info.pop("ensured_slots", None)
 
 
 @dataclass(frozen=True)

@@ -83,9 +83,9 @@ def plan(app: App, request_id: str) -> None:
     failure = None
     with app.db.session() as session:
         request = fanout.lock_request(session, request_id)
+        # Planned already means its tasks exist too: both are written in this transaction.
         if request.state != State.IN_PROGRESS or request.plan is not None:
-            return  # not to be worked on, or planned already (the plan and its tasks are
-            # written in one transaction)
+            return
         try:
             datamap, digest = load_map(app)
             names = frozenset(k for k, v in
@@ -155,10 +155,9 @@ def run_task(app: App, task_id: int) -> None:
     ids = {"request_id": claim.request_id, "task_id": task_id, "system": claim.system}
     log.info("task %s (%s %s) of request %s: attempt %d", task_id, claim.system, claim.action,
              claim.request_id, claim.attempt, extra=ids)
-    staged: list[dict[str, Any]] = []
     try:
         with heartbeat(app, claim):
-            result = _call_connector(app, claim, staged)
+            result, staged = _call_connector(app, claim)
             _test_delay()
     except Exception as exc:
         failure = classify(exc)
@@ -183,10 +182,10 @@ def _test_delay() -> None:
         time.sleep(float(delay))
 
 
-def _call_connector(app: App, claim: fanout.Claim,
-                    staged: list[dict[str, Any]]) -> ConnectorResult:
-    """Run the claimed task's connector. Collected data that is still buffered at the end is
-    appended to ``staged``, for :func:`fanout.finish` to write with the result."""
+def _call_connector(app: App,
+                    claim: fanout.Claim) -> tuple[ConnectorResult, list[dict[str, Any]]]:
+    """Run the claimed task's connector. Returns its result and the collected items still
+    buffered at the end, for :func:`fanout.finish` to write with the result."""
     datamap, digest = load_map(app)
     if claim.datamap_digest and digest != claim.datamap_digest:
         raise DataMapError("the data map changed after this request was planned",
@@ -197,15 +196,14 @@ def _call_connector(app: App, claim: fanout.Claim,
         if claim.action == "collect":
             sink = StagingSink(app, claim.request_id, claim.task_id)
             result = connector.collect(frozen, sink)
-            staged.extend(sink.take())
-            return result
+            return result, sink.take()
         precount = claim.precount
         if precount is None:
             counted = connector.count(frozen)
             precount = {f"{e.collection}|{e.action}": e.found for e in counted.evidence}
             fanout.save_precount(app, claim, precount)
         result = connector.erase(frozen)
-    return _merge_precount(result, precount)
+    return _merge_precount(result, precount), []
 
 
 def _merge_precount(result: ConnectorResult, precount: dict[str, int]) -> ConnectorResult:
