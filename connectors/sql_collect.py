@@ -27,7 +27,7 @@ from sqlalchemy.engine import Connection, Dialect
 
 from connectors.base import CollectionSink, ConnectorContext, ConnectorResult, SubjectKeys
 from connectors.sql_check import effective_pk
-from connectors.sql_direct import DirectSelect, direct_ok, run
+from connectors.sql_direct import DirectStatement, direct_ok, run
 from connectors.sql_plan import SubjectLookup, statements_for
 from connectors.sql_query import (
     KNOWN_VALUES_LIMIT,
@@ -112,8 +112,8 @@ class ItemHasher:
 class TableQuery:
     """How one table's subject rows are read for one predicate shape (built once, reused)."""
 
-    first: DirectSelect
-    after: DirectSelect | None  # None: no primary key, stream instead of paging
+    first: DirectStatement
+    after: DirectStatement | None  # None: no primary key, stream instead of paging
     pk: list[int]  # positions in a row
     provides: list[tuple[str, Any]]  # (key, getter of its column)
     referenced: list[tuple[tuple[str, ...], Any]]  # (columns, getter of their value)
@@ -123,9 +123,9 @@ class TableQuery:
               referenced: list[tuple[str, ...]], batch: int, dialect: Dialect) -> TableQuery:
         pk = effective_pk(entry, table)
         first, after = paged(sa.select(table).where(pred), table, pk, batch)
-        query = DirectSelect(first, dialect)
+        query = DirectStatement(first, dialect)
         at = query.names.index
-        return cls(query, None if after is None else DirectSelect(after, dialect),
+        return cls(query, None if after is None else DirectStatement(after, dialect),
                    [at(c) for c in pk],
                    [(k, itemgetter(at(c))) for k, c in entry.provides.items()],
                    [(cs, _value_getter([at(c) for c in cs])) for cs in referenced])
@@ -154,7 +154,7 @@ def collect_tables(conn: Connection, system: SqlSystem, walk: SystemWalk,
     plan = statements_for(walk, tables)  # tables come from one engine's catalog: one dialect
     dialect, direct, batch = conn.dialect, direct_ok(conn), system.batch_size
 
-    def fetch(query: DirectSelect, params: dict[str, Any]) -> Sequence[Sequence[Any]]:
+    def fetch(query: DirectStatement, params: dict[str, Any]) -> Sequence[Sequence[Any]]:
         return run(conn, query, params, direct)
 
     known: dict[tuple[str, tuple[str, ...]], list[Any]] = {}

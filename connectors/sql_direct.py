@@ -2,17 +2,17 @@
 
 On a short indexed look-up, SQLAlchemy's per-execution machinery (execution context, cursor
 result, row objects) costs about as much CPU as the driver itself, and collect and erase run
-several per subject. :class:`DirectSelect` compiles a statement once for a dialect — a SELECT,
+several per subject. :class:`DirectStatement` compiles a statement once for a dialect — a SELECT,
 or a DELETE/UPDATE with or without RETURNING — and runs it on the DB-API cursor of the
 SQLAlchemy connection, inside its transaction, doing what SQLAlchemy does for such a statement:
 
 - parameters: :meth:`~sqlalchemy.sql.compiler.SQLCompiler.construct_params` (which refuses a
   missing value), the bind types' bind processors, escaped names, positional order;
-- rows (:meth:`~DirectSelect.all`; SELECT or RETURNING): the result columns' processors for
+- rows (:meth:`~DirectStatement.all`; SELECT or RETURNING): the result columns' processors for
   the cursor's column type codes, worked out at the first execution and kept with the
   statement (as SQLAlchemy keeps a compiled statement's result metadata), so values are
   exactly what ``conn.execute(stmt).all()`` yields;
-- row counts (:meth:`~DirectSelect.rowcount`; DML without RETURNING): the cursor's
+- row counts (:meth:`~DirectStatement.rowcount`; DML without RETURNING): the cursor's
   ``rowcount``, which is what SQLAlchemy's ``CursorResult.rowcount`` reports (rows matched, on
   MySQL/MariaDB too: SQLAlchemy connects with ``CLIENT.FOUND_ROWS``);
 - errors: DB-API errors become SQLAlchemy's ``DBAPIError`` subclasses (parameters hidden), and a
@@ -37,7 +37,7 @@ _ENGINE_EVENTS = ("before_execute", "after_execute", "before_cursor_execute",
 _DIALECT_EVENTS = ("handle_error", "do_execute", "do_execute_no_params", "do_setinputsizes")
 
 
-class DirectSelect:
+class DirectStatement:
     """``stmt`` compiled once for ``dialect``; see the module docstring for the contract.
 
     ``stmt`` is a SELECT, or a DML statement (its RETURNING columns, if any, are the rows)."""
@@ -120,7 +120,7 @@ class DirectSelect:
 
 def direct_ok(conn: Connection) -> bool:
     """Whether SQLAlchemy would do nothing for a plain statement on ``conn`` beyond what
-    :class:`DirectSelect` does (no echo, no SQL-changing options, no statement listeners)."""
+    :class:`DirectStatement` does (no echo, no SQL-changing options, no statement listeners)."""
     engine = conn.engine
     if engine.echo or conn.get_execution_options().get("schema_translate_map"):
         return False
@@ -131,7 +131,7 @@ def direct_ok(conn: Connection) -> bool:
         return False
 
 
-def run(conn: Connection, query: DirectSelect, params: Mapping[str, Any],
+def run(conn: Connection, query: DirectStatement, params: Mapping[str, Any],
         direct: bool) -> Sequence[Sequence[Any]]:
     """``query``'s rows with ``params``: on the cursor when ``direct`` (see
     :func:`direct_ok`) and the statement allows it, else through ``conn.execute``."""
@@ -140,7 +140,7 @@ def run(conn: Connection, query: DirectSelect, params: Mapping[str, Any],
     return conn.execute(query.stmt, dict(params)).all()
 
 
-def run_rowcount(conn: Connection, query: DirectSelect, params: Mapping[str, Any],
+def run_rowcount(conn: Connection, query: DirectStatement, params: Mapping[str, Any],
                  direct: bool) -> int:
     """The rows DML ``query`` matched with ``params``: on the cursor when ``direct`` and the
     statement allows it, else through ``conn.execute``."""

@@ -55,7 +55,7 @@ from sqlalchemy.engine import Connection
 from connectors.base import ConnectorContext, ConnectorResult, SubjectKeys
 from connectors.sql_check import effective_pk
 from connectors.sql_collect import ItemHasher
-from connectors.sql_direct import DirectSelect, direct_ok, run
+from connectors.sql_direct import DirectStatement, direct_ok, run
 from connectors.sql_plan import SubjectLookup, WalkStatements, statements_for
 from connectors.sql_query import KNOWN_VALUES_LIMIT, paged, pages, stream
 from connectors.sql_recount import KeyStatements, mask_rows, recount
@@ -219,12 +219,12 @@ class _Eraser:
         return rows
 
     def _paged(self, table: sa.Table, pred: Any, layout: TableLayout, batch: int
-               ) -> tuple[DirectSelect, DirectSelect | None]:
+               ) -> tuple[DirectStatement, DirectStatement | None]:
         pk = list(layout.columns[: len(layout.pk)])
         first, after = paged(sa.select(*[table.c[c] for c in layout.columns]).where(pred),
                              table, pk, batch)
-        return (DirectSelect(first, self.dialect),
-                None if after is None else DirectSelect(after, self.dialect))
+        return (DirectStatement(first, self.dialect),
+                None if after is None else DirectStatement(after, self.dialect))
 
     def delete_returning(self, name: str, lookup: SubjectLookup) -> list[Row]:
         """Delete the subject's rows of ``name``; their layout columns, in primary-key order."""
@@ -234,10 +234,10 @@ class _Eraser:
         pred, params = subject
         layout, table = self.layouts[name], self.tables[name]
 
-        def build() -> DirectSelect:
+        def build() -> DirectStatement:
             erased = sa.delete(table).where(pred).returning(
                 *[table.c[c] for c in layout.columns]).cte("erased")
-            return DirectSelect(sa.select(*[erased.c[c] for c in layout.columns]).order_by(
+            return DirectStatement(sa.select(*[erased.c[c] for c in layout.columns]).order_by(
                 *[erased.c[layout.columns[i]] for i in layout.pk]), self.dialect)
 
         query = self.plan.statement(("erase-delete", name, lookup.shape(name), layout.columns),

@@ -27,7 +27,7 @@ from sqlalchemy.engine import Connection, Dialect
 
 from connectors.base import ConnectorContext
 from connectors.sql_check import effective_pk
-from connectors.sql_direct import DirectSelect, run, run_rowcount
+from connectors.sql_direct import DirectStatement, run, run_rowcount
 from connectors.sql_mask import mask_function, same
 from connectors.sql_plan import SubjectLookup, WalkStatements, padded_size
 from connectors.sql_query import chunks
@@ -66,7 +66,7 @@ class KeyStatements:
         return sa.tuple_(*self.columns).in_(sa.bindparam("_keys", expanding=True))
 
     def chunks(self, kind: Hashable, build: Callable[[sa.ColumnElement[bool]], Any],
-               keys: Sequence[Pk]) -> Iterator[tuple[DirectSelect, dict[str, Any]]]:
+               keys: Sequence[Pk]) -> Iterator[tuple[DirectStatement, dict[str, Any]]]:
         """Per chunk of ``keys``: the statement ``build(<key IN chunk>)`` and its parameters."""
         for part in chunks(keys):
             if len(self.columns) == 1:
@@ -78,7 +78,7 @@ class KeyStatements:
                 size, params = 0, {"_keys": [tuple(k) for k in part]}
             query = self.plan.statement(
                 (kind, self.name, self.pk, size),
-                lambda s=size: DirectSelect(build(self._clause(s)), self.dialect))  # type: ignore[misc]
+                lambda s=size: DirectStatement(build(self._clause(s)), self.dialect))  # type: ignore[misc]
             yield query, params
 
     def delete(self, conn: Connection, keys: Sequence[Pk], direct: bool) -> int:
@@ -194,14 +194,14 @@ def recount(conn: Connection, system: SqlSystem, walk: SystemWalk, plan: WalkSta
             pred, params = subject
             query = plan.statement(
                 ("erase-unmasked", name, lookup.shape(name), tuple(pk), tuple(funcs)),
-                lambda p=pred, b=build_read: DirectSelect(b(p), conn.dialect))  # type: ignore[misc]
+                lambda p=pred, b=build_read: DirectStatement(b(p), conn.dialect))  # type: ignore[misc]
             remaining[name] += len(unmasked(run(conn, query, params, direct), funcs, len(pk)))
     if counted:  # the look-up run again for every delete table, in one round trip
-        def build() -> DirectSelect:
+        def build() -> DirectStatement:
             counts = [sa.select(sa.func.count()).select_from(plan.tables[name]).where(pred)
                       .scalar_subquery().label(f"c{i}")
                       for i, (name, _shape, pred) in enumerate(counted)]
-            return DirectSelect(sa.select(*counts), conn.dialect)
+            return DirectStatement(sa.select(*counts), conn.dialect)
 
         query = plan.statement(("erase-recount", tuple((n, s) for n, s, _ in counted)), build)
         row = run(conn, query, count_params, direct)[0]

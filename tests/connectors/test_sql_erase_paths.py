@@ -23,7 +23,7 @@ from connectors import sql_engine, sql_erase
 from connectors.base import ConnectorContext
 from connectors.sql import SqlConnector
 from connectors.sql_check import checked_sql_system
-from connectors.sql_direct import DirectSelect
+from connectors.sql_direct import DirectStatement
 from dsar.datamap.loader import parse_datamap
 from dsar.errors import ConnectorError
 from tests.connectors.sql_dialects import DIALECTS, dialect_url, fill
@@ -290,14 +290,14 @@ def test_direct_dml_counts_and_returns_what_sqlalchemy_does(paths_url: str) -> N
     with engine.begin() as conn:
         update = sa.update(PROFILES).where(PROFILES.c.user_id <= 2).where(
             PROFILES.c.bio != "yo").values(bio="yo")
-        assert DirectSelect(update, conn.dialect).usable
-        assert not DirectSelect(sa.delete(POSTS).where(POSTS.c.id.in_([1])), conn.dialect).usable
-        assert DirectSelect(update, conn.dialect).rowcount(conn, {}) == 1
-        assert DirectSelect(update, conn.dialect).rowcount(conn, {}) == 0  # rows matched
+        assert DirectStatement(update, conn.dialect).usable
+        assert not DirectStatement(sa.delete(POSTS).where(POSTS.c.id.in_([1])), conn.dialect).usable
+        assert DirectStatement(update, conn.dialect).rowcount(conn, {}) == 1
+        assert DirectStatement(update, conn.dialect).rowcount(conn, {}) == 0  # rows matched
         if conn.dialect.delete_returning:
             delete = sa.delete(POSTS).where(POSTS.c.id < 3).returning(POSTS.c.id,
                                                                       POSTS.c.body)
-            query = DirectSelect(delete, conn.dialect)
+            query = DirectStatement(delete, conn.dialect)
             assert query.names == ["id", "body"]
             assert sorted(tuple(r) for r in query.all(conn, {})) == [(1, "x"), (2, "y")]
     engine.dispose()

@@ -28,7 +28,7 @@ from connectors import sql_engine
 from connectors.base import ConnectorContext
 from connectors.sql import SqlConnector
 from connectors.sql_collect import ItemHasher
-from connectors.sql_direct import DirectSelect
+from connectors.sql_direct import DirectStatement
 from connectors.sql_plan import padded_size
 from connectors.sql_query import StreamDigest, json_row, json_rows, pk_text
 from dsar.datamap.loader import parse_datamap
@@ -181,17 +181,17 @@ def summary(result: Any, sink: ListSink) -> dict[str, Any]:
 
 
 class DirectSpy:
-    """Counts cursor runs of :class:`DirectSelect` and keeps the SQL they sent."""
+    """Counts cursor runs of :class:`DirectStatement` and keeps the SQL they sent."""
 
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
         self.sql: list[str] = []
-        original = DirectSelect.all
+        original = DirectStatement.all
 
-        def spy(query: DirectSelect, conn: Any, params: Any) -> Any:
+        def spy(query: DirectStatement, conn: Any, params: Any) -> Any:
             self.sql.append(query.sql)
             return original(query, conn, params)
 
-        monkeypatch.setattr(DirectSelect, "all", spy)
+        monkeypatch.setattr(DirectStatement, "all", spy)
 
 
 @pytest.mark.parametrize("batch_size", [1, 2, 1000])
