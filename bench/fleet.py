@@ -214,9 +214,10 @@ def request_loop(app: Any, customers: Iterable[int], kind: str) -> tuple[float, 
     each task, assemble (bundle, signed record, ledger) — the fleet's work minus the queues.
     The outbox rows this leaves are marked sent, so no worker runs them later."""
     from dsar import requests
-    from dsar.db.models import OutboxMessage, Task
+    from dsar.db.models import OutboxMessage
     from dsar.identities import parse_identities
     from workflows import runner
+    from workflows.broker import QUEUES
 
     latencies = []
     start = time.perf_counter()
@@ -225,13 +226,8 @@ def request_loop(app: Any, customers: Iterable[int], kind: str) -> tuple[float, 
         request_id = requests.submit(
             app, kind, parse_identities([f"customer{number}@example.com"]),
             submitted_by="bench", identity_method="bench").request.id
-        runner.plan(app, request_id)
-        with app.db.session() as session:
-            tasks = list(session.scalars(sa.select(Task.id).where(Task.request_id == request_id)
-                                         .order_by(Task.id)))
-        for task_id in tasks:
-            runner.run_task(app, task_id)
-        runner.assemble(app, request_id)
+        # as a worker that serves every queue: plan, then the handed-off task and assembly
+        runner.follow(app, runner.plan(app, request_id, run_here=QUEUES), QUEUES)
         latencies.append(time.perf_counter() - began)
     elapsed = time.perf_counter() - start
     with app.db.session() as session:
@@ -241,13 +237,18 @@ def request_loop(app: Any, customers: Iterable[int], kind: str) -> tuple[float, 
 
 
 def run_fleet(env: dict[str, str], app: Any, processes: int, threads: int, kind: str,
-              customers: list[int], log: Path) -> tuple[float, list[float], float, float]:
+              customers: list[int], log: Path) -> tuple[float, list[float], float, float, int]:
     """Run the requests through ``dsar worker``; returns the elapsed seconds (first receipt to
-    last completion), the end-to-end latencies, and the CPU seconds the workers and the whole
-    machine spent meanwhile."""
+    last completion), the end-to-end latencies, the CPU seconds the workers and the whole
+    machine spent meanwhile, and how many broker messages were published."""
     from dsar import requests
-    from dsar.db.models import Request
+    from dsar.db.models import OutboxMessage, Request
     from dsar.identities import parse_identities
+
+    published = (sa.select(sa.func.count()).select_from(OutboxMessage)
+                 .where(OutboxMessage.sent_at.is_not(None)))
+    with app.db.session() as session:
+        sent_before = session.scalar(published) or 0
 
     dsar = str(Path(sys.executable).parent / "dsar")
     with open(log, "ab") as out:
@@ -279,7 +280,9 @@ def run_fleet(env: dict[str, str], app: Any, processes: int, threads: int, kind:
         first = min(r.received_at for r in rows)
         last = max(r.completed_at for r in rows)
         latencies = [(r.completed_at - r.received_at).total_seconds() for r in rows]
-        return (last - first).total_seconds(), latencies, worker_cpu, machine_cpu
+        with app.db.session() as session:
+            messages = (session.scalar(published) or 0) - sent_before
+        return (last - first).total_seconds(), latencies, worker_cpu, machine_cpu, messages
     finally:
         os.killpg(worker.pid, signal.SIGTERM)
         worker.wait(60)
@@ -335,26 +338,27 @@ def main(argv: list[str] | None = None) -> None:
             cpu = time.process_time()
             elapsed, lat = plain_loop(app, take(), action)
             rows.append((f"{kind}: plain loop (connector only)", n / elapsed, lat,
-                         time.process_time() - cpu, None))
+                         time.process_time() - cpu, None, None))
             cpu, machine = time.process_time(), machine_cpu_seconds()
             elapsed, lat = request_loop(app, take(), kind)
             rows.append((f"{kind}: request loop (no queues)", n / elapsed, lat,
-                         time.process_time() - cpu, machine_cpu_seconds() - machine))
+                         time.process_time() - cpu, machine_cpu_seconds() - machine, None))
             for processes in counts:
-                elapsed, lat, worker_cpu, machine_cpu = run_fleet(
+                elapsed, lat, worker_cpu, machine_cpu, messages = run_fleet(
                     env, app, processes, args.threads, kind, take(), tmp / "worker.log")
                 rows.append((f"{kind}: fleet, {processes} process(es) x {args.threads} threads",
-                             n / elapsed, lat, worker_cpu, machine_cpu))
+                             n / elapsed, lat, worker_cpu, machine_cpu, messages))
         print(f"\n{n} requests each, {args.customers} customers, {os.cpu_count()} CPUs")
         print("CPU ms/req: the loop's own or the workers' CPU time per request; machine: all "
               "processes (PostgreSQL, RabbitMQ, the submitting loop, anything else running) "
-              "per request")
+              "per request; msgs/req: broker messages published per request")
         print(f"{'run':<46} {'req/s':>7} {'p50 s':>7} {'p95 s':>7} {'CPU ms/req':>10} "
-              f"{'machine':>8}")
-        for name, rate, lat, cpu, machine in rows:
+              f"{'machine':>8} {'msgs/req':>8}")
+        for name, rate, lat, cpu, machine, messages in rows:
             total = "" if machine is None else f"{1000 * machine / n:8.1f}"
+            sent = "" if messages is None else f"{messages / n:8.2f}"
             print(f"{name:<46} {rate:7.1f} {percentile(lat, 50):7.3f} {percentile(lat, 95):7.3f} "
-                  f"{1000 * cpu / n:10.1f} {total}")
+                  f"{1000 * cpu / n:10.1f} {total:>8} {sent:>8}")
         app.db.dispose()
     finally:
         subprocess.run(["rabbitmqctl", "delete_vhost", vhost], capture_output=True)

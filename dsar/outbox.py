@@ -1,8 +1,13 @@
 """The transactional outbox: broker messages written in the same transaction as the state.
 
 Code that wants work done adds a row with :func:`enqueue` inside its transaction. Only after that
-transaction commits does the relay (``workflows.outbox_relay``) publish the row, so a rollback
+transaction commits does the relay (``workflows.relay``) publish the row, so a rollback
 never publishes and a crash never loses a message. Messages carry ids only.
+
+A worker that will run the next step of a request itself still writes that step's message, as a
+*fallback* delayed by one lease: if the worker dies first, the message goes out and another
+worker takes the step over; if not, the worker withdraws it (:func:`withdraw`) in the
+transaction that records the step.
 """
 
 from __future__ import annotations
@@ -10,6 +15,7 @@ from __future__ import annotations
 import threading
 from datetime import datetime, timedelta
 
+import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.orm import Session
 
@@ -46,3 +52,23 @@ def enqueue(
         session.info["outbox_wake"] = True
         event.listen(session, "after_commit", _wake, once=True)
     return message
+
+
+_WITHDRAW = sa.delete(OutboxMessage).where(OutboxMessage.id == sa.bindparam("message_id"),
+                                           OutboxMessage.sent_at.is_(None))
+_POSTPONE = (sa.update(OutboxMessage)
+             .where(OutboxMessage.id == sa.bindparam("message_id"),
+                    OutboxMessage.sent_at.is_(None))
+             .values(available_at=sa.bindparam("until", type_=OutboxMessage.available_at.type)))
+
+
+def withdraw(session: Session, message_id: int) -> None:
+    """Delete a message that has not been published yet: a fallback whose step was done (or
+    arranged otherwise) by the worker that held it. A message already published stays
+    published; its actor finds the work done."""
+    session.execute(_WITHDRAW, {"message_id": message_id})
+
+
+def postpone(session: Session, message_id: int, until: datetime) -> None:
+    """Move an unpublished message's publication to ``until``."""
+    session.execute(_POSTPONE, {"message_id": message_id, "until": until})

@@ -30,6 +30,7 @@ from dsar.db.models import (
 )
 from dsar.errors import DsarError
 from dsar.lifecycle import State
+from dsar.outbox import withdraw
 from workflows import fanout
 from workflows.runner import flag_attention, load_map
 from workflows.staging import read_staged
@@ -57,21 +58,25 @@ def _make_bundle(app: App, request: Request) -> BundleInfo:
                         app.keys.bundle_key, app.now())
 
 
-def assemble_request(app: App, request_id: str) -> None:
+def assemble_request(app: App, request_id: str, fallback_id: int | None = None) -> None:
+    """Assemble and complete the request if it is in progress. ``fallback_id`` names the
+    assembly's fallback message when it was handed off to this worker: it is withdrawn with
+    the completion."""
     with app.db.session() as session:
         request = session.get(Request, request_id)
     if request is None or request.state != State.IN_PROGRESS:
         return
     try:
         info = _make_bundle(app, request) if request.kind in ("access", "export") else None
-        _complete(app, request_id, info)
+        _complete(app, request_id, info, fallback_id)
     except DsarError as err:
         flag_attention(app, request_id, f"assembly failed: {err.one_line()}")
         return
     log.info("request %s completed", request_id, extra={"request_id": request_id})
 
 
-def _complete(app: App, request_id: str, bundle: BundleInfo | None) -> None:
+def _complete(app: App, request_id: str, bundle: BundleInfo | None,
+              fallback_id: int | None = None) -> None:
     """One transaction, under the request row's lock: the bundle's row, the signed record and
     its ledger entry, the state change, and the purge of staged data and discovered keys.
 
@@ -85,6 +90,8 @@ def _complete(app: App, request_id: str, bundle: BundleInfo | None) -> None:
         request = fanout.lock_request(session, request_id)
         if request.state != State.IN_PROGRESS:
             return
+        if fallback_id is not None:
+            withdraw(session, fallback_id)
         states = set(session.scalars(sa.select(Task.state).where(Task.request_id == request_id)))
         if states - {fanout.DONE}:
             raise DsarError(f"request {request_id} still has unfinished tasks",

@@ -9,15 +9,21 @@ interleave and however often their messages are delivered.
 A running task holds a lease that its worker renews; a task whose lease ran out (its worker
 died) is taken over by the next delivery of its message or by the watch. ``attempts`` is the
 fencing token: a worker that lost its lease cannot record a result.
+
+A worker may run the next step of a request itself (a :class:`Handoff`: the first ready task
+after planning, the assembly after the last task) instead of going through the broker. The
+step's message is still written, as a fallback published one lease later; the worker withdraws
+it in the transaction that records the step, or pushes it back while the step runs. Who runs a
+step never decides whether it runs: the same claims, fencing and fan-in apply.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
@@ -28,6 +34,7 @@ from dsar.app import App
 from dsar.db.models import (
     EvidenceRow,
     IdentityRow,
+    OutboxMessage,
     Request,
     StagedItem,
     SubjectKey,
@@ -35,7 +42,7 @@ from dsar.db.models import (
     Task,
 )
 from dsar.lifecycle import State
-from dsar.outbox import enqueue
+from dsar.outbox import enqueue, postpone, withdraw
 from dsar.planning import Plan
 from dsar.requests import add_event
 from workflows.retry import MAX_ATTEMPTS, Failure, backoff
@@ -77,11 +84,24 @@ def lock_request(session: Session, request_id: str) -> Request:
     return session.scalars(_LOCK_REQUEST, {"request_id": request_id}).one()
 
 
+@dataclass(frozen=True)
+class Handoff:
+    """The next step of a request, for the worker that just did one to run itself: a task,
+    already claimed for it (``target`` is the task id), or the assembly (``target`` is the
+    request id). ``fallback_id`` is the outbox message that runs the step elsewhere if this
+    worker does not get to it."""
+
+    step: Literal["task", "assembly"]
+    target: int | str
+    fallback_id: int
+    claim: Claim | None = None
+
+
 def enqueue_task(session: Session, request: Request, task: Task, now: datetime,
-                 delay: timedelta = timedelta(0)) -> None:
+                 delay: timedelta = timedelta(0)) -> OutboxMessage:
     task.enqueued_at = now + delay
-    enqueue(session, task_actor(task.kind), [task.id], queue=task.kind, now=now, delay=delay,
-            priority=priority_for(request, now))
+    return enqueue(session, task_actor(task.kind), [task.id], queue=task.kind, now=now,
+                   delay=delay, priority=priority_for(request, now))
 
 
 def task_actor(kind: str) -> str:
@@ -89,16 +109,23 @@ def task_actor(kind: str) -> str:
     return f"run_{kind}_task"
 
 
-def enqueue_assembly(session: Session, request: Request, now: datetime) -> None:
+def enqueue_assembly(session: Session, request: Request, now: datetime,
+                     delay: timedelta = timedelta(0)) -> OutboxMessage:
     request.assembly_enqueued = True
-    enqueue(session, "assemble_request", [request.id], queue="control", now=now,
-            priority=priority_for(request, now))
+    return enqueue(session, "assemble_request", [request.id], queue="control", now=now,
+                   delay=delay, priority=priority_for(request, now))
 
 
 def create_tasks(session: Session, request: Request, plan: Plan, kinds: Mapping[str, str],
-                 caps: Mapping[str, int], now: datetime) -> list[Task]:
+                 caps: Mapping[str, int], now: datetime, run_here: Collection[str] = (),
+                 keys: Mapping[str, frozenset[str]] | None = None) -> Handoff | None:
     """Save the plan's task graph and enqueue what can start now. Call once per request, in
-    the transaction that stores its plan (see :func:`workflows.runner.plan`)."""
+    the transaction that stores its plan (see :func:`workflows.runner.plan`).
+
+    ``run_here`` names the queues of the calling worker: the first ready task on one of them
+    that can take a slot of its system is claimed here and handed off to the caller (its
+    message becomes a fallback); the others are enqueued. ``keys`` are the subject's keys
+    (its identities), which the handed-off claim carries."""
     rows: dict[str, Task] = {}
     for planned in plan.tasks:
         row = Task(request_id=request.id, system=planned.system, kind=kinds[planned.system],
@@ -111,12 +138,26 @@ def create_tasks(session: Session, request: Request, plan: Plan, kinds: Mapping[
         rows[planned.id].depends_on = [rows[d].id for d in planned.depends_on if d in rows]
     for system, cap in caps.items():
         ensure_slots(session, system, cap)
+    lease = now + lease_length()
+    handoff: tuple[Task, OutboxMessage] | None = None
     for row in rows.values():
-        if row.state == READY:
+        if row.state != READY:
+            continue
+        if (handoff is None and keys is not None and row.kind in run_here
+                and _take_slot(session, row, now, lease)):
+            row.state, row.lease_until, row.started_at, row.attempts = RUNNING, lease, now, 1
+            handoff = row, enqueue_task(session, request, row, now, lease_length())
+        else:
             enqueue_task(session, request, row, now)
     if not rows:
         enqueue_assembly(session, request, now)
-    return list(rows.values())
+    if handoff is None or keys is None:
+        return None
+    session.flush()
+    task, fallback = handoff
+    return Handoff("task", task.id, fallback.id, Claim(
+        task.id, 1, request.id, task.system, task.action, None, dict(keys),
+        request.datamap_digest, fallback.id))
 
 
 def ensure_slots(session: Session, system: str, cap: int) -> None:
@@ -135,7 +176,9 @@ def ensure_slots(session: Session, system: str, cap: int) -> None:
 class Claim:
     """A task this worker holds, with what the connector needs, read in the claim's
     transaction: the subject's keys (identities and keys other tasks discovered, decrypted)
-    and the digest of the data map the request was planned with."""
+    and the digest of the data map the request was planned with. ``fallback_id`` is set for
+    a handed-off task: its fallback message, pushed back while the lease is renewed and
+    withdrawn when the task's result or failure is recorded."""
 
     task_id: int
     attempt: int
@@ -145,6 +188,7 @@ class Claim:
     precount: dict[str, Any] | None
     keys: dict[str, frozenset[str]]
     datamap_digest: str | None
+    fallback_id: int | None = None
 
 
 def claim(app: App, task_id: int) -> Claim | None:
@@ -229,6 +273,8 @@ def renew(app: App, claim: Claim) -> bool:
         ).values(lease_until=lease))
         session.execute(sa.update(SystemSlot).where(SystemSlot.task_id == claim.task_id)
                         .values(lease_until=lease))
+        if claim.fallback_id is not None:
+            postpone(session, claim.fallback_id, lease)
         return result.rowcount == 1
 
 
@@ -240,17 +286,21 @@ def save_precount(app: App, claim: Claim, counts: dict[str, Any]) -> None:
 
 
 def finish(app: App, claim: Claim, result: ConnectorResult,
-           staged: Sequence[Mapping[str, Any]] = ()) -> bool:
+           staged: Sequence[Mapping[str, Any]] = (), *,
+           assemble_here: bool = False) -> tuple[bool, Handoff | None]:
     """Record a task's evidence, the collected items it still holds (``staged``) and the keys
-    it discovered, ready its dependents, and fan in. Returns False (and records nothing) if
-    the claim was lost to another worker."""
+    it discovered, ready its dependents, and fan in. Returns ``(False, None)`` (and records
+    nothing) if the claim was lost to another worker, else ``(True, handoff)``: with
+    ``assemble_here``, the assembly, if this task was the last, is handed off to the caller."""
     now = app.now()
     with app.db.session() as session:
         request = lock_request(session, claim.request_id)
         siblings = list(session.scalars(_TASKS_OF_REQUEST, {"request_id": request.id}))
         task = next((t for t in siblings if t.id == claim.task_id), None)
         if task is None or task.state != RUNNING or task.attempts != claim.attempt:
-            return False
+            return False, None
+        if claim.fallback_id is not None:
+            withdraw(session, claim.fallback_id)
         insert_staged(session, staged)
         if task.attempts > 1:  # evidence an earlier attempt recorded before failing
             session.execute(sa.delete(EvidenceRow).where(EvidenceRow.task_id == task.id))
@@ -270,8 +320,13 @@ def finish(app: App, claim: Claim, result: ConnectorResult,
                 other.state = READY
                 enqueue_task(session, request, other, now)
         if not request.assembly_enqueued and all(t.state == DONE for t in siblings):
-            enqueue_assembly(session, request, now)
-        return True
+            if not assemble_here:
+                enqueue_assembly(session, request, now)
+                return True, None
+            fallback = enqueue_assembly(session, request, now, lease_length())
+            session.flush()
+            return True, Handoff("assembly", request.id, fallback.id)
+        return True, None
 
 
 def _save_keys(session: Session, app: App, request_id: str, task_id: int,
@@ -298,6 +353,8 @@ def fail(app: App, claim: Claim, failure: Failure) -> str:
         task = session.get(Task, claim.task_id, populate_existing=True)
         if task is None or task.state != RUNNING or task.attempts != claim.attempt:
             return "lost"
+        if claim.fallback_id is not None:  # what follows arranges the task's future
+            withdraw(session, claim.fallback_id)
         _release_slot(session, task.id)
         task.lease_until = None
         task.error_code, task.error = failure.code, failure.reason

@@ -12,7 +12,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -76,11 +76,15 @@ def flag_attention(app: App, request_id: str, reason: str) -> None:
                         State.IN_PROGRESS.value, State.NEEDS_ATTENTION.value, reason)
 
 
-def plan(app: App, request_id: str) -> None:
+def plan(app: App, request_id: str, *, run_here: Collection[str] = ()) -> fanout.Handoff | None:
     """Turn a request into its task graph and enqueue the tasks that can start, in one
     transaction under the request row's lock; a data map that cannot be planned puts the
-    request in ``needs_attention`` instead."""
-    failure = None
+    request in ``needs_attention`` instead.
+
+    ``run_here`` names the queues the caller serves: the first ready task on one of them is
+    claimed in the same transaction and returned as a handoff for the caller to run (see
+    :func:`follow`)."""
+    failure, handoff = None, None
     with app.db.session() as session:
         request = fanout.lock_request(session, request_id)
         # Planned already means its tasks exist too: both are written in this transaction.
@@ -88,8 +92,8 @@ def plan(app: App, request_id: str) -> None:
             return
         try:
             datamap, digest = load_map(app)
-            names = frozenset(k for k, v in
-                              subject_keys(requests.identities_of(app, request)).items() if v)
+            keys = subject_keys(requests.identities_of(app, request))
+            names = frozenset(k for k, v in keys.items() if v)
             planned, plan_dict = _plan_for(datamap, digest, names, request.kind)
         except DataMapError as err:
             failure = f"planning failed: {err.one_line()}"
@@ -97,12 +101,33 @@ def plan(app: App, request_id: str) -> None:
             request.plan, request.datamap_digest = plan_dict, digest
             kinds = {s.name: s.kind for s in datamap.systems}
             caps = {s.name: s.max_concurrent_tasks for s in datamap.systems}
-            fanout.create_tasks(session, request, planned, kinds, caps, app.now())
+            handoff = fanout.create_tasks(session, request, planned, kinds, caps, app.now(),
+                                          run_here, keys)
     if failure is not None:
         flag_attention(app, request_id, failure)
-        return
+        return None
     log.info("planned request %s: %d task(s)", request_id, len(planned.tasks),
              extra={"request_id": request_id})
+    return handoff
+
+
+def follow(app: App, handoff: fanout.Handoff | None, run_here: Collection[str]) -> None:
+    """Run handed-off steps of a request one after the other (a task, then the assembly if
+    that task was the last). A step that raises is left to its fallback message, which is
+    published one lease after it was handed off."""
+    while handoff is not None:
+        try:
+            if handoff.step == "assembly":
+                assemble(app, str(handoff.target), fallback_id=handoff.fallback_id)
+                handoff = None
+            elif handoff.claim is not None:
+                handoff = run_claimed(app, handoff.claim, run_here)
+            else:  # not made: a handed-off task always comes claimed
+                return
+        except Exception as exc:
+            log.warning("handed-off %s %s failed (%s); its fallback message will retry it",
+                        handoff.step, handoff.target, type(exc).__name__)
+            return
 
 
 _PLANS: dict[tuple[str, frozenset[str], str], tuple[Plan, str]] = {}
@@ -147,11 +172,20 @@ def heartbeat(app: App, claim: fanout.Claim) -> Iterator[threading.Event]:
         thread.join()
 
 
-def run_task(app: App, task_id: int) -> None:
-    """Run one task: claim it, call its connector, record the evidence, fan in."""
+def run_task(app: App, task_id: int, *,
+             run_here: Collection[str] = ()) -> fanout.Handoff | None:
+    """Run one task: claim it, call its connector, record the evidence, fan in.
+
+    If the task is the request's last and ``run_here`` includes the control queue, the
+    assembly is returned as a handoff."""
     claim = fanout.claim(app, task_id)
-    if claim is None:
-        return
+    return None if claim is None else run_claimed(app, claim, run_here)
+
+
+def run_claimed(app: App, claim: fanout.Claim,
+                run_here: Collection[str] = ()) -> fanout.Handoff | None:
+    """:func:`run_task` for a task this worker has claimed already."""
+    task_id = claim.task_id
     ids = {"request_id": claim.request_id, "task_id": task_id, "system": claim.system}
     log.info("task %s (%s %s) of request %s: attempt %d", task_id, claim.system, claim.action,
              claim.request_id, claim.attempt, extra=ids)
@@ -165,12 +199,15 @@ def run_task(app: App, task_id: int) -> None:
             log.exception("task %s failed unexpectedly", task_id, extra=ids)
         outcome = fanout.fail(app, claim, failure)
         log.warning("task %s: %s (%s)", task_id, outcome, failure.code, extra=ids)
-        return
-    if fanout.finish(app, claim, result, staged):
+        return None
+    recorded, handoff = fanout.finish(app, claim, result, staged,
+                                      assemble_here="control" in run_here)
+    if recorded:
         log.info("task %s done", task_id, extra=ids)
     else:
         log.warning("task %s finished after losing its lease; result discarded", task_id,
                     extra=ids)
+    return handoff
 
 
 def _test_delay() -> None:
@@ -228,11 +265,12 @@ def _merge_precount(result: ConnectorResult, precount: dict[str, int]) -> Connec
     return result
 
 
-def assemble(app: App, request_id: str) -> None:
-    """Build the bundle (access, export), the completion record, and complete the request."""
+def assemble(app: App, request_id: str, *, fallback_id: int | None = None) -> None:
+    """Build the bundle (access, export), the completion record, and complete the request.
+    ``fallback_id``: the assembly was handed off to this worker with that fallback message."""
     from workflows.assembly import assemble_request
 
-    assemble_request(app, request_id)
+    assemble_request(app, request_id, fallback_id)
 
 
 def retry(app: App, request_id: str, actor: str) -> int:
@@ -240,4 +278,4 @@ def retry(app: App, request_id: str, actor: str) -> int:
     return fanout.retry_request(app, request_id, actor)
 
 
-__all__ = ["assemble", "load_map", "plan", "retry", "run_task"]
+__all__ = ["assemble", "follow", "load_map", "plan", "retry", "run_task"]

@@ -250,6 +250,13 @@ class Fleet:
                                    .where(OutboxMessage.actor == actor)).all()
         return sum(1 for args in rows if args == [arg])
 
+    def pending_outbox(self) -> list[tuple[str, list[Any]]]:
+        """Messages written and neither published nor withdrawn: (actor, args)."""
+        with self.app.db.session() as session:
+            return [(a, list(args)) for a, args in session.execute(
+                sa.select(OutboxMessage.actor, OutboxMessage.args)
+                .where(OutboxMessage.sent_at.is_(None)))]
+
     def record_count(self, request_id: str) -> int:
         return int(self.scalar(sa.select(sa.func.count()).select_from(CompletionRecord)
                                .where(CompletionRecord.request_id == request_id)))

@@ -75,9 +75,9 @@ def test_last_task_enqueues_assembly_exactly_once(fleet: Fleet, kind: str,
     finishing = threading.Barrier(len(tasks), timeout=60)
     real_finish = fanout.finish
 
-    def finish_together(*args: Any) -> bool:
+    def finish_together(*args: Any, **kwargs: Any) -> Any:
         finishing.wait()  # every task commits its result at the same moment
-        return real_finish(*args)
+        return real_finish(*args, **kwargs)
 
     monkeypatch.setattr(fanout, "finish", finish_together)
     # each run_task message delivered twice, all at once

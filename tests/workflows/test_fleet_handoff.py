@@ -1,0 +1,173 @@
+"""Handoffs: a worker runs the next step of a request itself, with a fallback message that
+brings the step back through the broker if that worker never gets to it."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from dsar.db.models import OutboxMessage
+from tests.workflows.fleet_helpers import SYSTEMS, Fleet, several_chinooks
+from workflows import fanout, runner
+from workflows.relay import relay_once
+
+pytestmark = pytest.mark.postgres
+EVERY_QUEUE = frozenset({"control", "sql", "s3", "saas"})
+
+
+@pytest.fixture
+def fleet(postgres_url: str, tmp_path: Path, chinook_dir: Path,
+          monkeypatch: pytest.MonkeyPatch) -> Any:
+    datamap, env = several_chinooks(chinook_dir, tmp_path)
+    fleet = Fleet(tmp_path / "fleet", postgres_url, "memory://", datamap, env)
+    fleet.apply_env(monkeypatch)  # leases of 3 seconds
+    yield fleet
+    fleet.close()
+
+
+class Catch:
+    """A broker that keeps what the relay publishes."""
+
+    def __init__(self) -> None:
+        self.published: list[tuple[str, tuple[Any, ...]]] = []
+
+    def enqueue(self, message: Any, **_: Any) -> Any:
+        self.published.append((message.actor_name, tuple(message.args)))
+        return message
+
+
+def messages(fleet: Fleet, actor: str, arg: str | int) -> list[OutboxMessage]:
+    with fleet.app.db.session() as session:
+        rows = session.scalars(sa.select(OutboxMessage).where(OutboxMessage.actor == actor)
+                               .order_by(OutboxMessage.id)).all()
+        session.expunge_all()
+    return [m for m in rows if m.args == [arg]]
+
+
+def later(app: Any, seconds: float) -> None:
+    """Move the app's clock forward."""
+    real = app.clock
+    app.clock = lambda: real() + timedelta(seconds=seconds)
+
+
+def test_planning_hands_one_task_to_the_worker_and_fans_out_the_rest(fleet: Fleet) -> None:
+    app = fleet.app
+    request_id = fleet.submit("access")
+    handoff = runner.plan(app, request_id, run_here=EVERY_QUEUE)
+    assert handoff is not None and handoff.step == "task"
+    tasks = fleet.tasks(request_id)
+    assert handoff.target == tasks[0]["id"]
+    # claimed for this worker in the planning transaction; the others wait for the broker
+    assert [(t["state"], t["attempts"]) for t in tasks] == [("running", 1)] + [("ready", 0)] * 3
+    assert handoff.claim is not None and handoff.claim.fallback_id == handoff.fallback_id
+    fallback, = messages(fleet, "run_sql_task", tasks[0]["id"])
+    assert fallback.id == handoff.fallback_id
+    assert (fallback.available_at - fallback.created_at) == fanout.lease_length()
+    for other in tasks[1:]:
+        message, = messages(fleet, "run_sql_task", other["id"])
+        assert message.available_at == message.created_at
+
+    broker = Catch()
+    relay_once(app, broker)  # type: ignore[arg-type]
+    tasks_published = sorted(m for m in broker.published if m[0] == "run_sql_task")
+    assert tasks_published == sorted(("run_sql_task", (t["id"],)) for t in tasks[1:])
+
+    runner.follow(app, handoff, EVERY_QUEUE)  # the handed-off task, not the last: no assembly
+    assert [t["state"] for t in fleet.tasks(request_id)] == ["done", "ready", "ready", "ready"]
+    assert messages(fleet, "run_sql_task", tasks[0]["id"]) == []  # the fallback withdrawn
+
+    last = None
+    for other in tasks[1:]:
+        last = runner.run_task(app, other["id"], run_here=EVERY_QUEUE)
+    assert last is not None and (last.step, last.target) == ("assembly", request_id)
+    assert [m.id for m in messages(fleet, "assemble_request", request_id)] == [
+        last.fallback_id]
+    runner.follow(app, last, EVERY_QUEUE)
+    assert fleet.state(request_id) == "completed"
+    assert fleet.record_count(request_id) == 1
+    assert messages(fleet, "assemble_request", request_id) == []
+    assert fleet.pending_outbox() == []
+
+
+def test_no_handoff_to_a_worker_that_does_not_serve_the_queue(fleet: Fleet) -> None:
+    app = fleet.app
+    request_id = fleet.submit("erasure")
+    assert runner.plan(app, request_id, run_here={"control", "saas"}) is None
+    tasks = fleet.tasks(request_id)
+    assert len(tasks) == len(SYSTEMS)
+    for task in tasks:
+        message, = messages(fleet, "run_sql_task", task["id"])
+        assert message.available_at == message.created_at
+    for task in tasks:  # a worker serving only sql runs the tasks and leaves the assembly
+        assert runner.run_task(app, task["id"], run_here={"sql"}) is None
+    message, = messages(fleet, "assemble_request", request_id)
+    assert message.available_at == message.created_at
+
+
+def test_a_handoff_whose_worker_died_runs_from_its_fallback(fleet: Fleet) -> None:
+    app = fleet.app
+    request_id = fleet.submit("erasure")
+    handoff = runner.plan(app, request_id, run_here=EVERY_QUEUE)
+    assert handoff is not None  # claimed for the worker, which died before it ran it
+
+    broker = Catch()
+    relay_once(app, broker)  # type: ignore[arg-type]
+    assert ("run_sql_task", (handoff.target,)) not in broker.published  # not before the lease
+    later(app, fanout.lease_length().total_seconds() + 1)
+    relay_once(app, broker)  # type: ignore[arg-type]
+    assert ("run_sql_task", (handoff.target,)) in broker.published
+
+    runner.run_task(app, int(handoff.target))  # the fallback's delivery takes over
+    task = next(t for t in fleet.tasks(request_id) if t["id"] == handoff.target)
+    assert (task["state"], task["attempts"]) == ("done", 2)
+
+    # the assembly handed off to a worker that died before it began
+    others = [t for t in fleet.tasks(request_id) if t["state"] != "done"]
+    for other in others[:-1]:
+        runner.run_task(app, other["id"])
+    assembly = runner.run_task(app, others[-1]["id"], run_here=EVERY_QUEUE)
+    assert assembly is not None and assembly.step == "assembly"
+    relay_once(app, broker)  # type: ignore[arg-type]
+    assert ("assemble_request", (request_id,)) not in broker.published
+    later(app, fanout.lease_length().total_seconds() + 1)
+    relay_once(app, broker)  # type: ignore[arg-type]
+    assert ("assemble_request", (request_id,)) in broker.published
+    runner.assemble(app, request_id)
+    assert fleet.state(request_id) == "completed"
+    assert fleet.record_count(request_id) == 1
+
+
+def test_a_delivery_of_a_handed_off_task_waits_for_its_lease(fleet: Fleet) -> None:
+    app = fleet.app
+    request_id = fleet.submit("access")
+    handoff = runner.plan(app, request_id, run_here=EVERY_QUEUE)
+    assert handoff is not None and handoff.claim is not None
+    fallback, = messages(fleet, "run_sql_task", handoff.target)
+    # its message delivered early (say, by the watch): put back behind the lease, not run
+    assert runner.run_task(app, int(handoff.target)) is None
+    again = [m for m in messages(fleet, "run_sql_task", handoff.target) if m.id != fallback.id]
+    assert len(again) == 1 and again[0].available_at >= fallback.available_at
+    assert runner.run_claimed(app, handoff.claim) is None  # the holder runs it
+    task = next(t for t in fleet.tasks(request_id) if t["id"] == handoff.target)
+    assert (task["state"], task["attempts"]) == ("done", 1)
+    assert [m.id for m in messages(fleet, "run_sql_task", handoff.target)] == [again[0].id]
+
+
+def test_a_running_handoff_keeps_its_fallback_behind_its_lease(fleet: Fleet) -> None:
+    app = fleet.app
+    request_id = fleet.submit("access")
+    handoff = runner.plan(app, request_id, run_here=EVERY_QUEUE)
+    assert handoff is not None
+    claim = handoff.claim
+    assert claim is not None
+    later(app, 2)
+    before = app.now()
+    assert fanout.renew(app, claim)
+    after = app.now()
+    fallback, = messages(fleet, "run_sql_task", handoff.target)
+    assert before + fanout.lease_length() <= fallback.available_at
+    assert fallback.available_at <= after + fanout.lease_length()
