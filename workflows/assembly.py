@@ -75,6 +75,11 @@ def assemble_request(app: App, request_id: str, fallback_id: int | None = None) 
     log.info("request %s completed", request_id, extra={"request_id": request_id})
 
 
+_TASK_STATES = sa.select(Task.state).where(Task.request_id == sa.bindparam("request_id"))
+_PURGE_STAGED = sa.delete(StagedItem).where(StagedItem.request_id == sa.bindparam("request_id"))
+_PURGE_KEYS = sa.delete(SubjectKey).where(SubjectKey.request_id == sa.bindparam("request_id"))
+
+
 def _complete(app: App, request_id: str, bundle: BundleInfo | None,
               fallback_id: int | None = None) -> None:
     """One transaction, under the request row's lock: the bundle's row, the signed record and
@@ -92,7 +97,8 @@ def _complete(app: App, request_id: str, bundle: BundleInfo | None,
             return
         if fallback_id is not None:
             withdraw(session, fallback_id)
-        states = set(session.scalars(sa.select(Task.state).where(Task.request_id == request_id)))
+        conn = session.connection()  # tasks, staged items and keys: never loaded as objects
+        states = set(conn.scalars(_TASK_STATES, {"request_id": request_id}))
         if states - {fanout.DONE}:
             raise DsarError(f"request {request_id} still has unfinished tasks",
                             f"see `dsar show {request_id}`")
@@ -108,8 +114,8 @@ def _complete(app: App, request_id: str, bundle: BundleInfo | None,
         build_record(session, app, request)
         requests.add_event(session, request, now, "worker", "completed",
                            State.IN_PROGRESS.value, State.COMPLETED.value, None)
-        session.execute(sa.delete(StagedItem).where(StagedItem.request_id == request_id))
-        session.execute(sa.delete(SubjectKey).where(SubjectKey.request_id == request_id))
+        conn.execute(_PURGE_STAGED, {"request_id": request_id})
+        conn.execute(_PURGE_KEYS, {"request_id": request_id})
 
 
 def sign_closed_requests(app: App, limit: int = 100) -> int:

@@ -75,8 +75,23 @@ _SUBJECT_KEYS = sa.union_all(
 _TASKS_OF_REQUEST = (sa.select(Task).where(Task.request_id == sa.bindparam("request_id"))
                      .execution_options(populate_existing=True))
 _RELEASE_SLOT = (sa.update(SystemSlot).where(SystemSlot.task_id == sa.bindparam("held_by"))
-                 .values(task_id=None, lease_until=None)
-                 .execution_options(synchronize_session=False))  # slots are never loaded
+                 .values(task_id=None, lease_until=None))
+_SLOTS_OF_SYSTEM = sa.select(SystemSlot.slot).where(SystemSlot.system == sa.bindparam("system"))
+_FREE_SLOT = (sa.select(SystemSlot.slot)
+              .where(SystemSlot.system == sa.bindparam("system"),
+                     sa.or_(SystemSlot.task_id.is_(None),
+                            SystemSlot.task_id == sa.bindparam("task_id"),
+                            SystemSlot.lease_until < sa.bindparam("now")))
+              .order_by(SystemSlot.slot).limit(1).with_for_update(skip_locked=True))
+_HOLD_SLOT = (sa.update(SystemSlot)  # bind names other than the columns', as UPDATE wants
+              .where(SystemSlot.system == sa.bindparam("of_system"),
+                     SystemSlot.slot == sa.bindparam("number"))
+              .values(task_id=sa.bindparam("holder"), lease_until=sa.bindparam("until")))
+_COUNT_SLOTS = (sa.select(sa.func.count()).select_from(SystemSlot)
+                .where(SystemSlot.system == sa.bindparam("system")))
+_INSERT_EVIDENCE = sa.insert(EvidenceRow)
+# Slots, staged items, evidence and outbox marks are never loaded as ORM objects, so these run
+# on the session's connection, without the ORM's statement handling.
 
 
 def lock_request(session: Session, request_id: str) -> Request:
@@ -162,7 +177,7 @@ def create_tasks(session: Session, request: Request, plan: Plan, kinds: Mapping[
 
 def ensure_slots(session: Session, system: str, cap: int) -> None:
     """Make sure ``system`` has ``cap`` slot rows."""
-    have = set(session.scalars(sa.select(SystemSlot.slot).where(SystemSlot.system == system)))
+    have = set(session.connection().scalars(_SLOTS_OF_SYSTEM, {"system": system}))
     for slot in range(cap):
         if slot not in have:
             try:
@@ -229,7 +244,7 @@ def claim(app: App, task_id: int) -> Claim | None:
 def _subject_keys(session: Session, app: App, request: Request) -> dict[str, frozenset[str]]:
     keys: dict[str, set[str]] = {}
     cipher = app.keys.identity_cipher
-    rows = session.execute(_SUBJECT_KEYS, {"request_id": request.id}).all()
+    rows = session.connection().execute(_SUBJECT_KEYS, {"request_id": request.id}).all()
     for name, sealed in rows:
         keys.setdefault(name, set()).add(cipher.open(sealed, name.encode()).decode())
     return {name: frozenset(values) for name, values in keys.items()}
@@ -246,22 +261,17 @@ def _take_slot(session: Session, task: Task, now: datetime, lease: datetime) -> 
     """Take a free slot of the task's system for the lease, skipping slots that concurrent
     claims hold locked, so claims on one system never queue behind each other's commits.
     A system without slot rows has no cap."""
-    free = sa.or_(SystemSlot.task_id.is_(None), SystemSlot.task_id == task.id,
-                  SystemSlot.lease_until < now)
-    slot = session.scalar(sa.select(SystemSlot.slot).where(SystemSlot.system == task.system, free)
-                          .order_by(SystemSlot.slot).limit(1)
-                          .with_for_update(skip_locked=True))
+    conn = session.connection()
+    slot = conn.scalar(_FREE_SLOT, {"system": task.system, "task_id": task.id, "now": now})
     if slot is not None:
-        session.execute(sa.update(SystemSlot).where(
-            SystemSlot.system == task.system, SystemSlot.slot == slot,
-        ).values(task_id=task.id, lease_until=lease))
+        conn.execute(_HOLD_SLOT, {"of_system": task.system, "number": slot, "holder": task.id,
+                                  "until": lease})
         return True
-    return not session.scalar(
-        sa.select(sa.func.count()).select_from(SystemSlot).where(SystemSlot.system == task.system))
+    return not conn.scalar(_COUNT_SLOTS, {"system": task.system})
 
 
 def _release_slot(session: Session, task_id: int) -> None:
-    session.execute(_RELEASE_SLOT, {"held_by": task_id})
+    session.connection().execute(_RELEASE_SLOT, {"held_by": task_id})
 
 
 def renew(app: App, claim: Claim) -> bool:
@@ -305,7 +315,7 @@ def finish(app: App, claim: Claim, result: ConnectorResult,
         if task.attempts > 1:  # evidence an earlier attempt recorded before failing
             session.execute(sa.delete(EvidenceRow).where(EvidenceRow.task_id == task.id))
         if result.evidence:
-            session.execute(sa.insert(EvidenceRow), [
+            session.connection().execute(_INSERT_EVIDENCE, [
                 {"request_id": request.id, "task_id": task.id, "system": item.system,
                  "collection": item.collection, "action": item.action,
                  "body": item.to_dict(), "recorded_at": now} for item in result.evidence])

@@ -126,10 +126,19 @@ class StagingSink:
         self._put({"t": "end"})
 
 
+_INSERT_STAGED = sa.insert(StagedItem)
+_PAGE = (sa.select(StagedItem.task_id, StagedItem.seq, StagedItem.ciphertext)
+         .where(StagedItem.request_id == sa.bindparam("request_id"),
+                sa.tuple_(StagedItem.task_id, StagedItem.seq)
+                > sa.tuple_(sa.bindparam("task_id"), sa.bindparam("seq")))
+         .order_by(StagedItem.task_id, StagedItem.seq)
+         .limit(sa.bindparam("page", type_=sa.Integer)))
+
+
 def insert_staged(session: Session, rows: Sequence[Mapping[str, Any]]) -> None:
     """Insert ``staged_items`` rows as one multi-row statement."""
     if rows:
-        session.execute(sa.insert(StagedItem), list(rows))
+        session.connection().execute(_INSERT_STAGED, list(rows))
 
 
 def _records(app: App, request_id: str, page: int = 64) -> Iterator[dict[str, Any]]:
@@ -137,13 +146,9 @@ def _records(app: App, request_id: str, page: int = 64) -> Iterator[dict[str, An
     at a time (keyset on ``(task_id, seq)``), each page in its own short transaction."""
     after: tuple[int, int] = (-1, -1)
     while True:
-        with app.db.session() as session:
-            rows = session.execute(
-                sa.select(StagedItem.task_id, StagedItem.seq, StagedItem.ciphertext)
-                .where(StagedItem.request_id == request_id,
-                       sa.tuple_(StagedItem.task_id, StagedItem.seq) > after)
-                .order_by(StagedItem.task_id, StagedItem.seq).limit(page)
-            ).all()
+        with app.db.engine.connect() as conn:
+            rows = conn.execute(_PAGE, {"request_id": request_id, "task_id": after[0],
+                                        "seq": after[1], "page": page}).all()
         for task_id, seq, sealed in rows:
             after = (task_id, seq)
             yield loads(app.keys.staging_cipher.open(sealed, request_id.encode()))

@@ -81,14 +81,25 @@ def load_signer(settings: Settings) -> keys.Signer:
     return keys.active_signer(directory)
 
 
+_LOCK = sa.text("LOCK TABLE ledger_entries IN EXCLUSIVE MODE")
+_APPEND = (sa.insert(LedgerEntry)
+           .values(index=sa.select(sa.func.coalesce(sa.func.max(LedgerEntry.index) + 1, 0))
+                   .scalar_subquery(),
+                   leaf=sa.bindparam("leaf", type_=LedgerEntry.leaf.type),
+                   leaf_hash=sa.bindparam("leaf_hash", type_=LedgerEntry.leaf_hash.type),
+                   appended_at=sa.bindparam("now", type_=LedgerEntry.appended_at.type))
+           .returning(LedgerEntry.index))
+
+
 def lock(session: Session) -> None:
     """Serialise ledger writers for the rest of the caller's transaction.
 
     PostgreSQL: ``LOCK TABLE ledger_entries IN EXCLUSIVE MODE`` (plain reads still proceed).
     SQLite: nothing to do, the write transaction already excludes other writers.
     """
-    if session.get_bind().dialect.name == "postgresql":
-        session.execute(sa.text("LOCK TABLE ledger_entries IN EXCLUSIVE MODE"))
+    conn = session.connection()
+    if conn.dialect.name == "postgresql":
+        conn.execute(_LOCK)
 
 
 def size(session: Session) -> int:
@@ -103,11 +114,8 @@ def append(session: Session, leaf: bytes, now: datetime) -> int:
     if not isinstance(leaf, bytes) or not leaf:
         raise InvalidInput("a ledger leaf must be non-empty bytes", "pass canonical JSON bytes")
     lock(session)
-    following = sa.select(sa.func.coalesce(sa.func.max(LedgerEntry.index) + 1, 0))
-    return int(session.execute(
-        sa.insert(LedgerEntry).values(index=following.scalar_subquery(), leaf=leaf,
-                                      leaf_hash=merkle.leaf_hash(leaf), appended_at=now)
-        .returning(LedgerEntry.index)).scalar_one())
+    return int(session.connection().execute(
+        _APPEND, {"leaf": leaf, "leaf_hash": merkle.leaf_hash(leaf), "now": now}).scalar_one())
 
 
 def leaf_hashes(session: Session, tree_size: int | None = None) -> list[bytes]:

@@ -138,11 +138,22 @@ def summarize_evidence(
     return out
 
 
+_BODIES = sa.select(EvidenceRow.body).where(EvidenceRow.request_id == sa.bindparam("request_id"))
+_PAUSES = (sa.select(Pause.started_at, Pause.ended_at)
+           .where(Pause.request_id == sa.bindparam("request_id"))
+           .order_by(Pause.started_at, Pause.id))
+_TASKS = (sa.select(Task.system, Task.action, Task.state, Task.error_code)
+          .where(Task.request_id == sa.bindparam("request_id")))
+_BUNDLE = (sa.select(Bundle.sha256, Bundle.size)
+           .where(Bundle.request_id == sa.bindparam("request_id")))
+_ENVELOPE = (sa.select(CompletionRecord.envelope)
+             .where(CompletionRecord.request_id == sa.bindparam("request_id")))
+_INSERT_RECORD = sa.insert(CompletionRecord)
+
+
 def evidence_bodies(session: Session, request_id: str) -> list[dict[str, Any]]:
     """The request's evidence bodies in leaf order."""
-    bodies = session.scalars(sa.select(EvidenceRow.body)
-                             .where(EvidenceRow.request_id == request_id))
-    return order_evidence(bodies)
+    return order_evidence(session.connection().scalars(_BODIES, {"request_id": request_id}))
 
 
 def build_predicate(session: Session, request: Request) -> dict[str, Any]:
@@ -151,17 +162,13 @@ def build_predicate(session: Session, request: Request) -> dict[str, Any]:
     if request.completed_at is None:
         raise InvalidInput(f"request {request.id} has no completion time",
                            "set request.completed_at before building its record")
-    pauses = session.execute(
-        sa.select(Pause.started_at, Pause.ended_at).where(Pause.request_id == request.id)
-        .order_by(Pause.started_at, Pause.id)
-    )
+    session.flush()  # the caller's pending rows (the bundle's, say) are read below
+    conn, which = session.connection(), {"request_id": request.id}
+    pauses = conn.execute(_PAUSES, which).all()
     tasks = [{"system": system, "action": action, "state": state, "error_code": code}
-             for system, action, state, code in session.execute(
-                 sa.select(Task.system, Task.action, Task.state, Task.error_code)
-                 .where(Task.request_id == request.id))]
+             for system, action, state, code in conn.execute(_TASKS, which)]
     bodies = evidence_bodies(session, request.id)
-    bundle = session.execute(sa.select(Bundle.sha256, Bundle.size)
-                             .where(Bundle.request_id == request.id)).first()
+    bundle = conn.execute(_BUNDLE, which).first()
     completed_local = deadlines.local_date(request.completed_at, request.timezone,
                                            what="completion time")
     effective_due = request.extended_due or request.due
@@ -219,9 +226,9 @@ def build_record(session: Session, app: App, request: Request) -> dict[str, Any]
     active key (see :func:`dsar.records.ledger.load_signer`: generated on first use only in
     the embedded default, otherwise :class:`~dsar.errors.NotFound`).
     """
-    existing = record_for(session, request.id)
+    existing = session.connection().scalar(_ENVELOPE, {"request_id": request.id})
     if existing is not None:
-        return existing.envelope
+        return existing
     signer = ledger.load_signer(app.settings)
     predicate = build_predicate(session, request)
     statement = make_statement(SUBJECT_PREFIX + request.id, predicate_digest(predicate),
@@ -229,8 +236,9 @@ def build_record(session: Session, app: App, request: Request) -> dict[str, Any]
     envelope = sign_statement(statement, signer.private_key, signer.keyid)
     now = app.now()
     index = ledger.append(session, canonical_json(envelope), now)
-    session.execute(sa.insert(CompletionRecord).values(
-        request_id=request.id, envelope=envelope, ledger_index=index, created_at=now))
+    session.connection().execute(_INSERT_RECORD, {
+        "request_id": request.id, "envelope": envelope, "ledger_index": index,
+        "created_at": now})
     return envelope
 
 
