@@ -101,6 +101,17 @@ class Connector(ABC):
     def count(self, keys: SubjectKeys) -> ConnectorResult:
         """Count the subject's records without changing or returning them."""
 
+    def erase_counted(self, keys: SubjectKeys,
+                      record_found: Callable[[list[CollectionEvidence]], None]
+                      ) -> ConnectorResult:
+        """:meth:`erase`, first handing ``record_found`` evidence of what the subject's records
+        were before anything changed (``found`` per collection), so that a retry after a crash
+        can credit what this attempt erased. ``record_found`` is called once; if it raises,
+        nothing is erased. This default counts (:meth:`count`), then erases; a connector whose
+        erasure is one transaction can instead record from inside it, before it commits."""
+        record_found(self.count(keys).evidence)
+        return self.erase(keys)
+
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections. Safe to call twice."""
 

@@ -25,7 +25,7 @@ fleet whether a retry may help. A failure rolls the whole transaction back.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from types import SimpleNamespace
 from typing import Any
@@ -175,14 +175,36 @@ class SqlConnector(Connector):
 
         One transaction: the map is checked against the schema first (refusing before any
         statement changes anything), then :func:`connectors.sql_erase.erase_tables` runs."""
+        return self._erase(keys, None)
+
+    def erase_counted(self, keys: SubjectKeys,
+                      record_found: Callable[[list[CollectionEvidence]], None]
+                      ) -> ConnectorResult:
+        """:meth:`erase`, handing its evidence to ``record_found`` inside the transaction,
+        before it commits: what the erasure found is what was there before it changed
+        anything, so one pass over the subject's rows serves both (no separate count). If
+        ``record_found`` raises, the transaction rolls back."""
+        return self._erase(keys, record_found)
+
+    def _erase(self, keys: SubjectKeys,
+               record_found: Callable[[list[CollectionEvidence]], None] | None
+               ) -> ConnectorResult:
         result = ConnectorResult()
         available = [k for k, v in keys.items() if v]
-        with self._session() as (conn, state):
-            findings, walk = checked_sql_system(self.system, conn, self.catalog, available)
-            self._refuse(findings)
-            tables = self._reflect(conn, walk.discovery, state)
-            result.evidence += erase_tables(conn, self.system, walk, tables, keys,
-                                            self._fold_case, self.context, state, result)
+        try:
+            with self._session() as (conn, state):
+                findings, walk = checked_sql_system(self.system, conn, self.catalog, available)
+                self._refuse(findings)
+                tables = self._reflect(conn, walk.discovery, state)
+                result.evidence += erase_tables(conn, self.system, walk, tables, keys,
+                                                self._fold_case, self.context, state, result)
+                if record_found is not None:
+                    try:
+                        record_found(list(result.evidence))
+                    except BaseException as exc:  # not this system's error: roll back, re-raise
+                        raise _NotCommitted from exc
+        except _NotCommitted as stop:
+            raise stop.__cause__ from None  # type: ignore[misc]
         result.evidence += self._skipped(walk, "erase")
         return result
 
@@ -193,6 +215,11 @@ class SqlConnector(Connector):
                     f"{self.system.name}.{finding.table}: {finding.problem}", finding.fix,
                     system=self.system.name, collection=finding.table, code="missing_table")
         raise_for_errors(findings, f"system {self.system.name}'s erasure plan")
+
+
+class _NotCommitted(Exception):
+    """Carries an exception raised by ``record_found`` out of the erasure's transaction, past
+    the translation of this system's own errors."""
 
 
 def _all_keys(system: SqlSystem) -> list[str]:

@@ -26,8 +26,11 @@ from dsar.db.models import OutboxMessage
 COMMITTED = threading.Event()
 
 
-def _wake(_session: Session) -> None:
-    COMMITTED.set()
+@event.listens_for(Session, "after_commit")
+def _wake(session: Session) -> None:
+    """After any commit that added a message due now, wake this process's relay."""
+    if session.info.pop("outbox_wake", False):
+        COMMITTED.set()
 
 
 def enqueue(
@@ -48,9 +51,8 @@ def enqueue(
         created_at=now, available_at=now + delay, sent_at=None,
     )
     session.add(message)
-    if "outbox_wake" not in session.info:
+    if delay <= timedelta(0):  # a later message is left to the relay's next poll
         session.info["outbox_wake"] = True
-        event.listen(session, "after_commit", _wake, once=True)
     return message
 
 

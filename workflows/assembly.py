@@ -58,12 +58,16 @@ def _make_bundle(app: App, request: Request) -> BundleInfo:
                         app.keys.bundle_key, app.now())
 
 
-def assemble_request(app: App, request_id: str, fallback_id: int | None = None) -> None:
+def assemble_request(app: App, request_id: str, fallback_id: int | None = None,
+                     known: Request | None = None) -> None:
     """Assemble and complete the request if it is in progress. ``fallback_id`` names the
     assembly's fallback message when it was handed off to this worker: it is withdrawn with
-    the completion."""
-    with app.db.session() as session:
-        request = session.get(Request, request_id)
+    the completion. ``known`` is the request as a handoff found it (read again otherwise);
+    either way its state is checked again, under its lock, before it is completed."""
+    request = known
+    if request is None:
+        with app.db.session() as session:
+            request = session.get(Request, request_id)
     if request is None or request.state != State.IN_PROGRESS:
         return
     try:

@@ -110,6 +110,7 @@ class Handoff:
     target: int | str
     fallback_id: int
     claim: Claim | None = None
+    request: Request | None = None  # for the assembly: the request as the handoff found it
 
 
 def enqueue_task(session: Session, request: Request, task: Task, now: datetime,
@@ -288,11 +289,14 @@ def renew(app: App, claim: Claim) -> bool:
         return result.rowcount == 1
 
 
-def save_precount(app: App, claim: Claim, counts: dict[str, Any]) -> None:
+def save_precount(app: App, claim: Claim, counts: dict[str, Any]) -> bool:
+    """Record what an erasure found before it changed anything (see
+    :func:`workflows.runner._merge_precount`); False if the claim was lost meanwhile."""
     with app.db.session() as session:
-        session.execute(sa.update(Task).where(
+        saved = session.connection().execute(sa.update(Task).where(
             Task.id == claim.task_id, Task.attempts == claim.attempt, Task.precount.is_(None),
         ).values(precount=counts))
+        return saved.rowcount == 1
 
 
 def finish(app: App, claim: Claim, result: ConnectorResult,
@@ -335,7 +339,7 @@ def finish(app: App, claim: Claim, result: ConnectorResult,
                 return True, None
             fallback = enqueue_assembly(session, request, now, lease_length())
             session.flush()
-            return True, Handoff("assembly", request.id, fallback.id)
+            return True, Handoff("assembly", request.id, fallback.id, request=request)
         return True, None
 
 

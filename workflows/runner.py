@@ -22,6 +22,7 @@ from dsar import requests
 from dsar.app import App
 from dsar.datamap.loader import load_datamap, parse_datamap
 from dsar.datamap.schema import DataMap
+from dsar.db.models import Request
 from dsar.errors import DataMapError
 from dsar.evidence import CollectionEvidence
 from dsar.identities import subject_keys
@@ -118,7 +119,8 @@ def follow(app: App, handoff: fanout.Handoff | None, run_here: Collection[str]) 
     while handoff is not None:
         try:
             if handoff.step == "assembly":
-                assemble(app, str(handoff.target), fallback_id=handoff.fallback_id)
+                assemble(app, str(handoff.target), fallback_id=handoff.fallback_id,
+                         known=handoff.request)
                 handoff = None
             elif handoff.claim is not None:
                 handoff = run_claimed(app, handoff.claim, run_here)
@@ -193,6 +195,9 @@ def run_claimed(app: App, claim: fanout.Claim,
         with heartbeat(app, claim):
             result, staged = _call_connector(app, claim)
             _test_delay()
+    except LeaseLost as lost:
+        log.warning("%s", lost, extra=ids)
+        return None
     except Exception as exc:
         failure = classify(exc)
         if failure.code == "internal_error":
@@ -208,6 +213,10 @@ def run_claimed(app: App, claim: fanout.Claim,
         log.warning("task %s finished after losing its lease; result discarded", task_id,
                     extra=ids)
     return handoff
+
+
+class LeaseLost(Exception):
+    """This worker's claim on a task passed to another worker before it changed anything."""
 
 
 def _test_delay() -> None:
@@ -235,12 +244,18 @@ def _call_connector(app: App,
             result = connector.collect(frozen, sink)
             return result, sink.take()
         precount = claim.precount
-        if precount is None:
-            counted = connector.count(frozen)
-            precount = {f"{e.collection}|{e.action}": e.found for e in counted.evidence}
-            fanout.save_precount(app, claim, precount)
-        result = connector.erase(frozen)
-    return _merge_precount(result, precount), []
+        if precount is not None:  # an earlier attempt recorded what was there
+            result = connector.erase(frozen)
+        else:
+            def record_found(found: list[CollectionEvidence]) -> None:
+                nonlocal precount
+                precount = {f"{e.collection}|{e.action}": e.found for e in found}
+                if not fanout.save_precount(app, claim, precount):
+                    raise LeaseLost(f"task {claim.task_id} was taken over before its erasure "
+                                    "committed; nothing was changed")
+
+            result = connector.erase_counted(frozen, record_found)
+    return _merge_precount(result, precount or {}), []
 
 
 def _merge_precount(result: ConnectorResult, precount: dict[str, int]) -> ConnectorResult:
@@ -265,12 +280,14 @@ def _merge_precount(result: ConnectorResult, precount: dict[str, int]) -> Connec
     return result
 
 
-def assemble(app: App, request_id: str, *, fallback_id: int | None = None) -> None:
+def assemble(app: App, request_id: str, *, fallback_id: int | None = None,
+             known: Request | None = None) -> None:
     """Build the bundle (access, export), the completion record, and complete the request.
-    ``fallback_id``: the assembly was handed off to this worker with that fallback message."""
+    ``fallback_id`` and ``known``: the assembly was handed off to this worker with that
+    fallback message and the request as the handoff found it."""
     from workflows.assembly import assemble_request
 
-    assemble_request(app, request_id, fallback_id)
+    assemble_request(app, request_id, fallback_id, known)
 
 
 def retry(app: App, request_id: str, actor: str) -> int:

@@ -157,15 +157,21 @@ def active_signer(directory: Path | str) -> Signer:
     directory = Path(directory)
     keyid = active_keyid(directory)
     path = directory / f"{keyid}.key"
-    if not path.exists():
+    try:
+        seen = path.stat()
+    except FileNotFoundError:
         raise NotFound(
             f"the active signing key {path} is missing",
             f"restore it from backup, or run `dsar keys rotate` to start a new key in {directory}",
-        )
-    if os.name == "posix" and stat.S_IMODE(path.stat().st_mode) & 0o077:
+        ) from None
+    if os.name == "posix" and stat.S_IMODE(seen.st_mode) & 0o077:
         raise InvalidInput(
             f"signing key {path} can be read by other users", f"run `chmod 600 {path}`"
         )
+    version = (str(path), seen.st_ino, seen.st_mtime_ns, seen.st_size)
+    cached = _SIGNERS.get(version)
+    if cached is not None:  # the same file, unchanged, already checked
+        return cached
     try:
         key = load_pem_private_key(path.read_bytes(), password=None)
     except (ValueError, TypeError) as err:
@@ -180,7 +186,15 @@ def active_signer(directory: Path | str) -> Signer:
             f"{path} holds a different key than its name says",
             "restore the keyring from backup; do not rename key files",
         )
-    return Signer(keyid=keyid, private_key=key, public_key=key.public_key())
+    signer = _SIGNERS[version] = Signer(keyid=keyid, private_key=key,
+                                        public_key=key.public_key())
+    return signer
+
+
+_SIGNERS: dict[tuple[str, int, int, int], Signer] = {}
+# Signers already loaded, by key file and its inode, modification time and size: a worker signs
+# every completion record with the active key, and parsing PEM each time is a waste. A rotated
+# or replaced key file has another name or version, so it is loaded and checked afresh.
 
 
 def public_keys(directory: Path | str) -> dict[str, Ed25519PublicKey]:

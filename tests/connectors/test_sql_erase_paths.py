@@ -341,3 +341,27 @@ def test_a_reloaded_map_that_only_adds_a_provided_key_is_heard(paths_url: str) -
     with make(paths_url, yaml.safe_dump(reloaded)) as conn:
         assert conn.collect(KEYS, ListSink()).discovered["tax_no"] == {"111"}
         assert conn.erase(KEYS).discovered["tax_no"] == {"111"}
+
+
+def test_erase_counted_records_what_it_found_before_committing(paths_url: str) -> None:
+    before = snapshot(paths_url)
+    seen: list[dict[str, int]] = []
+
+    def refuse(found: list[Any]) -> None:
+        seen.append({e.collection: e.found for e in found})
+        if not paths_url.startswith("sqlite"):  # another connection still sees every row
+            assert snapshot(paths_url) == before
+        raise RuntimeError("the state database is away")
+
+    with make(paths_url) as conn:
+        with pytest.raises(RuntimeError, match="state database is away"):
+            conn.erase_counted(KEYS, refuse)
+        assert snapshot(paths_url) == before  # it raised: rolled back, nothing erased
+        recorded: list[dict[str, int]] = []
+        result = conn.erase_counted(
+            KEYS, lambda found: recorded.append({e.collection: e.found for e in found}))
+    assert recorded == seen  # what the erasure found, handed over once, before the commit
+    assert recorded[0] == {e.collection: e.found for e in result.evidence
+                           if e.outcome != "skipped"}
+    assert recorded[0]["users"] == 1 and recorded[0]["order_items"] == 3
+    assert snapshot(paths_url) != before

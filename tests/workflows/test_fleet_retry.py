@@ -50,6 +50,10 @@ class FaultySql(connectors.sql.SqlConnector):
         self._maybe_fail()
         return super().erase(keys)
 
+    def erase_counted(self, keys: Any, record_found: Any) -> Any:
+        self._maybe_fail()
+        return super().erase_counted(keys, record_found)
+
 
 @pytest.fixture
 def fleet(postgres_url: str, tmp_path: Path, chinook_dir: Path,
