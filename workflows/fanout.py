@@ -127,7 +127,7 @@ def task_actor(kind: str) -> str:
 
 def enqueue_assembly(session: Session, request: Request, now: datetime,
                      delay: timedelta = timedelta(0)) -> OutboxMessage:
-    request.assembly_enqueued = True
+    request.assembly_enqueued, request.updated_at = True, now  # the watch's clock for it
     return enqueue(session, "assemble_request", [request.id], queue="control", now=now,
                    delay=delay, priority=priority_for(request, now))
 

@@ -5,8 +5,11 @@ several processes at once is harmless):
 
 - deadline watch: open requests due within 7 days, overdue, or whose extension notice date is
   within 3 days get an audit event (once per flag) and a log line with the request id only;
-- lost work: tasks whose worker died (lease expired) or whose message went missing are
-  enqueued again; requests stuck before planning or assembly are nudged;
+- lost work: tasks whose worker died (lease expired) are enqueued again at once; a task, plan
+  or assembly whose message has waited longer than ``DSAR_LOST_MESSAGE_SECONDS`` (default 900)
+  is taken for lost (a broker that lost it, say Redis without persistence) and sent again,
+  once per that period. The period is long so that a backlog waiting its turn in the broker
+  is not duplicated: a worker that dies is covered by the lease and the handoff fallbacks;
 - housekeeping: a ledger checkpoint when the ledger grew, expired bundles deleted, old outbox
   rows purged.
 """
@@ -14,8 +17,9 @@ several processes at once is harmless):
 from __future__ import annotations
 
 import logging
+import os
 import threading
-from datetime import datetime
+from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
@@ -95,14 +99,22 @@ def _new_flags(request: Request, now: datetime) -> list[tuple[str, str, str]]:
     return found
 
 
+def lost_message_age() -> timedelta:
+    """How long a message may wait before the watch takes it for lost."""
+    return timedelta(seconds=float(os.environ.get("DSAR_LOST_MESSAGE_SECONDS", "900")))
+
+
 def recover_lost_work(app: App) -> int:
     """Enqueue again what a dead worker or a lost message left behind; returns the count."""
     now = app.now()
-    stale = now - fanout.lease_length()
+    stale = now - lost_message_age()
     nudged = 0
     with app.db.session() as session:
         tasks = session.scalars(sa.select(Task).where(sa.or_(
-            sa.and_(Task.state == fanout.RUNNING, Task.lease_until < now),
+            # a dead worker's task, not yet sent again since its lease ended
+            sa.and_(Task.state == fanout.RUNNING, Task.lease_until < now,
+                    sa.or_(Task.enqueued_at.is_(None), Task.enqueued_at < Task.lease_until,
+                           Task.enqueued_at < stale)),
             sa.and_(Task.state == fanout.READY, Task.enqueued_at < stale),
         ))).all()
         for task in tasks:

@@ -1,5 +1,6 @@
 """Handoffs: a worker runs the next step of a request itself, with a fallback message that
-brings the step back through the broker if that worker never gets to it."""
+brings the step back through the broker if that worker never gets to it; and the watch's
+recovery of lost work, which must not duplicate a backlog."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from dsar.db.models import OutboxMessage
 from tests.workflows.fleet_helpers import SYSTEMS, Fleet, several_chinooks
 from workflows import fanout, runner
 from workflows.relay import relay_once
+from workflows.watch import recover_lost_work
 
 pytestmark = pytest.mark.postgres
 EVERY_QUEUE = frozenset({"control", "sql", "s3", "saas"})
@@ -171,3 +173,29 @@ def test_a_running_handoff_keeps_its_fallback_behind_its_lease(fleet: Fleet) -> 
     fallback, = messages(fleet, "run_sql_task", handoff.target)
     assert before + fanout.lease_length() <= fallback.available_at
     assert fallback.available_at <= after + fanout.lease_length()
+
+
+def test_the_watch_resends_lost_work_once_and_leaves_a_backlog_alone(
+        fleet: Fleet, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DSAR_LOST_MESSAGE_SECONDS", "600")
+    app = fleet.app
+    waiting = fleet.submit("access")  # its plan message waits its turn in the broker
+    planned = fleet.submit("erasure")
+    handoff = runner.plan(app, planned, run_here=EVERY_QUEUE)  # this worker dies holding it
+    assert handoff is not None
+    taken = next(t for t in fleet.tasks(planned) if t["state"] == "ready")
+    assert fanout.claim(app, taken["id"]) is not None  # and so does the one that took this
+    assert recover_lost_work(app) == 0  # leases live, messages young
+
+    later(app, fanout.lease_length().total_seconds() + 1)
+    assert recover_lost_work(app) == 1  # the task taken from the broker, sent again ...
+    assert recover_lost_work(app) == 0  # ... once: it is in the broker now
+    assert len(messages(fleet, "run_sql_task", taken["id"])) == 2
+    # the handed-off task has its fallback for that; a backlog is not lost work
+    assert len(messages(fleet, "run_sql_task", handoff.target)) == 1
+    assert len(messages(fleet, "plan_request", waiting)) == 1
+
+    later(app, 601)  # whatever is still not acted on is taken for lost: sent again, once
+    assert recover_lost_work(app) == len(SYSTEMS) + 1  # every task, and the waiting plan
+    assert recover_lost_work(app) == 0
+    assert len(messages(fleet, "plan_request", waiting)) == 2
