@@ -5,7 +5,13 @@ two gauges about the work itself, refreshed by every worker process from the sta
 
 - ``dsar_requests{state=…}``: requests in each state;
 - ``dsar_nearest_deadline_days``: days from today to the nearest due date of an open request
-  (negative when one is overdue).
+  (negative when one is overdue);
+
+and a histogram of the tasks this process ran, whether from a message or handed off (see
+:mod:`workflows.fanout`), so it covers tasks that Dramatiq's per-message durations do not:
+
+- ``dsar_task_seconds{system, action, outcome}``: how long each task attempt took;
+  ``outcome`` is ``done``, ``retry``, ``failed`` or ``lost``.
 
 The exposition server listens on ``DSAR_METRICS_PORT`` (Dramatiq's own reads
 ``dramatiq_prom_port``, which the worker's parent process never sees). No identity or request id
@@ -26,6 +32,7 @@ from dramatiq.middleware import prometheus
 from dsar.app import App
 from dsar.db.models import Request
 from dsar.lifecycle import TERMINAL, State
+from workflows import runner
 
 log = logging.getLogger("dsar.metrics")
 
@@ -70,6 +77,14 @@ class FleetMetrics(prometheus.Prometheus):
         self.deadline_gauge = prom.Gauge(
             "dsar_nearest_deadline_days", "Days to the nearest due date of an open request.",
             registry=None, multiprocess_mode="mostrecent")
+        self.task_seconds = prom.Histogram(
+            "dsar_task_seconds", "Task attempts by system, action and outcome.",
+            ["system", "action", "outcome"], registry=None,
+            buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, float("inf")))
+        runner.TASK_OBSERVERS.append(self.observe_task)
+
+    def observe_task(self, system: str, action: str, outcome: str, seconds: float) -> None:
+        self.task_seconds.labels(system, action, outcome).observe(seconds)
 
     def refresh(self) -> None:
         counts, nearest = request_figures(self.app)

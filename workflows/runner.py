@@ -12,7 +12,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Collection, Iterator
+from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -34,6 +34,11 @@ from workflows.staging import StagingSink
 
 log = logging.getLogger("dsar.worker")
 
+
+TaskObserver = Callable[[str, str, str, float], None]
+#: Called after every task attempt with (system, action, outcome, seconds), outcome being
+#: ``done``, ``retry``, ``failed`` or ``lost``; how the metrics see tasks, whoever runs them.
+TASK_OBSERVERS: list[TaskObserver] = []
 
 _MAPS: dict[Path, tuple[str, DataMap]] = {}
 _MAPS_LOCK = threading.Lock()
@@ -186,7 +191,17 @@ def run_task(app: App, task_id: int, *,
 
 def run_claimed(app: App, claim: fanout.Claim,
                 run_here: Collection[str] = ()) -> fanout.Handoff | None:
-    """:func:`run_task` for a task this worker has claimed already."""
+    """:func:`run_task` for a task this worker has claimed already; tells
+    :data:`TASK_OBSERVERS` how it went."""
+    started = time.monotonic()
+    outcome, handoff = _run_claimed(app, claim, run_here)
+    for observe in TASK_OBSERVERS:
+        observe(claim.system, claim.action, outcome, time.monotonic() - started)
+    return handoff
+
+
+def _run_claimed(app: App, claim: fanout.Claim,
+                 run_here: Collection[str]) -> tuple[str, fanout.Handoff | None]:
     task_id = claim.task_id
     ids = {"request_id": claim.request_id, "task_id": task_id, "system": claim.system}
     log.info("task %s (%s %s) of request %s: attempt %d", task_id, claim.system, claim.action,
@@ -197,22 +212,21 @@ def run_claimed(app: App, claim: fanout.Claim,
             _test_delay()
     except LeaseLost as lost:
         log.warning("%s", lost, extra=ids)
-        return None
+        return "lost", None
     except Exception as exc:
         failure = classify(exc)
         if failure.code == "internal_error":
             log.exception("task %s failed unexpectedly", task_id, extra=ids)
         outcome = fanout.fail(app, claim, failure)
         log.warning("task %s: %s (%s)", task_id, outcome, failure.code, extra=ids)
-        return None
+        return outcome, None
     recorded, handoff = fanout.finish(app, claim, result, staged,
                                       assemble_here="control" in run_here)
     if recorded:
         log.info("task %s done", task_id, extra=ids)
-    else:
-        log.warning("task %s finished after losing its lease; result discarded", task_id,
-                    extra=ids)
-    return handoff
+        return "done", handoff
+    log.warning("task %s finished after losing its lease; result discarded", task_id, extra=ids)
+    return "lost", None
 
 
 class LeaseLost(Exception):

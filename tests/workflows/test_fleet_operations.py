@@ -163,7 +163,8 @@ def test_queues_sigterm_json_logs_submit_wait_and_metrics(
             assert fleet.wait_settled([request_id], 60)[request_id] == "completed"
             assert "run_sql_task" not in fleet.worker_log(0)  # -Q control took no task
 
-            fleet.start_worker(queues=("sql",))
+            # its metrics go to the same multiprocess directory: either endpoint shows them
+            fleet.start_worker(queues=("sql",), args=("--metrics-port", str(free_port())))
             waited = dsar_cli(fleet.env, "submit", "erasure", "--email", "ftremblay@gmail.com",
                               "--identity-verified", "test", "--wait", "--json")
             assert waited.returncode == 0, waited.stderr
@@ -176,7 +177,9 @@ def test_queues_sigterm_json_logs_submit_wait_and_metrics(
                         text = answer.read().decode()
                 except OSError:
                     return None
-                return text if 'dsar_requests{state="completed"}' in text else None
+                task = 'dsar_task_seconds_count{action="erase",outcome="done",system="chinook"}'
+                done = 'dsar_requests{state="completed"}' in text and task in text
+                return text if done else None
 
             metrics = wait_until(scrape, 30, "the metrics endpoint")
             assert "dramatiq_messages_total" in metrics

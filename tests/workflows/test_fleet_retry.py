@@ -237,3 +237,22 @@ def test_retry_replaces_what_a_failed_collect_had_staged(
     runner.assemble(app, request_id)
     assert fleet.state(request_id) == "completed"
     assert fleet.record_count(request_id) == 1
+
+
+def test_every_task_attempt_is_observed_with_its_outcome(
+        fleet: Fleet, monkeypatch: pytest.MonkeyPatch) -> None:
+    seen: list[tuple[str, str, str, float]] = []
+    monkeypatch.setattr(runner, "TASK_OBSERVERS", [lambda *args: seen.append(args)])
+    app = fleet.app
+    request_id = fleet.submit("erasure")
+    runner.plan(app, request_id)
+    tasks = {t["system"]: t for t in fleet.tasks(request_id)}
+    FAULTS["shop_a"] = [ConnectorError("the API said 503", system="shop_a", code="unavailable",
+                                       transient=True)]
+    FAULTS["shop_b"] = [ConnectorError("permission denied", system="shop_b",
+                                       code="permission_denied", transient=False)]
+    for system in ("shop_c", "shop_a", "shop_b"):
+        runner.run_task(app, tasks[system]["id"])
+    assert [(s, a, o) for s, a, o, _ in seen] == [
+        ("shop_c", "erase", "done"), ("shop_a", "erase", "retry"), ("shop_b", "erase", "failed")]
+    assert all(seconds > 0 for *_, seconds in seen)
