@@ -8,13 +8,15 @@ logins, visits, service_requests) with generate_series, a data map for it, a sta
 and a RabbitMQ virtual host of their own, then for 1 and 2 worker processes (``dsar worker``)
 submits N access and N erasure requests (distinct customers) and prints requests/s and the
 p50/p95 end-to-end latency (receipt -> completed), with the CPU the workers and the whole
-machine spent per request. The baselines, each on other customers:
+machine spent per request and the broker messages published per request. The baselines, each
+on other customers:
 
 * plain loop (connector only): the connector's collect, or count and erase, one subject after
   another — the data work alone;
 * request loop (no queues): whole requests one after another in this process (intake, plan,
-  task, bundle, signed record and ledger entry) — the fleet's work without the broker, so the
-  difference to the fleet is what queueing and fan-out cost.
+  task, bundle, signed record and ledger entry, handed from step to step as a worker that
+  serves every queue does) — the fleet's work without the broker, so the difference to the
+  fleet is what queueing and fan-out cost.
 
 Everything it creates is dropped at the end. Needs PostgreSQL, RabbitMQ and ``rabbitmqctl`` as
 on the development machines.
