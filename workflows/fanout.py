@@ -26,7 +26,6 @@ from datetime import datetime, timedelta
 from typing import Any, Literal
 
 import sqlalchemy as sa
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from connectors.base import ConnectorResult
@@ -38,13 +37,13 @@ from dsar.db.models import (
     Request,
     StagedItem,
     SubjectKey,
-    SystemSlot,
     Task,
 )
 from dsar.lifecycle import State
 from dsar.outbox import enqueue, postpone, withdraw
 from dsar.planning import Plan
 from dsar.requests import add_event
+from workflows import slots
 from workflows.retry import MAX_ATTEMPTS, Failure, backoff
 from workflows.staging import insert_staged
 
@@ -74,24 +73,9 @@ _SUBJECT_KEYS = sa.union_all(
     .where(SubjectKey.request_id == sa.bindparam("request_id")))
 _TASKS_OF_REQUEST = (sa.select(Task).where(Task.request_id == sa.bindparam("request_id"))
                      .execution_options(populate_existing=True))
-_RELEASE_SLOT = (sa.update(SystemSlot).where(SystemSlot.task_id == sa.bindparam("held_by"))
-                 .values(task_id=None, lease_until=None))
-_SLOTS_OF_SYSTEM = sa.select(SystemSlot.slot).where(SystemSlot.system == sa.bindparam("system"))
-_FREE_SLOT = (sa.select(SystemSlot.slot)
-              .where(SystemSlot.system == sa.bindparam("system"),
-                     sa.or_(SystemSlot.task_id.is_(None),
-                            SystemSlot.task_id == sa.bindparam("task_id"),
-                            SystemSlot.lease_until < sa.bindparam("now")))
-              .order_by(SystemSlot.slot).limit(1).with_for_update(skip_locked=True))
-_HOLD_SLOT = (sa.update(SystemSlot)  # bind names other than the columns', as UPDATE wants
-              .where(SystemSlot.system == sa.bindparam("of_system"),
-                     SystemSlot.slot == sa.bindparam("number"))
-              .values(task_id=sa.bindparam("holder"), lease_until=sa.bindparam("until")))
-_COUNT_SLOTS = (sa.select(sa.func.count()).select_from(SystemSlot)
-                .where(SystemSlot.system == sa.bindparam("system")))
 _INSERT_EVIDENCE = sa.insert(EvidenceRow)
-# Slots, staged items, evidence and outbox marks are never loaded as ORM objects, so these run
-# on the session's connection, without the ORM's statement handling.
+# Staged items, evidence and outbox marks are never loaded as ORM objects, so these run on the
+# session's connection, without the ORM's statement handling.
 
 
 def lock_request(session: Session, request_id: str) -> Request:
@@ -153,14 +137,14 @@ def create_tasks(session: Session, request: Request, plan: Plan, kinds: Mapping[
     for planned in plan.tasks:
         rows[planned.id].depends_on = [rows[d].id for d in planned.depends_on if d in rows]
     for system, cap in caps.items():
-        ensure_slots(session, system, cap)
+        slots.ensure(session, system, cap)
     lease = now + lease_length()
     handoff: tuple[Task, OutboxMessage] | None = None
     for row in rows.values():
         if row.state != READY:
             continue
         if (handoff is None and keys is not None and row.kind in run_here
-                and _take_slot(session, row, now, lease)):
+                and slots.take(session, row.system, row.id, now, lease)):
             row.state, row.lease_until, row.started_at, row.attempts = RUNNING, lease, now, 1
             handoff = row, enqueue_task(session, request, row, now, lease_length())
         else:
@@ -174,18 +158,6 @@ def create_tasks(session: Session, request: Request, plan: Plan, kinds: Mapping[
     return Handoff("task", task.id, fallback.id, Claim(
         task.id, 1, request.id, task.system, task.action, None, dict(keys),
         request.datamap_digest, fallback.id))
-
-
-def ensure_slots(session: Session, system: str, cap: int) -> None:
-    """Make sure ``system`` has ``cap`` slot rows."""
-    have = set(session.connection().scalars(_SLOTS_OF_SYSTEM, {"system": system}))
-    for slot in range(cap):
-        if slot not in have:
-            try:
-                with session.begin_nested():
-                    session.add(SystemSlot(system=system, slot=slot))
-            except IntegrityError:
-                pass  # another worker made it at the same moment
 
 
 @dataclass(frozen=True)
@@ -229,7 +201,7 @@ def claim(app: App, task_id: int) -> Claim | None:
             enqueue_task(session, request, task, now, task.not_before - now)
             return None
         lease = now + lease_length()
-        if not _take_slot(session, task, now, lease):
+        if not slots.take(session, task.system, task.id, now, lease):
             enqueue_task(session, request, task, now, timedelta(seconds=1))
             return None
         if task.action == "collect" and task.started_at is not None:
@@ -258,23 +230,6 @@ def _deps_done(session: Session, task: Task) -> bool:
     return all(s == DONE for s in states)
 
 
-def _take_slot(session: Session, task: Task, now: datetime, lease: datetime) -> bool:
-    """Take a free slot of the task's system for the lease, skipping slots that concurrent
-    claims hold locked, so claims on one system never queue behind each other's commits.
-    A system without slot rows has no cap."""
-    conn = session.connection()
-    slot = conn.scalar(_FREE_SLOT, {"system": task.system, "task_id": task.id, "now": now})
-    if slot is not None:
-        conn.execute(_HOLD_SLOT, {"of_system": task.system, "number": slot, "holder": task.id,
-                                  "until": lease})
-        return True
-    return not conn.scalar(_COUNT_SLOTS, {"system": task.system})
-
-
-def _release_slot(session: Session, task_id: int) -> None:
-    session.connection().execute(_RELEASE_SLOT, {"held_by": task_id})
-
-
 def renew(app: App, claim: Claim) -> bool:
     """Extend the lease of a running task; False if this worker no longer holds it."""
     lease = app.now() + lease_length()
@@ -282,8 +237,7 @@ def renew(app: App, claim: Claim) -> bool:
         result = session.execute(sa.update(Task).where(
             Task.id == claim.task_id, Task.attempts == claim.attempt, Task.state == RUNNING,
         ).values(lease_until=lease))
-        session.execute(sa.update(SystemSlot).where(SystemSlot.task_id == claim.task_id)
-                        .values(lease_until=lease))
+        slots.renew(session, claim.task_id, lease)
         if claim.fallback_id is not None:
             postpone(session, claim.fallback_id, lease)
         return result.rowcount == 1
@@ -327,7 +281,7 @@ def finish(app: App, claim: Claim, result: ConnectorResult,
             _save_keys(session, app, request.id, task.id, result.discovered)
         task.state, task.finished_at, task.lease_until = DONE, now, None
         task.error_code = task.error = None
-        _release_slot(session, task.id)
+        slots.release(session, task.id)
         for other in siblings:
             if other.state == WAITING and task.id in other.depends_on and \
                     _deps_done(session, other):
@@ -369,7 +323,7 @@ def fail(app: App, claim: Claim, failure: Failure) -> str:
             return "lost"
         if claim.fallback_id is not None:  # what follows arranges the task's future
             withdraw(session, claim.fallback_id)
-        _release_slot(session, task.id)
+        slots.release(session, task.id)
         task.lease_until = None
         task.error_code, task.error = failure.code, failure.reason
         if failure.transient and task.attempts < MAX_ATTEMPTS:
@@ -393,7 +347,7 @@ def release(app: App, claim: Claim) -> None:
         session.execute(sa.update(Task).where(
             Task.id == claim.task_id, Task.attempts == claim.attempt, Task.state == RUNNING,
         ).values(state=READY, lease_until=None))
-        _release_slot(session, claim.task_id)
+        slots.release(session, claim.task_id)
 
 
 def retry_request(app: App, request_id: str, actor: str) -> int:

@@ -1,0 +1,71 @@
+"""Per-system caps on concurrent tasks, held across the whole fleet.
+
+A system with ``max_concurrent_tasks: N`` in the data map has N slot rows; a task runs only
+while it holds one, taken in its claim's transaction and released in the transaction that
+records its result or failure. A slot whose lease ran out (its worker died) is free again. A
+system without slot rows has no cap. Slots are never loaded as ORM objects: these statements
+run on the session's connection.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from dsar.db.models import SystemSlot
+
+_OF_SYSTEM = sa.select(SystemSlot.slot).where(SystemSlot.system == sa.bindparam("system"))
+_FREE = (sa.select(SystemSlot.slot)
+         .where(SystemSlot.system == sa.bindparam("system"),
+                sa.or_(SystemSlot.task_id.is_(None),
+                       SystemSlot.task_id == sa.bindparam("task_id"),
+                       SystemSlot.lease_until < sa.bindparam("now")))
+         .order_by(SystemSlot.slot).limit(1).with_for_update(skip_locked=True))
+_HOLD = (sa.update(SystemSlot)  # bind names other than the columns', as UPDATE wants
+         .where(SystemSlot.system == sa.bindparam("of_system"),
+                SystemSlot.slot == sa.bindparam("number"))
+         .values(task_id=sa.bindparam("holder"), lease_until=sa.bindparam("until")))
+_COUNT = (sa.select(sa.func.count()).select_from(SystemSlot)
+          .where(SystemSlot.system == sa.bindparam("system")))
+_RENEW = (sa.update(SystemSlot).where(SystemSlot.task_id == sa.bindparam("holder"))
+          .values(lease_until=sa.bindparam("until")))
+_RELEASE = (sa.update(SystemSlot).where(SystemSlot.task_id == sa.bindparam("holder"))
+            .values(task_id=None, lease_until=None))
+
+
+def ensure(session: Session, system: str, cap: int) -> None:
+    """Make sure ``system`` has ``cap`` slot rows."""
+    have = set(session.connection().scalars(_OF_SYSTEM, {"system": system}))
+    for slot in range(cap):
+        if slot not in have:
+            try:
+                with session.begin_nested():
+                    session.add(SystemSlot(system=system, slot=slot))
+            except IntegrityError:
+                pass  # another worker made it at the same moment
+
+
+def take(session: Session, system: str, task_id: int, now: datetime, lease: datetime) -> bool:
+    """Take a free slot of ``system`` for the task until ``lease``, skipping slots that
+    concurrent claims hold locked, so claims on one system never queue behind each other's
+    commits. True if the task may run (it holds a slot, or the system has no cap)."""
+    conn = session.connection()
+    slot = conn.scalar(_FREE, {"system": system, "task_id": task_id, "now": now})
+    if slot is not None:
+        conn.execute(_HOLD, {"of_system": system, "number": slot, "holder": task_id,
+                             "until": lease})
+        return True
+    return not conn.scalar(_COUNT, {"system": system})
+
+
+def renew(session: Session, task_id: int, lease: datetime) -> None:
+    """Extend the slot the task holds, if any, to ``lease``."""
+    session.connection().execute(_RENEW, {"holder": task_id, "until": lease})
+
+
+def release(session: Session, task_id: int) -> None:
+    """Free the slot the task holds, if any."""
+    session.connection().execute(_RELEASE, {"holder": task_id})
