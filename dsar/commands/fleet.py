@@ -17,7 +17,9 @@ from workflows.broker import QUEUES
 @click.command()
 @click.option("--processes", "-p", default=2, show_default=True,
               help="Worker processes (RabbitMQ and Redis brokers).")
-@click.option("--threads", "-t", default=4, show_default=True, help="Threads per process.")
+@click.option("--threads", "-t", default=4, show_default=True,
+              help="Threads per process. Threads share one CPU (Python's GIL): for database "
+                   "work, run a process per core with 2 threads; slow SaaS APIs gain from more.")
 @click.option("--queues", "-Q", multiple=True, type=click.Choice(QUEUES),
               help="Only consume these queues (repeatable) [default: all]. Run separate "
                    "workers for `saas` so a slow API cannot hold up database work.")
@@ -29,8 +31,10 @@ def worker(state: CliState, processes: int, threads: int, queues: tuple[str, ...
     """Run workers that execute requests until stopped.
 
     On RabbitMQ or Redis (DSAR_BROKER_URL) this starts Dramatiq worker processes; each also
-    relays the outbox and runs the deadline watch. SIGTERM lets the tasks in hand finish, then
-    stops. On the in-process broker (memory://) the workers are threads of this process.
+    relays the outbox and runs the deadline watch. A worker that plans a request runs its
+    first task itself, and the worker that finishes its last task runs its assembly, when they
+    consume those queues. SIGTERM lets the tasks in hand finish, then stops. On the in-process
+    broker (memory://) the workers are threads of this process.
     """
     app = state.app
     if metrics_port:
