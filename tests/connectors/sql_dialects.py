@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
+
+from connectors import sql_engine
+from connectors.base import ConnectorContext
+from connectors.sql import SqlConnector
+from dsar.datamap.loader import parse_datamap
 
 DIALECTS = ["postgresql", "mariadb", "sqlite"]
 
@@ -31,6 +36,26 @@ def fill(url: str, metadata: sa.MetaData,
         for table, table_rows in rows.items():
             conn.execute(table.insert(), list(table_rows))
     engine.dispose()
+
+
+def filled_database(request: pytest.FixtureRequest, tmp_path: Path, name: str,
+                    metadata: sa.MetaData,
+                    rows: Mapping[sa.Table, Sequence[Mapping[str, Any]]]) -> Iterator[str]:
+    """For a fixture parametrised over :data:`DIALECTS`: the URL of a database holding
+    ``rows`` (see :func:`dialect_url`, :func:`fill`); the connectors' engines are disposed
+    after the test."""
+    url = dialect_url(request, tmp_path, name)
+    fill(url, metadata, rows)
+    yield url
+    sql_engine.dispose_all()
+
+
+def sql_connector(map_text: str, url_env: str, url: str, hash_key: bytes) -> SqlConnector:
+    """The SQL connector for the first system of the data map ``map_text``, whose
+    ``url_env`` names ``url``."""
+    system = parse_datamap(map_text).systems[0]
+    context = ConnectorContext(hash_key=hash_key, environ={url_env: url})
+    return SqlConnector(system, context)  # type: ignore[arg-type]
 
 
 def snapshot(url: str, tables: Sequence[sa.Table]) -> dict[str, list[tuple[Any, ...]]]:

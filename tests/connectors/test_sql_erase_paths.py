@@ -20,13 +20,11 @@ import sqlalchemy as sa
 import yaml
 
 from connectors import sql_engine, sql_erase
-from connectors.base import ConnectorContext
 from connectors.sql import SqlConnector
 from connectors.sql_check import checked_sql_system
 from connectors.sql_direct import DirectStatement
-from dsar.datamap.loader import parse_datamap
 from dsar.errors import ConnectorError
-from tests.connectors.sql_dialects import DIALECTS, dialect_url, fill
+from tests.connectors.sql_dialects import DIALECTS, fill, filled_database, sql_connector
 from tests.connectors.sql_dialects import snapshot as dialect_snapshot
 from tests.connectors.test_sql_chinook import ListSink
 
@@ -114,16 +112,11 @@ def paths_map(deletes_only: bool = False) -> str:
 
 @pytest.fixture(params=DIALECTS)
 def paths_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    url = dialect_url(request, tmp_path, "paths")
-    fill(url, MD, ROWS)
-    yield url
-    sql_engine.dispose_all()
+    yield from filled_database(request, tmp_path, "paths", MD, ROWS)
 
 
 def make(url: str, text: str | None = None) -> SqlConnector:
-    dm = parse_datamap(text or paths_map())
-    ctx = ConnectorContext(hash_key=b"p" * 32, environ={"PATHS_URL": url})
-    return SqlConnector(dm.systems[0], ctx)  # type: ignore[arg-type]
+    return sql_connector(text or paths_map(), "PATHS_URL", url, b"p" * 32)
 
 
 def snapshot(url: str) -> dict[str, list[tuple[Any, ...]]]:

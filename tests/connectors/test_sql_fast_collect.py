@@ -34,7 +34,7 @@ from connectors.sql_query import StreamDigest, json_row, json_rows, pk_text
 from dsar.datamap.loader import parse_datamap
 from dsar.errors import ConnectorError
 from dsar.records.canonical import canonical_json
-from tests.connectors.sql_dialects import DIALECTS, dialect_url, fill
+from tests.connectors.sql_dialects import DIALECTS, filled_database
 from tests.connectors.test_sql_chinook import ListSink
 
 
@@ -159,10 +159,7 @@ def typed_map(batch_size: int) -> str:
 
 @pytest.fixture(params=DIALECTS)
 def typed_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    url = dialect_url(request, tmp_path, "typed")
-    fill(url, MD, ROWS)
-    yield url
-    sql_engine.dispose_all()
+    yield from filled_database(request, tmp_path, "typed", MD, ROWS)
 
 
 def collect(url: str, emails: list[str], batch_size: int = 1000) -> tuple[Any, ListSink]:

@@ -15,13 +15,12 @@ import sqlalchemy as sa
 import yaml
 
 from connectors import sql_engine
-from connectors.base import ConnectorContext
 from connectors.sql import SqlConnector
 from dsar.datamap.loader import parse_datamap
 from dsar.errors import ConnectorError
 from dsar.planning import plan_request
 from tests import services
-from tests.connectors.sql_dialects import DIALECTS, dialect_url, fill
+from tests.connectors.sql_dialects import DIALECTS, filled_database, sql_connector
 from tests.connectors.sql_dialects import snapshot as dialect_snapshot
 from tests.connectors.test_sql_chinook import ListSink
 
@@ -89,16 +88,11 @@ def shop_map(url_env: str = "SHOP_URL", extra: list[dict[str, Any]] | None = Non
 
 @pytest.fixture(params=DIALECTS)
 def shop_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    url = dialect_url(request, tmp_path, "shop")
-    fill(url, MD, ROWS)
-    yield url
-    sql_engine.dispose_all()
+    yield from filled_database(request, tmp_path, "shop", MD, ROWS)
 
 
 def make(url: str, text: str | None = None) -> SqlConnector:
-    dm = parse_datamap(text or shop_map())
-    ctx = ConnectorContext(hash_key=b"s" * 32, environ={"SHOP_URL": url})
-    return SqlConnector(dm.systems[0], ctx)  # type: ignore[arg-type]
+    return sql_connector(text or shop_map(), "SHOP_URL", url, b"s" * 32)
 
 
 def snapshot(url: str) -> dict[str, list[tuple[Any, ...]]]:
