@@ -9,14 +9,17 @@ completed. Running this twice finds the bundle and the record already made and c
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping, Sequence
 from datetime import timedelta
+from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.orm import Session
 
 from dsar import requests
 from dsar.app import App
 from dsar.bundles.build import build_bundle
-from dsar.bundles.items import BundleInfo, BundleMeta
+from dsar.bundles.items import BundleInfo, BundleMeta, ItemsFactory
 from dsar.bundles.retention import purge_expired
 from dsar.bundles.store import BundleStore, open_store
 from dsar.db.models import (
@@ -33,7 +36,7 @@ from dsar.lifecycle import State
 from dsar.outbox import withdraw
 from workflows import fanout
 from workflows.runner import flag_attention, load_map
-from workflows.staging import read_staged
+from workflows.staging import read_staged, unstaged_items
 
 log = logging.getLogger("dsar.assembly")
 
@@ -47,15 +50,16 @@ def bundle_store(app: App) -> BundleStore:
     return open_store(url)
 
 
-def _make_bundle(app: App, request: Request) -> BundleInfo:
-    """Build and store the bundle from the staged data (the same id each time, so a re-run
-    replaces it)."""
+def _make_bundle(app: App, request: Request,
+                 items: ItemsFactory | None = None) -> BundleInfo:
+    """Build and store the bundle from ``items`` (by default the staged data), under the same
+    id each time, so a re-run replaces it."""
     datamap, _digest = load_map(app)
     meta = BundleMeta(request_id=request.id, kind=request.kind,  # type: ignore[arg-type]
                       bundle_id=f"b_{request.id}", timezone=request.timezone,
                       link_ttl=timedelta(days=app.settings.link_ttl_days))
-    return build_bundle(meta, datamap, lambda: read_staged(app, request.id), bundle_store(app),
-                        app.keys.bundle_key, app.now())
+    return build_bundle(meta, datamap, items or (lambda: read_staged(app, request.id)),
+                        bundle_store(app), app.keys.bundle_key, app.now())
 
 
 def assemble_request(app: App, request_id: str, fallback_id: int | None = None,
@@ -86,8 +90,27 @@ _PURGE_KEYS = sa.delete(SubjectKey).where(SubjectKey.request_id == sa.bindparam(
 
 def _complete(app: App, request_id: str, bundle: BundleInfo | None,
               fallback_id: int | None = None) -> None:
-    """One transaction, under the request row's lock: the bundle's row, the signed record and
-    its ledger entry, the state change, and the purge of staged data and discovered keys.
+    """One transaction, under the request row's lock: :func:`complete_request`, and the
+    withdrawal of the assembly's fallback message."""
+    with app.db.session() as session:
+        request = fanout.lock_request(session, request_id)
+        if request.state != State.IN_PROGRESS:
+            return
+        if fallback_id is not None:
+            withdraw(session, fallback_id)
+        states = set(session.connection().scalars(_TASK_STATES, {"request_id": request_id}))
+        if states - {fanout.DONE}:
+            raise DsarError(f"request {request_id} still has unfinished tasks",
+                            f"see `dsar show {request_id}`")
+        complete_request(session, app, request, bundle)
+
+
+def complete_request(session: Session, app: App, request: Request, bundle: BundleInfo | None,
+                     *, purge: bool = True) -> None:
+    """Complete ``request`` in the caller's transaction, which holds its row's lock and has
+    found it in progress with every task done: the bundle's row, the signed record and its
+    ledger entry, the state change, and (``purge``) the purge of staged data and discovered
+    keys.
 
     The bundle row and the record are written only here, in the transaction that moves the
     request out of ``in_progress``; so a request still in progress has neither, and a
@@ -95,31 +118,45 @@ def _complete(app: App, request_id: str, bundle: BundleInfo | None,
     from dsar.records.record import build_record
 
     now = app.now()
-    with app.db.session() as session:
-        request = fanout.lock_request(session, request_id)
-        if request.state != State.IN_PROGRESS:
-            return
-        if fallback_id is not None:
-            withdraw(session, fallback_id)
-        conn = session.connection()  # tasks, staged items and keys: never loaded as objects
-        states = set(conn.scalars(_TASK_STATES, {"request_id": request_id}))
-        if states - {fanout.DONE}:
-            raise DsarError(f"request {request_id} still has unfinished tasks",
-                            f"see `dsar show {request_id}`")
-        if bundle is not None:
-            session.add(Bundle(
-                id=bundle.bundle_id, request_id=request.id, location=bundle.location,
-                sha256=bundle.sha256, size=bundle.size, created_at=bundle.created_at,
-                link_expires_at=bundle.expires_at,
-                delete_after=bundle.created_at
-                + timedelta(days=app.settings.bundle_retention_days),
-            ))
-        request.state, request.updated_at, request.completed_at = State.COMPLETED.value, now, now
-        build_record(session, app, request)
-        requests.add_event(session, request, now, "worker", "completed",
-                           State.IN_PROGRESS.value, State.COMPLETED.value, None)
-        conn.execute(_PURGE_STAGED, {"request_id": request_id})
-        conn.execute(_PURGE_KEYS, {"request_id": request_id})
+    if bundle is not None:
+        session.add(Bundle(
+            id=bundle.bundle_id, request_id=request.id, location=bundle.location,
+            sha256=bundle.sha256, size=bundle.size, created_at=bundle.created_at,
+            link_expires_at=bundle.expires_at,
+            delete_after=bundle.created_at + timedelta(days=app.settings.bundle_retention_days),
+        ))
+    request.state, request.updated_at, request.completed_at = State.COMPLETED.value, now, now
+    build_record(session, app, request)
+    requests.add_event(session, request, now, "worker", "completed",
+                       State.IN_PROGRESS.value, State.COMPLETED.value, None)
+    if purge:
+        conn = session.connection()  # staged items and keys: never loaded as objects
+        conn.execute(_PURGE_STAGED, {"request_id": request.id})
+        conn.execute(_PURGE_KEYS, {"request_id": request.id})
+
+
+class CompleteHere:
+    """Completes a request in the transaction that records its last task (see
+    :func:`workflows.fanout.finish`), when that task collected all the request's data (or
+    none) and still holds it: the bundle is built from the items in hand, which are never
+    staged, and the request is completed without an assembly step of its own.
+
+    If it raises, the caller's transaction rolls back and the task is recorded the ordinary
+    way, its assembly to follow. ``completed`` tells whether it ran."""
+
+    def __init__(self, app: App) -> None:
+        self.app, self.completed = app, False
+
+    def __call__(self, session: Session, request: Request,
+                 staged: Sequence[Mapping[str, Any]], purge_keys: bool) -> None:
+        app = self.app
+        info = None
+        if request.kind in ("access", "export"):
+            info = _make_bundle(app, request, lambda: unstaged_items(app, request.id, staged))
+        complete_request(session, app, request, info, purge=False)
+        if purge_keys:
+            session.connection().execute(_PURGE_KEYS, {"request_id": request.id})
+        self.completed = True
 
 
 def sign_closed_requests(app: App, limit: int = 100) -> int:

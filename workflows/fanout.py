@@ -20,7 +20,7 @@ step never decides whether it runs: the same claims, fencing and fan-in apply.
 from __future__ import annotations
 
 import os
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal
@@ -81,6 +81,11 @@ _INSERT_EVIDENCE = sa.insert(EvidenceRow)
 def lock_request(session: Session, request_id: str) -> Request:
     """The request row, locked for the transaction (SQLite serialises writers anyway)."""
     return session.scalars(_LOCK_REQUEST, {"request_id": request_id}).one()
+
+
+Completion = Callable[[Session, Request, Sequence[Mapping[str, Any]], bool], None]
+#: Completes a request inside :func:`finish`'s transaction, given the request (locked), the
+#: last task's collected items in hand, and whether discovered keys are to be purged.
 
 
 @dataclass(frozen=True)
@@ -255,11 +260,17 @@ def save_precount(app: App, claim: Claim, counts: dict[str, Any]) -> bool:
 
 def finish(app: App, claim: Claim, result: ConnectorResult,
            staged: Sequence[Mapping[str, Any]] = (), *,
-           assemble_here: bool = False) -> tuple[bool, Handoff | None]:
+           assemble_here: bool = False,
+           complete_here: Completion | None = None) -> tuple[bool, Handoff | None]:
     """Record a task's evidence, the collected items it still holds (``staged``) and the keys
     it discovered, ready its dependents, and fan in. Returns ``(False, None)`` (and records
     nothing) if the claim was lost to another worker, else ``(True, handoff)``: with
-    ``assemble_here``, the assembly, if this task was the last, is handed off to the caller."""
+    ``assemble_here``, the assembly, if this task was the last, is handed off to the caller.
+
+    ``complete_here`` (given when ``staged`` is all this attempt collected) completes the
+    request in this transaction instead, if this task is its last and no other task collected
+    anything: ``staged`` goes to it rather than to the state database. If it raises, nothing
+    is recorded."""
     now = app.now()
     with app.db.session() as session:
         request = lock_request(session, claim.request_id)
@@ -267,9 +278,14 @@ def finish(app: App, claim: Claim, result: ConnectorResult,
         task = next((t for t in siblings if t.id == claim.task_id), None)
         if task is None or task.state != RUNNING or task.attempts != claim.attempt:
             return False, None
+        others = [t for t in siblings if t is not task]
+        complete = (complete_here is not None and request.state == State.IN_PROGRESS
+                    and not request.assembly_enqueued
+                    and all(t.state == DONE and t.action != "collect" for t in others))
         if claim.fallback_id is not None:
             withdraw(session, claim.fallback_id)
-        insert_staged(session, staged)
+        if not complete:
+            insert_staged(session, staged)
         if task.attempts > 1:  # evidence an earlier attempt recorded before failing
             session.execute(sa.delete(EvidenceRow).where(EvidenceRow.task_id == task.id))
         if result.evidence:
@@ -277,12 +293,15 @@ def finish(app: App, claim: Claim, result: ConnectorResult,
                 {"request_id": request.id, "task_id": task.id, "system": item.system,
                  "collection": item.collection, "action": item.action,
                  "body": item.to_dict(), "recorded_at": now} for item in result.evidence])
-        if any(task.id in (other.depends_on or ()) for other in siblings):
+        if any(task.id in (other.depends_on or ()) for other in others):
             _save_keys(session, app, request.id, task.id, result.discovered)
         task.state, task.finished_at, task.lease_until = DONE, now, None
         task.error_code = task.error = None
         slots.release(session, task.id)
-        for other in siblings:
+        if complete_here is not None and complete:
+            complete_here(session, request, staged, any(t.depends_on for t in siblings))
+            return True, None
+        for other in others:
             if other.state == WAITING and task.id in other.depends_on and \
                     _deps_done(session, other):
                 other.state = READY

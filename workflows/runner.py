@@ -208,7 +208,7 @@ def _run_claimed(app: App, claim: fanout.Claim,
              claim.request_id, claim.attempt, extra=ids)
     try:
         with heartbeat(app, claim):
-            result, staged = _call_connector(app, claim)
+            result, staged, whole = _call_connector(app, claim)
             _test_delay()
     except LeaseLost as lost:
         log.warning("%s", lost, extra=ids)
@@ -220,10 +220,27 @@ def _run_claimed(app: App, claim: fanout.Claim,
         outcome = fanout.fail(app, claim, failure)
         log.warning("task %s: %s (%s)", task_id, outcome, failure.code, extra=ids)
         return outcome, None
-    recorded, handoff = fanout.finish(app, claim, result, staged,
-                                      assemble_here="control" in run_here)
+    from workflows.assembly import CompleteHere
+
+    assemble_here = "control" in run_here
+    completion = CompleteHere(app) if assemble_here and whole else None
+    try:
+        recorded, handoff = fanout.finish(app, claim, result, staged,
+                                          assemble_here=assemble_here, complete_here=completion)
+    except Exception as exc:
+        if completion is None:
+            raise
+        log.warning("task %s: completing its request in the same transaction failed (%s); "
+                    "recording the task, the assembly follows", task_id, type(exc).__name__,
+                    extra=ids)
+        completion = None
+        recorded, handoff = fanout.finish(app, claim, result, staged,
+                                          assemble_here=assemble_here)
     if recorded:
         log.info("task %s done", task_id, extra=ids)
+        if completion is not None and completion.completed:
+            log.info("request %s completed", claim.request_id,
+                     extra={"request_id": claim.request_id})
         return "done", handoff
     log.warning("task %s finished after losing its lease; result discarded", task_id, extra=ids)
     return "lost", None
@@ -242,10 +259,11 @@ def _test_delay() -> None:
         time.sleep(float(delay))
 
 
-def _call_connector(app: App,
-                    claim: fanout.Claim) -> tuple[ConnectorResult, list[dict[str, Any]]]:
-    """Run the claimed task's connector. Returns its result and the collected items still
-    buffered at the end, for :func:`fanout.finish` to write with the result."""
+def _call_connector(app: App, claim: fanout.Claim
+                    ) -> tuple[ConnectorResult, list[dict[str, Any]], bool]:
+    """Run the claimed task's connector. Returns its result, the collected items still
+    buffered at the end (for :func:`fanout.finish` to write with the result), and whether
+    those are all it collected (none were written before)."""
     datamap, digest = load_map(app)
     if claim.datamap_digest and digest != claim.datamap_digest:
         raise DataMapError("the data map changed after this request was planned",
@@ -256,7 +274,7 @@ def _call_connector(app: App,
         if claim.action == "collect":
             sink = StagingSink(app, claim.request_id, claim.task_id)
             result = connector.collect(frozen, sink)
-            return result, sink.take()
+            return result, sink.take(), not sink.flushed
         precount = claim.precount
         if precount is not None:  # an earlier attempt recorded what was there
             result = connector.erase(frozen)
@@ -269,7 +287,7 @@ def _call_connector(app: App,
                                     "committed; nothing was changed")
 
             result = connector.erase_counted(frozen, record_found)
-    return _merge_precount(result, precount or {}), []
+    return _merge_precount(result, precount or {}), [], True
 
 
 def _merge_precount(result: ConnectorResult, precount: dict[str, int]) -> ConnectorResult:

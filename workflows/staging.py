@@ -82,6 +82,8 @@ class StagingSink:
         self.seq = 0
         self._pending: list[dict[str, Any]] = []
         self._pending_bytes = 0
+        self.flushed = False
+        """True once items were written before :meth:`take`: not all of them are in hand."""
 
     def _put(self, record: dict[str, Any]) -> None:
         sealed = self.app.keys.staging_cipher.seal(dumps(record), self.request_id.encode())
@@ -98,6 +100,7 @@ class StagingSink:
             return
         with self.app.db.session() as session:
             insert_staged(session, self.take())
+        self.flushed = True
 
     def take(self) -> list[dict[str, Any]]:
         """The buffered items (``staged_items`` rows), for the caller to write in its own
@@ -162,7 +165,19 @@ def read_staged(app: App, request_id: str) -> Iterator[CollectedItem]:
     Objects are yielded with a chunk iterator that must be consumed before the next item, which
     is how the bundle builder reads them.
     """
-    records = _records(app, request_id)
+    return _items(_records(app, request_id))
+
+
+def unstaged_items(app: App, request_id: str,
+                   rows: Sequence[Mapping[str, Any]]) -> Iterator[CollectedItem]:
+    """:func:`read_staged` for ``staged_items`` rows still in hand (from
+    :meth:`StagingSink.take`), never written: the request's items when the task that collected
+    them builds its bundle itself."""
+    cipher = app.keys.staging_cipher
+    return _items(loads(cipher.open(row["ciphertext"], request_id.encode())) for row in rows)
+
+
+def _items(records: Iterator[dict[str, Any]]) -> Iterator[CollectedItem]:
     for record in records:
         if record["t"] == "rows":
             yield RowsBatch(record["s"], record["c"], record["rows"])

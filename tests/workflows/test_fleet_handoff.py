@@ -1,6 +1,7 @@
 """Handoffs: a worker runs the next step of a request itself, with a fallback message that
-brings the step back through the broker if that worker never gets to it; and the watch's
-recovery of lost work, which must not duplicate a backlog."""
+brings the step back through the broker if that worker never gets to it; the last task that
+completes its request in its own transaction; and the watch's recovery of lost work, which
+must not duplicate a backlog."""
 
 from __future__ import annotations
 
@@ -11,9 +12,11 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from dsar.db.models import OutboxMessage
+from dsar.bundles.aead import decrypt_stream
+from dsar.bundles.store import open_store
+from dsar.db.models import Bundle, OutboxMessage, StagedItem
 from tests.workflows.fleet_helpers import SYSTEMS, Fleet, several_chinooks
-from workflows import fanout, runner
+from workflows import assembly, fanout, runner
 from workflows.relay import relay_once
 from workflows.watch import recover_lost_work
 
@@ -27,6 +30,17 @@ def fleet(postgres_url: str, tmp_path: Path, chinook_dir: Path,
     datamap, env = several_chinooks(chinook_dir, tmp_path)
     fleet = Fleet(tmp_path / "fleet", postgres_url, "memory://", datamap, env)
     fleet.apply_env(monkeypatch)  # leases of 3 seconds
+    yield fleet
+    fleet.close()
+
+
+@pytest.fixture
+def one_system(postgres_url: str, tmp_path: Path, chinook_dir: Path,
+               monkeypatch: pytest.MonkeyPatch) -> Any:
+    datamap, env = several_chinooks(chinook_dir, tmp_path)
+    datamap["systems"] = datamap["systems"][:1]
+    fleet = Fleet(tmp_path / "fleet", postgres_url, "memory://", datamap, env)
+    fleet.apply_env(monkeypatch)
     yield fleet
     fleet.close()
 
@@ -112,7 +126,7 @@ def test_no_handoff_to_a_worker_that_does_not_serve_the_queue(fleet: Fleet) -> N
 
 def test_a_handoff_whose_worker_died_runs_from_its_fallback(fleet: Fleet) -> None:
     app = fleet.app
-    request_id = fleet.submit("erasure")
+    request_id = fleet.submit("access")  # four systems collect: the assembly is a step
     handoff = runner.plan(app, request_id, run_here=EVERY_QUEUE)
     assert handoff is not None  # claimed for the worker, which died before it ran it
 
@@ -199,3 +213,83 @@ def test_the_watch_resends_lost_work_once_and_leaves_a_backlog_alone(
     assert recover_lost_work(app) == len(SYSTEMS) + 1  # every task, and the waiting plan
     assert recover_lost_work(app) == 0
     assert len(messages(fleet, "plan_request", waiting)) == 2
+
+
+def run_everything_here(app: Any, fleet: Fleet, request_id: str) -> None:
+    """Plan and run the request as workers serving every queue do, until nothing is left."""
+    runner.follow(app, runner.plan(app, request_id, run_here=EVERY_QUEUE), EVERY_QUEUE)
+    for task in fleet.tasks(request_id):
+        if task["state"] != "done":
+            runner.follow(app, runner.run_task(app, task["id"], run_here=EVERY_QUEUE),
+                          EVERY_QUEUE)
+
+
+def test_the_last_erasure_task_completes_the_request_in_its_own_transaction(
+        fleet: Fleet) -> None:
+    app = fleet.app
+    request_id = fleet.submit("erasure")
+    run_everything_here(app, fleet, request_id)
+    assert fleet.state(request_id) == "completed"
+    assert fleet.record_count(request_id) == 1
+    assert [t["state"] for t in fleet.tasks(request_id)] == ["done"] * len(SYSTEMS)
+    tasks = {t["id"] for t in fleet.tasks(request_id)}
+    assert {e[0] for e in fleet.evidence(request_id)} == tasks  # every system's evidence
+    assert messages(fleet, "assemble_request", request_id) == []  # no assembly step at all
+    delayed = sa.select(sa.func.count()).select_from(OutboxMessage).where(
+        OutboxMessage.available_at > OutboxMessage.created_at)
+    assert fleet.scalar(delayed) == 0  # the handed-off task's fallback withdrawn
+
+
+def test_a_one_system_access_request_is_bundled_from_the_data_in_hand(
+        one_system: Fleet) -> None:
+    app = one_system.app
+    request_id = one_system.submit("access")
+    staged: list[str] = []
+
+    @sa.event.listens_for(app.db.engine, "before_cursor_execute")
+    def watch(conn: Any, cursor: Any, statement: str, *_: Any) -> None:
+        if "staged_items" in statement:
+            staged.append(statement.split()[0])
+
+    run_everything_here(app, one_system, request_id)
+    sa.event.remove(app.db.engine, "before_cursor_execute", watch)
+    assert one_system.state(request_id) == "completed"
+    assert one_system.record_count(request_id) == 1
+    assert staged == []  # the collected rows never went to the state database
+    assert messages(one_system, "assemble_request", request_id) == []
+    with app.db.session() as session:
+        bundle = session.scalars(sa.select(Bundle).where(Bundle.request_id == request_id)).one()
+        blob = bundle.location.rsplit("/", 1)[1]
+    store = open_store(one_system.env["DSAR_EXPORT_URL"])
+    data = b"".join(decrypt_stream(store.open_stream(blob), app.keys.bundle_key))
+    assert data.startswith(b"PK")  # the zip, with the customer's rows in it:
+    assert b"csv/" in data and len(data) == bundle.size
+
+
+def test_a_failed_completion_records_the_task_and_leaves_the_assembly_to_follow(
+        one_system: Fleet, monkeypatch: pytest.MonkeyPatch) -> None:
+    app = one_system.app
+    request_id = one_system.submit("access")
+    real, calls = assembly._make_bundle, []
+
+    def full_disk_once(app: Any, request: Any, items: Any = None) -> Any:
+        calls.append("in hand" if items is not None else "staged")
+        if len(calls) == 1:
+            raise OSError(28, "No space left on device")
+        return real(app, request, items)
+
+    monkeypatch.setattr(assembly, "_make_bundle", full_disk_once)
+    handoff = runner.plan(app, request_id, run_here=EVERY_QUEUE)
+    assert handoff is not None and handoff.claim is not None
+    following = runner.run_claimed(app, handoff.claim, EVERY_QUEUE)
+    assert following is not None and following.step == "assembly"
+    assert one_system.state(request_id) == "in_progress"
+    assert [t["state"] for t in one_system.tasks(request_id)] == ["done"]
+    assert one_system.scalar(sa.select(sa.func.count()).select_from(StagedItem)
+                             .where(StagedItem.request_id == request_id)) > 0
+    runner.follow(app, following, EVERY_QUEUE)
+    assert one_system.state(request_id) == "completed"
+    assert one_system.record_count(request_id) == 1
+    assert calls == ["in hand", "staged"]
+    assert one_system.scalar(sa.select(sa.func.count()).select_from(StagedItem)
+                             .where(StagedItem.request_id == request_id)) == 0
