@@ -185,24 +185,42 @@ def test_db_upgrade_on_postgres(postgres_url: str, tmp_path: Path) -> None:
     result = runner.invoke(main, ["list"], env=env)
     assert result.exit_code == 2
     assert result.stderr.strip() == ("error: the state database schema is at nothing, not the "
-                                     "latest (0001); run `dsar db upgrade`")
+                                     "latest (0002); run `dsar db upgrade`")
     assert ok(runner.invoke(main, ["db", "upgrade"], env=env)).stdout == (
-        "schema upgraded from empty to 0001\n")
+        "schema upgraded from empty to 0002\n")
     assert ok(runner.invoke(main, ["db", "upgrade"], env=env)).stdout == (
-        "schema already at 0001\n")
+        "schema already at 0002\n")
     assert json.loads(ok(runner.invoke(main, ["db", "upgrade", "--json"], env=env)).stdout) == {
-        "before": "0001", "after": "0001", "changed": False}
+        "before": "0002", "after": "0002", "changed": False}
     with state_db(postgres_url).engine.connect() as conn:
         assert compare_metadata(MigrationContext.configure(conn), Base.metadata) == []
     assert json.loads(ok(runner.invoke(main, ["list", "--json"], env=env)).stdout) == []
     state_db(postgres_url).dispose()
 
 
+def test_db_upgrade_from_the_first_schema_keeps_its_requests(postgres_url: str,
+                                                             tmp_path: Path) -> None:
+    runner = CliRunner()
+    env = {"DSAR_DATA_DIR": str(tmp_path), "DSAR_DATABASE_URL": postgres_url,
+           "DSAR_MASTER_KEY": MASTER_KEY}
+    state_db(postgres_url).upgrade("0001")
+    state_db(postgres_url).dispose()
+    assert runner.invoke(main, ["submit", "access", "--email", "ada@example.com"],
+                         env=env).exit_code == 2  # refused until the schema is upgraded
+    assert ok(runner.invoke(main, ["db", "upgrade"], env=env)).stdout == (
+        "schema upgraded from 0001 to 0002\n")
+    with state_db(postgres_url).engine.connect() as conn:
+        assert compare_metadata(MigrationContext.configure(conn), Base.metadata) == []
+    state_db(postgres_url).dispose()
+    ok(runner.invoke(main, ["submit", "access", "--email", "ada@example.com"], env=env))
+    assert len(json.loads(ok(runner.invoke(main, ["list", "--json"], env=env)).stdout)) == 1
+
+
 def test_db_upgrade_on_sqlite(tmp_path: Path) -> None:
     runner = CliRunner()
     env = {"DSAR_DATA_DIR": str(tmp_path)}
     data = json.loads(ok(runner.invoke(main, ["db", "upgrade", "--json"], env=env)).stdout)
-    assert data == {"before": None, "after": "0001", "changed": True}
+    assert data == {"before": None, "after": "0002", "changed": True}
     assert (tmp_path / "state.sqlite3").exists() and (tmp_path / "master.key").exists()
 
 

@@ -89,7 +89,8 @@ class IdentityRow(Base):
     __tablename__ = "identities"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    request_id: Mapped[str] = mapped_column(ForeignKey("requests.id", ondelete="CASCADE"))
+    request_id: Mapped[str] = mapped_column(ForeignKey("requests.id", ondelete="CASCADE"),
+                                            index=True)
     kind: Mapped[str] = mapped_column(String(8))
     name: Mapped[str] = mapped_column(String(64))
     ciphertext: Mapped[bytes] = mapped_column(LargeBinary)
