@@ -5,7 +5,8 @@ RabbitMQ, Redis or the in-process broker. Messages carry ids only.
 
 An actor that finishes a step goes on with the request's next step itself when that step's
 queue is one its worker consumes (planning runs the first ready task, the last task runs the
-assembly): one broker message per request instead of three for a request on one system. The
+assembly, or completes the request in its own transaction when it holds all the collected
+data): one broker message per request instead of three for a request on one system. The
 step's message is still written, as a fallback (see :mod:`workflows.fanout`), so a worker that
 dies in between loses nothing. Workers that do not consume a queue never run its steps.
 """

@@ -4,6 +4,9 @@ For access and export requests the staged data becomes the bundle (encrypted, st
 expiring link); the staged data and discovered keys are then purged. Every request gets its
 signed completion record, appended to the ledger, in the same transaction that marks it
 completed. Running this twice finds the bundle and the record already made and changes nothing.
+
+A request's last task may do all this itself, in the transaction that records it, from the
+data it holds (:class:`CompleteHere`); then there is no assembly step.
 """
 
 from __future__ import annotations

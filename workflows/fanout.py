@@ -4,7 +4,9 @@ A plan becomes task rows. A task is ``ready`` when the tasks it needs keys from 
 whoever marks a task done also readies its dependents and, if it was the last, sets the
 request's ``assembly_enqueued`` flag and enqueues the assembly, in the same transaction, under
 a lock on the request row. So the assembly is enqueued exactly once however the finishing tasks
-interleave and however often their messages are delivered.
+interleave and however often their messages are delivered. A last task that holds all the
+request's collected data may instead complete the request in that same transaction (see
+:func:`finish`), which is exactly once for the same reason.
 
 A running task holds a lease that its worker renews; a task whose lease ran out (its worker
 died) is taken over by the next delivery of its message or by the watch. ``attempts`` is the

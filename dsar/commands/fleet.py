@@ -19,7 +19,8 @@ from workflows.broker import QUEUES
               help="Worker processes (RabbitMQ and Redis brokers).")
 @click.option("--threads", "-t", default=4, show_default=True,
               help="Threads per process. Threads share one CPU (Python's GIL): for database "
-                   "work, run a process per core with 2 threads; slow SaaS APIs gain from more.")
+                   "work, run a process per core with 1 thread when the databases are on the "
+                   "same host, 2 to 4 across a network; slow SaaS APIs gain from more.")
 @click.option("--queues", "-Q", multiple=True, type=click.Choice(QUEUES),
               help="Only consume these queues (repeatable) [default: all]. Run separate "
                    "workers for `saas` so a slow API cannot hold up database work.")
@@ -32,9 +33,10 @@ def worker(state: CliState, processes: int, threads: int, queues: tuple[str, ...
 
     On RabbitMQ or Redis (DSAR_BROKER_URL) this starts Dramatiq worker processes; each also
     relays the outbox and runs the deadline watch. A worker that plans a request runs its
-    first task itself, and the worker that finishes its last task runs its assembly, when they
-    consume those queues. SIGTERM lets the tasks in hand finish, then stops. On the in-process
-    broker (memory://) the workers are threads of this process.
+    first task itself, and the worker that finishes its last task completes the request (or
+    runs its assembly), when they consume those queues. SIGTERM lets the tasks in hand
+    finish, then stops. On the in-process broker (memory://) the workers are threads of this
+    process.
     """
     app = state.app
     if metrics_port:
