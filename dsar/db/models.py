@@ -268,5 +268,8 @@ class Checkpoint(Base):
 
     size: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
     root: Mapped[bytes] = mapped_column(LargeBinary(32))
+    frontier: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    """The roots of the tree's perfect subtrees, largest first, 32 bytes each: the next
+    checkpoint hashes only the entries appended since (see merkle.extend_frontier)."""
     note: Mapped[str] = mapped_column(Text)
     issued_at: Mapped[datetime] = mapped_column(UTCDateTime)

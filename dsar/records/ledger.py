@@ -118,17 +118,19 @@ def append(session: Session, leaf: bytes, now: datetime) -> int:
         _APPEND, {"leaf": leaf, "leaf_hash": merkle.leaf_hash(leaf), "now": now}).scalar_one())
 
 
-def leaf_hashes(session: Session, tree_size: int | None = None) -> list[bytes]:
-    """The leaf hashes of the first ``tree_size`` entries (all when ``None``), in order.
+def leaf_hashes(session: Session, tree_size: int | None = None, start: int = 0) -> list[bytes]:
+    """The leaf hashes of entries ``start`` up to ``tree_size`` (all when ``None``), in order.
 
     Loads the 32-byte hash column only, never the leaves.
     """
     query = sa.select(LedgerEntry.leaf_hash).order_by(LedgerEntry.index)
+    if start:
+        query = query.where(LedgerEntry.index >= start)
     if tree_size is not None:
         query = query.where(LedgerEntry.index < tree_size)
     hashes = [bytes(h) for h in session.scalars(query)]
-    if tree_size is not None and len(hashes) != tree_size:
-        raise NotFound(f"the ledger has {len(hashes)} entries, not {tree_size}",
+    if tree_size is not None and len(hashes) != tree_size - start:
+        raise NotFound(f"the ledger has {start + len(hashes)} entries, not {tree_size}",
                        "ask for a size no larger than the ledger")
     return hashes
 
@@ -179,13 +181,27 @@ def issue_checkpoint(session: Session, app: App) -> Checkpoint:
     latest = latest_checkpoint(session)
     if latest is not None and latest.size >= current:
         return latest
-    tree_root = root(session, current)
+    frontier = _frontier_after(session, latest, current)
+    tree_root = merkle.root_from_frontier(frontier)
     signer = load_signer(app.settings)
     note = sign_checkpoint(app.settings.ledger_origin, current, tree_root, signer.private_key)
-    made = Checkpoint(size=current, root=tree_root, note=note, issued_at=app.now())
+    made = Checkpoint(size=current, root=tree_root, frontier=b"".join(frontier), note=note,
+                      issued_at=app.now())
     session.add(made)
     session.flush()
     return made
+
+
+def _frontier_after(session: Session, latest: Checkpoint | None, tree_size: int) -> list[bytes]:
+    """The frontier of the first ``tree_size`` entries: the latest checkpoint's, extended by the
+    entries appended since (all entries when there is none, or it predates stored frontiers).
+    Checkpoints are issued under the ledger lock, so this hashes only what is new."""
+    if latest is None or latest.frontier is None:
+        return merkle.extend_frontier([], 0, leaf_hashes(session, tree_size))
+    stored = bytes(latest.frontier)
+    peaks = [stored[i:i + merkle.HASH_SIZE] for i in range(0, len(stored), merkle.HASH_SIZE)]
+    return merkle.extend_frontier(peaks, latest.size,
+                                  leaf_hashes(session, tree_size, start=latest.size))
 
 
 def _iso(moment: datetime) -> str:

@@ -13,6 +13,10 @@ Each operation comes in two forms: one over leaf *data* (``root``, ``inclusion_p
 which is what the ledger stores. Building runs in O(n) hashing per call with no recursion
 over leaves; verifying runs in O(log n) and needs only hashes.
 
+A *frontier* (the roots of the perfect subtrees that make up a tree, largest first: one per
+bit set in its size) is all that is needed to extend a tree by more leaves and to compute its
+root, in O(new leaves + log n): :func:`extend_frontier`, :func:`root_from_frontier`.
+
 Verifiers return ``bool`` and never raise on malformed input: a wrong-length hash, an
 index out of range or a proof of the wrong length simply does not verify.
 """
@@ -20,18 +24,20 @@ index out of range or a proof of the wrong length simply does not verify.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 __all__ = [
     "EMPTY_ROOT",
     "HASH_SIZE",
     "consistency_proof",
     "consistency_proof_from_hashes",
+    "extend_frontier",
     "inclusion_proof",
     "inclusion_proof_from_hashes",
     "leaf_hash",
     "node_hash",
     "root",
+    "root_from_frontier",
     "root_from_hashes",
     "root_from_inclusion_proof",
     "verify_consistency",
@@ -93,6 +99,38 @@ def root_from_hashes(leaf_hashes: Sequence[bytes]) -> bytes:
     """
     _check_hashes(leaf_hashes)
     return _mth(leaf_hashes, 0, len(leaf_hashes))
+
+
+def extend_frontier(frontier: Sequence[bytes], size: int,
+                    leaf_hashes: Iterable[bytes]) -> list[bytes]:
+    """The frontier of the tree of ``size`` leaves whose frontier is ``frontier``, extended by
+    ``leaf_hashes``. Raises ``ValueError`` if the frontier does not fit the size (one hash per
+    bit set in ``size``) or a hash is not 32 bytes."""
+    if size < 0 or len(frontier) != bin(size).count("1"):
+        raise ValueError(f"a frontier of {len(frontier)} hashes does not fit {size} leaves")
+    peaks = list(frontier)
+    _check_hashes(peaks)
+    for leaf in leaf_hashes:
+        if len(leaf) != HASH_SIZE:
+            raise ValueError(f"leaf hashes must be {HASH_SIZE} bytes, got {len(leaf)}")
+        node, carry = leaf, size
+        while carry & 1:  # two subtrees of equal size merge, as in binary addition
+            node = node_hash(peaks.pop(), node)
+            carry >>= 1
+        peaks.append(node)
+        size += 1
+    return peaks
+
+
+def root_from_frontier(frontier: Sequence[bytes]) -> bytes:
+    """The Merkle Tree Hash of the tree whose frontier is ``frontier``: the subtree roots
+    joined from the right, which is RFC 9162's split at the largest power of two."""
+    if not frontier:
+        return EMPTY_ROOT
+    node = frontier[-1]
+    for peak in reversed(frontier[:-1]):
+        node = node_hash(peak, node)
+    return node
 
 
 def root(leaves: Sequence[bytes]) -> bytes:

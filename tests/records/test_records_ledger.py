@@ -64,6 +64,37 @@ def test_issue_checkpoint_signs_the_current_tree_and_is_a_no_op_when_current(app
         assert ledger.checkpoint_covering(session, 4) is None
 
 
+def test_a_checkpoint_hashes_only_the_entries_since_the_last_one(app: App) -> None:
+    read: list[str] = []
+
+    def count_reads(conn, cursor, statement, *_):  # type: ignore[no-untyped-def]
+        if "leaf_hash" in statement and statement.lstrip().upper().startswith("SELECT"):
+            read.append(statement)
+
+    with app.db.session() as session:
+        for i in range(5):
+            ledger.append(session, b"y%d" % i, NOW)
+        ledger.issue_checkpoint(session, app)
+        # a checkpoint from before frontiers were stored: the next one hashes everything once
+        session.scalars(sa.select(Checkpoint)).one().frontier = None
+        session.flush()
+        for i in range(5, 7):
+            ledger.append(session, b"y%d" % i, NOW)
+        full = ledger.issue_checkpoint(session, app)
+        assert full.root == merkle.root_from_hashes(ledger.leaf_hashes(session))
+        for i in range(7, 10):
+            ledger.append(session, b"y%d" % i, NOW)
+        sa.event.listen(app.db.engine, "before_cursor_execute", count_reads)
+        try:
+            latest = ledger.issue_checkpoint(session, app)
+        finally:
+            sa.event.remove(app.db.engine, "before_cursor_execute", count_reads)
+        hashes = ledger.leaf_hashes(session)
+        assert latest.size == 10 and latest.root == merkle.root_from_hashes(hashes)
+        assert len(read) == 1 and ">=" in read[0]  # the three new entries only
+        assert latest.frontier == b"".join(merkle.extend_frontier([], 0, hashes))
+
+
 def test_concurrent_appends_never_collide(app: App) -> None:
     errors: list[BaseException] = []
 
@@ -134,6 +165,7 @@ def test_every_ledger_proof_verifies(batches: list[int]) -> None:
                                                    .order_by(Checkpoint.size)))
                 hashes = ledger.leaf_hashes(session)
                 for cp in checkpoints:
+                    assert cp.root == merkle.root_from_hashes(hashes[:cp.size])
                     for index in range(cp.size):
                         proof = ledger.inclusion_proof(session, index, cp.size)
                         assert merkle.verify_inclusion(index, cp.size, hashes[index], proof,

@@ -346,3 +346,35 @@ def test_large_tree_is_fast_enough() -> None:
     old_root = merkle.root_from_hashes(hashes[:15_001])
     cproof = merkle.consistency_proof_from_hashes(15_001, hashes)
     assert merkle.verify_consistency(15_001, 20_000, old_root, root, cproof)
+
+
+# --- frontiers ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("size", range(0, 9))
+def test_ct_roots_from_frontiers(size: int) -> None:
+    frontier = merkle.extend_frontier([], 0, [merkle.leaf_hash(d) for d in CT_LEAVES[:size]])
+    assert len(frontier) == bin(size).count("1")
+    expected = CT_ROOTS[size - 1] if size else CT_EMPTY_ROOT
+    assert merkle.root_from_frontier(frontier).hex() == expected
+
+
+@given(data=st.data(), size=st.integers(0, MAX))
+@settings(max_examples=200)
+def test_a_frontier_extended_in_any_steps_gives_the_tree_root(data: st.DataObject,
+                                                               size: int) -> None:
+    cuts = sorted(data.draw(st.lists(st.integers(0, size), max_size=6)))
+    frontier: list[bytes] = []
+    for start, end in zip([0, *cuts], [*cuts, size], strict=True):
+        frontier = merkle.extend_frontier(frontier, start, HASHES[start:end])
+        assert merkle.root_from_frontier(frontier) == ROOTS[end]
+
+
+def test_a_frontier_that_does_not_fit_its_size_is_refused() -> None:
+    one = merkle.leaf_hash(b"x")
+    with pytest.raises(ValueError, match="does not fit"):
+        merkle.extend_frontier([one], 3, [one])  # 3 leaves make two subtrees (2 + 1)
+    with pytest.raises(ValueError, match="does not fit"):
+        merkle.extend_frontier([], 1, [one])
+    with pytest.raises(ValueError, match="32 bytes"):
+        merkle.extend_frontier([], 0, [b"short"])
