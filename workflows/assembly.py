@@ -12,8 +12,9 @@ data it holds (:class:`CompleteHere`); then there is no assembly step.
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Mapping, Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -194,8 +195,21 @@ def forget_identities(app: App) -> int:
         return int(result.rowcount or 0)
 
 
+_LAST_SWEEP: dict[str, datetime] = {}
+
+
+def retention_sweep_interval() -> timedelta:
+    """How often a worker process lists the bundle store for expired bundles."""
+    return timedelta(seconds=float(os.environ.get("DSAR_RETENTION_SWEEP_SECONDS", "300")))
+
+
 def periodic_housekeeping(app: App) -> None:
-    """Issue a ledger checkpoint when the ledger grew; delete bundles past retention."""
+    """Issue a ledger checkpoint when the ledger grew; delete bundles past retention.
+
+    Deleting bundles lists and reads the whole store (every bundle's sidecar, and on S3 paid
+    LIST requests), so each process does it at most once per
+    ``DSAR_RETENTION_SWEEP_SECONDS``, not at every tick; a link stops working at its expiry
+    regardless (downloads check it)."""
     from dsar.records.ledger import issue_checkpoint
 
     now = app.now()
@@ -204,6 +218,10 @@ def periodic_housekeeping(app: App) -> None:
     with app.db.session() as session:
         issue_checkpoint(session, app)
     store = bundle_store(app)
+    last = _LAST_SWEEP.get(store.location)
+    if last is not None and now - last < retention_sweep_interval():
+        return
+    _LAST_SWEEP[store.location] = now
     purged = purge_expired(store, now)
     if purged:
         with app.db.session() as session:

@@ -10,8 +10,9 @@ several processes at once is harmless):
   is taken for lost (a broker that lost it, say Redis without persistence) and sent again,
   once per that period. The period is long so that a backlog waiting its turn in the broker
   is not duplicated: a worker that dies is covered by the lease and the handoff fallbacks;
-- housekeeping: a ledger checkpoint when the ledger grew, expired bundles deleted, old outbox
-  rows purged.
+- housekeeping: a ledger checkpoint when the ledger grew (hashing only the new entries),
+  expired bundles deleted (at most every ``DSAR_RETENTION_SWEEP_SECONDS``, default 300), old
+  outbox rows purged.
 """
 
 from __future__ import annotations

@@ -34,17 +34,6 @@ def fleet(postgres_url: str, tmp_path: Path, chinook_dir: Path,
     fleet.close()
 
 
-@pytest.fixture
-def one_system(postgres_url: str, tmp_path: Path, chinook_dir: Path,
-               monkeypatch: pytest.MonkeyPatch) -> Any:
-    datamap, env = several_chinooks(chinook_dir, tmp_path)
-    datamap["systems"] = datamap["systems"][:1]
-    fleet = Fleet(tmp_path / "fleet", postgres_url, "memory://", datamap, env)
-    fleet.apply_env(monkeypatch)
-    yield fleet
-    fleet.close()
-
-
 class Catch:
     """A broker that keeps what the relay publishes."""
 
