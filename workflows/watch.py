@@ -24,6 +24,7 @@ from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
+from sqlalchemy.orm import load_only
 
 from dsar.app import App
 from dsar.db.models import Request, Task
@@ -64,7 +65,7 @@ def watch_deadlines(app: App) -> int:
     open_states = [s.value for s in State if s not in TERMINAL]
     with app.db.session() as session:
         due = [request.id for request in session.scalars(
-            sa.select(Request).where(Request.state.in_(open_states)))
+            sa.select(Request).options(_FLAG_COLUMNS).where(Request.state.in_(open_states)))
             if request.state in PAUSED or _new_flags(request, now)]
     if not due:
         return 0
@@ -86,6 +87,12 @@ def watch_deadlines(app: App) -> int:
                 raised += 1
             request.watch_flags = flags
     return raised
+
+
+# What the flags are decided from: a pass over every open request loads only these columns.
+_FLAG_COLUMNS = load_only(Request.id, Request.state, Request.timezone, Request.due,
+                          Request.extended_due, Request.extension_notice_by,
+                          Request.watch_flags, raiseload=True)
 
 
 def _new_flags(request: Request, now: datetime) -> list[tuple[str, str, str]]:
