@@ -12,9 +12,8 @@ data it holds (:class:`CompleteHere`); then there is no assembly step.
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Mapping, Sequence
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -24,12 +23,9 @@ from dsar import requests
 from dsar.app import App
 from dsar.bundles.build import build_bundle
 from dsar.bundles.items import BundleInfo, BundleMeta, ItemsFactory
-from dsar.bundles.retention import purge_expired
 from dsar.bundles.store import BundleStore, open_store
 from dsar.db.models import (
     Bundle,
-    CompletionRecord,
-    IdentityRow,
     Request,
     StagedItem,
     SubjectKey,
@@ -110,11 +106,11 @@ def _complete(app: App, request_id: str, bundle: BundleInfo | None,
 
 
 def complete_request(session: Session, app: App, request: Request, bundle: BundleInfo | None,
-                     *, purge: bool = True) -> None:
+                     *, purge_staged: bool = True, purge_keys: bool = True) -> None:
     """Complete ``request`` in the caller's transaction, which holds its row's lock and has
     found it in progress with every task done: the bundle's row, the signed record and its
-    ledger entry, the state change, and (``purge``) the purge of staged data and discovered
-    keys.
+    ledger entry, the state change, and the purge of staged data and discovered keys (each
+    can be skipped by a caller that knows there is none).
 
     The bundle row and the record are written only here, in the transaction that moves the
     request out of ``in_progress``; so a request still in progress has neither, and a
@@ -133,9 +129,10 @@ def complete_request(session: Session, app: App, request: Request, bundle: Bundl
     build_record(session, app, request)
     requests.add_event(session, request, now, "worker", "completed",
                        State.IN_PROGRESS.value, State.COMPLETED.value, None)
-    if purge:
-        conn = session.connection()  # staged items and keys: never loaded as objects
+    conn = session.connection()  # staged items and keys: never loaded as objects
+    if purge_staged:
         conn.execute(_PURGE_STAGED, {"request_id": request.id})
+    if purge_keys:
         conn.execute(_PURGE_KEYS, {"request_id": request.id})
 
 
@@ -157,73 +154,5 @@ class CompleteHere:
         info = None
         if request.kind in ("access", "export"):
             info = _make_bundle(app, request, lambda: unstaged_items(app, request.id, staged))
-        complete_request(session, app, request, info, purge=False)
-        if purge_keys:
-            session.connection().execute(_PURGE_KEYS, {"request_id": request.id})
+        complete_request(session, app, request, info, purge_staged=False, purge_keys=purge_keys)
         self.completed = True
-
-
-def sign_closed_requests(app: App, limit: int = 100) -> int:
-    """Completion records for rejected and cancelled requests that have none yet (closed while
-    no signing key was available). Returns how many were made."""
-    with app.db.session() as session:
-        ids = list(session.scalars(
-            sa.select(Request.id).outerjoin(CompletionRecord)
-            .where(Request.state.in_([State.REJECTED.value, State.CANCELLED.value]),
-                   CompletionRecord.request_id.is_(None)).limit(limit)))
-    made = 0
-    for request_id in ids:
-        with app.db.session() as session:
-            request = fanout.lock_request(session, request_id)
-            if request.completed_at is None:
-                request.completed_at = request.updated_at
-            if session.get(CompletionRecord, request_id) is None:
-                made += int(requests.sign_closed_request(session, app, request))
-    return made
-
-
-def forget_identities(app: App) -> int:
-    """Delete the encrypted identities of requests closed more than
-    DSAR_IDENTITY_RETENTION_DAYS ago (their completion records need none). Returns how many
-    identity rows were deleted."""
-    cutoff = app.now() - timedelta(days=app.settings.identity_retention_days)
-    closed = [State.COMPLETED.value, State.REJECTED.value, State.CANCELLED.value]
-    with app.db.session() as session:
-        expired = sa.select(Request.id).where(Request.state.in_(closed),
-                                              Request.completed_at < cutoff)
-        result = session.execute(sa.delete(IdentityRow).where(IdentityRow.request_id.in_(expired)))
-        return int(result.rowcount or 0)
-
-
-_LAST_SWEEP: dict[str, datetime] = {}
-
-
-def retention_sweep_interval() -> timedelta:
-    """How often a worker process lists the bundle store for expired bundles."""
-    return timedelta(seconds=float(os.environ.get("DSAR_RETENTION_SWEEP_SECONDS", "300")))
-
-
-def periodic_housekeeping(app: App) -> None:
-    """Issue a ledger checkpoint when the ledger grew; delete bundles past retention.
-
-    Deleting bundles lists and reads the whole store (every bundle's sidecar, and on S3 paid
-    LIST requests), so each process does it at most once per
-    ``DSAR_RETENTION_SWEEP_SECONDS``, not at every tick; a link stops working at its expiry
-    regardless (downloads check it)."""
-    from dsar.records.ledger import issue_checkpoint
-
-    now = app.now()
-    sign_closed_requests(app)
-    forget_identities(app)
-    with app.db.session() as session:
-        issue_checkpoint(session, app)
-    store = bundle_store(app)
-    last = _LAST_SWEEP.get(store.location)
-    if last is not None and now - last < retention_sweep_interval():
-        return
-    _LAST_SWEEP[store.location] = now
-    purged = purge_expired(store, now)
-    if purged:
-        with app.db.session() as session:
-            session.execute(sa.update(Bundle).where(Bundle.id.in_(purged))
-                            .values(deleted_at=now))

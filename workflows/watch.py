@@ -142,7 +142,7 @@ def recover_lost_work(app: App) -> int:
 
 
 def housekeeping(app: App) -> None:
-    from workflows.assembly import periodic_housekeeping
+    from workflows.housekeeping import periodic_housekeeping
     from workflows.relay import purge_sent
 
     periodic_housekeeping(app)

@@ -14,7 +14,7 @@ from dsar.identities import parse_identities
 from dsar.records import keys as keyring
 from dsar.records.bundle import make_bundle
 from dsar.records.verify import verify_bundle
-from workflows.assembly import sign_closed_requests
+from workflows.housekeeping import sign_closed_requests
 
 
 def _record_state(app: App, request_id: str) -> str | None:
@@ -62,7 +62,7 @@ def test_identities_are_forgotten_after_retention_and_the_record_still_verifies(
     from datetime import UTC, datetime, timedelta
 
     from dsar.db.models import IdentityRow
-    from workflows.assembly import forget_identities
+    from workflows.housekeeping import forget_identities
 
     app = App.from_env({"DSAR_DATA_DIR": str(tmp_path), "DSAR_IDENTITY_RETENTION_DAYS": "730"})
     start = datetime(2025, 3, 5, 9, 0, tzinfo=UTC)

@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from dsar.bundles.store import open_store
 from dsar.db.models import Bundle, Checkpoint
 from tests.workflows.fleet_helpers import Fleet
-from workflows import assembly, runner
+from workflows import housekeeping, runner
 from workflows.broker import QUEUES
 
 
@@ -34,24 +34,24 @@ def later(app: Any, delta: timedelta) -> None:
 def test_expired_bundles_are_deleted_at_most_once_per_sweep_interval(
         one_system: Fleet, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("DSAR_RETENTION_SWEEP_SECONDS", "600")
-    monkeypatch.setattr(assembly, "_LAST_SWEEP", {})
+    monkeypatch.setattr(housekeeping, "_LAST_SWEEP", {})
     app = one_system.app
     store = open_store(one_system.env["DSAR_EXPORT_URL"])
     first, first_blob = completed_access(one_system)
-    assembly.periodic_housekeeping(app)  # sweeps: nothing has expired
+    housekeeping.periodic_housekeeping(app)  # sweeps: nothing has expired
     with app.db.session() as session:
         checkpoint = session.scalars(sa.select(Checkpoint)).one()
         assert checkpoint.size == 1  # the completion record's ledger entry
 
     later(app, timedelta(days=app.settings.link_ttl_days, minutes=-1))
-    assembly.periodic_housekeeping(app)  # a minute before the link expires: kept
+    housekeeping.periodic_housekeeping(app)  # a minute before the link expires: kept
     assert store.exists(first_blob)
     later(app, timedelta(minutes=2))
-    assembly.periodic_housekeeping(app)  # expired, but within the interval: not listed yet
+    housekeeping.periodic_housekeeping(app)  # expired, but within the interval: not listed yet
     assert store.exists(first_blob)
 
     later(app, timedelta(minutes=10))
-    assembly.periodic_housekeeping(app)
+    housekeeping.periodic_housekeeping(app)
     assert not store.exists(first_blob) and not store.exists(first + ".json")
     with app.db.session() as session:
         assert session.get(Bundle, first).deleted_at is not None
