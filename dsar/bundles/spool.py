@@ -3,12 +3,11 @@
 The bundle needs the data several times (a CSV per collection, all of it again in data.json,
 previews and counts for the report) and the staged items may interleave collections. Rather
 than asking staging to be read many times, the builder reads it once into this spool and reads
-the spool as often as it needs. Everything spooled is encrypted under a random key that exists
-only in this process's memory, so a crash leaves nothing readable behind; :meth:`Spool.close`
-removes it. Rows stay in memory while all collections together hold at most
-:data:`MEMORY_ROWS` bytes; past that every collection's rows go to temporary files, so memory
-does not grow with the subject's data. Objects always go to files (in a directory made on
-first use).
+the spool as often as it needs. Rows stay in this process's memory while all collections
+together hold at most :data:`MEMORY_ROWS` bytes of them; past that every collection's rows go
+to temporary files, so memory does not grow with the subject's data. Whatever goes to disk
+(spilled rows, objects) is encrypted under a random key that exists only in this process's
+memory, so a crash leaves nothing readable behind; :meth:`Spool.close` removes it.
 
 Rows are stored as JSON lines already in their data.json form (:func:`dsar.bundles.values.encode`)
 while the spool records each collection's columns (first-seen order), column types, row count
@@ -57,7 +56,8 @@ class SpooledCollection:
 
     system: str
     collection: str
-    rows_file: IO[bytes]
+    lines: list[bytes] = field(default_factory=list)  # rows in memory, until the spool spills
+    rows_file: IO[bytes] | None = None  # encrypted segments, once it has
     row_count: int = 0
     row_bytes: int = 0
     columns: dict[str, None] = field(default_factory=dict)
@@ -93,7 +93,9 @@ class Spool:
     def close(self) -> None:
         """Drop every spooled collection and delete every spool file. Safe to call twice."""
         for coll in self.collections.values():
-            coll.rows_file.close()
+            coll.lines = []
+            if coll.rows_file is not None:
+                coll.rows_file.close()
         if self._dir is not None:
             shutil.rmtree(self._dir, ignore_errors=True)
 
@@ -117,56 +119,58 @@ class Spool:
 
     def _collection(self, system: str, collection: str) -> SpooledCollection:
         key = (system, collection)
-        if key not in self.collections:
-            rows: IO[bytes]
-            if self._spilled:
-                rows = tempfile.TemporaryFile(  # noqa: SIM115 - closed by close()
-                    prefix="dsar-spool-", dir=self._parent)
-            else:
-                rows = tempfile.SpooledTemporaryFile(  # noqa: SIM115 - closed by close()
-                    max_size=MEMORY_ROWS + 1, prefix="dsar-spool-", dir=self._parent)
-            self.collections[key] = SpooledCollection(system, collection, rows)
-        return self.collections[key]
+        coll = self.collections.get(key)
+        if coll is None:
+            coll = self.collections[key] = SpooledCollection(system, collection)
+        return coll
 
-    def _spill_if_over(self, added: int) -> None:
-        """Move every collection's rows to disk once those in memory exceed the budget."""
-        if self._spilled:
-            return
-        self._in_memory += added
-        if self._in_memory > MEMORY_ROWS:
-            for coll in self.collections.values():
-                if isinstance(coll.rows_file, tempfile.SpooledTemporaryFile):
-                    coll.rows_file.rollover()
-            self._spilled = True
+    def _spill(self) -> None:
+        """Move every collection's rows from memory to encrypted temporary files; rows added
+        from now on go straight to files."""
+        self._spilled = True
+        for coll in self.collections.values():
+            if coll.lines:
+                segment = self._segment(coll)
+                for line in coll.lines:
+                    segment.write(line)
+                segment.close()
+                coll.lines = []
+
+    def _segment(self, coll: SpooledCollection) -> _SegmentWriter:
+        if coll.rows_file is None:
+            coll.rows_file = tempfile.TemporaryFile(  # noqa: SIM115 - closed by close()
+                prefix="dsar-spool-", dir=self._parent)
+        return _SegmentWriter(coll.rows_file, self._key)
 
     def _add_rows(self, coll: SpooledCollection, rows: Iterable[Mapping[str, Any]]) -> None:
-        """Append one segment: ``length:u64 | encrypted JSON lines``."""
-        handle = coll.rows_file
-        handle.seek(0, os.SEEK_END)
-        start = handle.tell()
-        handle.write(SEGMENT.pack(0))
-        enc, pending, size = StreamEncryptor(self._key), [], 0
+        segment = None
+        columns, kinds, preview = coll.columns, coll.kinds, coll.preview
         for row in rows:
-            encoded = {str(k): encode(v) for k, v in row.items()}
+            encoded = {}
             for column, value in row.items():
                 name = str(column)
-                coll.columns.setdefault(name, None)
-                coll.kinds[name] = merge_kind(coll.kinds.get(name), kind_of(value))
-            if len(coll.preview) < self._preview_rows:
-                coll.preview.append(encoded)
+                encoded[name] = encode(value)
+                if name not in columns:
+                    columns[name] = None
+                kind = kind_of(value)
+                if kind is not None or name not in kinds:
+                    kinds[name] = merge_kind(kinds.get(name), kind)
+            if len(preview) < self._preview_rows:
+                preview.append(encoded)
             line = (dumps(encoded) + "\n").encode()
             coll.row_count += 1
             coll.row_bytes += len(line)
-            pending.append(line)
-            size += len(line)
-            if size >= WRITE_BLOCK:
-                handle.write(enc.update(b"".join(pending)))
-                pending, size = [], 0
-        handle.write(enc.update(b"".join(pending)) + enc.finalize())
-        end = handle.tell()
-        handle.seek(start)
-        handle.write(SEGMENT.pack(end - start - SEGMENT.size))
-        self._spill_if_over(end - start)
+            if not self._spilled:
+                coll.lines.append(line)
+                self._in_memory += len(line)
+                if self._in_memory > MEMORY_ROWS:
+                    self._spill()
+            else:
+                if segment is None:
+                    segment = self._segment(coll)
+                segment.write(line)
+        if segment is not None:
+            segment.close()
 
     def _add_object(self, coll: SpooledCollection, item: StagedObject) -> None:
         path = self._directory() / f"object-{self._objects}.bin"
@@ -197,6 +201,9 @@ class Spool:
         """The collection's rows as data.json lines (UTF-8 JSON objects ending in ``\\n``).
 
         Each reader keeps its own position, so several may be open on one collection."""
+        if coll.rows_file is None:
+            yield from coll.lines
+            return
         handle, pos = coll.rows_file, 0
         while True:
             handle.seek(pos)
@@ -230,3 +237,30 @@ def _read_at(handle: IO[bytes], pos: int, length: int,
         pos += len(data)
         length -= len(data)
         yield data
+
+
+class _SegmentWriter:
+    """Appends one segment to a spool file: ``length:u64 | encrypted JSON lines``."""
+
+    def __init__(self, handle: IO[bytes], key: bytes) -> None:
+        handle.seek(0, os.SEEK_END)
+        self._handle, self._start = handle, handle.tell()
+        handle.write(SEGMENT.pack(0))
+        self._enc = StreamEncryptor(key)
+        self._pending: list[bytes] = []
+        self._size = 0
+
+    def write(self, line: bytes) -> None:
+        self._pending.append(line)
+        self._size += len(line)
+        if self._size >= WRITE_BLOCK:
+            self._handle.write(self._enc.update(b"".join(self._pending)))
+            self._pending, self._size = [], 0
+
+    def close(self) -> None:
+        handle = self._handle
+        handle.write(self._enc.update(b"".join(self._pending)) + self._enc.finalize())
+        end = handle.tell()
+        handle.seek(self._start)
+        handle.write(SEGMENT.pack(end - self._start - SEGMENT.size))
+        handle.seek(end)

@@ -4,6 +4,7 @@ summarised."""
 from __future__ import annotations
 
 import io
+import json
 import os
 import tracemalloc
 import zipfile
@@ -107,3 +108,36 @@ def test_spool_memory_budget_holds_across_many_collections():
         tracemalloc.stop()
     assert read == [1000] * 40
     assert peak < 8 * MEMORY_ROWS, f"peak {peak / 2**20:.1f} MiB"
+
+
+def test_spool_keeps_small_data_in_memory_and_encrypts_what_it_spills(tmp_path, monkeypatch):
+    """Under the budget nothing is written to disk; past it, mid-batch, every collection's
+    rows move to files that hold no plaintext, and all rows read back in their order."""
+    from dsar.bundles import spool as spool_module
+
+    monkeypatch.setattr(spool_module, "MEMORY_ROWS", 4096)
+    secret = "needle-4711@example.com"
+    written: list = []
+    real = spool_module.tempfile.TemporaryFile
+
+    def recording(*args, **kwargs):
+        handle = real(*args, **kwargs)
+        written.append(handle)
+        return handle
+
+    monkeypatch.setattr(spool_module.tempfile, "TemporaryFile", recording)
+    with spool_module.Spool(tmp_path) as spool:
+        spool.add(RowsBatch("crm", "contacts", [{"id": 1, "email": secret}]))
+        spool.add(RowsBatch("shop", "orders", [{"id": i, "note": secret} for i in range(5)]))
+        assert written == [] and list(tmp_path.iterdir()) == []
+        spool.add(RowsBatch("shop", "orders",
+                            [{"id": i, "note": secret} for i in range(5, 200)]))
+        spool.add(RowsBatch("crm", "contacts", [{"id": 2, "email": secret}]))
+        assert len(written) == 2
+        for handle in written:
+            handle.seek(0)
+            assert secret.encode() not in handle.read()
+        by_name = {c.collection: c for c in spool.collections.values()}
+        orders = [json.loads(line)["id"] for line in spool.row_lines(by_name["orders"])]
+        contacts = [json.loads(line)["id"] for line in spool.row_lines(by_name["contacts"])]
+    assert orders == list(range(200)) and contacts == [1, 2]
