@@ -30,8 +30,13 @@ def quote(text: str) -> str:
 
 def cell(value: Any, kind: str | None) -> str:
     """One field for a JSON value (as written to data.json) of a column of type ``kind``."""
+    cls = type(value)
+    if cls is str and kind != "json":  # the common case first
+        return '"' + value.replace('"', '""') + '"'
     if value is None:
         return ""
+    if cls is int:
+        return str(value)
     if kind == "json" or isinstance(value, list | dict):
         return quote(dumps(value))
     if isinstance(value, bool):

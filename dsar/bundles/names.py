@@ -8,6 +8,7 @@ name and removes everything that could escape the folder or fail on Windows, mac
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 import unicodedata
@@ -34,6 +35,7 @@ def safe_part(part: str) -> str:
     return text
 
 
+@functools.lru_cache(maxsize=4096)  # the same system and table names, request after request
 def safe_path(name: str) -> str:
     """A relative path made of safe components; ``../../etc/passwd`` becomes ``etc/passwd``."""
     parts = [p for p in name.replace("\\", "/").split("/") if p.strip() not in {"", ".", ".."}]
