@@ -20,6 +20,7 @@ from sqlalchemy import event
 from sqlalchemy.orm import Session
 
 from dsar.db.models import OutboxMessage
+from dsar.db.rows import insert_rows
 
 #: Set after a transaction that added outbox rows commits, so a relay in this process
 #: publishes at once instead of at its next poll.
@@ -54,6 +55,24 @@ def enqueue(
     if delay <= timedelta(0):  # a later message is left to the relay's next poll
         session.info["outbox_wake"] = True
     return message
+
+
+def message_row(actor: str, args: list[str | int], *, queue: str, now: datetime,
+                delay: timedelta = timedelta(0), priority: int = 0) -> dict[str, object]:
+    """A message as an outbox row, for :func:`enqueue_rows`."""
+    if any(not isinstance(a, str | int) for a in args):
+        raise TypeError("outbox messages carry ids only")
+    return {"actor": actor, "queue": queue, "args": list(args), "priority": priority,
+            "created_at": now, "available_at": now + delay, "sent_at": None}
+
+
+def enqueue_rows(session: Session, rows: list[dict[str, object]]) -> list[int]:
+    """Like :func:`enqueue` for several :func:`message_row` rows, written at once (not at the
+    next flush); returns their ids in order."""
+    ids = insert_rows(session, OutboxMessage.__table__, rows, returning_id=True)
+    if any(row["available_at"] <= row["created_at"] for row in rows):  # type: ignore[operator]
+        session.info["outbox_wake"] = True
+    return ids
 
 
 _WITHDRAW = sa.delete(OutboxMessage).where(OutboxMessage.id == sa.bindparam("message_id"),

@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session, selectinload
 from dsar import deadlines
 from dsar.app import App
 from dsar.db.models import AuditEvent, IdentityRow, Pause, Request
+from dsar.db.rows import insert_rows
 from dsar.errors import IllegalTransition, InvalidInput, NotFound
 from dsar.identities import Identity
 from dsar.lifecycle import PAUSABLE, PAUSED, TERMINAL, State, check_transition
@@ -114,12 +115,11 @@ def submit(
                                                      identity.name.encode()),
             lookup_hash=app.keys.lookup_hash(identity.name, identity.value),
         ))
-    # A new request has no pauses but those made here, so nothing is read back: the request
-    # and its identities are written first (events refer to them), the rest at commit.
+    # A new request has no pauses but those made here, so nothing is read back and all of
+    # it is written at commit, in one flush (the unit of work inserts the request first).
     with app.db.session() as session:
         session.add(request)
         _refresh_deadlines(request, [], now)
-        session.flush()
         add_event(session, request, now, submitted_by, "submitted", None, State.RECEIVED, None)
         if identity_method:
             _verify(session, app, request, identity_method.strip(), submitted_by, now,
@@ -368,9 +368,15 @@ def _move(session: Session, request: Request, now: datetime, actor: str, target:
 
 
 def add_event(session: Session, request: Request, now: datetime, actor: str, event: str,
-           source: str | None, target: str | None, reason: str | None) -> None:
-    session.add(AuditEvent(request_id=request.id, at=now, actor=actor, event=event,
-                           from_state=source, to_state=target, reason=reason))
+              source: str | None, target: str | None, reason: str | None) -> None:
+    """Add a line to the request's audit trail, in the session's transaction: written at once
+    when the request's row exists, else with it at the next flush."""
+    event_row = {"request_id": request.id, "at": now, "actor": actor, "event": event,
+                 "from_state": source, "to_state": target, "reason": reason}
+    if sa.inspect(request).persistent:
+        insert_rows(session, AuditEvent.__table__, [event_row])
+    else:
+        session.add(AuditEvent(**event_row))
 
 
 def _pauses(session: Session, request_id: str) -> list[Pause]:

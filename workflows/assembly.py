@@ -31,6 +31,7 @@ from dsar.db.models import (
     SubjectKey,
     Task,
 )
+from dsar.db.rows import insert_rows, update_row
 from dsar.errors import DsarError
 from dsar.lifecycle import State
 from dsar.outbox import withdraw
@@ -119,13 +120,12 @@ def complete_request(session: Session, app: App, request: Request, bundle: Bundl
 
     now = app.now()
     if bundle is not None:
-        session.add(Bundle(
-            id=bundle.bundle_id, request_id=request.id, location=bundle.location,
-            sha256=bundle.sha256, size=bundle.size, created_at=bundle.created_at,
-            link_expires_at=bundle.expires_at,
-            delete_after=bundle.created_at + timedelta(days=app.settings.bundle_retention_days),
-        ))
-    request.state, request.updated_at, request.completed_at = State.COMPLETED.value, now, now
+        insert_rows(session, Bundle.__table__, [{
+            "id": bundle.bundle_id, "request_id": request.id, "location": bundle.location,
+            "sha256": bundle.sha256, "size": bundle.size, "created_at": bundle.created_at,
+            "link_expires_at": bundle.expires_at, "deleted_at": None, "delete_after":
+            bundle.created_at + timedelta(days=app.settings.bundle_retention_days)}])
+    update_row(session, request, state=State.COMPLETED.value, updated_at=now, completed_at=now)
     build_record(session, app, request)
     requests.add_event(session, request, now, "worker", "completed",
                        State.IN_PROGRESS.value, State.COMPLETED.value, None)

@@ -41,8 +41,9 @@ from dsar.db.models import (
     SubjectKey,
     Task,
 )
+from dsar.db.rows import insert_rows, update_row
 from dsar.lifecycle import State
-from dsar.outbox import enqueue, postpone, withdraw
+from dsar.outbox import enqueue, enqueue_rows, message_row, postpone, withdraw
 from dsar.planning import Plan
 from dsar.requests import add_event
 from workflows import slots
@@ -133,38 +134,64 @@ def create_tasks(session: Session, request: Request, plan: Plan, kinds: Mapping[
     that can take a slot of its system is claimed here and handed off to the caller (its
     message becomes a fallback); the others are enqueued. ``keys`` are the subject's keys
     (its identities), which the handed-off claim carries."""
-    rows: dict[str, Task] = {}
-    for planned in plan.tasks:
-        row = Task(request_id=request.id, system=planned.system, kind=kinds[planned.system],
-                   action=planned.action, state=READY if not planned.depends_on else WAITING,
-                   depends_on=[], attempts=0)
-        session.add(row)
-        rows[planned.id] = row
-    session.flush()
-    for planned in plan.tasks:
-        rows[planned.id].depends_on = [rows[d].id for d in planned.depends_on if d in rows]
+    if not plan.tasks:
+        enqueue_assembly(session, request, now)
+        return None
     for system, cap in caps.items():
         slots.ensure(session, system, cap)
     lease = now + lease_length()
-    handoff: tuple[Task, OutboxMessage] | None = None
-    for row in rows.values():
-        if row.state != READY:
-            continue
-        if (handoff is None and keys is not None and row.kind in run_here
-                and slots.take(session, row.system, row.id, now, lease)):
-            row.state, row.lease_until, row.started_at, row.attempts = RUNNING, lease, now, 1
-            handoff = row, enqueue_task(session, request, row, now, lease_length())
-        else:
-            enqueue_task(session, request, row, now)
-    if not rows:
-        enqueue_assembly(session, request, now)
-    if handoff is None or keys is None:
+    ready = [p for p in plan.tasks if not p.depends_on]
+    candidates = [p for p in ready if kinds[p.system] in run_here] if keys is not None else []
+    # Written as claimed by this worker if the first candidate gets a slot (the usual case),
+    # put back to ready below if it does not.
+    first = candidates[0] if candidates else None
+    rows = [{"request_id": request.id, "system": p.system, "kind": kinds[p.system],
+             "action": p.action, "state": WAITING if p.depends_on else READY,
+             "depends_on": [], "attempts": 0, "enqueued_at": None if p.depends_on else now,
+             "lease_until": None, "started_at": None} for p in plan.tasks]
+    for planned, row in zip(plan.tasks, rows, strict=True):
+        if planned is first:
+            row.update(_claimed_values(now, lease))
+    ids = dict(zip([p.id for p in plan.tasks],
+                   insert_rows(session, Task.__table__, rows, returning_id=True), strict=True))
+    dependents = [{"task_id": ids[p.id], "depends_on": [ids[d] for d in p.depends_on if d in ids]}
+                  for p in plan.tasks if p.depends_on]
+    conn = session.connection()
+    if dependents:
+        conn.execute(_SET_DEPENDS_ON, dependents)
+    chosen = next((p for p in candidates
+                   if slots.take(session, p.system, ids[p.id], now, lease)), None)
+    if first is not None and chosen is not first:
+        conn.execute(_SET_CLAIM, {"task_id": ids[first.id], **_unclaimed_values(now)})
+        if chosen is not None:
+            conn.execute(_SET_CLAIM, {"task_id": ids[chosen.id], **_claimed_values(now, lease)})
+    priority = priority_for(request, now)
+    messages = [message_row(task_actor(kinds[p.system]), [ids[p.id]], queue=kinds[p.system],
+                            now=now, delay=lease_length() if p is chosen else timedelta(0),
+                            priority=priority) for p in ready]
+    message_ids = dict(zip([p.id for p in ready], enqueue_rows(session, messages), strict=True))
+    if chosen is None or keys is None:
         return None
-    session.flush()
-    task, fallback = handoff
-    return Handoff("task", task.id, fallback.id, Claim(
-        task.id, 1, request.id, task.system, task.action, None, dict(keys),
-        request.datamap_digest, fallback.id))
+    task_id, fallback_id = ids[chosen.id], message_ids[chosen.id]
+    return Handoff("task", task_id, fallback_id, Claim(
+        task_id, 1, request.id, chosen.system, chosen.action, None, dict(keys),
+        request.datamap_digest, fallback_id))
+
+
+def _claimed_values(now: datetime, lease: datetime) -> dict[str, Any]:
+    return {"state": RUNNING, "attempts": 1, "lease_until": lease, "started_at": now,
+            "enqueued_at": now + lease_length()}
+
+
+def _unclaimed_values(now: datetime) -> dict[str, Any]:
+    return {"state": READY, "attempts": 0, "lease_until": None, "started_at": None,
+            "enqueued_at": now}
+
+
+_SET_DEPENDS_ON = (sa.update(Task).where(Task.id == sa.bindparam("task_id"))
+                   .values(depends_on=sa.bindparam("depends_on")))
+_SET_CLAIM = (sa.update(Task).where(Task.id == sa.bindparam("task_id"))
+              .values({name: sa.bindparam(name) for name in _unclaimed_values(datetime.min)}))
 
 
 @dataclass(frozen=True)
@@ -297,8 +324,8 @@ def finish(app: App, claim: Claim, result: ConnectorResult,
                  "body": item.to_dict(), "recorded_at": now} for item in result.evidence])
         if any(task.id in (other.depends_on or ()) for other in others):
             _save_keys(session, app, request.id, task.id, result.discovered)
-        task.state, task.finished_at, task.lease_until = DONE, now, None
-        task.error_code = task.error = None
+        update_row(session, task, state=DONE, finished_at=now, lease_until=None,
+                   error_code=None, error=None)
         slots.release(session, task.id)
         if complete_here is not None and complete:
             complete_here(session, request, staged, any(t.depends_on for t in siblings))

@@ -23,6 +23,7 @@ from dsar.app import App
 from dsar.datamap.loader import load_datamap, parse_datamap
 from dsar.datamap.schema import DataMap
 from dsar.db.models import Request
+from dsar.db.rows import update_row
 from dsar.errors import DataMapError
 from dsar.evidence import CollectionEvidence
 from dsar.identities import subject_keys
@@ -104,7 +105,7 @@ def plan(app: App, request_id: str, *, run_here: Collection[str] = ()) -> fanout
         except DataMapError as err:
             failure = f"planning failed: {err.one_line()}"
         else:
-            request.plan, request.datamap_digest = plan_dict, digest
+            update_row(session, request, plan=plan_dict, datamap_digest=digest)
             kinds = {s.name: s.kind for s in datamap.systems}
             caps = {s.name: s.max_concurrent_tasks for s in datamap.systems}
             handoff = fanout.create_tasks(session, request, planned, kinds, caps, app.now(),

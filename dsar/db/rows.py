@@ -1,0 +1,59 @@
+"""Writes on the hot path that skip the ORM's unit of work.
+
+A flush costs far more CPU than the statement it sends. Where the worker changes a few columns
+of an object it has loaded (a request, a task) or inserts rows it never reads back as objects,
+these run the statement at once on the session's connection, in the session's transaction, and
+keep loaded objects consistent: the new values become their committed state, so nothing is left
+for a later flush and reads through the object see what the row holds.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
+
+_UPDATES: dict[tuple[sa.Table, tuple[str, ...]], sa.Update] = {}
+
+
+def update_row(session: Session, obj: Any, **values: Any) -> int:
+    """``UPDATE`` the row of the loaded object ``obj`` (a single-column primary key) with
+    ``values`` now, and make them the object's committed state. Returns the rows updated."""
+    mapper = sa.inspect(obj).mapper
+    table = mapper.local_table
+    key = (table, tuple(sorted(values)))
+    statement = _UPDATES.get(key)
+    if statement is None:
+        (pk,) = mapper.primary_key
+        # bind names other than the columns', as UPDATE wants
+        statement = (sa.update(table).where(pk == sa.bindparam("_pk"))
+                     .values({name: sa.bindparam(f"_v_{name}") for name in key[1]}))
+        _UPDATES[key] = statement
+    (pk_value,) = mapper.primary_key_from_instance(obj)
+    result = session.connection().execute(
+        statement, {"_pk": pk_value, **{f"_v_{k}": v for k, v in values.items()}})
+    for name, value in values.items():
+        set_committed_value(obj, name, value)
+    return result.rowcount
+
+
+_INSERTS: dict[tuple[sa.Table, bool], sa.Insert] = {}
+
+
+def insert_rows(session: Session, table: sa.Table, rows: Sequence[Mapping[str, Any]],
+                *, returning_id: bool = False) -> list[Any]:
+    """``INSERT`` ``rows`` into ``table`` now; with ``returning_id``, their new ``id`` values
+    in the order of ``rows``."""
+    if not rows:
+        return []
+    statement = _INSERTS.get((table, returning_id))
+    if statement is None:
+        statement = sa.insert(table)
+        if returning_id:
+            statement = statement.returning(table.c.id, sort_by_parameter_order=True)
+        _INSERTS[(table, returning_id)] = statement
+    result = session.connection().execute(statement, list(rows))
+    return list(result.scalars()) if returning_id else []
