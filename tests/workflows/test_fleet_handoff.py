@@ -98,6 +98,37 @@ def test_planning_hands_one_task_to_the_worker_and_fans_out_the_rest(fleet: Flee
     assert fleet.pending_outbox() == []
 
 
+def test_a_system_without_a_free_slot_hands_off_the_next_ready_task(fleet: Fleet) -> None:
+    """The first ready task is written claimed; when its system has no free slot, it is put
+    back to ready with an immediate message and the next task that gets a slot is handed
+    off instead."""
+    from dsar.db.models import SystemSlot
+    from workflows import slots
+
+    app = fleet.app
+    datamap, _ = runner.load_map(app)
+    cap = datamap.system(SYSTEMS[0]).max_concurrent_tasks
+    now = app.now()
+    with app.db.session() as session:  # another request's tasks hold every slot of shop_a
+        slots.ensure(session, SYSTEMS[0], cap)
+        session.execute(sa.update(SystemSlot).where(SystemSlot.system == SYSTEMS[0])
+                        .values(task_id=-1, lease_until=now + timedelta(hours=1)))
+    request_id = fleet.submit("access")
+    handoff = runner.plan(app, request_id, run_here=EVERY_QUEUE)
+    tasks = {t["system"]: t for t in fleet.tasks(request_id)}
+    assert handoff is not None and handoff.claim is not None
+    assert handoff.target == tasks[SYSTEMS[1]]["id"]
+    assert handoff.claim.system == SYSTEMS[1]
+    assert [(tasks[s]["state"], tasks[s]["attempts"]) for s in SYSTEMS] == [
+        ("ready", 0), ("running", 1), ("ready", 0), ("ready", 0)]
+    assert tasks[SYSTEMS[0]]["started_at"] is None
+    blocked, = messages(fleet, "run_sql_task", tasks[SYSTEMS[0]]["id"])
+    assert blocked.available_at == blocked.created_at
+    fallback, = messages(fleet, "run_sql_task", tasks[SYSTEMS[1]]["id"])
+    assert fallback.id == handoff.fallback_id
+    assert fallback.available_at - fallback.created_at == fanout.lease_length()
+
+
 def test_no_handoff_to_a_worker_that_does_not_serve_the_queue(fleet: Fleet) -> None:
     app = fleet.app
     request_id = fleet.submit("erasure")
