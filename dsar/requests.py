@@ -12,6 +12,7 @@ import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from typing import Any, cast
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session, selectinload
@@ -115,24 +116,56 @@ def submit(
                                                      identity.name.encode()),
             lookup_hash=app.keys.lookup_hash(identity.name, identity.value),
         ))
-    # A new request has no pauses but those made here, so nothing is read back and all of
-    # it is written at commit, in one flush (the unit of work inserts the request first).
+    # A new request has no pauses but those made here, so nothing is read back: its first
+    # moves are made in memory and written with it, in one go.
+    new = _NewRows()
+    stand_in = cast(Session, new)  # takes what these add; nothing here reads the database
+    _refresh_deadlines(request, [], now)
+    add_event(stand_in, request, now, submitted_by, "submitted", None, State.RECEIVED, None)
+    if identity_method:
+        _verify(stand_in, app, request, identity_method.strip(), submitted_by, now, pauses=[])
+    else:
+        _move(stand_in, request, now, submitted_by, State.AWAITING_IDENTITY,
+              "identity verification requested", event="identity_requested")
+        pause = Pause(request_id=request.id, started_at=now, ended_at=None,
+                      reason="awaiting identity verification",
+                      resume_to=State.RECEIVED.value)
+        new.add(pause)
+        _refresh_deadlines(request, [pause], now)
     with app.db.session() as session:
-        session.add(request)
-        _refresh_deadlines(request, [], now)
-        add_event(session, request, now, submitted_by, "submitted", None, State.RECEIVED, None)
-        if identity_method:
-            _verify(session, app, request, identity_method.strip(), submitted_by, now,
-                    pauses=[])
-        else:
-            _move(session, request, now, submitted_by, State.AWAITING_IDENTITY,
-                  "identity verification requested", event="identity_requested")
-            pause = Pause(request_id=request.id, started_at=now, ended_at=None,
-                          reason="awaiting identity verification",
-                          resume_to=State.RECEIVED.value)
-            session.add(pause)
-            _refresh_deadlines(request, [pause], now)
+        new.write(session, request)
     return Submission(request=request, salt=salt)
+
+
+class _NewRows:
+    """Stands in for the session while a new request makes its first moves: collects the
+    rows they add (events, a pause, the outbox message), for :meth:`write` to insert after
+    the request's own row, without the unit of work."""
+
+    def __init__(self) -> None:
+        self.objects: list[Any] = []
+        self.info: dict[str, Any] = {}
+
+    def add(self, obj: Any) -> None:
+        self.objects.append(obj)
+
+    def write(self, session: Session, request: Request) -> None:
+        insert_rows(session, Request.__table__, [_values(request)])
+        insert_rows(session, IdentityRow.__table__,
+                    [{**_values(i), "request_id": request.id} for i in request.identities])
+        by_table: dict[sa.Table, list[dict[str, Any]]] = {}
+        for obj in self.objects:
+            by_table.setdefault(sa.inspect(obj).mapper.local_table, []).append(_values(obj))
+        for table, rows in by_table.items():
+            insert_rows(session, table, rows)
+        session.info.update(self.info)
+
+
+def _values(obj: Any) -> dict[str, Any]:
+    """The column values set on a new ORM object (columns left unset take their defaults)."""
+    state = sa.inspect(obj)
+    return {attr.key: state.dict[attr.key] for attr in state.mapper.column_attrs
+            if attr.key in state.dict}
 
 
 def get(session: Session, request_id: str) -> Request:

@@ -127,9 +127,6 @@ class AuditEvent(Base):
     to_state: Mapped[str | None] = mapped_column(String(32))
     reason: Mapped[str | None] = mapped_column(Text)
 
-    # Never set: declared so that a flush inserts a new request before its first events.
-    request: Mapped[Request] = relationship()
-
 
 class Pause(Base):
     """An interval in which the request waited for the subject (identity or clarification)."""
@@ -142,9 +139,6 @@ class Pause(Base):
     ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     reason: Mapped[str] = mapped_column(Text)
     resume_to: Mapped[str] = mapped_column(String(32))
-
-    # Never set: declared so that a flush inserts a new request before its first pause.
-    request: Mapped[Request] = relationship()
 
 
 class OutboxMessage(Base):
