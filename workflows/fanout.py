@@ -244,11 +244,14 @@ def claim(app: App, task_id: int) -> Claim | None:
         task.state, task.lease_until, task.started_at = RUNNING, lease, task.started_at or now
         task.attempts += 1
         return Claim(task.id, task.attempts, request.id, task.system, task.action,
-                     task.precount, _subject_keys(session, app, request),
+                     task.precount, subject_keys_of(session, app, request),
                      request.datamap_digest)
 
 
-def _subject_keys(session: Session, app: App, request: Request) -> dict[str, frozenset[str]]:
+def subject_keys_of(session: Session, app: App,
+                    request: Request) -> dict[str, frozenset[str]]:
+    """The subject's keys for the connectors: the request's identities and the keys its
+    tasks discovered so far, decrypted, by key name."""
     keys: dict[str, set[str]] = {}
     cipher = app.keys.identity_cipher
     rows = session.connection().execute(_SUBJECT_KEYS, {"request_id": request.id}).all()

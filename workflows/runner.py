@@ -26,7 +26,6 @@ from dsar.db.models import Request
 from dsar.db.rows import update_row
 from dsar.errors import DataMapError
 from dsar.evidence import CollectionEvidence
-from dsar.identities import subject_keys
 from dsar.lifecycle import State
 from dsar.planning import Plan, plan_request
 from workflows import fanout
@@ -99,7 +98,7 @@ def plan(app: App, request_id: str, *, run_here: Collection[str] = ()) -> fanout
             return
         try:
             datamap, digest = load_map(app)
-            keys = subject_keys(requests.identities_of(app, request))
+            keys = fanout.subject_keys_of(session, app, request)  # identities only, yet
             names = frozenset(k for k, v in keys.items() if v)
             planned, plan_dict = _plan_for(datamap, digest, names, request.kind)
         except DataMapError as err:
