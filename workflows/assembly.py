@@ -12,9 +12,7 @@ data it holds (:class:`CompleteHere`); then there is no assembly step.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
 from datetime import timedelta
-from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
@@ -37,7 +35,7 @@ from dsar.lifecycle import State
 from dsar.outbox import withdraw
 from workflows import fanout
 from workflows.runner import flag_attention, load_map
-from workflows.staging import read_staged, unstaged_items
+from workflows.staging import Collected, read_staged
 
 log = logging.getLogger("dsar.assembly")
 
@@ -149,10 +147,10 @@ class CompleteHere:
         self.app, self.completed = app, False
 
     def __call__(self, session: Session, request: Request,
-                 staged: Sequence[Mapping[str, Any]], purge_keys: bool) -> None:
+                 staged: Collected | None, purge_keys: bool) -> None:
         app = self.app
         info = None
         if request.kind in ("access", "export"):
-            info = _make_bundle(app, request, lambda: unstaged_items(app, request.id, staged))
+            info = _make_bundle(app, request, lambda: staged.items() if staged else iter(()))
         complete_request(session, app, request, info, purge_staged=False, purge_keys=purge_keys)
         self.completed = True

@@ -22,7 +22,7 @@ step never decides whether it runs: the same claims, fencing and fan-in apply.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal
@@ -48,7 +48,7 @@ from dsar.planning import Plan
 from dsar.requests import add_event
 from workflows import slots
 from workflows.retry import MAX_ATTEMPTS, Failure, backoff
-from workflows.staging import insert_staged
+from workflows.staging import Collected, insert_staged
 
 DONE, READY, WAITING, RUNNING, FAILED, CANCELLED = (
     "done", "ready", "waiting", "running", "failed", "cancelled")
@@ -86,7 +86,7 @@ def lock_request(session: Session, request_id: str) -> Request:
     return session.scalars(_LOCK_REQUEST, {"request_id": request_id}).one()
 
 
-Completion = Callable[[Session, Request, Sequence[Mapping[str, Any]], bool], None]
+Completion = Callable[[Session, Request, Collected | None, bool], None]
 #: Completes a request inside :func:`finish`'s transaction, given the request (locked), the
 #: last task's collected items in hand, and whether discovered keys are to be purged.
 
@@ -291,7 +291,7 @@ def save_precount(app: App, claim: Claim, counts: dict[str, Any]) -> bool:
 
 
 def finish(app: App, claim: Claim, result: ConnectorResult,
-           staged: Sequence[Mapping[str, Any]] = (), *,
+           staged: Collected | None = None, *,
            assemble_here: bool = False,
            complete_here: Completion | None = None) -> tuple[bool, Handoff | None]:
     """Record a task's evidence, the collected items it still holds (``staged``) and the keys
@@ -316,8 +316,8 @@ def finish(app: App, claim: Claim, result: ConnectorResult,
                     and all(t.state == DONE and t.action != "collect" for t in others))
         if claim.fallback_id is not None:
             withdraw(session, claim.fallback_id)
-        if not complete:
-            insert_staged(session, staged)
+        if not complete and staged:
+            insert_staged(session, staged.sealed(app))
         if task.attempts > 1:  # evidence an earlier attempt recorded before failing
             session.execute(sa.delete(EvidenceRow).where(EvidenceRow.task_id == task.id))
         if result.evidence:

@@ -30,7 +30,7 @@ from dsar.lifecycle import State
 from dsar.planning import Plan, plan_request
 from workflows import fanout
 from workflows.retry import classify
-from workflows.staging import StagingSink
+from workflows.staging import Collected, StagingSink
 
 log = logging.getLogger("dsar.worker")
 
@@ -260,7 +260,7 @@ def _test_delay() -> None:
 
 
 def _call_connector(app: App, claim: fanout.Claim
-                    ) -> tuple[ConnectorResult, list[dict[str, Any]], bool]:
+                    ) -> tuple[ConnectorResult, Collected | None, bool]:
     """Run the claimed task's connector. Returns its result, the collected items still
     buffered at the end (for :func:`fanout.finish` to write with the result), and whether
     those are all it collected (none were written before)."""
@@ -287,7 +287,7 @@ def _call_connector(app: App, claim: fanout.Claim
                                     "committed; nothing was changed")
 
             result = connector.erase_counted(frozen, record_found)
-    return _merge_precount(result, precount or {}), [], True
+    return _merge_precount(result, precount or {}), None, True
 
 
 def _merge_precount(result: ConnectorResult, precount: dict[str, int]) -> ConnectorResult:

@@ -2,16 +2,17 @@
 
 Each batch of rows and each chunk of an object is sealed with AES-GCM (the staging key, bound to
 the request id) as one ``staged_items`` row; rows are written in short transactions of up to
-:data:`FLUSH_BYTES`, so memory stays flat however much a subject has, and the last (for most
-subjects, the only) batch is written with the task's result. :func:`read_staged` yields it
-back, in order, as the bundle builder's items; :func:`purge_staged` deletes it once the bundle
-is built.
-"""
+about :data:`FLUSH_BYTES`, so memory stays flat however much a subject has, and the last (for
+most subjects, the only) batch is written with the task's result. Records are sealed only when
+they are written: a task that builds its request's bundle from the data in hand never encodes
+or encrypts it. :func:`read_staged` yields staged data back, in order, as the bundle builder's
+items; :func:`purge_staged` deletes it once the bundle is built."""
 
 from __future__ import annotations
 
 import base64
 import json
+import sys
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import date, datetime, time
 from decimal import Decimal
@@ -68,13 +69,51 @@ def loads(raw: bytes) -> Any:
     return json.loads(raw, object_hook=_decode)
 
 
-class StagingSink:
-    """A :class:`connectors.CollectionSink` that seals what it is given for the state DB.
+_STAGEABLE = (str, int, float, bool, type(None), dict, list, tuple,
+              datetime, date, time, Decimal, UUID, bytes, bytearray, memoryview)
+_FAST = frozenset({str, int, float, bool, type(None), datetime, Decimal})
 
-    Sealed items are buffered up to :data:`FLUSH_BYTES`; a fuller buffer is written in a
-    transaction of its own, so memory stays bounded for a large subject. What is still
-    buffered at the end (all of it, for a typical subject) is handed over by :meth:`take`
-    and written in the transaction that records the task's result.
+
+def _check_stageable(rows: list[dict[str, Any]]) -> None:
+    """Refuse, when collected, a value that staging could not write (as :func:`dumps` would
+    when the rows are staged), so data in hand and staged data are held to the same rule."""
+    for row in rows:
+        for value in row.values():
+            if type(value) not in _FAST and not isinstance(value, _STAGEABLE):
+                _encode(value)  # raises TypeError naming the type
+
+
+class Collected:
+    """What a task collected and has not written yet: its records, in order, from ``seq``
+    ``first_seq`` on. :meth:`sealed` gives them as ``staged_items`` rows;
+    :meth:`items` as the bundle builder's items, without a round trip through the state DB."""
+
+    def __init__(self, request_id: str, task_id: int, first_seq: int,
+                 records: list[dict[str, Any]]) -> None:
+        self.request_id, self.task_id = request_id, task_id
+        self.first_seq, self.records = first_seq, records
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def sealed(self, app: App) -> list[dict[str, Any]]:
+        cipher, aad = app.keys.staging_cipher, self.request_id.encode()
+        return [{"request_id": self.request_id, "task_id": self.task_id,
+                 "seq": self.first_seq + offset, "ciphertext": cipher.seal(dumps(record), aad)}
+                for offset, record in enumerate(self.records)]
+
+    def items(self) -> Iterator[CollectedItem]:
+        return _items(iter(self.records))
+
+
+class StagingSink:
+    """A :class:`connectors.CollectionSink` that keeps what it is given for the state DB.
+
+    Records are buffered up to about :data:`FLUSH_BYTES` (estimated from the values' sizes in
+    memory); a fuller buffer is sealed and written in a transaction of its own, so memory stays
+    bounded for a large subject. What is still buffered at the end (all of it, for a typical
+    subject) is handed over by :meth:`take`, for the transaction that records the task's
+    result to write, or for the task to bundle itself.
     """
 
     def __init__(self, app: App, request_id: str, task_id: int) -> None:
@@ -85,12 +124,10 @@ class StagingSink:
         self.flushed = False
         """True once items were written before :meth:`take`: not all of them are in hand."""
 
-    def _put(self, record: dict[str, Any]) -> None:
-        sealed = self.app.keys.staging_cipher.seal(dumps(record), self.request_id.encode())
-        self._pending.append({"request_id": self.request_id, "task_id": self.task_id,
-                              "seq": self.seq, "ciphertext": sealed})
-        self._pending_bytes += len(sealed)
+    def _put(self, record: dict[str, Any], size: int) -> None:
         self.seq += 1
+        self._pending.append(record)
+        self._pending_bytes += size
         if self._pending_bytes >= FLUSH_BYTES:
             self.flush()
 
@@ -98,35 +135,40 @@ class StagingSink:
         """Write the buffered items now, in a transaction of their own."""
         if not self._pending:
             return
+        collected = self.take()
         with self.app.db.session() as session:
-            insert_staged(session, self.take())
+            insert_staged(session, collected.sealed(self.app))
         self.flushed = True
 
-    def take(self) -> list[dict[str, Any]]:
-        """The buffered items (``staged_items`` rows), for the caller to write in its own
-        transaction with :func:`insert_staged`; empties the buffer."""
-        pending, self._pending, self._pending_bytes = self._pending, [], 0
-        return pending
+    def take(self) -> Collected:
+        """The buffered records, for the caller to write in its own transaction (or bundle);
+        empties the buffer."""
+        taken = Collected(self.request_id, self.task_id, self.seq - len(self._pending),
+                          self._pending)
+        self._pending, self._pending_bytes = [], 0
+        return taken
 
     def write_rows(self, system: str, collection: str,
                    rows: Iterable[Mapping[str, Any]]) -> None:
         batch = [dict(r) for r in rows]
         if batch:
-            self._put({"t": "rows", "s": system, "c": collection, "rows": batch})
+            _check_stageable(batch)
+            size = sum(sys.getsizeof(v) for row in batch for v in row.values())
+            self._put({"t": "rows", "s": system, "c": collection, "rows": batch}, size)
 
     def write_object(self, system: str, collection: str, name: str,
                      metadata: Mapping[str, str], chunks: Iterator[bytes]) -> None:
         self._put({"t": "object", "s": system, "c": collection, "n": name,
-                   "m": dict(metadata)})
+                   "m": dict(metadata)}, 0)
         buffer = b""
         for chunk in chunks:
             buffer += chunk
             while len(buffer) >= CHUNK:
-                self._put({"t": "chunk", "d": buffer[:CHUNK]})
+                self._put({"t": "chunk", "d": buffer[:CHUNK]}, CHUNK)
                 buffer = buffer[CHUNK:]
         if buffer:
-            self._put({"t": "chunk", "d": buffer})
-        self._put({"t": "end"})
+            self._put({"t": "chunk", "d": buffer}, len(buffer))
+        self._put({"t": "end"}, 0)
 
 
 _INSERT_STAGED = sa.insert(StagedItem)
@@ -166,15 +208,6 @@ def read_staged(app: App, request_id: str) -> Iterator[CollectedItem]:
     is how the bundle builder reads them.
     """
     return _items(_records(app, request_id))
-
-
-def unstaged_items(app: App, request_id: str,
-                   rows: Sequence[Mapping[str, Any]]) -> Iterator[CollectedItem]:
-    """:func:`read_staged` for ``staged_items`` rows still in hand (from
-    :meth:`StagingSink.take`), never written: the request's items when the task that collected
-    them builds its bundle itself."""
-    cipher = app.keys.staging_cipher
-    return _items(loads(cipher.open(row["ciphertext"], request_id.encode())) for row in rows)
 
 
 def _items(records: Iterator[dict[str, Any]]) -> Iterator[CollectedItem]:
