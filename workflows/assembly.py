@@ -124,7 +124,9 @@ def complete_request(session: Session, app: App, request: Request, bundle: Bundl
             "link_expires_at": bundle.expires_at, "deleted_at": None, "delete_after":
             bundle.created_at + timedelta(days=app.settings.bundle_retention_days)}])
     update_row(session, request, state=State.COMPLETED.value, updated_at=now, completed_at=now)
-    build_record(session, app, request)
+    # in progress until now, under its lock: no record yet (see above)
+    build_record(session, app, request, new=True,
+                 bundle=None if bundle is None else (bundle.sha256, bundle.size))
     requests.add_event(session, request, now, "worker", "completed",
                        State.IN_PROGRESS.value, State.COMPLETED.value, None)
     conn = session.connection()  # staged items and keys: never loaded as objects

@@ -156,9 +156,12 @@ def evidence_bodies(session: Session, request_id: str) -> list[dict[str, Any]]:
     return order_evidence(session.connection().scalars(_BODIES, {"request_id": request_id}))
 
 
-def build_predicate(session: Session, request: Request) -> dict[str, Any]:
+def build_predicate(session: Session, request: Request,
+                    bundle: tuple[str, int] | None = None) -> dict[str, Any]:
     """The record's content for ``request`` (``completed_at`` must be set), from the request,
-    its pauses, tasks, evidence and export bundle. Deterministic for the same rows."""
+    its pauses, tasks, evidence and export bundle. Deterministic for the same rows.
+    ``bundle`` (SHA-256 and size) is the export bundle's row when the caller has just written
+    it; otherwise it is read."""
     if request.completed_at is None:
         raise InvalidInput(f"request {request.id} has no completion time",
                            "set request.completed_at before building its record")
@@ -168,7 +171,8 @@ def build_predicate(session: Session, request: Request) -> dict[str, Any]:
     tasks = [{"system": system, "action": action, "state": state, "error_code": code}
              for system, action, state, code in conn.execute(_TASKS, which)]
     bodies = evidence_bodies(session, request.id)
-    bundle = conn.execute(_BUNDLE, which).first()
+    if bundle is None:
+        bundle = conn.execute(_BUNDLE, which).first()
     completed_local = deadlines.local_date(request.completed_at, request.timezone,
                                            what="completion time")
     effective_due = request.extended_due or request.due
@@ -201,7 +205,7 @@ def build_predicate(session: Session, request: Request) -> dict[str, Any]:
         "evidence": {"merkle_root": evidence_root(bodies), "leaves": len(bodies),
                      "leaf_order": ["system", "collection", "action"]},
         "export_bundle": (None if bundle is None
-                          else {"sha256": bundle.sha256, "size": bundle.size}),
+                          else {"sha256": bundle[0], "size": bundle[1]}),
         "subject_commitment": request.subject_commitment,
         "software": {"name": "dsar", "version": __version__},
     }
@@ -212,7 +216,8 @@ def record_for(session: Session, request_id: str) -> CompletionRecord | None:
     return session.get(CompletionRecord, request_id)
 
 
-def build_record(session: Session, app: App, request: Request) -> dict[str, Any]:
+def build_record(session: Session, app: App, request: Request, *, new: bool = False,
+                 bundle: tuple[str, int] | None = None) -> dict[str, Any]:
     """Build, sign, store and log the completion record of ``request``; return its envelope.
 
     Call inside the transaction that completes the request, holding the request row's lock
@@ -222,15 +227,18 @@ def build_record(session: Session, app: App, request: Request) -> dict[str, Any]
     other's append. Writes one
     :class:`~dsar.db.models.CompletionRecord` and appends the canonical JSON of the envelope
     to the ledger, both in the caller's transaction. Idempotent: when the request already has
-    a record, that envelope is returned unchanged and nothing is written. Signs with the
+    a record, that envelope is returned unchanged and nothing is written (``new``: the caller
+    knows there is none, e.g. it moves the request out of ``in_progress`` in this transaction,
+    and it is not looked for). ``bundle`` is passed on to :func:`build_predicate`. Signs with the
     active key (see :func:`dsar.records.ledger.load_signer`: generated on first use only in
     the embedded default, otherwise :class:`~dsar.errors.NotFound`).
     """
-    existing = session.connection().scalar(_ENVELOPE, {"request_id": request.id})
-    if existing is not None:
-        return existing
+    if not new:
+        existing = session.connection().scalar(_ENVELOPE, {"request_id": request.id})
+        if existing is not None:
+            return existing
     signer = ledger.load_signer(app.settings)
-    predicate = build_predicate(session, request)
+    predicate = build_predicate(session, request, bundle)
     statement = make_statement(SUBJECT_PREFIX + request.id, predicate_digest(predicate),
                                PREDICATE_TYPE, predicate)
     envelope = sign_statement(statement, signer.private_key, signer.keyid)
