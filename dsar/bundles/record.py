@@ -54,7 +54,11 @@ def record_name(bundle_id: str) -> str:
 
 
 def write_record(store: BundleStore, record: BundleRecord) -> None:
-    store.write_stream(record_name(record.bundle_id), [record.to_bytes()])
+    """Store the record. The record of a bundle still being written only keeps the retention
+    sweep from taking its blob for an orphan meanwhile; after a crash of the machine it is
+    not needed (the blob, if any, is an orphan then), so it is not forced to disk."""
+    store.write_stream(record_name(record.bundle_id), [record.to_bytes()],
+                       durable=record.complete)
 
 
 def read_record(store: BundleStore, bundle_id: str) -> BundleRecord:

@@ -55,7 +55,7 @@ class S3BundleStore:
     def _key(self, name: str) -> str:
         return self.prefix + check_name(name)
 
-    def write_stream(self, name: str, chunks: Iterable[bytes]) -> int:
+    def write_stream(self, name: str, chunks: Iterable[bytes], *, durable: bool = True) -> int:
         key = self._key(name)
         buffer, total, parts = bytearray(), 0, []
         upload_id: str | None = None

@@ -37,8 +37,10 @@ class BundleStore(Protocol):
     server_side_encrypted: bool
     """True when the store itself encrypts what it keeps (S3 with SSE)."""
 
-    def write_stream(self, name: str, chunks: Iterable[bytes]) -> int:
-        """Store the concatenated chunks under ``name`` atomically; return the byte count."""
+    def write_stream(self, name: str, chunks: Iterable[bytes], *, durable: bool = True) -> int:
+        """Store the concatenated chunks under ``name`` atomically; return the byte count.
+        ``durable=False``: the blob need not survive a crash of the machine (a marker whose
+        loss is harmless), so the store may skip forcing it to disk."""
 
     def open_stream(self, name: str) -> Iterator[bytes]:
         """The blob's bytes in pieces; raises :class:`BundleMissing` if there is none."""
@@ -68,7 +70,7 @@ class LocalBundleStore:
     def _path(self, name: str) -> Path:
         return self.root / check_name(name)
 
-    def write_stream(self, name: str, chunks: Iterable[bytes]) -> int:
+    def write_stream(self, name: str, chunks: Iterable[bytes], *, durable: bool = True) -> int:
         final = self._path(name)
         part = final.with_name(f".{final.name}.{uuid.uuid4().hex}.part")
         size = 0
@@ -78,8 +80,9 @@ class LocalBundleStore:
                 for chunk in chunks:
                     handle.write(chunk)
                     size += len(chunk)
-                handle.flush()
-                os.fsync(handle.fileno())
+                if durable:
+                    handle.flush()
+                    os.fsync(handle.fileno())
             os.replace(part, final)
         except BaseException:
             part.unlink(missing_ok=True)

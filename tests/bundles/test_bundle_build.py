@@ -201,3 +201,24 @@ def test_bundle_local_needs_a_key(datamap, local_store, now):
         build_bundle(BundleMeta("r"), datamap, lambda: [], local_store, None, now)
     with pytest.raises(InvalidInput, match="32 bytes"):
         build_bundle(BundleMeta("r"), datamap, lambda: [], local_store, b"short", now)
+
+
+def test_bundle_only_the_pending_record_skips_the_disk_flush(
+        datamap, local_store, key, now, sample_items, monkeypatch):
+    """The blob and the completed record are forced to disk before the build returns; the
+    record written while the blob is being made is not (its loss in a crash is harmless)."""
+    import dsar.bundles.store as store_module
+
+    flushed: list[int] = []
+    monkeypatch.setattr(store_module.os, "fsync", lambda fd: flushed.append(fd))
+    writes: list[tuple[str, bool]] = []
+    real = local_store.write_stream
+
+    def recording(name, chunks, *, durable=True):
+        writes.append((name.split(".", 1)[1], durable))
+        return real(name, chunks, durable=durable)
+
+    monkeypatch.setattr(local_store, "write_stream", recording)
+    build_bundle(BundleMeta("r1"), datamap, sample_items, local_store, key, now)
+    assert writes == [("json", False), ("zip.dsar", True), ("json", True)]
+    assert len(flushed) == 2
