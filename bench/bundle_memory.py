@@ -5,8 +5,9 @@
 A synthetic subject with about ``--mb`` MB of data (30 % rows in three tables, 70 % objects of
 incompressible bytes) is built into a bundle in a local folder with :func:`build_bundle`
 (spool, zip, data.json + CSV, AES-GCM, store). The baseline zips the same rows (as JSON lines)
-and objects with stream-zip alone (ZIP_64, deflate level 6) into a file. Each phase runs in its
-own child process so peak RSS (``ru_maxrss``) and the tracemalloc peak belong to that phase.
+and objects with stream-zip alone (ZIP_64, the bundle's deflate level) into a file. Each phase
+runs in its own child process so peak RSS (``ru_maxrss``) and the tracemalloc peak belong to
+that phase.
 Throughput is of the input payload (row JSON bytes + object bytes) per wall-clock second, from
 a run without tracemalloc; the tracemalloc peak comes from a second, traced run of the phase.
 """
@@ -118,6 +119,8 @@ def run_dsar(mb: int, out: Path) -> dict[str, Any]:
 def run_baseline(mb: int, out: Path) -> dict[str, Any]:
     from stream_zip import ZIP_64, stream_zip
 
+    from dsar.bundles.assemble import COMPRESS_LEVEL
+
     rows, objects = plan(mb)
     payload = 0
     when = dt.datetime.now(dt.UTC)
@@ -144,7 +147,7 @@ def run_baseline(mb: int, out: Path) -> dict[str, Any]:
     size = 0
     with open(out / "baseline.zip", "wb") as handle:
         for chunk in stream_zip(members(), get_compressobj=lambda: zlib.compressobj(
-                wbits=-zlib.MAX_WBITS, level=6)):
+                wbits=-zlib.MAX_WBITS, level=COMPRESS_LEVEL)):
             handle.write(chunk)
             size += len(chunk)
     return {"payload": payload, "output": size, "zip": size}

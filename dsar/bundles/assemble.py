@@ -28,7 +28,7 @@ from dsar.bundles.spool import Spool, SpooledCollection
 from dsar.datamap.schema import DataMap
 
 MODE = stat.S_IFREG | 0o644
-COMPRESS_LEVEL = 6
+COMPRESS_LEVEL = 1
 ZIP32_LIMIT = 0xFFFFFFFF - 1
 
 
@@ -125,7 +125,9 @@ def _later(make: Callable[[], Iterable[bytes]]) -> Iterator[bytes]:
 
 
 def zip_stream(files: Iterable[MemberFile]) -> Iterator[bytes]:
-    """stream-zip with the bundle's deflate level (6: near 9's size at a fraction of its time)."""
+    """stream-zip with the bundle's deflate level: 1, about three times faster than 6 on
+    tabular text for an output about an eighth larger (the bundle is built by the busy fleet
+    and downloaded once)."""
     return iter(
         stream_zip(
             files,
