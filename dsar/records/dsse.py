@@ -207,10 +207,24 @@ def make_statement(
 
 
 def sign_statement(
-    statement: Mapping[str, Any], key: Ed25519PrivateKey, keyid: str
+    statement: Mapping[str, Any], key: Ed25519PrivateKey, keyid: str,
+    *, predicate_json: bytes | None = None,
 ) -> dict[str, Any]:
-    """Serialize ``statement`` as canonical JSON and sign it into an in-toto DSSE envelope."""
-    return sign_envelope(canonical_json(statement), INTOTO_PAYLOAD_TYPE, key, keyid)
+    """Serialize ``statement`` as canonical JSON and sign it into an in-toto DSSE envelope.
+
+    ``predicate_json``, when the caller already has it, must be the canonical JSON of
+    ``statement["predicate"]``: the statement's serialization then reuses it."""
+    if predicate_json is None:
+        payload = canonical_json(statement)
+    elif set(statement) != {"_type", "predicate", "predicateType", "subject"}:
+        raise InvalidInput("not an in-toto Statement v1", "build it with make_statement")
+    else:  # RFC 8785 writes an object's members sorted by key: these four in this order
+        payload = b"".join((
+            b'{"_type":', canonical_json(statement["_type"]),
+            b',"predicate":', predicate_json,
+            b',"predicateType":', canonical_json(statement["predicateType"]),
+            b',"subject":', canonical_json(statement["subject"]), b"}"))
+    return sign_envelope(payload, INTOTO_PAYLOAD_TYPE, key, keyid)
 
 
 def verify_statement(

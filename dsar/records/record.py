@@ -239,9 +239,12 @@ def build_record(session: Session, app: App, request: Request, *, new: bool = Fa
             return existing
     signer = ledger.load_signer(app.settings)
     predicate = build_predicate(session, request, bundle)
-    statement = make_statement(SUBJECT_PREFIX + request.id, predicate_digest(predicate),
+    predicate_json = canonical_json(predicate)
+    statement = make_statement(SUBJECT_PREFIX + request.id,
+                               hashlib.sha256(predicate_json).hexdigest(),
                                PREDICATE_TYPE, predicate)
-    envelope = sign_statement(statement, signer.private_key, signer.keyid)
+    envelope = sign_statement(statement, signer.private_key, signer.keyid,
+                              predicate_json=predicate_json)
     now = app.now()
     index = ledger.append(session, canonical_json(envelope), now)
     session.connection().execute(_INSERT_RECORD, {
