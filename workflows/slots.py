@@ -18,16 +18,17 @@ from sqlalchemy.orm import Session
 from dsar.db.models import SystemSlot
 
 _OF_SYSTEM = sa.select(SystemSlot.slot).where(SystemSlot.system == sa.bindparam("system"))
-_FREE = (sa.select(SystemSlot.slot)
-         .where(SystemSlot.system == sa.bindparam("system"),
+_FREE = (sa.select(SystemSlot.slot)  # a free slot (a lapsed lease is free), locked
+         .where(SystemSlot.system == sa.bindparam("of_system"),
                 sa.or_(SystemSlot.task_id.is_(None),
-                       SystemSlot.task_id == sa.bindparam("task_id"),
+                       SystemSlot.task_id == sa.bindparam("holder"),
                        SystemSlot.lease_until < sa.bindparam("now")))
          .order_by(SystemSlot.slot).limit(1).with_for_update(skip_locked=True))
-_HOLD = (sa.update(SystemSlot)  # bind names other than the columns', as UPDATE wants
+_TAKE = (sa.update(SystemSlot)  # bind names other than the columns', as UPDATE wants
          .where(SystemSlot.system == sa.bindparam("of_system"),
-                SystemSlot.slot == sa.bindparam("number"))
-         .values(task_id=sa.bindparam("holder"), lease_until=sa.bindparam("until")))
+                SystemSlot.slot == _FREE.scalar_subquery())
+         .values(task_id=sa.bindparam("holder"), lease_until=sa.bindparam("until"))
+         .returning(SystemSlot.slot))
 _COUNT = (sa.select(sa.func.count()).select_from(SystemSlot)
           .where(SystemSlot.system == sa.bindparam("system")))
 _RENEW = (sa.update(SystemSlot).where(SystemSlot.task_id == sa.bindparam("holder"))
@@ -53,10 +54,9 @@ def take(session: Session, system: str, task_id: int, now: datetime, lease: date
     concurrent claims hold locked, so claims on one system never queue behind each other's
     commits. True if the task may run (it holds a slot, or the system has no cap)."""
     conn = session.connection()
-    slot = conn.scalar(_FREE, {"system": system, "task_id": task_id, "now": now})
-    if slot is not None:
-        conn.execute(_HOLD, {"of_system": system, "number": slot, "holder": task_id,
-                             "until": lease})
+    taken = conn.execute(_TAKE, {"of_system": system, "holder": task_id, "now": now,
+                                 "until": lease}).first()
+    if taken is not None:
         return True
     return not conn.scalar(_COUNT, {"system": system})
 
