@@ -55,8 +55,24 @@ def _spec(system: SystemModel, collection: str) -> object | None:
     return None
 
 
+_FACTS: dict[tuple[int, str, str], tuple[DataMap, CollectionFacts]] = {}
+
+
 def describe(datamap: DataMap, system: str, collection: str) -> CollectionFacts:
-    """Labels, merged Art. 15 info and categories for one collection."""
+    """Labels, merged Art. 15 info and categories for one collection (worked out once per
+    loaded data map; the facts are shared, not to be changed)."""
+    key = (id(datamap), system, collection)
+    cached = _FACTS.get(key)
+    if cached is not None and cached[0] is datamap:
+        return cached[1]
+    facts = _describe(datamap, system, collection)
+    if len(_FACTS) >= 4096:
+        _FACTS.clear()
+    _FACTS[key] = (datamap, facts)  # holding the map keeps its id from being reused
+    return facts
+
+
+def _describe(datamap: DataMap, system: str, collection: str) -> CollectionFacts:
     sys_model = _system(datamap, system)
     if sys_model is None:
         return CollectionFacts(system, collection, name_label(system), name_label(collection),
