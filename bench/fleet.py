@@ -18,6 +18,10 @@ on other customers:
   serves every queue does) — the fleet's work without the broker, so the difference to the
   fleet is what queueing and fan-out cost.
 
+Every run, fleet and loops alike, is preceded by ``--warmup`` requests (20) on other customers
+that are not measured, so the figures are those of a fleet that has been running: connection
+pools filled, statements prepared, tables reflected, templates compiled.
+
 Everything it creates is dropped at the end. Needs PostgreSQL, RabbitMQ and ``rabbitmqctl`` as
 on the development machines.
 """
@@ -238,20 +242,49 @@ def request_loop(app: Any, customers: Iterable[int], kind: str) -> tuple[float, 
     return elapsed, latencies
 
 
-def run_fleet(env: dict[str, str], app: Any, processes: int, threads: int, kind: str,
-              customers: list[int], log: Path) -> tuple[float, list[float], float, float, int]:
-    """Run the requests through ``dsar worker``; returns the elapsed seconds (first receipt to
-    last completion), the end-to-end latencies, the CPU seconds the workers and the whole
-    machine spent meanwhile, and how many broker messages were published."""
+def _submit(app: Any, kind: str, customers: Iterable[int]) -> list[str]:
     from dsar import requests
-    from dsar.db.models import OutboxMessage, Request
     from dsar.identities import parse_identities
+
+    return [requests.submit(app, kind, parse_identities([f"customer{c}@example.com"]),
+                            submitted_by="bench", identity_method="bench").request.id
+            for c in customers]
+
+
+def _wait(app: Any, ids: list[str], log: Path) -> list[Any]:
+    """The requests' rows once none is still open; RuntimeError after 15 minutes or if one
+    did not complete."""
+    from dsar.db.models import Request
+
+    deadline = time.monotonic() + 900
+    while True:
+        with app.db.session() as session:
+            rows = session.execute(sa.select(Request.state, Request.received_at,
+                                             Request.completed_at)
+                                   .where(Request.id.in_(ids))).all()
+        if all(r.state not in ("in_progress", "received", "verified") for r in rows):
+            break
+        if time.monotonic() > deadline:
+            raise RuntimeError("the fleet did not finish within 15 minutes; see " + str(log))
+        time.sleep(0.2)
+    bad = [r.state for r in rows if r.state != "completed"]
+    if bad:
+        raise RuntimeError(f"{len(bad)} request(s) did not complete ({bad[0]}); see {log}")
+    return rows
+
+
+def run_fleet(env: dict[str, str], app: Any, processes: int, threads: int, kind: str,
+              warmup: list[int], customers: list[int],
+              log: Path) -> tuple[float, list[float], float, float, int]:
+    """Run the requests through ``dsar worker``, after ``warmup`` requests that are not
+    measured (as a fleet that has been running a while: pools filled, statements prepared,
+    the data map's tables reflected); returns the elapsed seconds (first receipt to last
+    completion), the end-to-end latencies, the CPU seconds the workers and the whole machine
+    spent meanwhile, and how many broker messages were published."""
+    from dsar.db.models import OutboxMessage
 
     published = (sa.select(sa.func.count()).select_from(OutboxMessage)
                  .where(OutboxMessage.sent_at.is_not(None)))
-    with app.db.session() as session:
-        sent_before = session.scalar(published) or 0
-
     dsar = str(Path(sys.executable).parent / "dsar")
     with open(log, "ab") as out:
         worker = subprocess.Popen([dsar, "worker", "-p", str(processes), "-t", str(threads)],
@@ -259,26 +292,13 @@ def run_fleet(env: dict[str, str], app: Any, processes: int, threads: int, kind:
                                   start_new_session=True)
     try:
         time.sleep(4)  # let the processes boot and connect
+        _wait(app, _submit(app, kind, warmup), log)
+        with app.db.session() as session:
+            sent_before = session.scalar(published) or 0
         worker_cpu, machine_cpu = group_cpu_seconds(worker.pid), machine_cpu_seconds()
-        ids = [requests.submit(app, kind, parse_identities([f"customer{c}@example.com"]),
-                               submitted_by="bench", identity_method="bench").request.id
-               for c in customers]
-        deadline = time.monotonic() + 900
-        while True:
-            with app.db.session() as session:
-                rows = session.execute(sa.select(Request.state, Request.received_at,
-                                                 Request.completed_at)
-                                       .where(Request.id.in_(ids))).all()
-            if all(r.state not in ("in_progress", "received", "verified") for r in rows):
-                worker_cpu = group_cpu_seconds(worker.pid) - worker_cpu
-                machine_cpu = machine_cpu_seconds() - machine_cpu
-                break
-            if time.monotonic() > deadline:
-                raise RuntimeError("the fleet did not finish within 15 minutes; see " + str(log))
-            time.sleep(0.2)
-        bad = [r.state for r in rows if r.state != "completed"]
-        if bad:
-            raise RuntimeError(f"{len(bad)} request(s) did not complete ({bad[0]}); see {log}")
+        rows = _wait(app, _submit(app, kind, customers), log)
+        worker_cpu = group_cpu_seconds(worker.pid) - worker_cpu
+        machine_cpu = machine_cpu_seconds() - machine_cpu
         first = min(r.received_at for r in rows)
         last = max(r.completed_at for r in rows)
         latencies = [(r.completed_at - r.received_at).total_seconds() for r in rows]
@@ -297,6 +317,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--threads", type=int, default=4,
                         help="threads per worker process (default: dsar worker's)")
     parser.add_argument("--processes", default="1,2", help="worker process counts to run")
+    parser.add_argument("--warmup", type=int, default=20,
+                        help="requests run before each measured run, not counted (default 20)")
     args = parser.parse_args(argv)
     n = args.requests
     tmp = Path(tempfile.mkdtemp(prefix="dsar-bench-fleet-"))
@@ -327,27 +349,31 @@ def main(argv: list[str] | None = None) -> None:
         app = App.from_env(env, migrate=False)
         app.db.upgrade()
         counts = [int(p) for p in args.processes.split(",")]
-        needed = n * 2 * (len(counts) + 2)
+        needed = (n + args.warmup) * 2 * (len(counts) + 2)
         if needed > args.customers:
-            raise SystemExit(f"--customers must be at least {needed} for --requests {n}")
+            raise SystemExit(f"--customers must be at least {needed} for --requests {n} "
+                             f"and --warmup {args.warmup}")
         pool = iter(range(1, args.customers + 1, max(1, args.customers // needed)))
 
-        def take() -> list[int]:
-            return [next(pool) for _ in range(n)]
+        def take(count: int = n) -> list[int]:
+            return [next(pool) for _ in range(count)]
 
         rows = []
         for kind, action in (("access", "collect"), ("erasure", "erase")):
+            plain_loop(app, take(args.warmup), action)
             cpu = time.process_time()
             elapsed, lat = plain_loop(app, take(), action)
             rows.append((f"{kind}: plain loop (connector only)", n / elapsed, lat,
                          time.process_time() - cpu, None, None))
+            request_loop(app, take(args.warmup), kind)
             cpu, machine = time.process_time(), machine_cpu_seconds()
             elapsed, lat = request_loop(app, take(), kind)
             rows.append((f"{kind}: request loop (no queues)", n / elapsed, lat,
                          time.process_time() - cpu, machine_cpu_seconds() - machine, None))
             for processes in counts:
                 elapsed, lat, worker_cpu, machine_cpu, messages = run_fleet(
-                    env, app, processes, args.threads, kind, take(), tmp / "worker.log")
+                    env, app, processes, args.threads, kind, take(args.warmup), take(),
+                    tmp / "worker.log")
                 rows.append((f"{kind}: fleet, {processes} process(es) x {args.threads} threads",
                              n / elapsed, lat, worker_cpu, machine_cpu, messages))
         print(f"\n{n} requests each, {args.customers} customers, {os.cpu_count()} CPUs")
