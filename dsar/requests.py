@@ -403,7 +403,8 @@ def _move(session: Session, request: Request, now: datetime, actor: str, target:
 def add_event(session: Session, request: Request, now: datetime, actor: str, event: str,
               source: str | None, target: str | None, reason: str | None) -> None:
     """Add a line to the request's audit trail, in the session's transaction: written at once
-    when the request's row exists, else with it at the next flush."""
+    when the request's row exists, else added to ``session`` (for a new request: the stand-in
+    that writes it after the request's row)."""
     event_row = {"request_id": request.id, "at": now, "actor": actor, "event": event,
                  "from_state": source, "to_state": target, "reason": reason}
     if sa.inspect(request).persistent:
