@@ -9,7 +9,7 @@ was interrupted, and rewritten with the digest once the bundle is stored.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, fields, replace
 from datetime import datetime
 
 from dsar.bundles.errors import BundleMissing
@@ -36,7 +36,7 @@ class BundleRecord:
         return replace(self, complete=True, sha256=sha256, size=size, stored_size=stored_size)
 
     def to_bytes(self) -> bytes:
-        data = asdict(self)
+        data = {f.name: getattr(self, f.name) for f in fields(self)}  # flat: no deep copy
         data["created_at"] = self.created_at.isoformat()
         data["expires_at"] = self.expires_at.isoformat()
         return json.dumps(data, indent=2).encode()

@@ -78,15 +78,15 @@ def _header_cells(columns: Sequence[str], labels: dict[str, str]) -> Markup:
     return Markup("".join(cells))
 
 
+def _cell(value: Any) -> str:
+    text = value if type(value) is str and len(value) <= MAX_CELL else _display(value)
+    return _EMPTY_CELL if text is None else f"<td>{_html(text)}</td>"
+
+
 def _preview_rows(preview: Sequence[dict[str, Any]], columns: Sequence[str]) -> Markup:
-    rows = []
-    for row in preview:
-        cells = []
-        for column in columns:
-            text = _display(row.get(column))
-            cells.append(_EMPTY_CELL if text is None else f"<td>{_html(text)}</td>")
-        rows.append(f"<tr>{''.join(cells)}</tr>\n")
-    return Markup("".join(rows))
+    return Markup("".join(
+        f"<tr>{''.join([_cell(row.get(column)) for column in columns])}</tr>\n"
+        for row in preview))
 
 
 def _anchor(*parts: str) -> str:
