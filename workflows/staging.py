@@ -83,6 +83,14 @@ def _check_stageable(rows: list[dict[str, Any]]) -> None:
                 _encode(value)  # raises TypeError naming the type
 
 
+def _size(value: Any) -> int:
+    """About what ``value`` takes in memory; nested documents (JSON columns) by their
+    encoded length, since ``sys.getsizeof`` does not look inside containers."""
+    if isinstance(value, dict | list | tuple):
+        return len(dumps(value))
+    return sys.getsizeof(value)
+
+
 class Collected:
     """What a task collected and has not written yet: its records, in order, from ``seq``
     ``first_seq`` on. :meth:`sealed` gives them as ``staged_items`` rows;
@@ -153,7 +161,7 @@ class StagingSink:
         batch = [dict(r) for r in rows]
         if batch:
             _check_stageable(batch)
-            size = sum(sys.getsizeof(v) for row in batch for v in row.values())
+            size = sum(_size(v) for row in batch for v in row.values())
             self._put({"t": "rows", "s": system, "c": collection, "rows": batch}, size)
 
     def write_object(self, system: str, collection: str, name: str,

@@ -89,3 +89,16 @@ def test_a_value_staging_cannot_write_is_refused_when_collected(app: App) -> Non
     with pytest.raises(TypeError, match="timedelta"):
         sink.write_rows("crm", "contacts", [{"id": 1, "wait": dt.timedelta(days=1)}])
     assert len(sink.take()) == 0
+
+
+def test_a_large_nested_document_counts_towards_the_buffer(
+        app: App, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A JSON column's document is measured by its contents, so a few large documents fill
+    the buffer as their size says."""
+    monkeypatch.setattr(staging, "FLUSH_BYTES", 50_000)
+    request_id, task_id = _new_task(app)
+    sink = StagingSink(app, request_id, task_id)
+    sink.write_rows("crm", "profiles", [{"id": 1, "doc": {"notes": ["x" * 1000] * 30}}])
+    assert not sink.flushed
+    sink.write_rows("crm", "profiles", [{"id": 2, "doc": {"notes": ["x" * 1000] * 30}}])
+    assert sink.flushed
