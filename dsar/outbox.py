@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import threading
 from datetime import datetime, timedelta
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import event
@@ -58,7 +59,7 @@ def enqueue(
 
 
 def message_row(actor: str, args: list[str | int], *, queue: str, now: datetime,
-                delay: timedelta = timedelta(0), priority: int = 0) -> dict[str, object]:
+                delay: timedelta = timedelta(0), priority: int = 0) -> dict[str, Any]:
     """A message as an outbox row, for :func:`enqueue_rows`."""
     if any(not isinstance(a, str | int) for a in args):
         raise TypeError("outbox messages carry ids only")
@@ -66,11 +67,11 @@ def message_row(actor: str, args: list[str | int], *, queue: str, now: datetime,
             "created_at": now, "available_at": now + delay, "sent_at": None}
 
 
-def enqueue_rows(session: Session, rows: list[dict[str, object]]) -> list[int]:
+def enqueue_rows(session: Session, rows: list[dict[str, Any]]) -> list[int]:
     """Like :func:`enqueue` for several :func:`message_row` rows, written at once (not at the
     next flush); returns their ids in order."""
     ids = insert_rows(session, OutboxMessage.__table__, rows, returning_id=True)
-    if any(row["available_at"] <= row["created_at"] for row in rows):  # type: ignore[operator]
+    if any(row["available_at"] <= row["created_at"] for row in rows):
         session.info["outbox_wake"] = True
     return ids
 

@@ -102,7 +102,11 @@ def evidence_root(bodies: Sequence[Mapping[str, Any]]) -> str:
 
 def predicate_digest(predicate: Mapping[str, Any]) -> str:
     """Hex SHA-256 of the canonical JSON of ``predicate``: the statement's subject digest."""
-    return hashlib.sha256(canonical_json(dict(predicate))).hexdigest()
+    return _sha256_hex(canonical_json(dict(predicate)))
+
+
+def _sha256_hex(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
 
 
 def _system_outcome(collections: Sequence[Mapping[str, Any]], failed_task: bool) -> str:
@@ -239,9 +243,8 @@ def build_record(session: Session, app: App, request: Request, *, new: bool = Fa
             return existing
     signer = ledger.load_signer(app.settings)
     predicate = build_predicate(session, request, bundle)
-    predicate_json = canonical_json(predicate)
-    statement = make_statement(SUBJECT_PREFIX + request.id,
-                               hashlib.sha256(predicate_json).hexdigest(),
+    predicate_json = canonical_json(predicate)  # serialized once: digest and statement
+    statement = make_statement(SUBJECT_PREFIX + request.id, _sha256_hex(predicate_json),
                                PREDICATE_TYPE, predicate)
     envelope = sign_statement(statement, signer.private_key, signer.keyid,
                               predicate_json=predicate_json)
