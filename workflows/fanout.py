@@ -137,8 +137,8 @@ def create_tasks(session: Session, request: Request, plan: Plan, kinds: Mapping[
     if not plan.tasks:
         enqueue_assembly(session, request, now)
         return None
-    for system, cap in caps.items():
-        slots.ensure(session, system, cap)
+    for system in dict.fromkeys(p.system for p in plan.tasks):
+        slots.ensure(session, system, caps[system])
     lease = now + lease_length()
     ready = [p for p in plan.tasks if not p.depends_on]
     candidates = [p for p in ready if kinds[p.system] in run_here] if keys is not None else []

@@ -5,13 +5,19 @@ while it holds one, taken in its claim's transaction and released in the transac
 records its result or failure. A slot whose lease ran out (its worker died) is free again. A
 system without slot rows has no cap. Slots are never loaded as ORM objects: these statements
 run on the session's connection.
+
+When the data map changes a system's cap, the next plan that has a task on that system adds
+the missing rows or deletes those beyond the new cap (a task holding one of those finishes;
+no task takes it again).
 """
 
 from __future__ import annotations
 
 from datetime import datetime
+from weakref import WeakKeyDictionary
 
 import sqlalchemy as sa
+from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -29,6 +35,8 @@ _TAKE = (sa.update(SystemSlot)  # bind names other than the columns', as UPDATE 
                 SystemSlot.slot == _FREE.scalar_subquery())
          .values(task_id=sa.bindparam("holder"), lease_until=sa.bindparam("until"))
          .returning(SystemSlot.slot))
+_SURPLUS = sa.delete(SystemSlot).where(SystemSlot.system == sa.bindparam("system"),
+                                      SystemSlot.slot >= sa.bindparam("cap"))
 _COUNT = (sa.select(sa.func.count()).select_from(SystemSlot)
           .where(SystemSlot.system == sa.bindparam("system")))
 _RENEW = (sa.update(SystemSlot).where(SystemSlot.task_id == sa.bindparam("holder"))
@@ -37,9 +45,27 @@ _RELEASE = (sa.update(SystemSlot).where(SystemSlot.task_id == sa.bindparam("hold
             .values(task_id=None, lease_until=None))
 
 
+# Per state database: the cap each system's rows were last made to match by this process, in
+# a transaction that committed. Caps change only with the data map, so planning looks at the
+# slot rows once per system and cap, not once per request.
+_ENSURED: WeakKeyDictionary[Engine, dict[str, int]] = WeakKeyDictionary()
+
+
+def _ensured(session: Session) -> dict[str, int]:
+    bind = session.get_bind()
+    return _ENSURED.setdefault(bind if isinstance(bind, Engine) else bind.engine, {})
+
+
 def ensure(session: Session, system: str, cap: int) -> None:
-    """Make sure ``system`` has ``cap`` slot rows."""
-    have = set(session.connection().scalars(_OF_SYSTEM, {"system": system}))
+    """Make ``system`` have exactly ``cap`` slot rows, numbered from 0: missing rows are added,
+    rows beyond a lowered cap deleted. Does nothing when this process has already done so for
+    this state database and cap in a transaction that committed."""
+    done = _ensured(session)
+    if done.get(system) == cap:
+        return
+    conn = session.connection()
+    conn.execute(_SURPLUS, {"system": system, "cap": cap})
+    have = set(conn.scalars(_OF_SYSTEM, {"system": system}))
     for slot in range(cap):
         if slot not in have:
             try:
@@ -48,17 +74,29 @@ def ensure(session: Session, system: str, cap: int) -> None:
             except IntegrityError:
                 pass  # another worker made it at the same moment
 
+    def remember(_: Session) -> None:
+        done[system] = cap
+
+    sa.event.listen(session, "after_commit", remember, once=True)
+
 
 def take(session: Session, system: str, task_id: int, now: datetime, lease: datetime) -> bool:
     """Take a free slot of ``system`` for the task until ``lease``, skipping slots that
     concurrent claims hold locked, so claims on one system never queue behind each other's
     commits. True if the task may run (it holds a slot, or the system has no cap)."""
     conn = session.connection()
-    taken = conn.execute(_TAKE, {"of_system": system, "holder": task_id, "now": now,
-                                 "until": lease}).first()
-    if taken is not None:
+    values = {"of_system": system, "holder": task_id, "now": now, "until": lease}
+    if conn.execute(_TAKE, values).first() is not None:
         return True
-    return not conn.scalar(_COUNT, {"system": system})
+    if conn.scalar(_COUNT, {"system": system}):
+        return False  # every slot is busy
+    cap = _ensured(session).pop(system, None)
+    if cap is None:
+        return True  # no cap
+    # The rows this process made are gone (the state database was emptied or restored):
+    # make them again rather than let the system run without its cap.
+    ensure(session, system, cap)
+    return conn.execute(_TAKE, values).first() is not None
 
 
 def renew(session: Session, task_id: int, lease: datetime) -> None:
