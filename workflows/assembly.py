@@ -33,6 +33,7 @@ from dsar.db.rows import insert_rows, update_row
 from dsar.errors import DsarError
 from dsar.lifecycle import State
 from dsar.outbox import withdraw
+from dsar.records.record import InHand, build_record
 from workflows import fanout
 from workflows.runner import flag_attention, load_map
 from workflows.staging import Collected, read_staged
@@ -105,17 +106,17 @@ def _complete(app: App, request_id: str, bundle: BundleInfo | None,
 
 
 def complete_request(session: Session, app: App, request: Request, bundle: BundleInfo | None,
-                     *, purge_staged: bool = True, purge_keys: bool = True) -> None:
+                     *, purge_staged: bool = True, purge_keys: bool = True,
+                     in_hand: InHand | None = None) -> None:
     """Complete ``request`` in the caller's transaction, which holds its row's lock and has
     found it in progress with every task done: the bundle's row, the signed record and its
     ledger entry, the state change, and the purge of staged data and discovered keys (each
-    can be skipped by a caller that knows there is none).
+    can be skipped by a caller that knows there is none). ``in_hand``: the tasks and evidence
+    the caller holds, which the record then does not read back.
 
     The bundle row and the record are written only here, in the transaction that moves the
     request out of ``in_progress``; so a request still in progress has neither, and a
     concurrent or repeated assembly finds the request completed and does nothing."""
-    from dsar.records.record import build_record
-
     now = app.now()
     if bundle is not None:
         insert_rows(session, Bundle.__table__, [{
@@ -124,9 +125,6 @@ def complete_request(session: Session, app: App, request: Request, bundle: Bundl
             "link_expires_at": bundle.expires_at, "deleted_at": None, "delete_after":
             bundle.created_at + timedelta(days=app.settings.bundle_retention_days)}])
     update_row(session, request, state=State.COMPLETED.value, updated_at=now, completed_at=now)
-    # in progress until now, under its lock: no record yet (see above)
-    build_record(session, app, request, new=True,
-                 bundle=None if bundle is None else (bundle.sha256, bundle.size))
     requests.add_event(session, request, now, "worker", "completed",
                        State.IN_PROGRESS.value, State.COMPLETED.value, None)
     conn = session.connection()  # staged items and keys: never loaded as objects
@@ -134,6 +132,11 @@ def complete_request(session: Session, app: App, request: Request, bundle: Bundl
         conn.execute(_PURGE_STAGED, {"request_id": request.id})
     if purge_keys:
         conn.execute(_PURGE_KEYS, {"request_id": request.id})
+    # Last: the ledger's exclusive lock, taken for the record's entry, is held until the
+    # commit, and every completion in the fleet waits for it. In progress until now, under
+    # its lock: the request has no record yet (see above).
+    build_record(session, app, request, new=True, in_hand=in_hand,
+                 bundle=None if bundle is None else (bundle.sha256, bundle.size))
 
 
 class CompleteHere:
@@ -148,11 +151,12 @@ class CompleteHere:
     def __init__(self, app: App) -> None:
         self.app, self.completed = app, False
 
-    def __call__(self, session: Session, request: Request,
-                 staged: Collected | None, purge_keys: bool) -> None:
+    def __call__(self, session: Session, request: Request, staged: Collected | None,
+                 purge_keys: bool, in_hand: InHand) -> None:
         app = self.app
         info = None
         if request.kind in ("access", "export"):
             info = _make_bundle(app, request, lambda: staged.items() if staged else iter(()))
-        complete_request(session, app, request, info, purge_staged=False, purge_keys=purge_keys)
+        complete_request(session, app, request, info, purge_staged=False, purge_keys=purge_keys,
+                         in_hand=in_hand)
         self.completed = True

@@ -45,6 +45,7 @@ from dsar.db.rows import insert_rows, update_row
 from dsar.lifecycle import State
 from dsar.outbox import enqueue, enqueue_rows, message_row, postpone, withdraw
 from dsar.planning import Plan
+from dsar.records.record import InHand
 from dsar.requests import add_event
 from workflows import slots
 from workflows.retry import MAX_ATTEMPTS, Failure, backoff
@@ -86,9 +87,10 @@ def lock_request(session: Session, request_id: str) -> Request:
     return session.scalars(_LOCK_REQUEST, {"request_id": request_id}).one()
 
 
-Completion = Callable[[Session, Request, Collected | None, bool], None]
+Completion = Callable[[Session, Request, Collected | None, bool, InHand], None]
 #: Completes a request inside :func:`finish`'s transaction, given the request (locked), the
-#: last task's collected items in hand, and whether discovered keys are to be purged.
+#: last task's collected items in hand, whether discovered keys are to be purged, and the
+#: request's tasks and (if this task is its only one) evidence, for its record.
 
 
 @dataclass(frozen=True)
@@ -320,18 +322,23 @@ def finish(app: App, claim: Claim, result: ConnectorResult,
             insert_staged(session, staged.sealed(app))
         if task.attempts > 1:  # evidence an earlier attempt recorded before failing
             session.execute(sa.delete(EvidenceRow).where(EvidenceRow.task_id == task.id))
-        if result.evidence:
+        bodies = [item.to_dict() for item in result.evidence]
+        if bodies:
             session.connection().execute(_INSERT_EVIDENCE, [
-                {"request_id": request.id, "task_id": task.id, "system": item.system,
-                 "collection": item.collection, "action": item.action,
-                 "body": item.to_dict(), "recorded_at": now} for item in result.evidence])
+                {"request_id": request.id, "task_id": task.id, "system": body["system"],
+                 "collection": body["collection"], "action": body["action"], "body": body,
+                 "recorded_at": now} for body in bodies])
         if any(task.id in (other.depends_on or ()) for other in others):
             _save_keys(session, app, request.id, task.id, result.discovered)
         update_row(session, task, state=DONE, finished_at=now, lease_until=None,
                    error_code=None, error=None)
         slots.release(session, task.id)
         if complete_here is not None and complete:
-            complete_here(session, request, staged, any(t.depends_on for t in siblings))
+            in_hand = InHand(
+                [{"system": t.system, "action": t.action, "state": t.state,
+                  "error_code": t.error_code} for t in siblings],
+                None if others else bodies)  # others' evidence is only in the database
+            complete_here(session, request, staged, any(t.depends_on for t in siblings), in_hand)
             return True, None
         for other in others:
             if other.state == WAITING and task.id in other.depends_on and \

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -160,21 +161,38 @@ def evidence_bodies(session: Session, request_id: str) -> list[dict[str, Any]]:
     return order_evidence(session.connection().scalars(_BODIES, {"request_id": request_id}))
 
 
+@dataclass(frozen=True)
+class InHand:
+    """What the transaction completing a request already holds, so that its record need not
+    read it back: every task of the request as it now stands (``system``, ``action``,
+    ``state``, ``error_code``) and, if given, every evidence body of the request."""
+
+    tasks: list[dict[str, Any]]
+    bodies: list[dict[str, Any]] | None = None
+
+
 def build_predicate(session: Session, request: Request,
-                    bundle: tuple[str, int] | None = None) -> dict[str, Any]:
+                    bundle: tuple[str, int] | None = None,
+                    in_hand: InHand | None = None) -> dict[str, Any]:
     """The record's content for ``request`` (``completed_at`` must be set), from the request,
     its pauses, tasks, evidence and export bundle. Deterministic for the same rows.
     ``bundle`` (SHA-256 and size) is the export bundle's row when the caller has just written
-    it; otherwise it is read."""
+    it, and ``in_hand`` the tasks and evidence it holds; what is not given is read."""
     if request.completed_at is None:
         raise InvalidInput(f"request {request.id} has no completion time",
                            "set request.completed_at before building its record")
     session.flush()  # the caller's pending rows (the bundle's, say) are read below
     conn, which = session.connection(), {"request_id": request.id}
     pauses = conn.execute(_PAUSES, which).all()
-    tasks = [{"system": system, "action": action, "state": state, "error_code": code}
-             for system, action, state, code in conn.execute(_TASKS, which)]
-    bodies = evidence_bodies(session, request.id)
+    if in_hand is not None:
+        tasks = in_hand.tasks
+    else:
+        tasks = [{"system": system, "action": action, "state": state, "error_code": code}
+                 for system, action, state, code in conn.execute(_TASKS, which)]
+    if in_hand is not None and in_hand.bodies is not None:
+        bodies = order_evidence(in_hand.bodies)
+    else:
+        bodies = evidence_bodies(session, request.id)
     if bundle is None:
         bundle = conn.execute(_BUNDLE, which).first()
     completed_local = deadlines.local_date(request.completed_at, request.timezone,
@@ -221,7 +239,8 @@ def record_for(session: Session, request_id: str) -> CompletionRecord | None:
 
 
 def build_record(session: Session, app: App, request: Request, *, new: bool = False,
-                 bundle: tuple[str, int] | None = None) -> dict[str, Any]:
+                 bundle: tuple[str, int] | None = None,
+                 in_hand: InHand | None = None) -> dict[str, Any]:
     """Build, sign, store and log the completion record of ``request``; return its envelope.
 
     Call inside the transaction that completes the request, holding the request row's lock
@@ -233,16 +252,17 @@ def build_record(session: Session, app: App, request: Request, *, new: bool = Fa
     to the ledger, both in the caller's transaction. Idempotent: when the request already has
     a record, that envelope is returned unchanged and nothing is written (``new``: the caller
     knows there is none, e.g. it moves the request out of ``in_progress`` in this transaction,
-    and it is not looked for). ``bundle`` is passed on to :func:`build_predicate`. Signs with the
-    active key (see :func:`dsar.records.ledger.load_signer`: generated on first use only in
-    the embedded default, otherwise :class:`~dsar.errors.NotFound`).
+    and it is not looked for). ``bundle`` and ``in_hand`` are passed on to
+    :func:`build_predicate`. Signs with the active key (see
+    :func:`dsar.records.ledger.load_signer`: generated on first use only in the embedded
+    default, otherwise :class:`~dsar.errors.NotFound`).
     """
     if not new:
         existing = session.connection().scalar(_ENVELOPE, {"request_id": request.id})
         if existing is not None:
             return existing
     signer = ledger.load_signer(app.settings)
-    predicate = build_predicate(session, request, bundle)
+    predicate = build_predicate(session, request, bundle, in_hand)
     predicate_json = canonical_json(predicate)  # serialized once: digest and statement
     statement = make_statement(SUBJECT_PREFIX + request.id, _sha256_hex(predicate_json),
                                PREDICATE_TYPE, predicate)

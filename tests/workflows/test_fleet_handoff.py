@@ -5,6 +5,8 @@ must not duplicate a backlog."""
 
 from __future__ import annotations
 
+import base64
+import json
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -14,7 +16,8 @@ import sqlalchemy as sa
 
 from dsar.bundles.aead import decrypt_stream
 from dsar.bundles.store import open_store
-from dsar.db.models import Bundle, OutboxMessage, StagedItem
+from dsar.db.models import Bundle, CompletionRecord, OutboxMessage, Request, StagedItem
+from dsar.records.record import build_predicate
 from tests.workflows.fleet_helpers import SYSTEMS, Fleet, several_chinooks
 from workflows import assembly, fanout, runner
 from workflows.relay import relay_once
@@ -244,6 +247,16 @@ def run_everything_here(app: Any, fleet: Fleet, request_id: str) -> None:
                           EVERY_QUEUE)
 
 
+def recorded_predicate_is_that_of_the_rows(app: Any, request_id: str) -> bool:
+    """Whether the stored record's predicate equals the one built afresh from the request's
+    rows (the completing task built it from the tasks and evidence it held)."""
+    with app.db.session() as session:
+        envelope = session.get(CompletionRecord, request_id).envelope
+        statement = json.loads(base64.b64decode(envelope["payload"]))
+        return statement["predicate"] == build_predicate(session,
+                                                         session.get(Request, request_id))
+
+
 def test_the_last_erasure_task_completes_the_request_in_its_own_transaction(
         fleet: Fleet) -> None:
     app = fleet.app
@@ -258,6 +271,7 @@ def test_the_last_erasure_task_completes_the_request_in_its_own_transaction(
     delayed = sa.select(sa.func.count()).select_from(OutboxMessage).where(
         OutboxMessage.available_at > OutboxMessage.created_at)
     assert fleet.scalar(delayed) == 0  # the handed-off task's fallback withdrawn
+    assert recorded_predicate_is_that_of_the_rows(app, request_id)
 
 
 def test_a_one_system_access_request_is_bundled_from_the_data_in_hand(
@@ -284,6 +298,7 @@ def test_a_one_system_access_request_is_bundled_from_the_data_in_hand(
     data = b"".join(decrypt_stream(store.open_stream(blob), app.keys.bundle_key))
     assert data.startswith(b"PK")  # the zip, with the customer's rows in it:
     assert b"csv/" in data and len(data) == bundle.size
+    assert recorded_predicate_is_that_of_the_rows(app, request_id)
 
 
 def test_a_failed_completion_records_the_task_and_leaves_the_assembly_to_follow(
