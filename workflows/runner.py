@@ -12,8 +12,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable, Collection, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Collection
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +28,7 @@ from dsar.evidence import CollectionEvidence
 from dsar.lifecycle import State
 from dsar.planning import Plan, plan_request
 from workflows import fanout
+from workflows.leases import KEEPER
 from workflows.retry import classify
 from workflows.staging import Collected, StagingSink
 
@@ -155,30 +155,6 @@ def _plan_for(datamap: DataMap, digest: str, names: frozenset[str],
     return cached[0], json.loads(cached[1])  # a fresh dict for each request
 
 
-@contextmanager
-def heartbeat(app: App, claim: fanout.Claim) -> Iterator[threading.Event]:
-    """Renew the task's lease in the background while the connector works."""
-    stop, lost = threading.Event(), threading.Event()
-    interval = fanout.lease_length().total_seconds() / 3
-
-    def beat() -> None:
-        while not stop.wait(interval):
-            try:
-                if not fanout.renew(app, claim):
-                    lost.set()
-                    return
-            except Exception:  # the state DB is briefly away: try again at the next beat
-                log.warning("could not renew the lease of task %s", claim.task_id)
-
-    thread = threading.Thread(target=beat, name=f"lease-{claim.task_id}", daemon=True)
-    thread.start()
-    try:
-        yield lost
-    finally:
-        stop.set()
-        thread.join()
-
-
 def run_task(app: App, task_id: int, *,
              run_here: Collection[str] = ()) -> fanout.Handoff | None:
     """Run one task: claim it, call its connector, record the evidence, fan in.
@@ -207,7 +183,8 @@ def _run_claimed(app: App, claim: fanout.Claim,
     log.info("task %s (%s %s) of request %s: attempt %d", task_id, claim.system, claim.action,
              claim.request_id, claim.attempt, extra=ids)
     try:
-        with heartbeat(app, claim):
+        interval = fanout.lease_length().total_seconds() / 3
+        with KEEPER.hold(f"task {task_id}", lambda: fanout.renew(app, claim), interval):
             result, staged, whole = _call_connector(app, claim)
             _test_delay()
     except LeaseLost as lost:
