@@ -1,18 +1,21 @@
 """The fleet's periodic housekeeping, run by the watch (:mod:`workflows.watch`) in every worker
 process: completion records for requests closed while no signing key existed, forgetting the
-identities of long-closed requests, ledger checkpoints, and deleting expired bundles.
+identities of long-closed requests, ledger checkpoints, and deleting bundles past retention
+and orphaned ones.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Collection
 from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 
 from dsar import requests
 from dsar.app import App
-from dsar.bundles.retention import purge_expired
+from dsar.bundles.retention import delete_bundle, purge_orphans
+from dsar.bundles.store import BundleStore
 from dsar.db.models import Bundle, CompletionRecord, IdentityRow, Request
 from dsar.lifecycle import State
 from workflows import fanout
@@ -51,21 +54,75 @@ def forget_identities(app: App) -> int:
         return int(result.rowcount or 0)
 
 
-_LAST_SWEEP: dict[str, datetime] = {}
+_LAST_SWEEP: dict[tuple[str, str], datetime] = {}
+ORPHAN_GRACE = timedelta(hours=1)
+"""How old the sidecar of a bundle without a database row must be before the bundle is taken
+for an orphan: no completing transaction lasts that long."""
+_SWEEP_BATCH = 500
 
 
 def retention_sweep_interval() -> timedelta:
-    """How often a worker process lists the bundle store for expired bundles."""
+    """How often a worker process deletes the bundles whose retention ended."""
     return timedelta(seconds=float(os.environ.get("DSAR_RETENTION_SWEEP_SECONDS", "300")))
+
+
+def orphan_sweep_interval() -> timedelta:
+    """How often a worker process lists the bundle store for bundles without a row."""
+    return timedelta(seconds=float(os.environ.get("DSAR_ORPHAN_SWEEP_SECONDS", "86400")))
+
+
+def _due(kind: str, store: BundleStore, now: datetime, interval: timedelta) -> bool:
+    last = _LAST_SWEEP.get((kind, store.location))
+    if last is not None and now - last < interval:
+        return False
+    _LAST_SWEEP[(kind, store.location)] = now
+    return True
+
+
+def delete_expired_bundles(app: App, store: BundleStore, now: datetime) -> list[str]:
+    """Delete the bundles whose retention ended (``delete_after``, from
+    DSAR_BUNDLE_RETENTION_DAYS): blob and sidecar, then the row is marked deleted. Works from
+    the state database, so it costs what has expired, not what is kept. Returns their ids."""
+    purged: list[str] = []
+    while True:
+        with app.db.session() as session:
+            batch = list(session.scalars(
+                sa.select(Bundle.id).where(Bundle.deleted_at.is_(None), Bundle.delete_after <= now)
+                .order_by(Bundle.delete_after).limit(_SWEEP_BATCH)))
+        for bundle_id in batch:
+            delete_bundle(store, bundle_id)
+        if batch:
+            with app.db.session() as session:
+                session.execute(sa.update(Bundle).where(Bundle.id.in_(batch))
+                                .values(deleted_at=now))
+        purged += batch
+        if len(batch) < _SWEEP_BATCH:
+            return purged
+
+
+def delete_orphan_bundles(app: App, store: BundleStore, now: datetime) -> list[str]:
+    """Delete what the store keeps of bundles that have no live row (a completion whose
+    transaction rolled back after the bundle was written, a row marked deleted); see
+    :func:`dsar.bundles.retention.purge_orphans`."""
+    def known(ids: Collection[str]) -> set[str]:
+        found: set[str] = set()
+        listed = sorted(ids)
+        with app.db.session() as session:
+            for i in range(0, len(listed), _SWEEP_BATCH):
+                found.update(session.scalars(sa.select(Bundle.id).where(
+                    Bundle.id.in_(listed[i:i + _SWEEP_BATCH]), Bundle.deleted_at.is_(None))))
+        return found
+
+    return purge_orphans(store, known, now, ORPHAN_GRACE)
 
 
 def periodic_housekeeping(app: App) -> None:
     """Issue a ledger checkpoint when the ledger grew; delete bundles past retention.
 
-    Deleting bundles lists and reads the whole store (every bundle's sidecar, and on S3 paid
-    LIST requests), so each process does it at most once per
-    ``DSAR_RETENTION_SWEEP_SECONDS``, not at every tick; a link stops working at its expiry
-    regardless (downloads check it)."""
+    Bundles past retention are found in the state database, at most once per
+    ``DSAR_RETENTION_SWEEP_SECONDS``; listing the store for orphans (which reads every name,
+    and on S3 costs paid LIST requests) happens at most once per ``DSAR_ORPHAN_SWEEP_SECONDS``
+    in each process. A link stops working at its expiry regardless (downloads check it)."""
     from dsar.records.ledger import issue_checkpoint
 
     now = app.now()
@@ -74,12 +131,7 @@ def periodic_housekeeping(app: App) -> None:
     with app.db.session() as session:
         issue_checkpoint(session, app)
     store = bundle_store(app)
-    last = _LAST_SWEEP.get(store.location)
-    if last is not None and now - last < retention_sweep_interval():
-        return
-    _LAST_SWEEP[store.location] = now
-    purged = purge_expired(store, now)
-    if purged:
-        with app.db.session() as session:
-            session.execute(sa.update(Bundle).where(Bundle.id.in_(purged))
-                            .values(deleted_at=now))
+    if _due("retention", store, now, retention_sweep_interval()):
+        delete_expired_bundles(app, store, now)
+    if _due("orphans", store, now, orphan_sweep_interval()):
+        delete_orphan_bundles(app, store, now)

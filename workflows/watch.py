@@ -11,7 +11,8 @@ several processes at once is harmless):
   once per that period. The period is long so that a backlog waiting its turn in the broker
   is not duplicated: a worker that dies is covered by the lease and the handoff fallbacks;
 - housekeeping: a ledger checkpoint when the ledger grew (hashing only the new entries),
-  expired bundles deleted (at most every ``DSAR_RETENTION_SWEEP_SECONDS``, default 300), old
+  bundles past retention deleted (at most every ``DSAR_RETENTION_SWEEP_SECONDS``, default
+  300) and orphaned ones (at most every ``DSAR_ORPHAN_SWEEP_SECONDS``, default a day), old
   outbox rows purged.
 """
 

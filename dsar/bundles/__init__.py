@@ -9,6 +9,7 @@ Public API::
     open_download(token, store=, key=, secret=, now=) -> Download
     make_app(resolver) -> WSGI app            (dsar.bundles.web)
     purge_expired(store, now) -> [bundle_id]
+    delete_bundle(store, bundle_id); purge_orphans(store, known, now, grace) -> [bundle_id]
 
 See docs/bundle.md for the bundle's layout and the design choices.
 """
@@ -25,7 +26,7 @@ from dsar.bundles.items import (
     StagedObject,
 )
 from dsar.bundles.links import issue_link, verify_link
-from dsar.bundles.retention import purge_expired
+from dsar.bundles.retention import delete_bundle, purge_expired, purge_orphans
 from dsar.bundles.store import BundleStore, LocalBundleStore, open_store
 from dsar.bundles.web import make_app
 
@@ -45,10 +46,12 @@ __all__ = [
     "RowsBatch",
     "StagedObject",
     "build_bundle",
+    "delete_bundle",
     "issue_link",
     "make_app",
     "open_download",
     "open_store",
     "purge_expired",
+    "purge_orphans",
     "verify_link",
 ]

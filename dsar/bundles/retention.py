@@ -1,9 +1,16 @@
-"""Deleting bundles whose retention has ended (wired into the periodic work by the caller)."""
+"""Deleting stored bundles (wired into the periodic work by the caller).
+
+:func:`purge_expired` works from the store alone: it reads every sidecar. A caller that keeps
+its own list of bundles (the fleet's state database) deletes those whose retention ended with
+:func:`delete_bundle`, and what it has no list of (builds whose transaction rolled back) with
+:func:`purge_orphans`, which reads only the sidecars of bundles it does not know.
+"""
 
 from __future__ import annotations
 
 import logging
-from datetime import datetime
+from collections.abc import Callable, Collection
+from datetime import datetime, timedelta
 
 from dsar.bundles.errors import BundleMissing
 from dsar.bundles.record import SUFFIX, read_record, record_name
@@ -40,4 +47,45 @@ def purge_expired(store: BundleStore, now: datetime) -> list[str]:
                 store.delete(name)
                 purged.append(bundle_id)
                 break
+    return purged
+
+
+def delete_bundle(store: BundleStore, bundle_id: str) -> None:
+    """Delete the bundle's blob, then its sidecar; nothing missing is an error."""
+    for suffix in BLOB_SUFFIXES:
+        store.delete(bundle_id + suffix)
+    store.delete(record_name(bundle_id))
+
+
+def _bundle_id(name: str) -> str | None:
+    for suffix in (*BLOB_SUFFIXES, SUFFIX):
+        if name.endswith(suffix):
+            return name[: -len(suffix)]
+    return None
+
+
+def purge_orphans(store: BundleStore, known: Callable[[Collection[str]], Collection[str]],
+                  now: datetime, grace: timedelta) -> list[str]:
+    """Delete the stored bundles that ``known`` (given every bundle id in the store, returns
+    those its caller keeps) does not know: a blob without a sidecar at once, any other once its
+    sidecar is ``grace`` old (a build may still be committing meanwhile). Returns their ids.
+    Lists the store; reads only the sidecars of unknown bundles."""
+    if now.tzinfo is None:
+        raise ValueError("now must be timezone-aware")
+    names = set(store.names())
+    stored = {i for i in map(_bundle_id, names) if i is not None}
+    purged: list[str] = []
+    for bundle_id in sorted(stored - set(known(stored))):
+        if record_name(bundle_id) in names:
+            try:
+                record = read_record(store, bundle_id)
+            except BundleMissing:
+                continue
+            except (ValueError, TypeError, KeyError) as exc:
+                log.warning("bundle record %s is unreadable (%s); left in place", bundle_id, exc)
+                continue
+            if now - record.created_at < grace:
+                continue
+        delete_bundle(store, bundle_id)
+        purged.append(bundle_id)
     return purged

@@ -21,6 +21,7 @@ from dsar.bundles import (
     purge_expired,
 )
 from dsar.bundles.reader import check_manifest
+from dsar.bundles.retention import delete_bundle, purge_orphans
 from dsar.bundles.s3store import S3BundleStore
 from dsar.errors import InvalidInput
 
@@ -102,6 +103,25 @@ def test_bundle_s3_purge_expired(s3_bucket, datamap, key, now):
     assert purge_expired(store, now) == []
     assert purge_expired(store, now + timedelta(days=1)) == [info.bundle_id]
     assert client.list_objects_v2(Bucket=bucket, Prefix="p/").get("KeyCount") == 0
+
+
+def test_bundle_s3_orphans_and_known_bundles(s3_bucket, datamap, key, now):
+    """What the fleet's sweeps do on S3: a known bundle is deleted by id (blob, then sidecar),
+    an unknown one once its sidecar is past the grace, a known one is left alone."""
+    client, bucket = s3_bucket
+    store = S3BundleStore(bucket, "q", client=client)
+    kept, known_gone, orphan = (
+        build_bundle(BundleMeta(r, bundle_id=f"b_{r}"), datamap, lambda: [], store, key, now)
+        for r in ("kept", "known", "orphan"))
+    delete_bundle(store, known_gone.bundle_id)
+    delete_bundle(store, known_gone.bundle_id)  # again: nothing missing is an error
+    known = {kept.bundle_id}.intersection
+    assert purge_orphans(store, known, now + timedelta(minutes=5), timedelta(hours=1)) == []
+    assert purge_orphans(store, known, now + timedelta(hours=2), timedelta(hours=1)) == [
+        orphan.bundle_id]
+    listed = client.list_objects_v2(Bucket=bucket, Prefix="q/").get("Contents", [])
+    assert sorted(o["Key"] for o in listed) == [f"q/{kept.bundle_id}.json",
+                                                 f"q/{kept.bundle_id}.zip.dsar"]
 
 
 def test_bundle_s3_rejects_unknown_sse(s3_bucket):
