@@ -13,11 +13,22 @@ from collections.abc import Callable, Collection
 from datetime import datetime, timedelta
 
 from dsar.bundles.errors import BundleMissing
-from dsar.bundles.record import SUFFIX, read_record, record_name
+from dsar.bundles.record import SUFFIX, BundleRecord, read_record, record_name
 from dsar.bundles.store import BundleStore
 
 log = logging.getLogger(__name__)
 BLOB_SUFFIXES = (".zip.dsar", ".zip")
+
+
+def _sidecar(store: BundleStore, bundle_id: str) -> BundleRecord | None:
+    """The bundle's sidecar, or None when it is gone or unreadable (logged; left in place)."""
+    try:
+        return read_record(store, bundle_id)
+    except BundleMissing:
+        return None
+    except (ValueError, TypeError, KeyError) as exc:
+        log.warning("bundle record %s is unreadable (%s); left in place", bundle_id, exc)
+        return None
 
 
 def purge_expired(store: BundleStore, now: datetime) -> list[str]:
@@ -29,14 +40,8 @@ def purge_expired(store: BundleStore, now: datetime) -> list[str]:
     purged: list[str] = []
     records = {name[: -len(SUFFIX)] for name in store.names(SUFFIX)}
     for bundle_id in sorted(records):
-        try:
-            record = read_record(store, bundle_id)
-        except BundleMissing:
-            continue
-        except (ValueError, TypeError, KeyError) as exc:
-            log.warning("bundle record %s is unreadable (%s); left in place", bundle_id, exc)
-            continue
-        if now >= record.expires_at:
+        record = _sidecar(store, bundle_id)
+        if record is not None and now >= record.expires_at:
             store.delete(record.blob)
             store.delete(record_name(bundle_id))
             purged.append(bundle_id)
@@ -77,14 +82,8 @@ def purge_orphans(store: BundleStore, known: Callable[[Collection[str]], Collect
     purged: list[str] = []
     for bundle_id in sorted(stored - set(known(stored))):
         if record_name(bundle_id) in names:
-            try:
-                record = read_record(store, bundle_id)
-            except BundleMissing:
-                continue
-            except (ValueError, TypeError, KeyError) as exc:
-                log.warning("bundle record %s is unreadable (%s); left in place", bundle_id, exc)
-                continue
-            if now - record.created_at < grace:
+            record = _sidecar(store, bundle_id)
+            if record is None or now - record.created_at < grace:
                 continue
         delete_bundle(store, bundle_id)
         purged.append(bundle_id)
