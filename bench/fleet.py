@@ -8,8 +8,9 @@ logins, visits, service_requests) with generate_series, a data map for it, a sta
 and a RabbitMQ virtual host of their own, then for 1 and 2 worker processes (``dsar worker``)
 submits N access and N erasure requests (distinct customers) and prints requests/s and the
 p50/p95 end-to-end latency (receipt -> completed), with the CPU the workers and the whole
-machine spent per request and the broker messages published per request. The baselines, each
-on other customers:
+machine spent per request, the broker messages published per request and the peak resident
+memory of the largest worker process (of the benchmark's own process for the loops). The
+baselines, each on other customers:
 
 * plain loop (connector only): the connector's collect, or count and erase, one subject after
   another — the data work alone;
@@ -29,6 +30,7 @@ on the development machines.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import signal
 import statistics
@@ -194,9 +196,8 @@ def plain_loop(app: Any, customers: Iterable[int], action: str) -> tuple[float, 
     return time.perf_counter() - start, latencies
 
 
-def group_cpu_seconds(pgid: int) -> float:
-    """User + system CPU seconds of the live processes in process group ``pgid`` (Linux)."""
-    total = 0
+def _group(pgid: int) -> Iterator[tuple[str, list[str]]]:
+    """``(pid, stat fields after the name)`` of the live processes in process group ``pgid``."""
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
@@ -205,8 +206,37 @@ def group_cpu_seconds(pgid: int) -> float:
         except OSError:
             continue
         if int(fields[2]) == pgid:
-            total += int(fields[11]) + int(fields[12])
-    return total / os.sysconf("SC_CLK_TCK")
+            yield entry, fields
+
+
+def group_cpu_seconds(pgid: int) -> float:
+    """User + system CPU seconds of the live processes in process group ``pgid`` (Linux)."""
+    ticks = sum(int(fields[11]) + int(fields[12]) for _, fields in _group(pgid))
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def peak_rss_mib(pid: int | str = "self") -> float | None:
+    """Peak resident memory (VmHWM) of a process in MiB; None where /proc does not say."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return None
+
+
+def group_peak_rss_mib(pgid: int) -> float | None:
+    """The largest peak resident memory among the live processes of group ``pgid``, in MiB."""
+    peaks = [p for p in (peak_rss_mib(pid) for pid, _ in _group(pgid)) if p is not None]
+    return max(peaks, default=None)
+
+
+def reset_peak_rss() -> None:
+    """Start this process's peak resident memory afresh (Linux's ``clear_refs``), so the next
+    :func:`peak_rss_mib` covers what follows; nothing where the kernel does not allow it."""
+    with contextlib.suppress(OSError):
+        Path("/proc/self/clear_refs").write_text("5")
 
 
 def machine_cpu_seconds() -> float:
@@ -275,12 +305,13 @@ def _wait(app: Any, ids: list[str], log: Path) -> list[Any]:
 
 def run_fleet(env: dict[str, str], app: Any, processes: int, threads: int, kind: str,
               warmup: list[int], customers: list[int],
-              log: Path) -> tuple[float, list[float], float, float, int]:
+              log: Path) -> tuple[float, list[float], float, float, int, float | None]:
     """Run the requests through ``dsar worker``, after ``warmup`` requests that are not
     measured (as a fleet that has been running a while: pools filled, statements prepared,
     the data map's tables reflected); returns the elapsed seconds (first receipt to last
     completion), the end-to-end latencies, the CPU seconds the workers and the whole machine
-    spent meanwhile, and how many broker messages were published."""
+    spent meanwhile, how many broker messages were published, and the largest peak resident
+    memory of a worker process (MiB)."""
     from dsar.db.models import OutboxMessage
 
     published = (sa.select(sa.func.count()).select_from(OutboxMessage)
@@ -304,7 +335,8 @@ def run_fleet(env: dict[str, str], app: Any, processes: int, threads: int, kind:
         latencies = [(r.completed_at - r.received_at).total_seconds() for r in rows]
         with app.db.session() as session:
             messages = (session.scalar(published) or 0) - sent_before
-        return (last - first).total_seconds(), latencies, worker_cpu, machine_cpu, messages
+        return ((last - first).total_seconds(), latencies, worker_cpu, machine_cpu, messages,
+                group_peak_rss_mib(worker.pid))
     finally:
         os.killpg(worker.pid, signal.SIGTERM)
         worker.wait(60)
@@ -362,31 +394,36 @@ def main(argv: list[str] | None = None) -> None:
         for kind, action in (("access", "collect"), ("erasure", "erase")):
             plain_loop(app, take(args.warmup), action)
             cpu = time.process_time()
+            reset_peak_rss()
             elapsed, lat = plain_loop(app, take(), action)
             rows.append((f"{kind}: plain loop (connector only)", n / elapsed, lat,
-                         time.process_time() - cpu, None, None))
+                         time.process_time() - cpu, None, None, peak_rss_mib()))
             request_loop(app, take(args.warmup), kind)
             cpu, machine = time.process_time(), machine_cpu_seconds()
+            reset_peak_rss()
             elapsed, lat = request_loop(app, take(), kind)
             rows.append((f"{kind}: request loop (no queues)", n / elapsed, lat,
-                         time.process_time() - cpu, machine_cpu_seconds() - machine, None))
+                         time.process_time() - cpu, machine_cpu_seconds() - machine, None,
+                         peak_rss_mib()))
             for processes in counts:
-                elapsed, lat, worker_cpu, machine_cpu, messages = run_fleet(
+                elapsed, lat, worker_cpu, machine_cpu, messages, peak = run_fleet(
                     env, app, processes, args.threads, kind, take(args.warmup), take(),
                     tmp / "worker.log")
                 rows.append((f"{kind}: fleet, {processes} process(es) x {args.threads} threads",
-                             n / elapsed, lat, worker_cpu, machine_cpu, messages))
+                             n / elapsed, lat, worker_cpu, machine_cpu, messages, peak))
         print(f"\n{n} requests each, {args.customers} customers, {os.cpu_count()} CPUs")
         print("CPU ms/req: the loop's own or the workers' CPU time per request; machine: all "
               "processes (PostgreSQL, RabbitMQ, the submitting loop, anything else running) "
-              "per request; msgs/req: broker messages published per request")
+              "per request; msgs/req: broker messages published per request; peak MiB: the "
+              "largest peak resident memory of the loop's process or of a worker process")
         print(f"{'run':<46} {'req/s':>7} {'p50 s':>7} {'p95 s':>7} {'CPU ms/req':>10} "
-              f"{'machine':>8} {'msgs/req':>8}")
-        for name, rate, lat, cpu, machine, messages in rows:
+              f"{'machine':>8} {'msgs/req':>8} {'peak MiB':>8}")
+        for name, rate, lat, cpu, machine, messages, peak in rows:
             total = "" if machine is None else f"{1000 * machine / n:8.1f}"
             sent = "" if messages is None else f"{messages / n:8.2f}"
+            memory = "" if peak is None else f"{peak:8.0f}"
             print(f"{name:<46} {rate:7.1f} {percentile(lat, 50):7.3f} {percentile(lat, 95):7.3f} "
-                  f"{1000 * cpu / n:10.1f} {total:>8} {sent:>8}")
+                  f"{1000 * cpu / n:10.1f} {total:>8} {sent:>8} {memory:>8}")
         app.db.dispose()
     finally:
         subprocess.run(["rabbitmqctl", "delete_vhost", vhost], capture_output=True)
