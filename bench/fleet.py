@@ -30,7 +30,6 @@ on the development machines.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
 import signal
 import statistics
@@ -39,89 +38,27 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
 import yaml
 
+from bench.procstats import (
+    group_cpu_seconds,
+    group_peak_rss_mib,
+    machine_cpu_seconds,
+    peak_rss_mib,
+    percentile,
+    reset_peak_rss,
+)
+from bench.shop import build_shop, shop_map
+
 ADMIN = os.environ.get("DSAR_BENCH_POSTGRES_URL",
                        "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
 AMQP = "amqp://guest:guest@127.0.0.1:5672/"
-
-SHOP_SQL = """
-CREATE TABLE customers (id bigint PRIMARY KEY, email text UNIQUE NOT NULL, name text,
-    phone text, created_at timestamptz NOT NULL DEFAULT now());
-INSERT INTO customers SELECT g, 'customer' || g || '@example.com', 'Customer ' || g,
-    '+4930' || lpad(g::text, 8, '0'), now() - (g % 1000) * interval '1 day'
-    FROM generate_series(1, :n) g;
-CREATE TABLE addresses (id bigint PRIMARY KEY, customer_id bigint REFERENCES customers(id),
-    street text, city text, postal_code text);
-INSERT INTO addresses SELECT g, (g - 1) % :n + 1, g || ' Main Street', 'Berlin',
-    lpad((g % 99999)::text, 5, '0') FROM generate_series(1, :n * 2) g;
-CREATE TABLE orders (id bigint PRIMARY KEY, customer_id bigint REFERENCES customers(id),
-    placed_at timestamptz, total numeric(10, 2), shipping_address text);
-INSERT INTO orders SELECT g, (g - 1) % :n + 1, now() - (g % 700) * interval '1 day',
-    (g % 500) + 0.99, g || ' Main Street' FROM generate_series(1, :n * 5) g;
-CREATE TABLE order_items (id bigint PRIMARY KEY, order_id bigint REFERENCES orders(id),
-    sku text, quantity int, price numeric(10, 2));
-INSERT INTO order_items SELECT g, (g - 1) % (:n * 5) + 1, 'SKU-' || (g % 5000), 1 + g % 3,
-    (g % 200) + 0.5 FROM generate_series(1, :n * 15) g;
-CREATE TABLE payment_cards (id bigint PRIMARY KEY, customer_id bigint REFERENCES customers(id),
-    last4 text, expires text);
-INSERT INTO payment_cards SELECT g, (g - 1) % :n + 1, lpad((g % 10000)::text, 4, '0'), '12/29'
-    FROM generate_series(1, :n) g;
-CREATE TABLE logins (id bigint PRIMARY KEY, customer_id bigint REFERENCES customers(id),
-    at timestamptz, ip text);
-INSERT INTO logins SELECT g, (g - 1) % :n + 1, now() - (g % 365) * interval '1 hour',
-    '10.0.' || (g % 250) || '.' || (g % 200) FROM generate_series(1, :n * 10) g;
-CREATE TABLE visits (id bigint PRIMARY KEY, customer_id bigint REFERENCES customers(id),
-    at timestamptz, url text);
-INSERT INTO visits SELECT g, (g - 1) % :n + 1, now() - (g % 365) * interval '1 hour',
-    '/product/' || (g % 5000) FROM generate_series(1, :n * 20) g;
-CREATE TABLE service_requests (id bigint PRIMARY KEY,
-    customer_id bigint REFERENCES customers(id), opened_at timestamptz, body text);
-INSERT INTO service_requests SELECT g, (g - 1) % :n + 1, now(), 'Where is my order ' || g
-    FROM generate_series(1, :n) g;
-CREATE INDEX ON customers (lower(email));
-CREATE INDEX ON addresses (customer_id); CREATE INDEX ON orders (customer_id);
-CREATE INDEX ON order_items (order_id); CREATE INDEX ON payment_cards (customer_id);
-CREATE INDEX ON logins (customer_id); CREATE INDEX ON visits (customer_id);
-CREATE INDEX ON service_requests (customer_id);
-ANALYZE;
-"""
-
-
-def shop_map() -> dict[str, Any]:
-    def child(name: str, columns: dict[str, str], parent: str = "customers",
-              via: str = "customer_id") -> dict[str, Any]:
-        return {"name": name, "primary_key": ["id"],
-                "references": [{"columns": [via], "table": parent, "to": ["id"],
-                                "direction": "inbound"}],
-                "columns": {c: {"category": cat} for c, cat in columns.items()},
-                "erasure": {"action": "delete"}}
-
-    tables = [
-        {"name": "customers", "primary_key": ["id"], "identities": {"email": "email"},
-         "provides": {"customer_id": "id"},
-         "columns": {"email": {"category": "user.contact.email"},
-                     "name": {"category": "user.name"},
-                     "phone": {"category": "user.contact.phone"}},
-         "erasure": {"action": "delete"}},
-        child("addresses", {"street": "user.contact.address", "city": "user.contact.address",
-                            "postal_code": "user.contact.address"}),
-        child("orders", {"shipping_address": "user.contact.address"}),
-        child("order_items", {}, parent="orders", via="order_id"),
-        child("payment_cards", {"last4": "user.financial"}),
-        child("logins", {"ip": "user.device.ip_address"}),
-        child("visits", {"url": "user.behavior.browsing_history"}),
-        child("service_requests", {"body": "user.content"}),
-    ]
-    return {"version": 1, "controller": {"name": "Bench Shop GmbH"},
-            "systems": [{"name": "shop", "kind": "sql", "url_env": "SHOP_URL",
-                         "max_concurrent_tasks": 16, "tables": tables}]}
-
 
 def create_db(prefix: str) -> str:
     name = f"{prefix}_{uuid.uuid4().hex[:8]}"
@@ -138,21 +75,6 @@ def drop_db(url: str) -> None:
         conn.execute(sa.text(
             f'DROP DATABASE IF EXISTS "{sa.make_url(url).database}" WITH (FORCE)'))
     admin.dispose()
-
-
-def build_shop(url: str, customers: int) -> None:
-    engine = sa.create_engine(url)
-    with engine.begin() as conn:
-        for statement in SHOP_SQL.split(";"):
-            if statement.strip():
-                conn.execute(sa.text(statement.replace(":n", str(customers))))
-    engine.dispose()
-
-
-def percentile(values: list[float], q: float) -> float:
-    if len(values) == 1:
-        return values[0]
-    return statistics.quantiles(values, n=100, method="inclusive")[int(q) - 1]
 
 
 class NullSink:
@@ -194,55 +116,6 @@ def plain_loop(app: Any, customers: Iterable[int], action: str) -> tuple[float, 
                 connector.erase(keys)
         latencies.append(time.perf_counter() - began)
     return time.perf_counter() - start, latencies
-
-
-def _group(pgid: int) -> Iterator[tuple[str, list[str]]]:
-    """``(pid, stat fields after the name)`` of the live processes in process group ``pgid``."""
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[2]) == pgid:
-            yield entry, fields
-
-
-def group_cpu_seconds(pgid: int) -> float:
-    """User + system CPU seconds of the live processes in process group ``pgid`` (Linux)."""
-    ticks = sum(int(fields[11]) + int(fields[12]) for _, fields in _group(pgid))
-    return ticks / os.sysconf("SC_CLK_TCK")
-
-
-def peak_rss_mib(pid: int | str = "self") -> float | None:
-    """Peak resident memory (VmHWM) of a process in MiB; None where /proc does not say."""
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return None
-
-
-def group_peak_rss_mib(pgid: int) -> float | None:
-    """The largest peak resident memory among the live processes of group ``pgid``, in MiB."""
-    peaks = [p for p in (peak_rss_mib(pid) for pid, _ in _group(pgid)) if p is not None]
-    return max(peaks, default=None)
-
-
-def reset_peak_rss() -> None:
-    """Start this process's peak resident memory afresh (Linux's ``clear_refs``), so the next
-    :func:`peak_rss_mib` covers what follows; nothing where the kernel does not allow it."""
-    with contextlib.suppress(OSError):
-        Path("/proc/self/clear_refs").write_text("5")
-
-
-def machine_cpu_seconds() -> float:
-    """CPU seconds all processors spent busy since boot (user, nice, system)."""
-    fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:4]
-    return sum(int(f) for f in fields) / os.sysconf("SC_CLK_TCK")
 
 
 def request_loop(app: Any, customers: Iterable[int], kind: str) -> tuple[float, list[float]]:
@@ -342,6 +215,83 @@ def run_fleet(env: dict[str, str], app: Any, processes: int, threads: int, kind:
         worker.wait(60)
 
 
+@dataclass(frozen=True)
+class Row:
+    """One measured run: its requests per second, end-to-end latencies, the CPU seconds of the
+    loop's process or the workers, of the whole machine (None for the plain loop), broker
+    messages published (fleet only) and the largest peak resident memory (MiB)."""
+
+    name: str
+    rate: float
+    latencies: list[float]
+    cpu: float
+    machine: float | None
+    messages: int | None
+    peak: float | None
+
+
+def measure(app: Any, env: dict[str, str], n: int, warmup: int, counts: list[int], threads: int,
+            take: Callable[[int], list[int]], log: Path) -> list[Row]:
+    """Every row once: for access, then erasure, the plain loop, the request loop and the fleet
+    with each process count, each after ``warmup`` unmeasured requests."""
+    rows = []
+    for kind, action in (("access", "collect"), ("erasure", "erase")):
+        plain_loop(app, take(warmup), action)
+        cpu = time.process_time()
+        reset_peak_rss()
+        elapsed, lat = plain_loop(app, take(n), action)
+        rows.append(Row(f"{kind}: plain loop (connector only)", n / elapsed, lat,
+                        time.process_time() - cpu, None, None, peak_rss_mib()))
+        request_loop(app, take(warmup), kind)
+        cpu, machine = time.process_time(), machine_cpu_seconds()
+        reset_peak_rss()
+        elapsed, lat = request_loop(app, take(n), kind)
+        rows.append(Row(f"{kind}: request loop (no queues)", n / elapsed, lat,
+                        time.process_time() - cpu, machine_cpu_seconds() - machine, None,
+                        peak_rss_mib()))
+        for processes in counts:
+            elapsed, lat, worker_cpu, machine_cpu, messages, peak = run_fleet(
+                env, app, processes, threads, kind, take(warmup), take(n), log)
+            rows.append(Row(f"{kind}: fleet, {processes} process(es) x {threads} threads",
+                            n / elapsed, lat, worker_cpu, machine_cpu, messages, peak))
+    return rows
+
+
+def _median(values: list[float | None]) -> float | None:
+    known = [v for v in values if v is not None]
+    return statistics.median(known) if known else None
+
+
+def print_table(rounds: list[list[Row]], n: int, customers: int) -> None:
+    """One line per row: medians over the rounds (the range of req/s beside them when there
+    were several), the largest peak memory."""
+    print(f"\n{n} requests each, {customers} customers, {os.cpu_count()} CPUs"
+          + (f", median of {len(rounds)} rounds" if len(rounds) > 1 else ""))
+    print("CPU ms/req: the loop's own or the workers' CPU time per request; machine: all "
+          "processes (PostgreSQL, RabbitMQ, the submitting loop, anything else running) "
+          "per request; msgs/req: broker messages published per request; peak MiB: the "
+          "largest peak resident memory of the loop's process or of a worker process")
+    spread = len(rounds) > 1
+    print(f"{'run':<46} {'req/s':>7} " + (f"{'range':>13} " if spread else "")
+          + f"{'p50 s':>7} {'p95 s':>7} {'CPU ms/req':>10} {'machine':>8} {'msgs/req':>8} "
+          f"{'peak MiB':>8}")
+    for same in zip(*rounds, strict=True):
+        rates = [r.rate for r in same]
+        machine = _median([r.machine for r in same])
+        messages = _median([r.messages for r in same])
+        peaks = [r.peak for r in same if r.peak is not None]
+        line = f"{same[0].name:<46} {statistics.median(rates):7.1f} "
+        if spread:
+            line += f"{f'{min(rates):.1f}-{max(rates):.1f}':>13} "
+        line += (f"{statistics.median(percentile(r.latencies, 50) for r in same):7.3f} "
+                 f"{statistics.median(percentile(r.latencies, 95) for r in same):7.3f} "
+                 f"{1000 * statistics.median(r.cpu for r in same) / n:10.1f} "
+                 + ("" if machine is None else f"{1000 * machine / n:8.1f}").rjust(8) + " "
+                 + ("" if messages is None else f"{messages / n:8.2f}").rjust(8) + " "
+                 + (f"{max(peaks):8.0f}" if peaks else "").rjust(8))
+        print(line)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--customers", type=int, default=100_000)
@@ -351,6 +301,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--processes", default="1,2", help="worker process counts to run")
     parser.add_argument("--warmup", type=int, default=20,
                         help="requests run before each measured run, not counted (default 20)")
+    parser.add_argument("--repeat", type=int, default=1,
+                        help="rounds of every run, interleaved; medians are printed (default 1)")
     args = parser.parse_args(argv)
     n = args.requests
     tmp = Path(tempfile.mkdtemp(prefix="dsar-bench-fleet-"))
@@ -381,49 +333,18 @@ def main(argv: list[str] | None = None) -> None:
         app = App.from_env(env, migrate=False)
         app.db.upgrade()
         counts = [int(p) for p in args.processes.split(",")]
-        needed = (n + args.warmup) * 2 * (len(counts) + 2)
+        needed = (n + args.warmup) * 2 * (len(counts) + 2) * args.repeat
         if needed > args.customers:
-            raise SystemExit(f"--customers must be at least {needed} for --requests {n} "
-                             f"and --warmup {args.warmup}")
+            raise SystemExit(f"--customers must be at least {needed} for --requests {n}, "
+                             f"--warmup {args.warmup} and --repeat {args.repeat}")
         pool = iter(range(1, args.customers + 1, max(1, args.customers // needed)))
 
-        def take(count: int = n) -> list[int]:
+        def take(count: int) -> list[int]:
             return [next(pool) for _ in range(count)]
 
-        rows = []
-        for kind, action in (("access", "collect"), ("erasure", "erase")):
-            plain_loop(app, take(args.warmup), action)
-            cpu = time.process_time()
-            reset_peak_rss()
-            elapsed, lat = plain_loop(app, take(), action)
-            rows.append((f"{kind}: plain loop (connector only)", n / elapsed, lat,
-                         time.process_time() - cpu, None, None, peak_rss_mib()))
-            request_loop(app, take(args.warmup), kind)
-            cpu, machine = time.process_time(), machine_cpu_seconds()
-            reset_peak_rss()
-            elapsed, lat = request_loop(app, take(), kind)
-            rows.append((f"{kind}: request loop (no queues)", n / elapsed, lat,
-                         time.process_time() - cpu, machine_cpu_seconds() - machine, None,
-                         peak_rss_mib()))
-            for processes in counts:
-                elapsed, lat, worker_cpu, machine_cpu, messages, peak = run_fleet(
-                    env, app, processes, args.threads, kind, take(args.warmup), take(),
-                    tmp / "worker.log")
-                rows.append((f"{kind}: fleet, {processes} process(es) x {args.threads} threads",
-                             n / elapsed, lat, worker_cpu, machine_cpu, messages, peak))
-        print(f"\n{n} requests each, {args.customers} customers, {os.cpu_count()} CPUs")
-        print("CPU ms/req: the loop's own or the workers' CPU time per request; machine: all "
-              "processes (PostgreSQL, RabbitMQ, the submitting loop, anything else running) "
-              "per request; msgs/req: broker messages published per request; peak MiB: the "
-              "largest peak resident memory of the loop's process or of a worker process")
-        print(f"{'run':<46} {'req/s':>7} {'p50 s':>7} {'p95 s':>7} {'CPU ms/req':>10} "
-              f"{'machine':>8} {'msgs/req':>8} {'peak MiB':>8}")
-        for name, rate, lat, cpu, machine, messages, peak in rows:
-            total = "" if machine is None else f"{1000 * machine / n:8.1f}"
-            sent = "" if messages is None else f"{messages / n:8.2f}"
-            memory = "" if peak is None else f"{peak:8.0f}"
-            print(f"{name:<46} {rate:7.1f} {percentile(lat, 50):7.3f} {percentile(lat, 95):7.3f} "
-                  f"{1000 * cpu / n:10.1f} {total:>8} {sent:>8} {memory:>8}")
+        rounds = [measure(app, env, n, args.warmup, counts, args.threads, take,
+                          tmp / "worker.log") for _ in range(args.repeat)]
+        print_table(rounds, n, args.customers)
         app.db.dispose()
     finally:
         subprocess.run(["rabbitmqctl", "delete_vhost", vhost], capture_output=True)
