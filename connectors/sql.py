@@ -10,7 +10,7 @@ sub-queries, so key values never pile up in memory.
 ordered by primary key so the digest is reproducible (:mod:`connectors.sql_collect`).
 Statements are built once per shape of look-up and reused with fresh bound values
 (:mod:`connectors.sql_plan`); collect and erase run them on the DB-API cursor as SQLAlchemy
-would (:mod:`connectors.sql_direct`). ``erase`` runs in one transaction: it checks the map
+would (:mod:`dsar.db.direct`). ``erase`` runs in one transaction: it checks the map
 against the schema first (refusing with :class:`~dsar.errors.DataMapError` before any
 statement changes anything; :func:`~connectors.sql_check.checked_sql_system` says what is kept
 between erasures), applies delete / mask / retain children first with set-based statements

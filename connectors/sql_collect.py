@@ -27,7 +27,6 @@ from sqlalchemy.engine import Connection, Dialect
 
 from connectors.base import CollectionSink, ConnectorContext, ConnectorResult, SubjectKeys
 from connectors.sql_check import effective_pk
-from connectors.sql_direct import DirectStatement, direct_ok, run
 from connectors.sql_plan import SubjectLookup, statements_for
 from connectors.sql_query import (
     KNOWN_VALUES_LIMIT,
@@ -41,6 +40,7 @@ from connectors.sql_query import (
     stream,
 )
 from dsar.datamap.schema import SqlSystem, SqlTable
+from dsar.db.direct import DirectStatement, direct_ok, run
 from dsar.evidence import CollectionEvidence
 from dsar.planning import SystemWalk
 

@@ -38,7 +38,7 @@ mode) the values bind one parameter each, and the recount's statements hold at m
 SQLite allows 32766): past that budget, a table is looked up by its sub-query instead.
 
 Statements are built once per shape (:mod:`connectors.sql_plan`) and run on the DB-API cursor
-(:mod:`connectors.sql_direct`), as collect's are.
+(:mod:`dsar.db.direct`), as collect's are.
 """
 
 from __future__ import annotations
@@ -55,11 +55,11 @@ from sqlalchemy.engine import Connection
 from connectors.base import ConnectorContext, ConnectorResult, SubjectKeys
 from connectors.sql_check import effective_pk
 from connectors.sql_collect import ItemHasher
-from connectors.sql_direct import DirectStatement, direct_ok, run
 from connectors.sql_plan import SubjectLookup, WalkStatements, statements_for
 from connectors.sql_query import KNOWN_VALUES_LIMIT, paged, pages, stream
 from connectors.sql_recount import KeyStatements, mask_rows, recount
 from dsar.datamap.schema import SqlSystem
+from dsar.db.direct import DirectStatement, direct_ok, run
 from dsar.evidence import CollectionEvidence
 from dsar.planning import SystemWalk
 

@@ -27,11 +27,11 @@ from sqlalchemy.engine import Connection, Dialect
 
 from connectors.base import ConnectorContext
 from connectors.sql_check import effective_pk
-from connectors.sql_direct import DirectStatement, run, run_rowcount
 from connectors.sql_mask import mask_function, same
 from connectors.sql_plan import SubjectLookup, WalkStatements, padded_size
 from connectors.sql_query import chunks
 from dsar.datamap.schema import SqlSystem, SqlTable
+from dsar.db.direct import DirectStatement, run, run_rowcount
 from dsar.errors import ConnectorError
 from dsar.evidence import CollectionEvidence
 from dsar.planning import SystemWalk

@@ -22,7 +22,7 @@ import yaml
 from connectors import sql_engine, sql_erase
 from connectors.sql import SqlConnector
 from connectors.sql_check import checked_sql_system
-from connectors.sql_direct import DirectStatement
+from dsar.db.direct import DirectStatement
 from dsar.errors import ConnectorError
 from tests.connectors.sql_dialects import DIALECTS, fill, filled_database, sql_connector
 from tests.connectors.sql_dialects import snapshot as dialect_snapshot

@@ -28,10 +28,10 @@ from connectors import sql_engine
 from connectors.base import ConnectorContext
 from connectors.sql import SqlConnector
 from connectors.sql_collect import ItemHasher
-from connectors.sql_direct import DirectStatement
 from connectors.sql_plan import padded_size
 from connectors.sql_query import StreamDigest, json_row, json_rows, pk_text
 from dsar.datamap.loader import parse_datamap
+from dsar.db.direct import DirectStatement
 from dsar.errors import ConnectorError
 from dsar.records.canonical import canonical_json
 from tests.connectors.sql_dialects import DIALECTS, filled_database

@@ -1,10 +1,12 @@
 """Cached statements run on the connection's DB-API cursor, as SQLAlchemy would run them.
 
-On a short indexed look-up, SQLAlchemy's per-execution machinery (execution context, cursor
-result, row objects) costs about as much CPU as the driver itself, and collect and erase run
-several per subject. :class:`DirectStatement` compiles a statement once for a dialect — a SELECT,
-or a DELETE/UPDATE with or without RETURNING — and runs it on the DB-API cursor of the
-SQLAlchemy connection, inside its transaction, doing what SQLAlchemy does for such a statement:
+On a short indexed look-up or a one-row write, SQLAlchemy's per-execution machinery (execution
+context, cursor result, row objects) costs about as much CPU as the driver itself: the SQL
+connector runs several such statements per subject, and the worker's hot path several per
+request on the state database (:func:`execute`, :func:`fetch`). :class:`DirectStatement`
+compiles a statement once for a dialect — a SELECT, or an INSERT/UPDATE/DELETE with or without
+RETURNING — and runs it on the DB-API cursor of the SQLAlchemy connection, inside its
+transaction, doing what SQLAlchemy does for such a statement:
 
 - parameters: :meth:`~sqlalchemy.sql.compiler.SQLCompiler.construct_params` (which refuses a
   missing value), the bind types' bind processors, escaped names, positional order;
@@ -19,7 +21,8 @@ SQLAlchemy connection, inside its transaction, doing what SQLAlchemy does for su
   disconnect invalidates the connection.
 
 It steps aside — :func:`run` falls back to ``conn.execute`` — whenever SQLAlchemy would do more
-than that: expanding or literal-execute parameters, echo, execution options that change the
+than that: expanding or literal-execute parameters, column defaults computed in Python (an
+INSERT that leaves out such a column), echo, execution options that change the
 SQL (``schema_translate_map``), or execute, cursor, error or ``do_execute`` event listeners on
 the engine or its dialect (SQL logging or tracing keeps seeing every statement).
 """
@@ -40,9 +43,12 @@ _DIALECT_EVENTS = ("handle_error", "do_execute", "do_execute_no_params", "do_set
 class DirectStatement:
     """``stmt`` compiled once for ``dialect``; see the module docstring for the contract.
 
-    ``stmt`` is a SELECT, or a DML statement (its RETURNING columns, if any, are the rows)."""
+    ``stmt`` is a SELECT, or a DML statement (its RETURNING columns, if any, are the rows); an
+    INSERT names its values as bind parameters (``.values(col=bindparam(...))``), since it is
+    compiled once, not for the keys of each call's parameters."""
 
-    def __init__(self, stmt: sa.Select[Any] | sa.Delete | sa.Update, dialect: Dialect) -> None:
+    def __init__(self, stmt: sa.Select[Any] | sa.Insert | sa.Delete | sa.Update,
+                 dialect: Dialect) -> None:
         self.stmt = stmt
         self.dialect = dialect
         columns = stmt.selected_columns if isinstance(stmt, sa.Select) \
@@ -57,8 +63,11 @@ class DirectStatement:
         self._bind_processors = {
             name: proc for bind, name in compiled.bind_names.items()
             if (proc := bind.type.dialect_impl(dialect).bind_processor(dialect)) is not None}
+        # Column defaults computed in Python at execution (prefetch) are SQLAlchemy's to run.
         self.usable = not (compiled.literal_execute_params or compiled.post_compile_params
-                           or any(b.expanding for b in compiled.binds.values()))
+                           or any(b.expanding for b in compiled.binds.values())
+                           or getattr(compiled, "insert_prefetch", None)
+                           or getattr(compiled, "update_prefetch", None))
         self._result_processors: list[Any] | None = None
         self._described = False
 
@@ -147,3 +156,29 @@ def run_rowcount(conn: Connection, query: DirectStatement, params: Mapping[str, 
     if direct and query.usable:
         return query.rowcount(conn, params)
     return conn.execute(query.stmt, dict(params)).rowcount  # type: ignore[attr-defined, no-any-return]
+
+
+_STATEMENTS: dict[tuple[Any, str, str], DirectStatement] = {}
+
+
+def _direct(stmt: Any, dialect: Dialect) -> DirectStatement:
+    key = (stmt, dialect.name, dialect.driver)
+    query = _STATEMENTS.get(key)
+    if query is None:
+        query = _STATEMENTS[key] = DirectStatement(stmt, dialect)
+    return query
+
+
+def execute(conn: Connection, stmt: sa.Insert | sa.Update | sa.Delete,
+            params: Mapping[str, Any]) -> int:
+    """Run DML ``stmt`` (built once, without RETURNING) with ``params``; the rows it matched.
+    On the cursor where SQLAlchemy would do nothing more (:func:`direct_ok`), else through
+    ``conn.execute``."""
+    return run_rowcount(conn, _direct(stmt, conn.dialect), params, direct_ok(conn))
+
+
+def fetch(conn: Connection, stmt: sa.Select[Any] | sa.Insert | sa.Update | sa.Delete,
+          params: Mapping[str, Any]) -> Sequence[Sequence[Any]]:
+    """The rows of ``stmt`` (built once: a SELECT, or DML with RETURNING) with ``params``, as
+    :func:`execute` runs it."""
+    return run(conn, _direct(stmt, conn.dialect), params, direct_ok(conn))
