@@ -20,6 +20,7 @@ import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.orm import Session
 
+from dsar.db import direct
 from dsar.db.models import OutboxMessage
 from dsar.db.rows import insert_rows
 
@@ -88,9 +89,9 @@ def withdraw(session: Session, message_id: int) -> None:
     """Delete a message that has not been published yet: a fallback whose step was done (or
     arranged otherwise) by the worker that held it. A message already published stays
     published; its actor finds the work done."""
-    session.connection().execute(_WITHDRAW, {"message_id": message_id})
+    direct.execute(session.connection(), _WITHDRAW, {"message_id": message_id})
 
 
 def postpone(session: Session, message_id: int, until: datetime) -> None:
     """Move an unpublished message's publication to ``until``."""
-    session.connection().execute(_POSTPONE, {"message_id": message_id, "until": until})
+    direct.execute(session.connection(), _POSTPONE, {"message_id": message_id, "until": until})

@@ -21,6 +21,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from dsar.db import direct
 from dsar.db.models import SystemSlot
 
 _OF_SYSTEM = sa.select(SystemSlot.slot).where(SystemSlot.system == sa.bindparam("system"))
@@ -86,7 +87,7 @@ def take(session: Session, system: str, task_id: int, now: datetime, lease: date
     commits. True if the task may run (it holds a slot, or the system has no cap)."""
     conn = session.connection()
     values = {"of_system": system, "holder": task_id, "now": now, "until": lease}
-    if conn.execute(_TAKE, values).first() is not None:
+    if direct.fetch(conn, _TAKE, values):
         return True
     if conn.scalar(_COUNT, {"system": system}):
         return False  # every slot is busy
@@ -96,14 +97,14 @@ def take(session: Session, system: str, task_id: int, now: datetime, lease: date
     # The rows this process made are gone (the state database was emptied or restored):
     # make them again rather than let the system run without its cap.
     ensure(session, system, cap)
-    return conn.execute(_TAKE, values).first() is not None
+    return bool(direct.fetch(conn, _TAKE, values))
 
 
 def renew(session: Session, task_id: int, lease: datetime) -> None:
     """Extend the slot the task holds, if any, to ``lease``."""
-    session.connection().execute(_RENEW, {"holder": task_id, "until": lease})
+    direct.execute(session.connection(), _RENEW, {"holder": task_id, "until": lease})
 
 
 def release(session: Session, task_id: int) -> None:
     """Free the slot the task holds, if any."""
-    session.connection().execute(_RELEASE, {"holder": task_id})
+    direct.execute(session.connection(), _RELEASE, {"holder": task_id})

@@ -4,7 +4,8 @@ A flush costs far more CPU than the statement it sends. Where the worker changes
 of an object it has loaded (a request, a task) or inserts rows it never reads back as objects,
 these run the statement at once on the session's connection, in the session's transaction, and
 keep loaded objects consistent: the new values become their committed state, so nothing is left
-for a later flush and reads through the object see what the row holds.
+for a later flush and reads through the object see what the row holds. One-row statements run
+on the driver's cursor (:mod:`dsar.db.direct`).
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
+
+from dsar.db import direct
 
 _UPDATES: dict[tuple[sa.Table, tuple[str, ...]], sa.Update] = {}
 
@@ -33,14 +36,15 @@ def update_row(session: Session, obj: Any, **values: Any) -> int:
                      .values({name: sa.bindparam(f"_v_{name}") for name in key[1]}))
         _UPDATES[key] = statement
     (pk_value,) = mapper.primary_key_from_instance(obj)
-    result = session.connection().execute(
-        statement, {"_pk": pk_value, **{f"_v_{k}": v for k, v in values.items()}})
+    matched = direct.execute(session.connection(), statement,
+                             {"_pk": pk_value, **{f"_v_{k}": v for k, v in values.items()}})
     for name, value in values.items():
         set_committed_value(obj, name, value)
-    return result.rowcount
+    return matched
 
 
 _INSERTS: dict[tuple[sa.Table, bool], sa.Insert] = {}
+_ONE_ROW: dict[tuple[sa.Table, tuple[str, ...], bool], sa.Insert] = {}
 
 
 def insert_rows(session: Session, table: sa.Table, rows: Sequence[Mapping[str, Any]],
@@ -49,6 +53,8 @@ def insert_rows(session: Session, table: sa.Table, rows: Sequence[Mapping[str, A
     in the order of ``rows``."""
     if not rows:
         return []
+    if len(rows) == 1:
+        return _insert_one(session, table, rows[0], returning_id)
     statement = _INSERTS.get((table, returning_id))
     if statement is None:
         statement = sa.insert(table)
@@ -57,3 +63,21 @@ def insert_rows(session: Session, table: sa.Table, rows: Sequence[Mapping[str, A
         _INSERTS[(table, returning_id)] = statement
     result = session.connection().execute(statement, list(rows))
     return list(result.scalars()) if returning_id else []
+
+
+def _insert_one(session: Session, table: sa.Table, row: Mapping[str, Any],
+                returning_id: bool) -> list[Any]:
+    key = (table, tuple(row), returning_id)
+    statement = _ONE_ROW.get(key)
+    if statement is None:
+        # compiled once for these columns (bind names other than the columns', as INSERT wants)
+        statement = sa.insert(table).values({name: sa.bindparam(f"_v_{name}") for name in row})
+        # without the primary key's implicit RETURNING when the caller does not want it
+        statement = statement.returning(table.c.id) if returning_id else statement.inline()
+        _ONE_ROW[key] = statement
+    params = {f"_v_{name}": value for name, value in row.items()}
+    conn = session.connection()
+    if returning_id:
+        return [direct.fetch(conn, statement, params)[0][0]]
+    direct.execute(conn, statement, params)
+    return []

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from dsar.db import direct
 from dsar.db.models import Checkpoint, LedgerEntry
 from dsar.errors import InvalidInput, NotFound
 from dsar.records import keys, merkle
@@ -114,8 +115,9 @@ def append(session: Session, leaf: bytes, now: datetime) -> int:
     if not isinstance(leaf, bytes) or not leaf:
         raise InvalidInput("a ledger leaf must be non-empty bytes", "pass canonical JSON bytes")
     lock(session)
-    return int(session.connection().execute(
-        _APPEND, {"leaf": leaf, "leaf_hash": merkle.leaf_hash(leaf), "now": now}).scalar_one())
+    rows = direct.fetch(session.connection(), _APPEND,
+                        {"leaf": leaf, "leaf_hash": merkle.leaf_hash(leaf), "now": now})
+    return int(rows[0][0])
 
 
 def leaf_hashes(session: Session, tree_size: int | None = None, start: int = 0) -> list[bytes]:

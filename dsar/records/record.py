@@ -32,6 +32,7 @@ from sqlalchemy.orm import Session
 
 from dsar import __version__, deadlines
 from dsar.db.models import Bundle, CompletionRecord, EvidenceRow, Pause, Request, Task
+from dsar.db.rows import insert_rows
 from dsar.errors import DsarError, InvalidInput
 from dsar.records import ledger, merkle
 from dsar.records.canonical import canonical_json
@@ -153,7 +154,6 @@ _BUNDLE = (sa.select(Bundle.sha256, Bundle.size)
            .where(Bundle.request_id == sa.bindparam("request_id")))
 _ENVELOPE = (sa.select(CompletionRecord.envelope)
              .where(CompletionRecord.request_id == sa.bindparam("request_id")))
-_INSERT_RECORD = sa.insert(CompletionRecord)
 
 
 def evidence_bodies(session: Session, request_id: str) -> list[dict[str, Any]]:
@@ -270,9 +270,9 @@ def build_record(session: Session, app: App, request: Request, *, new: bool = Fa
                               predicate_json=predicate_json)
     now = app.now()
     index = ledger.append(session, canonical_json(envelope), now)
-    session.connection().execute(_INSERT_RECORD, {
+    insert_rows(session, CompletionRecord.__table__, [{
         "request_id": request.id, "envelope": envelope, "ledger_index": index,
-        "created_at": now})
+        "created_at": now}])
     return envelope
 
 
