@@ -32,6 +32,7 @@ from sqlalchemy.orm import Session
 
 from connectors.base import ConnectorResult
 from dsar.app import App
+from dsar.db import direct
 from dsar.db.models import (
     EvidenceRow,
     IdentityRow,
@@ -256,7 +257,7 @@ def subject_keys_of(session: Session, app: App,
     tasks discovered so far, decrypted, by key name."""
     keys: dict[str, set[str]] = {}
     cipher = app.keys.identity_cipher
-    rows = session.connection().execute(_SUBJECT_KEYS, {"request_id": request.id}).all()
+    rows = direct.fetch(session.connection(), _SUBJECT_KEYS, {"request_id": request.id})
     for name, sealed in rows:
         keys.setdefault(name, set()).add(cipher.open(sealed, name.encode()).decode())
     return {name: frozenset(values) for name, values in keys.items()}

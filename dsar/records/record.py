@@ -31,6 +31,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from dsar import __version__, deadlines
+from dsar.db import direct
 from dsar.db.models import Bundle, CompletionRecord, EvidenceRow, Pause, Request, Task
 from dsar.db.rows import insert_rows
 from dsar.errors import DsarError, InvalidInput
@@ -183,7 +184,7 @@ def build_predicate(session: Session, request: Request,
                            "set request.completed_at before building its record")
     session.flush()  # the caller's pending rows (the bundle's, say) are read below
     conn, which = session.connection(), {"request_id": request.id}
-    pauses = conn.execute(_PAUSES, which).all()
+    pauses = direct.fetch(conn, _PAUSES, which)
     if in_hand is not None:
         tasks = in_hand.tasks
     else:
@@ -207,7 +208,7 @@ def build_predicate(session: Session, request: Request,
         "timeline": {
             "received": iso(request.received_at),
             "identity_verified": iso(request.identity_verified_at),
-            "paused": [{"from": iso(p.started_at), "to": iso(p.ended_at)} for p in pauses],
+            "paused": [{"from": iso(start), "to": iso(end)} for start, end in pauses],
             "approved": iso(request.approved_at),
             "extended": iso(request.extended_at),
             "completed": iso(request.completed_at),
