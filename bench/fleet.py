@@ -292,6 +292,32 @@ def print_table(rounds: list[list[Row]], n: int, customers: int) -> None:
         print(line)
 
 
+#: The aims of the fleet on two cores: requests per second, and the most the fleet may lag the
+#: plain loop (plain loop's requests per second over the best fleet run's).
+AIMS = {"access": 100.0, "erasure": 50.0}
+AIM_RATIO = 2.0
+
+
+def print_aims(rounds: list[list[Row]]) -> None:
+    """Per kind: the best fleet run (by median) against its aim, and how far it lags the plain
+    loop measured in the same invocation, the figure that carries from machine to machine."""
+    medians = {same[0].name: statistics.median(r.rate for r in same)
+               for same in zip(*rounds, strict=True)}
+    for kind, aim in AIMS.items():
+        fleets = {name: rate for name, rate in medians.items()
+                  if name.startswith(f"{kind}: fleet")}
+        plain = medians.get(f"{kind}: plain loop (connector only)")
+        if not fleets or plain is None:
+            continue
+        best_name, best = max(fleets.items(), key=lambda item: item[1])
+        ratio = plain / best
+        print(f"{kind}: best fleet {best:.1f} req/s ({best_name.split(': ', 1)[1]}), "
+              f"{'at or above' if best >= aim else 'below'} the aim of {aim:.0f}; "
+              f"the plain loop is {ratio:.1f}x faster "
+              f"({'within' if ratio <= AIM_RATIO else 'outside'} the aim of "
+              f"{AIM_RATIO:.0f}x)")
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--customers", type=int, default=100_000)
@@ -345,6 +371,7 @@ def main(argv: list[str] | None = None) -> None:
         rounds = [measure(app, env, n, args.warmup, counts, args.threads, take,
                           tmp / "worker.log") for _ in range(args.repeat)]
         print_table(rounds, n, args.customers)
+        print_aims(rounds)
         app.db.dispose()
     finally:
         subprocess.run(["rabbitmqctl", "delete_vhost", vhost], capture_output=True)
