@@ -89,9 +89,9 @@ def withdraw(session: Session, message_id: int) -> None:
     """Delete a message that has not been published yet: a fallback whose step was done (or
     arranged otherwise) by the worker that held it. A message already published stays
     published; its actor finds the work done."""
-    direct.execute(session.connection(), _WITHDRAW, {"message_id": message_id})
+    direct.send(session.connection(), _WITHDRAW, {"message_id": message_id})
 
 
 def postpone(session: Session, message_id: int, until: datetime) -> None:
     """Move an unpublished message's publication to ``until``."""
-    direct.execute(session.connection(), _POSTPONE, {"message_id": message_id, "until": until})
+    direct.send(session.connection(), _POSTPONE, {"message_id": message_id, "until": until})

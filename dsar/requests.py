@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session, selectinload
 
 from dsar import deadlines
 from dsar.app import App
+from dsar.db import direct
 from dsar.db.models import AuditEvent, IdentityRow, Pause, Request
 from dsar.db.rows import insert_rows
 from dsar.errors import IllegalTransition, InvalidInput, NotFound
@@ -150,14 +151,17 @@ class _NewRows:
         self.objects.append(obj)
 
     def write(self, session: Session, request: Request) -> None:
-        insert_rows(session, Request.__table__, [_values(request)])
-        insert_rows(session, IdentityRow.__table__,
-                    [{**_values(i), "request_id": request.id} for i in request.identities])
-        by_table: dict[sa.Table, list[dict[str, Any]]] = {}
-        for obj in self.objects:
-            by_table.setdefault(sa.inspect(obj).mapper.local_table, []).append(_values(obj))
-        for table, rows in by_table.items():
-            insert_rows(session, table, rows)
+        """Insert the request's row, its identities and the collected rows (on PostgreSQL in
+        one round trip)."""
+        with direct.deferred(session.connection()):
+            insert_rows(session, Request.__table__, [_values(request)])
+            insert_rows(session, IdentityRow.__table__,
+                        [{**_values(i), "request_id": request.id} for i in request.identities])
+            by_table: dict[sa.Table, list[dict[str, Any]]] = {}
+            for obj in self.objects:
+                by_table.setdefault(sa.inspect(obj).mapper.local_table, []).append(_values(obj))
+            for table, rows in by_table.items():
+                insert_rows(session, table, rows)
         session.info.update(self.info)
 
 

@@ -1,6 +1,7 @@
 """The state database's one-row writes on the driver's cursor (SQLite and PostgreSQL): the same
 rows as through SQLAlchemy, SQLAlchemy's errors, and SQLAlchemy itself wherever it would do
-more (column defaults computed in Python, statement listeners)."""
+more (column defaults computed in Python, statement listeners); writes deferred to travel with
+the next read (PostgreSQL's pipeline), seen in order and failing as a whole."""
 
 from __future__ import annotations
 
@@ -70,7 +71,7 @@ def test_update_row_changes_the_row_and_the_loaded_object(
     sent = cursor_runs(monkeypatch)
     with app.db.session() as session:
         request = session.get(Request, request_id)
-        assert update_row(session, request, plan={"tasks": []}, updated_at=app.now()) == 1
+        update_row(session, request, plan={"tasks": []}, updated_at=app.now())
         assert request.plan == {"tasks": []}
         assert not session.dirty  # nothing left for a flush
     assert sent == ["UPDATE"]
@@ -117,3 +118,65 @@ def test_statement_listeners_still_see_every_write(
     finally:
         sa.event.remove(app.db.engine, "before_cursor_execute", note)
     assert sent == [] and "UPDATE" in seen
+
+
+def audit_row(request_id: str, event: str, at: Any) -> dict[str, Any]:
+    return {"request_id": request_id, "at": at, "actor": "test", "event": event,
+            "from_state": None, "to_state": None, "reason": None}
+
+
+def test_deferred_writes_wait_for_a_read_and_are_seen_in_order(
+        app: App, monkeypatch: pytest.MonkeyPatch) -> None:
+    request_id = submit(app).id
+    pipelined = app.db.engine.dialect.driver == "psycopg"
+    sent = cursor_runs(monkeypatch)
+    events = sa.select(AuditEvent.event).where(AuditEvent.request_id == request_id) \
+        .order_by(AuditEvent.id)
+    with app.db.session() as session:
+        conn = session.connection()
+        with direct.deferred(conn):
+            assert direct.deferring(conn) == pipelined
+            request = session.get(Request, request_id)  # an ORM read, before any write
+            update_row(session, request, plan={"tasks": ["t"]}, updated_at=app.now())
+            insert_rows(session, AuditEvent.__table__,
+                        [audit_row(request_id, f"e{i}", app.now()) for i in range(3)])
+            # on PostgreSQL nothing has reached the cursor yet; elsewhere the update has
+            assert sent == ([] if pipelined else ["UPDATE"])
+            # a read on the cursor carries them (and sees them) ...
+            plans = direct.fetch(conn, sa.select(Request.plan).where(
+                Request.id == sa.bindparam("rid")), {"rid": request_id})
+            assert plans == [({"tasks": ["t"]},)]
+            insert_rows(session, AuditEvent.__table__, [audit_row(request_id, "e3", app.now())])
+            # ... and so does one through SQLAlchemy
+            assert list(session.scalars(events))[-4:] == ["e0", "e1", "e2", "e3"]
+            insert_rows(session, AuditEvent.__table__, [audit_row(request_id, "e4", app.now())])
+        assert not direct.deferring(conn)  # the block's end sent the last one
+        assert list(session.scalars(events))[-1] == "e4"
+    with app.db.session() as session:
+        assert list(session.scalars(events))[-5:] == ["e0", "e1", "e2", "e3", "e4"]
+        assert session.get(Request, request_id).plan == {"tasks": ["t"]}
+
+
+def test_a_deferred_write_that_fails_fails_the_transaction(app: App) -> None:
+    request_id = submit(app).id
+    before = len(requests.load(app, request_id).events)
+    with pytest.raises(sa.exc.IntegrityError), app.db.session() as session:
+        conn = session.connection()
+        with direct.deferred(conn):
+            insert_rows(session, AuditEvent.__table__, [audit_row(request_id, "kept?", app.now())])
+            insert_rows(session, AuditEvent.__table__, [audit_row(request_id, "no time", None)])
+            direct.fetch(conn, sa.select(Request.id).where(Request.id == sa.bindparam("rid")),
+                         {"rid": request_id})
+    assert len(requests.load(app, request_id).events) == before
+
+
+def test_an_exception_in_the_block_leaves_nothing(app: App) -> None:
+    request_id = submit(app).id
+    before = len(requests.load(app, request_id).events)
+    with pytest.raises(ValueError, match="boom"), app.db.session() as session, \
+            direct.deferred(session.connection()):
+        insert_rows(session, AuditEvent.__table__, [audit_row(request_id, "x", app.now())])
+        raise ValueError("boom")
+    assert len(requests.load(app, request_id).events) == before
+    with app.db.session() as session:  # the pool's connection carries nothing over
+        assert not direct.deferring(session.connection())

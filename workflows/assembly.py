@@ -22,6 +22,7 @@ from dsar.app import App
 from dsar.bundles.build import build_bundle
 from dsar.bundles.items import BundleInfo, BundleMeta, ItemsFactory
 from dsar.bundles.store import BundleStore, open_store
+from dsar.db import direct
 from dsar.db.models import (
     Bundle,
     Request,
@@ -129,9 +130,9 @@ def complete_request(session: Session, app: App, request: Request, bundle: Bundl
                        State.IN_PROGRESS.value, State.COMPLETED.value, None)
     conn = session.connection()  # staged items and keys: never loaded as objects
     if purge_staged:
-        conn.execute(_PURGE_STAGED, {"request_id": request.id})
+        direct.send(conn, _PURGE_STAGED, {"request_id": request.id})
     if purge_keys:
-        conn.execute(_PURGE_KEYS, {"request_id": request.id})
+        direct.send(conn, _PURGE_KEYS, {"request_id": request.id})
     # Last: the ledger's exclusive lock, taken for the record's entry, is held until the
     # commit, and every completion in the fleet waits for it. In progress until now, under
     # its lock: the request has no record yet (see above).

@@ -78,9 +78,6 @@ _SUBJECT_KEYS = sa.union_all(
     .where(SubjectKey.request_id == sa.bindparam("request_id")))
 _TASKS_OF_REQUEST = (sa.select(Task).where(Task.request_id == sa.bindparam("request_id"))
                      .execution_options(populate_existing=True))
-_INSERT_EVIDENCE = sa.insert(EvidenceRow)
-# Staged items, evidence and outbox marks are never loaded as ORM objects, so these run on the
-# session's connection, without the ORM's statement handling.
 
 
 def lock_request(session: Session, request_id: str) -> Request:
@@ -317,43 +314,46 @@ def finish(app: App, claim: Claim, result: ConnectorResult,
         complete = (complete_here is not None and request.state == State.IN_PROGRESS
                     and not request.assembly_enqueued
                     and all(t.state == DONE and t.action != "collect" for t in others))
-        if claim.fallback_id is not None:
-            withdraw(session, claim.fallback_id)
-        if not complete and staged:
-            insert_staged(session, staged.sealed(app))
-        if task.attempts > 1:  # evidence an earlier attempt recorded before failing
-            session.execute(sa.delete(EvidenceRow).where(EvidenceRow.task_id == task.id))
-        bodies = [item.to_dict() for item in result.evidence]
-        if bodies:
-            session.connection().execute(_INSERT_EVIDENCE, [
+        # The writes below wait for the next read (or the block's end) to share its round
+        # trip; this transaction's reads and locks come in the same order as without.
+        with direct.deferred(session.connection()):
+            if claim.fallback_id is not None:
+                withdraw(session, claim.fallback_id)
+            if not complete and staged:
+                insert_staged(session, staged.sealed(app))
+            if task.attempts > 1:  # evidence an earlier attempt recorded before failing
+                session.execute(sa.delete(EvidenceRow).where(EvidenceRow.task_id == task.id))
+            bodies = [item.to_dict() for item in result.evidence]
+            insert_rows(session, EvidenceRow.__table__, [
                 {"request_id": request.id, "task_id": task.id, "system": body["system"],
                  "collection": body["collection"], "action": body["action"], "body": body,
                  "recorded_at": now} for body in bodies])
-        if any(task.id in (other.depends_on or ()) for other in others):
-            _save_keys(session, app, request.id, task.id, result.discovered)
-        update_row(session, task, state=DONE, finished_at=now, lease_until=None,
-                   error_code=None, error=None)
-        slots.release(session, task.id)
-        if complete_here is not None and complete:
-            in_hand = InHand(
-                [{"system": t.system, "action": t.action, "state": t.state,
-                  "error_code": t.error_code} for t in siblings],
-                None if others else bodies)  # others' evidence is only in the database
-            complete_here(session, request, staged, any(t.depends_on for t in siblings), in_hand)
-            return True, None
-        for other in others:
-            if other.state == WAITING and task.id in other.depends_on and \
-                    _deps_done(session, other):
-                other.state = READY
-                enqueue_task(session, request, other, now)
-        if not request.assembly_enqueued and all(t.state == DONE for t in siblings):
-            if not assemble_here:
-                enqueue_assembly(session, request, now)
+            if any(task.id in (other.depends_on or ()) for other in others):
+                _save_keys(session, app, request.id, task.id, result.discovered)
+            update_row(session, task, state=DONE, finished_at=now, lease_until=None,
+                       error_code=None, error=None)
+            slots.release(session, task.id)
+            if complete_here is not None and complete:
+                in_hand = InHand(
+                    [{"system": t.system, "action": t.action, "state": t.state,
+                      "error_code": t.error_code} for t in siblings],
+                    None if others else bodies)  # others' evidence is only in the database
+                complete_here(session, request, staged, any(t.depends_on for t in siblings),
+                              in_hand)
                 return True, None
-            fallback = enqueue_assembly(session, request, now, lease_length())
-            session.flush()
-            return True, Handoff("assembly", request.id, fallback.id, request=request)
-        return True, None
+            for other in others:
+                if other.state == WAITING and task.id in other.depends_on and \
+                        _deps_done(session, other):
+                    other.state = READY
+                    enqueue_task(session, request, other, now)
+            if not request.assembly_enqueued and all(t.state == DONE for t in siblings):
+                if not assemble_here:
+                    enqueue_assembly(session, request, now)
+                    return True, None
+                fallback = enqueue_assembly(session, request, now, lease_length())
+                session.flush()
+                return True, Handoff("assembly", request.id, fallback.id, request=request)
+            return True, None
 
 
 def _save_keys(session: Session, app: App, request_id: str, task_id: int,

@@ -21,6 +21,7 @@ from dsar import requests
 from dsar.app import App
 from dsar.datamap.loader import load_datamap, parse_datamap
 from dsar.datamap.schema import DataMap
+from dsar.db import direct
 from dsar.db.models import Request
 from dsar.db.rows import update_row
 from dsar.errors import DataMapError
@@ -104,11 +105,12 @@ def plan(app: App, request_id: str, *, run_here: Collection[str] = ()) -> fanout
         except DataMapError as err:
             failure = f"planning failed: {err.one_line()}"
         else:
-            update_row(session, request, plan=plan_dict, datamap_digest=digest)
             kinds = {s.name: s.kind for s in datamap.systems}
             caps = {s.name: s.max_concurrent_tasks for s in datamap.systems}
-            handoff = fanout.create_tasks(session, request, planned, kinds, caps, app.now(),
-                                          run_here, keys)
+            with direct.deferred(session.connection()):  # the plan goes with the tasks
+                update_row(session, request, plan=plan_dict, datamap_digest=digest)
+                handoff = fanout.create_tasks(session, request, planned, kinds, caps,
+                                              app.now(), run_here, keys)
     if failure is not None:
         flag_attention(app, request_id, failure)
         return None

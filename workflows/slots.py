@@ -102,9 +102,9 @@ def take(session: Session, system: str, task_id: int, now: datetime, lease: date
 
 def renew(session: Session, task_id: int, lease: datetime) -> None:
     """Extend the slot the task holds, if any, to ``lease``."""
-    direct.execute(session.connection(), _RENEW, {"holder": task_id, "until": lease})
+    direct.send(session.connection(), _RENEW, {"holder": task_id, "until": lease})
 
 
 def release(session: Session, task_id: int) -> None:
     """Free the slot the task holds, if any."""
-    direct.execute(session.connection(), _RELEASE, {"holder": task_id})
+    direct.send(session.connection(), _RELEASE, {"holder": task_id})

@@ -20,6 +20,11 @@ transaction, doing what SQLAlchemy does for such a statement:
 - errors: DB-API errors become SQLAlchemy's ``DBAPIError`` subclasses (parameters hidden), and a
   disconnect invalidates the connection.
 
+Writes whose outcome the caller does not read go through :func:`send`. Inside :func:`deferred`
+on PostgreSQL (psycopg), they wait and travel with the next statement that reads a result, or
+at the end of the block, in one pipeline: one round trip for several statements (see
+:func:`deferred` for what that changes).
+
 It steps aside — :func:`run` falls back to ``conn.execute`` — whenever SQLAlchemy would do more
 than that: expanding or literal-execute parameters, column defaults computed in Python (an
 INSERT that leaves out such a column), echo, execution options that change the
@@ -29,7 +34,8 @@ the engine or its dialect (SQL logging or tracing keeps seeing every statement).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import contextlib
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import sqlalchemy as sa
@@ -106,25 +112,41 @@ class DirectStatement:
         """Run once on a fresh cursor: ``(rows, result processors)`` when ``fetch``, else
         ``(rowcount, None)``; DB-API errors become SQLAlchemy's, as ``conn.execute`` raises."""
         args = self._arguments(params)
-        dialect = self.dialect
         dbapi_conn = conn.connection.dbapi_connection
         assert dbapi_conn is not None
+        waiting = conn.info.get(_WAITING)
         cursor = dbapi_conn.cursor()
         try:
+            if waiting:  # they go first, in the same round trip
+                with dbapi_conn.pipeline() as pipeline:
+                    _send_waiting(dbapi_conn, waiting)
+                    cursor.execute(self.sql, args)
+                    if fetch:
+                        rows = cursor.fetchall()
+                        return rows, self._processors(cursor)
+                    pipeline.sync()
+                    return cursor.rowcount, None
             cursor.execute(self.sql, args)
             if not fetch:
                 return cursor.rowcount, None
             rows = cursor.fetchall()
             return rows, self._processors(cursor)
-        except dialect.loaded_dbapi.Error as exc:
-            invalidated = dialect.is_disconnect(exc, dbapi_conn, cursor)
-            if invalidated:
-                conn.invalidate(exc)
-            raise sa.exc.DBAPIError.instance(
-                self.sql, None, exc, dialect.loaded_dbapi.Error, hide_parameters=True,
-                connection_invalidated=invalidated, dialect=dialect) from exc
+        except self.dialect.loaded_dbapi.Error as exc:
+            raise _sqlalchemy_error(conn, self.sql, exc, cursor) from exc
         finally:
             cursor.close()
+
+
+def _sqlalchemy_error(conn: Connection, sql: str, exc: Exception, cursor: Any) -> Exception:
+    """The SQLAlchemy error ``conn.execute`` would raise for DB-API error ``exc`` (parameters
+    hidden); a disconnect invalidates ``conn``."""
+    dialect = conn.dialect
+    invalidated = dialect.is_disconnect(exc, conn.connection.dbapi_connection, cursor)
+    if invalidated:
+        conn.invalidate(exc)
+    return sa.exc.DBAPIError.instance(  # type: ignore[no-any-return]
+        sql, None, exc, dialect.loaded_dbapi.Error, hide_parameters=True,
+        connection_invalidated=invalidated, dialect=dialect)
 
 
 def direct_ok(conn: Connection) -> bool:
@@ -182,3 +204,95 @@ def fetch(conn: Connection, stmt: sa.Select[Any] | sa.Insert | sa.Update | sa.De
     """The rows of ``stmt`` (built once: a SELECT, or DML with RETURNING) with ``params``, as
     :func:`execute` runs it."""
     return run(conn, _direct(stmt, conn.dialect), params, direct_ok(conn))
+
+
+_WAITING = "dsar.direct.waiting"  # Connection.info: the writes send() has queued
+
+
+def send(conn: Connection, stmt: sa.Insert | sa.Update | sa.Delete | sa.TextClause,
+         params: Mapping[str, Any]) -> None:
+    """Run DML ``stmt`` (built once, without RETURNING; or SQL text without parameters) whose
+    outcome the caller does not read: at once, as :func:`execute` runs it, or inside
+    :func:`deferred`, later."""
+    waiting = conn.info.get(_WAITING)
+    if isinstance(stmt, sa.TextClause):
+        if waiting is None or params:
+            conn.execute(stmt, dict(params))
+        else:
+            waiting.append((stmt.text, None))
+        return
+    if waiting is None:
+        execute(conn, stmt, params)
+        return
+    query = _direct(stmt, conn.dialect)
+    if not query.usable:
+        flush(conn)
+        conn.execute(query.stmt, dict(params))
+        return
+    waiting.append((query.sql, query._arguments(params)))
+
+
+def deferring(conn: Connection) -> bool:
+    """Whether :func:`send` on ``conn`` queues writes now (inside :func:`deferred`)."""
+    return conn.info.get(_WAITING) is not None
+
+
+@contextlib.contextmanager
+def deferred(conn: Connection) -> Iterator[None]:
+    """Let :func:`send`'s writes on ``conn`` wait inside the block, to travel with the next
+    statement that reads a result (:func:`fetch`, :func:`execute`) or, at the block's end,
+    together: one round trip for all of them, in PostgreSQL's pipeline mode (psycopg). Where
+    that is not available (other databases and drivers, or :func:`direct_ok` false) the block
+    changes nothing: :func:`send` runs each write at once.
+
+    What stays the same: the statements run in the order the code issues them, in the
+    caller's transaction; SQLAlchemy's own executions on ``conn`` (ORM loads and flushes,
+    ``conn.execute``) send the waiting writes first. What changes: a waiting write's error is
+    raised by the statement it travels with, or at the end of the block; and the block's
+    exception, if it has one, is raised after the waiting writes were sent (an error of theirs
+    then aborts the transaction). Nested blocks are one block."""
+    if deferring(conn) or conn.dialect.driver != "psycopg" or not direct_ok(conn):
+        yield
+        return
+    info = conn.info  # kept: an invalidated connection's info would reconnect
+    info[_WAITING] = []
+    sa.event.listen(conn, "before_cursor_execute", _flush_before)
+    try:
+        yield
+    except BaseException:
+        with contextlib.suppress(Exception):  # the block's own exception is the one to see
+            flush(conn)
+        raise
+    else:
+        flush(conn)
+    finally:
+        info.pop(_WAITING, None)
+        sa.event.remove(conn, "before_cursor_execute", _flush_before)
+
+
+def flush(conn: Connection) -> None:
+    """Send the writes waiting on ``conn`` now, in one round trip (nothing when none wait)."""
+    waiting = conn.info.get(_WAITING)
+    if not waiting:
+        return
+    dbapi_conn = conn.connection.dbapi_connection
+    assert dbapi_conn is not None
+    try:
+        with dbapi_conn.pipeline():
+            _send_waiting(dbapi_conn, waiting)
+    except conn.dialect.loaded_dbapi.Error as exc:
+        raise _sqlalchemy_error(conn, "(writes sent together)", exc, None) from exc
+
+
+def _send_waiting(dbapi_conn: Any, waiting: list[tuple[str, Any]]) -> None:
+    """Queue ``waiting`` on ``dbapi_conn``'s open pipeline, emptying it."""
+    batch = list(waiting)
+    waiting.clear()
+    with dbapi_conn.cursor() as cursor:
+        for sql, args in batch:
+            cursor.execute(sql, args)
+
+
+def _flush_before(conn: Connection, cursor: Any, statement: str, parameters: Any,
+                  context: Any, executemany: bool) -> None:
+    flush(conn)

@@ -22,9 +22,10 @@ from dsar.db import direct
 _UPDATES: dict[tuple[sa.Table, tuple[str, ...]], sa.Update] = {}
 
 
-def update_row(session: Session, obj: Any, **values: Any) -> int:
+def update_row(session: Session, obj: Any, **values: Any) -> None:
     """``UPDATE`` the row of the loaded object ``obj`` (a single-column primary key) with
-    ``values`` now, and make them the object's committed state. Returns the rows updated."""
+    ``values``, and make them the object's committed state. The statement runs now, or inside
+    :func:`dsar.db.direct.deferred` with the next statement that reads a result."""
     mapper = sa.inspect(obj).mapper
     table = mapper.local_table
     key = (table, tuple(sorted(values)))
@@ -36,11 +37,10 @@ def update_row(session: Session, obj: Any, **values: Any) -> int:
                      .values({name: sa.bindparam(f"_v_{name}") for name in key[1]}))
         _UPDATES[key] = statement
     (pk_value,) = mapper.primary_key_from_instance(obj)
-    matched = direct.execute(session.connection(), statement,
-                             {"_pk": pk_value, **{f"_v_{k}": v for k, v in values.items()}})
+    direct.send(session.connection(), statement,
+                {"_pk": pk_value, **{f"_v_{k}": v for k, v in values.items()}})
     for name, value in values.items():
         set_committed_value(obj, name, value)
-    return matched
 
 
 _INSERTS: dict[tuple[sa.Table, bool], sa.Insert] = {}
@@ -49,12 +49,13 @@ _ONE_ROW: dict[tuple[sa.Table, tuple[str, ...], bool], sa.Insert] = {}
 
 def insert_rows(session: Session, table: sa.Table, rows: Sequence[Mapping[str, Any]],
                 *, returning_id: bool = False) -> list[Any]:
-    """``INSERT`` ``rows`` into ``table`` now; with ``returning_id``, their new ``id`` values
-    in the order of ``rows``."""
+    """``INSERT`` ``rows`` into ``table``; with ``returning_id``, their new ``id`` values in
+    the order of ``rows``. Without it, inside :func:`dsar.db.direct.deferred`, the rows go
+    with the next statement that reads a result; otherwise now."""
     if not rows:
         return []
-    if len(rows) == 1:
-        return _insert_one(session, table, rows[0], returning_id)
+    if len(rows) == 1 or (not returning_id and direct.deferring(session.connection())):
+        return [i for row in rows for i in _insert_one(session, table, row, returning_id)]
     statement = _INSERTS.get((table, returning_id))
     if statement is None:
         statement = sa.insert(table)
@@ -79,5 +80,5 @@ def _insert_one(session: Session, table: sa.Table, row: Mapping[str, Any],
     conn = session.connection()
     if returning_id:
         return [direct.fetch(conn, statement, params)[0][0]]
-    direct.execute(conn, statement, params)
+    direct.send(conn, statement, params)
     return []

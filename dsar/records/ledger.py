@@ -100,7 +100,7 @@ def lock(session: Session) -> None:
     """
     conn = session.connection()
     if conn.dialect.name == "postgresql":
-        conn.execute(_LOCK)
+        direct.send(conn, _LOCK, {})  # inside direct.deferred: with the append that follows
 
 
 def size(session: Session) -> int:
