@@ -47,12 +47,14 @@ import sqlalchemy as sa
 import yaml
 
 from bench.procstats import (
+    cpu_ticks,
     group_cpu_seconds,
     group_peak_rss_mib,
     machine_cpu_seconds,
     peak_rss_mib,
     percentile,
     reset_peak_rss,
+    steal_percent,
 )
 from bench.shop import build_shop, shop_map
 
@@ -178,13 +180,13 @@ def _wait(app: Any, ids: list[str], log: Path) -> list[Any]:
 
 def run_fleet(env: dict[str, str], app: Any, processes: int, threads: int, kind: str,
               warmup: list[int], customers: list[int],
-              log: Path) -> tuple[float, list[float], float, float, int, float | None]:
+              log: Path) -> tuple[float, list[float], float, float, int, float | None, float]:
     """Run the requests through ``dsar worker``, after ``warmup`` requests that are not
     measured (as a fleet that has been running a while: pools filled, statements prepared,
     the data map's tables reflected); returns the elapsed seconds (first receipt to last
     completion), the end-to-end latencies, the CPU seconds the workers and the whole machine
-    spent meanwhile, how many broker messages were published, and the largest peak resident
-    memory of a worker process (MiB)."""
+    spent meanwhile, how many broker messages were published, the largest peak resident
+    memory of a worker process (MiB) and the share of CPU time stolen meanwhile (%)."""
     from dsar.db.models import OutboxMessage
 
     published = (sa.select(sa.func.count()).select_from(OutboxMessage)
@@ -200,7 +202,9 @@ def run_fleet(env: dict[str, str], app: Any, processes: int, threads: int, kind:
         with app.db.session() as session:
             sent_before = session.scalar(published) or 0
         worker_cpu, machine_cpu = group_cpu_seconds(worker.pid), machine_cpu_seconds()
+        ticks = cpu_ticks()
         rows = _wait(app, _submit(app, kind, customers), log)
+        stolen = steal_percent(ticks, cpu_ticks())
         worker_cpu = group_cpu_seconds(worker.pid) - worker_cpu
         machine_cpu = machine_cpu_seconds() - machine_cpu
         first = min(r.received_at for r in rows)
@@ -209,7 +213,7 @@ def run_fleet(env: dict[str, str], app: Any, processes: int, threads: int, kind:
         with app.db.session() as session:
             messages = (session.scalar(published) or 0) - sent_before
         return ((last - first).total_seconds(), latencies, worker_cpu, machine_cpu, messages,
-                group_peak_rss_mib(worker.pid))
+                group_peak_rss_mib(worker.pid), stolen)
     finally:
         os.killpg(worker.pid, signal.SIGTERM)
         worker.wait(60)
@@ -219,7 +223,9 @@ def run_fleet(env: dict[str, str], app: Any, processes: int, threads: int, kind:
 class Row:
     """One measured run: its requests per second, end-to-end latencies, the CPU seconds of the
     loop's process or the workers, of the whole machine (None for the plain loop), broker
-    messages published (fleet only) and the largest peak resident memory (MiB)."""
+    messages published (fleet only), the largest peak resident memory (MiB), and the share of
+    the machine's CPU time a hypervisor stole meanwhile (%: figures taken while it is high
+    say more about the host's other guests than about dsar)."""
 
     name: str
     rate: float
@@ -228,6 +234,7 @@ class Row:
     machine: float | None
     messages: int | None
     peak: float | None
+    steal: float
 
 
 def measure(app: Any, env: dict[str, str], n: int, warmup: int, counts: list[int], threads: int,
@@ -237,23 +244,24 @@ def measure(app: Any, env: dict[str, str], n: int, warmup: int, counts: list[int
     rows = []
     for kind, action in (("access", "collect"), ("erasure", "erase")):
         plain_loop(app, take(warmup), action)
-        cpu = time.process_time()
+        cpu, ticks = time.process_time(), cpu_ticks()
         reset_peak_rss()
         elapsed, lat = plain_loop(app, take(n), action)
         rows.append(Row(f"{kind}: plain loop (connector only)", n / elapsed, lat,
-                        time.process_time() - cpu, None, None, peak_rss_mib()))
+                        time.process_time() - cpu, None, None, peak_rss_mib(),
+                        steal_percent(ticks, cpu_ticks())))
         request_loop(app, take(warmup), kind)
-        cpu, machine = time.process_time(), machine_cpu_seconds()
+        cpu, machine, ticks = time.process_time(), machine_cpu_seconds(), cpu_ticks()
         reset_peak_rss()
         elapsed, lat = request_loop(app, take(n), kind)
         rows.append(Row(f"{kind}: request loop (no queues)", n / elapsed, lat,
                         time.process_time() - cpu, machine_cpu_seconds() - machine, None,
-                        peak_rss_mib()))
+                        peak_rss_mib(), steal_percent(ticks, cpu_ticks())))
         for processes in counts:
-            elapsed, lat, worker_cpu, machine_cpu, messages, peak = run_fleet(
+            elapsed, lat, worker_cpu, machine_cpu, messages, peak, stolen = run_fleet(
                 env, app, processes, threads, kind, take(warmup), take(n), log)
             rows.append(Row(f"{kind}: fleet, {processes} process(es) x {threads} threads",
-                            n / elapsed, lat, worker_cpu, machine_cpu, messages, peak))
+                            n / elapsed, lat, worker_cpu, machine_cpu, messages, peak, stolen))
     return rows
 
 
@@ -270,11 +278,13 @@ def print_table(rounds: list[list[Row]], n: int, customers: int) -> None:
     print("CPU ms/req: the loop's own or the workers' CPU time per request; machine: all "
           "processes (PostgreSQL, RabbitMQ, the submitting loop, anything else running) "
           "per request; msgs/req: broker messages published per request; peak MiB: the "
-          "largest peak resident memory of the loop's process or of a worker process")
+          "largest peak resident memory of the loop's process or of a worker process; steal: "
+          "the share of CPU time the host gave to other guests meanwhile (the largest of the "
+          "rounds; where it is high, the figures are the host's, not dsar's)")
     spread = len(rounds) > 1
     print(f"{'run':<46} {'req/s':>7} " + (f"{'range':>13} " if spread else "")
           + f"{'p50 s':>7} {'p95 s':>7} {'CPU ms/req':>10} {'machine':>8} {'msgs/req':>8} "
-          f"{'peak MiB':>8}")
+          f"{'peak MiB':>8} {'steal %':>7}")
     for same in zip(*rounds, strict=True):
         rates = [r.rate for r in same]
         machine = _median([r.machine for r in same])
@@ -288,7 +298,8 @@ def print_table(rounds: list[list[Row]], n: int, customers: int) -> None:
                  f"{1000 * statistics.median(r.cpu for r in same) / n:10.1f} "
                  + ("" if machine is None else f"{1000 * machine / n:8.1f}").rjust(8) + " "
                  + ("" if messages is None else f"{messages / n:8.2f}").rjust(8) + " "
-                 + (f"{max(peaks):8.0f}" if peaks else "").rjust(8))
+                 + (f"{max(peaks):8.0f}" if peaks else "").rjust(8)
+                 + f" {max(r.steal for r in same):7.1f}")
         print(line)
 
 

@@ -64,3 +64,16 @@ def machine_cpu_seconds() -> float:
     """CPU seconds all processors spent busy since boot (user, nice, system)."""
     fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:4]
     return sum(int(f) for f in fields) / os.sysconf("SC_CLK_TCK")
+
+
+def cpu_ticks() -> tuple[int, int]:
+    """``(stolen, all)`` CPU ticks since boot across every processor (Linux's /proc/stat):
+    stolen is the time a hypervisor gave this machine's CPUs to other guests."""
+    fields = [int(f) for f in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
+    return (fields[7] if len(fields) > 7 else 0), sum(fields)
+
+
+def steal_percent(before: tuple[int, int], after: tuple[int, int]) -> float:
+    """The share of CPU time stolen between two :func:`cpu_ticks` readings, in percent."""
+    total = after[1] - before[1]
+    return 100 * (after[0] - before[0]) / total if total > 0 else 0.0
