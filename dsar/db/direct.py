@@ -118,15 +118,13 @@ class DirectStatement:
         cursor = dbapi_conn.cursor()
         try:
             if waiting:  # they go first, in the same round trip
-                with dbapi_conn.pipeline() as pipeline:
+                with dbapi_conn.pipeline():
                     _send_waiting(dbapi_conn, waiting)
                     cursor.execute(self.sql, args)
-                    if fetch:
-                        rows = cursor.fetchall()
-                        return rows, self._processors(cursor)
-                    pipeline.sync()
-                    return cursor.rowcount, None
-            cursor.execute(self.sql, args)
+                # Read only now: the block's end sent a Sync and took every answer in, while a
+                # fetch inside it would have cost a round trip of its own.
+            else:
+                cursor.execute(self.sql, args)
             if not fetch:
                 return cursor.rowcount, None
             rows = cursor.fetchall()
