@@ -1,7 +1,8 @@
 """The state database's one-row writes on the driver's cursor (SQLite and PostgreSQL): the same
 rows as through SQLAlchemy, SQLAlchemy's errors, and SQLAlchemy itself wherever it would do
 more (column defaults computed in Python, statement listeners); writes deferred to travel with
-the next read (PostgreSQL's pipeline), seen in order and failing as a whole."""
+the next read (PostgreSQL's pipeline), seen in order and failing as a whole; reads sent
+together; rows read outside the ORM made into the objects it would load."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from dsar import requests
 from dsar.app import App
 from dsar.db import direct
 from dsar.db.models import AuditEvent, OutboxMessage, Request
-from dsar.db.rows import insert_rows, update_row
+from dsar.db.rows import adopt, insert_rows, select_all, update_row
 
 pytest.register_assert_rewrite("tests.state")
 from tests.state import submit  # noqa: E402
@@ -180,3 +181,60 @@ def test_an_exception_in_the_block_leaves_nothing(app: App) -> None:
     assert len(requests.load(app, request_id).events) == before
     with app.db.session() as session:  # the pool's connection carries nothing over
         assert not direct.deferring(session.connection())
+
+
+def test_reads_together_return_what_each_returns_alone(app: App) -> None:
+    request_id = submit(app).id
+    requests_of = sa.select(Request.id, Request.state).where(Request.id == sa.bindparam("rid"))
+    events_of = sa.select(AuditEvent.event).where(AuditEvent.request_id == sa.bindparam("rid")) \
+        .order_by(AuditEvent.id)
+    with app.db.session() as session:
+        conn = session.connection()
+        alone = [direct.fetch(conn, requests_of, {"rid": request_id}),
+                 direct.fetch(conn, events_of, {"rid": request_id})]
+    with app.db.session() as session:  # first statements of a transaction (its BEGIN rides)
+        conn = session.connection()
+        together = direct.fetch_together(conn, [(requests_of, {"rid": request_id}),
+                                                (events_of, {"rid": request_id})])
+        assert together == alone and alone[1]
+        with direct.deferred(conn):  # waiting writes go first and are seen
+            insert_rows(session, AuditEvent.__table__, [audit_row(request_id, "w", app.now())])
+            _, events = direct.fetch_together(conn, [(requests_of, {"rid": request_id}),
+                                                     (events_of, {"rid": request_id})])
+        assert [e for (e,) in events] == [e for (e,) in alone[1]] + ["w"]
+
+
+def test_an_adopted_row_is_the_object_the_orm_loads(app: App) -> None:
+    request_id = submit(app).id
+    with app.db.session() as session:
+        loaded = session.get(Request, request_id)
+        expected = {p.key: getattr(loaded, p.key) for p in sa.inspect(Request).column_attrs}
+    with app.db.session() as session:
+        (row,) = direct.fetch(session.connection(),
+                              select_all(Request).where(Request.id == sa.bindparam("rid")),
+                              {"rid": request_id})
+        request = adopt(session, Request, row)
+        state = sa.inspect(request)
+        assert state.persistent and not state.modified and session.get(Request, request_id) \
+            is request
+        assert {p.key: getattr(request, p.key) for p in sa.inspect(Request).column_attrs} \
+            == expected
+        assert [i.name for i in request.identities]  # relationships load when first used
+        request.attention_reason = "adopted"  # and the unit of work writes its changes
+    with app.db.session() as session:
+        assert session.get(Request, request_id).attention_reason == "adopted"
+
+
+def test_adopting_refreshes_an_object_already_in_the_session(app: App) -> None:
+    request_id = submit(app).id
+    by_id = select_all(Request).where(Request.id == sa.bindparam("rid"))
+    with app.db.session() as session:
+        request = session.get(Request, request_id)
+        direct.execute(session.connection(), sa.update(Request).where(
+            Request.id == sa.bindparam("rid")).values(attention_reason=sa.bindparam("why")),
+            {"rid": request_id, "why": "changed behind it"})
+        assert request.attention_reason is None  # stale
+        (row,) = direct.fetch(session.connection(), by_id, {"rid": request_id})
+        assert adopt(session, Request, row) is request
+        assert request.attention_reason == "changed behind it"
+        assert not sa.inspect(request).modified

@@ -22,7 +22,7 @@ step never decides whether it runs: the same claims, fencing and fan-in apply.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal
@@ -42,7 +42,7 @@ from dsar.db.models import (
     SubjectKey,
     Task,
 )
-from dsar.db.rows import insert_rows, update_row
+from dsar.db.rows import adopt, insert_rows, select_all, update_row
 from dsar.lifecycle import State
 from dsar.outbox import enqueue, enqueue_rows, message_row, postpone, withdraw
 from dsar.planning import Plan
@@ -67,7 +67,8 @@ def priority_for(request: Request, now: datetime) -> int:
 
 
 # Statements of the hot path, built once (construction and cache keys are per-call CPU).
-_LOCK_REQUEST = sa.select(Request).where(Request.id == sa.bindparam("request_id")).with_for_update()
+_LOCK_REQUEST = (select_all(Request).where(Request.id == sa.bindparam("request_id"))
+                 .with_for_update())
 _LOCK_REQUEST_OF_TASK = sa.select(Request).where(
     Request.id == sa.select(Task.request_id).where(Task.id == sa.bindparam("task_id"))
     .scalar_subquery()).with_for_update()
@@ -76,13 +77,26 @@ _SUBJECT_KEYS = sa.union_all(
     .where(IdentityRow.request_id == sa.bindparam("request_id")),
     sa.select(SubjectKey.name, SubjectKey.ciphertext)
     .where(SubjectKey.request_id == sa.bindparam("request_id")))
-_TASKS_OF_REQUEST = (sa.select(Task).where(Task.request_id == sa.bindparam("request_id"))
-                     .execution_options(populate_existing=True))
+_TASKS_OF_REQUEST = select_all(Task).where(Task.request_id == sa.bindparam("request_id"))
 
 
 def lock_request(session: Session, request_id: str) -> Request:
-    """The request row, locked for the transaction (SQLite serialises writers anyway)."""
-    return session.scalars(_LOCK_REQUEST, {"request_id": request_id}).one()
+    """The request row, locked for the transaction (SQLite serialises writers anyway), as a
+    persistent object with the row's values; NoResultFound if there is none."""
+    return lock_request_with(session, request_id)[0]
+
+
+def lock_request_with(session: Session, request_id: str,
+                      *reads: tuple[sa.Select[Any], Mapping[str, Any]]
+                      ) -> tuple[Request, list[Sequence[Sequence[Any]]]]:
+    """:func:`lock_request`, and the rows of ``reads`` (statements that do not need the lock's
+    answer), read in the same round trip on PostgreSQL."""
+    session.flush()  # as the ORM's autoflush would before a query
+    rows, *others = direct.fetch_together(
+        session.connection(), [(_LOCK_REQUEST, {"request_id": request_id}), *reads])
+    if not rows:
+        raise sa.exc.NoResultFound(f"no request {request_id}")
+    return adopt(session, Request, rows[0]), others
 
 
 Completion = Callable[[Session, Request, Collected | None, bool, InHand], None]
@@ -252,9 +266,19 @@ def subject_keys_of(session: Session, app: App,
                     request: Request) -> dict[str, frozenset[str]]:
     """The subject's keys for the connectors: the request's identities and the keys its
     tasks discovered so far, decrypted, by key name."""
+    return subject_keys_from(app, direct.fetch(session.connection(), *subject_keys_read(
+        request.id)))
+
+
+def subject_keys_read(request_id: str) -> tuple[sa.Select[Any], Mapping[str, Any]]:
+    """The read of a request's sealed subject keys, for :func:`subject_keys_from`."""
+    return _SUBJECT_KEYS, {"request_id": request_id}
+
+
+def subject_keys_from(app: App, rows: Sequence[Sequence[Any]]) -> dict[str, frozenset[str]]:
+    """:func:`subject_keys_of` from the rows of :func:`subject_keys_read`."""
     keys: dict[str, set[str]] = {}
     cipher = app.keys.identity_cipher
-    rows = direct.fetch(session.connection(), _SUBJECT_KEYS, {"request_id": request.id})
     for name, sealed in rows:
         keys.setdefault(name, set()).add(cipher.open(sealed, name.encode()).decode())
     return {name: frozenset(values) for name, values in keys.items()}
@@ -305,8 +329,9 @@ def finish(app: App, claim: Claim, result: ConnectorResult,
     is recorded."""
     now = app.now()
     with app.db.session() as session:
-        request = lock_request(session, claim.request_id)
-        siblings = list(session.scalars(_TASKS_OF_REQUEST, {"request_id": request.id}))
+        request, (task_rows,) = lock_request_with(
+            session, claim.request_id, (_TASKS_OF_REQUEST, {"request_id": claim.request_id}))
+        siblings = [adopt(session, Task, row) for row in task_rows]
         task = next((t for t in siblings if t.id == claim.task_id), None)
         if task is None or task.state != RUNNING or task.attempts != claim.attempt:
             return False, None

@@ -93,13 +93,14 @@ def plan(app: App, request_id: str, *, run_here: Collection[str] = ()) -> fanout
     :func:`follow`)."""
     failure, handoff = None, None
     with app.db.session() as session:
-        request = fanout.lock_request(session, request_id)
+        request, (sealed,) = fanout.lock_request_with(
+            session, request_id, fanout.subject_keys_read(request_id))
         # Planned already means its tasks exist too: both are written in this transaction.
         if request.state != State.IN_PROGRESS or request.plan is not None:
             return
         try:
             datamap, digest = load_map(app)
-            keys = fanout.subject_keys_of(session, app, request)  # identities only, yet
+            keys = fanout.subject_keys_from(app, sealed)  # identities only, yet
             names = frozenset(k for k, v in keys.items() if v)
             planned, plan_dict = _plan_for(datamap, digest, names, request.kind)
         except DataMapError as err:

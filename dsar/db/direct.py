@@ -97,7 +97,10 @@ class DirectStatement:
 
     def all(self, conn: Connection, params: Mapping[str, Any]) -> list[Sequence[Any]]:
         """Every row, as tuples in ``names`` order (call only where :func:`direct_ok`)."""
-        rows, procs = self._execute(conn, params, True)
+        return self._processed(*self._execute(conn, params, True))
+
+    @staticmethod
+    def _processed(rows: list[Any], procs: list[Any] | None) -> list[Sequence[Any]]:
         if procs is None:
             return rows
         return [tuple(v if p is None else p(v) for p, v in zip(procs, row, strict=True))
@@ -202,6 +205,36 @@ def fetch(conn: Connection, stmt: sa.Select[Any] | sa.Insert | sa.Update | sa.De
     """The rows of ``stmt`` (built once: a SELECT, or DML with RETURNING) with ``params``, as
     :func:`execute` runs it."""
     return run(conn, _direct(stmt, conn.dialect), params, direct_ok(conn))
+
+
+def fetch_together(conn: Connection, reads: Sequence[tuple[sa.Select[Any], Mapping[str, Any]]]
+                   ) -> list[Sequence[Sequence[Any]]]:
+    """The rows of each ``(stmt, params)`` in ``reads``, as :func:`fetch` returns them: on
+    PostgreSQL (psycopg) in one round trip, with the writes waiting (:func:`deferred`) sent
+    first and, at a transaction's start, its BEGIN; elsewhere one after the other. None of the
+    statements may depend on another's result."""
+    queries = [(_direct(stmt, conn.dialect), params) for stmt, params in reads]
+    if conn.dialect.driver != "psycopg" or not direct_ok(conn) \
+            or not all(q.usable for q, _ in queries):
+        return [fetch(conn, stmt, params) for stmt, params in reads]
+    dbapi_conn = conn.connection.dbapi_connection
+    assert dbapi_conn is not None
+    cursors = [dbapi_conn.cursor() for _ in queries]
+    try:
+        with dbapi_conn.pipeline():
+            waiting = conn.info.get(_WAITING)
+            if waiting:
+                _send_waiting(dbapi_conn, waiting)
+            for cursor, (query, params) in zip(cursors, queries, strict=True):
+                cursor.execute(query.sql, query._arguments(params))
+        # read after the block's Sync (see DirectStatement._execute)
+        return [query._processed(cursor.fetchall(), query._processors(cursor))
+                for cursor, (query, _) in zip(cursors, queries, strict=True)]
+    except conn.dialect.loaded_dbapi.Error as exc:
+        raise _sqlalchemy_error(conn, "(reads sent together)", exc, None) from exc
+    finally:
+        for cursor in cursors:
+            cursor.close()
 
 
 _WAITING = "dsar.direct.waiting"  # Connection.info: the writes send() has queued

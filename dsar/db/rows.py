@@ -1,4 +1,5 @@
-"""Writes on the hot path that skip the ORM's unit of work.
+"""Writes on the hot path that skip the ORM's unit of work, and rows read outside the ORM made
+into the objects it would have loaded.
 
 A flush costs far more CPU than the statement it sends. Where the worker changes a few columns
 of an object it has loaded (a request, a task) or inserts rows it never reads back as objects,
@@ -14,7 +15,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, make_transient_to_detached
 from sqlalchemy.orm.attributes import set_committed_value
 
 from dsar.db import direct
@@ -82,3 +83,42 @@ def _insert_one(session: Session, table: sa.Table, row: Mapping[str, Any],
         return [direct.fetch(conn, statement, params)[0][0]]
     direct.send(conn, statement, params)
     return []
+
+
+_COLUMNS: dict[type, tuple[list[str], list[sa.Column[Any]]]] = {}
+
+
+def _columns(cls: type) -> tuple[list[str], list[sa.Column[Any]]]:
+    known = _COLUMNS.get(cls)
+    if known is None:
+        props = list(sa.inspect(cls).column_attrs)
+        known = _COLUMNS[cls] = ([p.key for p in props], [p.columns[0] for p in props])
+    return known
+
+
+def select_all(cls: type) -> sa.Select[Any]:
+    """A SELECT of every mapped column of ``cls``, in the order :func:`adopt` takes them."""
+    return sa.select(*_columns(cls)[1])
+
+
+def adopt(session: Session, cls: type, row: Sequence[Any]) -> Any:
+    """The persistent object of mapped class ``cls`` for ``row`` (read with :func:`select_all`
+    outside the ORM), as the ORM would load it with ``populate_existing``: an object of that
+    identity already in ``session`` takes the row's values as its committed state; otherwise a
+    new object joins ``session`` without any SQL. Relationships load when first used."""
+    names = _columns(cls)[0]
+    mapper = sa.inspect(cls)
+    values = dict(zip(names, row, strict=True))
+    key = mapper.identity_key_from_primary_key(
+        [values[mapper.get_property_by_column(c).key] for c in mapper.primary_key])
+    obj = session.identity_map.get(key)
+    if obj is not None:
+        for name, value in values.items():
+            set_committed_value(obj, name, value)
+        return obj
+    obj = mapper.class_manager.new_instance()
+    for name, value in values.items():
+        set_committed_value(obj, name, value)
+    make_transient_to_detached(obj)
+    session.add(obj)
+    return obj
