@@ -79,6 +79,29 @@ def drop_db(url: str) -> None:
     admin.dispose()
 
 
+def bench_app(tmp: Path, shop: str, state: str, broker: str,
+              **settings: str) -> tuple[Any, dict[str, str]]:
+    """The dsar App of a benchmark, and the environment its workers get: the shop's data map,
+    signing keys and data folders under ``tmp``, ``state`` as the state database (migrated),
+    ``broker`` as the broker, ``settings`` beside them. The environment is also this
+    process's, for the connector's ``SHOP_URL``."""
+    from dsar.app import App
+    from dsar.records import keys as signing
+
+    signing.generate(tmp / "signing-keys")
+    (tmp / "map.yaml").write_text(yaml.safe_dump(shop_map(), sort_keys=False))
+    env = {"DSAR_DATA_DIR": str(tmp / "data"), "DSAR_DATABASE_URL": state,
+           "DSAR_BROKER_URL": broker, "DSAR_DATAMAP": str(tmp / "map.yaml"),
+           "DSAR_SIGNING_KEYS_DIR": str(tmp / "signing-keys"),
+           "DSAR_EXPORT_URL": str(tmp / "exports"),
+           "DSAR_MASTER_KEY": "YmVuY2gtYmVuY2gtYmVuY2gtYmVuY2gtYmVuY2gtMTI=",
+           "SHOP_URL": shop, **settings}
+    os.environ.update(env)
+    app = App.from_env(env, migrate=False)
+    app.db.upgrade()
+    return app, env
+
+
 class NullSink:
     """Collected rows go nowhere (the plain loop measures the connector alone)."""
 
@@ -354,21 +377,7 @@ def main(argv: list[str] | None = None) -> None:
         subprocess.run(["rabbitmqctl", "add_vhost", vhost], check=True, capture_output=True)
         subprocess.run(["rabbitmqctl", "set_permissions", "-p", vhost, "guest", ".*", ".*", ".*"],
                        check=True, capture_output=True)
-        from dsar.records import keys as signing
-
-        signing.generate(tmp / "signing-keys")
-        (tmp / "map.yaml").write_text(yaml.safe_dump(shop_map(), sort_keys=False))
-        env = {"DSAR_DATA_DIR": str(tmp / "data"), "DSAR_DATABASE_URL": state,
-               "DSAR_BROKER_URL": AMQP + vhost, "DSAR_DATAMAP": str(tmp / "map.yaml"),
-               "DSAR_SIGNING_KEYS_DIR": str(tmp / "signing-keys"),
-               "DSAR_EXPORT_URL": str(tmp / "exports"),
-               "DSAR_MASTER_KEY": "YmVuY2gtYmVuY2gtYmVuY2gtYmVuY2gtYmVuY2gtMTI=",
-               "DSAR_WATCH_INTERVAL": "5", "SHOP_URL": shop}
-        os.environ.update(env)
-        from dsar.app import App
-
-        app = App.from_env(env, migrate=False)
-        app.db.upgrade()
+        app, env = bench_app(tmp, shop, state, AMQP + vhost, DSAR_WATCH_INTERVAL="5")
         counts = [int(p) for p in args.processes.split(",")]
         needed = (n + args.warmup) * 2 * (len(counts) + 2) * args.repeat
         if needed > args.customers:

@@ -28,10 +28,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from bench.fleet import create_db, drop_db, plain_loop, request_loop
-from bench.shop import build_shop, shop_map
+from bench.fleet import bench_app, create_db, drop_db, plain_loop, request_loop
+from bench.shop import build_shop
 
 #: (module, attribute, step) in the order a request meets them; a step's time excludes the
 #: time of the steps it calls.
@@ -125,22 +123,7 @@ def main(argv: list[str] | None = None) -> None:
     try:
         shop, state = create_db("dsar_bench_shop"), create_db("dsar_bench_state")
         build_shop(shop, args.customers)
-        from dsar.records import keys as signing
-
-        signing.generate(tmp / "signing-keys")
-        (tmp / "map.yaml").write_text(yaml.safe_dump(shop_map(), sort_keys=False))
-        env = {"DSAR_DATA_DIR": str(tmp / "data"), "DSAR_DATABASE_URL": state,
-               "DSAR_BROKER_URL": "memory://",
-               "DSAR_DATAMAP": str(tmp / "map.yaml"),
-               "DSAR_SIGNING_KEYS_DIR": str(tmp / "signing-keys"),
-               "DSAR_EXPORT_URL": str(tmp / "exports"),
-               "DSAR_MASTER_KEY": "YmVuY2gtYmVuY2gtYmVuY2gtYmVuY2gtYmVuY2gtMTI=",
-               "SHOP_URL": shop}
-        os.environ.update(env)
-        from dsar.app import App
-
-        app = App.from_env(env, migrate=False)
-        app.db.upgrade()
+        app, _ = bench_app(tmp, shop, state, "memory://")
         pool = iter(range(1, args.customers + 1))
 
         def take(count: int) -> list[int]:
