@@ -183,6 +183,73 @@ def test_an_exception_in_the_block_leaves_nothing(app: App) -> None:
         assert not direct.deferring(session.connection())
 
 
+_ADD_EVENT = sa.insert(AuditEvent.__table__).values(
+    {name: sa.bindparam(name) for name in ("request_id", "at", "actor", "event", "from_state",
+                                           "to_state", "reason")})
+
+
+def _events(app: App, request_id: str) -> list[str]:
+    with app.db.session() as session:
+        return list(session.scalars(sa.select(AuditEvent.event)
+                                    .where(AuditEvent.request_id == request_id)
+                                    .order_by(AuditEvent.id)))
+
+
+def test_a_write_on_the_cursor_is_in_the_transaction_sqlalchemy_ends(app: App) -> None:
+    request_id = submit(app).id
+    before = _events(app, request_id)
+    with app.db.engine.connect() as conn:  # no transaction yet: the write begins one
+        direct.send(conn, _ADD_EVENT, audit_row(request_id, "undone", app.now()))
+        assert conn.in_transaction()
+        conn.rollback()
+        direct.fetch_together(conn, [(sa.select(Request.id), {})])  # so do reads
+        assert conn.in_transaction()
+        conn.rollback()
+        direct.send(conn, _ADD_EVENT, audit_row(request_id, "done", app.now()))
+        conn.commit()
+    assert _events(app, request_id) == [*before, "done"]
+
+
+def test_a_commit_in_the_block_commits_the_waiting_writes_first(app: App) -> None:
+    request_id = submit(app).id
+    before = _events(app, request_id)
+    with app.db.engine.connect() as conn, direct.deferred(conn):
+        direct.send(conn, _ADD_EVENT, audit_row(request_id, "first", app.now()))
+        conn.commit()
+        assert _events(app, request_id) == [*before, "first"]  # committed, seen elsewhere
+        direct.send(conn, _ADD_EVENT, audit_row(request_id, "second", app.now()))
+        conn.commit()
+    assert _events(app, request_id) == [*before, "first", "second"]
+    with app.db.session() as session, direct.deferred(session.connection()):
+        insert_rows(session, AuditEvent.__table__, [audit_row(request_id, "third", app.now())])
+        session.commit()
+    assert _events(app, request_id)[-1] == "third"
+
+
+def test_a_waiting_write_that_fails_fails_the_commit(app: App) -> None:
+    request_id = submit(app).id
+    before = _events(app, request_id)
+    with app.db.engine.connect() as conn, direct.deferred(conn):
+        direct.send(conn, _ADD_EVENT, audit_row(request_id, "kept?", app.now()))
+        with pytest.raises(sa.exc.IntegrityError):  # by the write itself or by the commit
+            direct.send(conn, _ADD_EVENT, audit_row(request_id, "no time", None))
+            conn.commit()
+        conn.rollback()
+    assert _events(app, request_id) == before
+
+
+def test_a_rollback_in_the_block_drops_the_waiting_writes(app: App) -> None:
+    request_id = submit(app).id
+    before = _events(app, request_id)
+    with app.db.engine.connect() as conn:
+        with direct.deferred(conn):
+            direct.send(conn, _ADD_EVENT, audit_row(request_id, "dropped", app.now()))
+            conn.rollback()
+            direct.send(conn, _ADD_EVENT, audit_row(request_id, "kept", app.now()))
+        conn.commit()
+    assert _events(app, request_id) == [*before, "kept"]
+
+
 def test_reads_together_return_what_each_returns_alone(app: App) -> None:
     request_id = submit(app).id
     requests_of = sa.select(Request.id, Request.state).where(Request.id == sa.bindparam("rid"))

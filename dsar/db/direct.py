@@ -115,8 +115,7 @@ class DirectStatement:
         """Run once on a fresh cursor: ``(rows, result processors)`` when ``fetch``, else
         ``(rowcount, None)``; DB-API errors become SQLAlchemy's, as ``conn.execute`` raises."""
         args = self._arguments(params)
-        dbapi_conn = conn.connection.dbapi_connection
-        assert dbapi_conn is not None
+        dbapi_conn = _in_transaction(conn)
         waiting = conn.info.get(_WAITING)
         cursor = dbapi_conn.cursor()
         try:
@@ -217,8 +216,7 @@ def fetch_together(conn: Connection, reads: Sequence[tuple[sa.Select[Any], Mappi
     if conn.dialect.driver != "psycopg" or not direct_ok(conn) \
             or not all(q.usable for q, _ in queries):
         return [fetch(conn, stmt, params) for stmt, params in reads]
-    dbapi_conn = conn.connection.dbapi_connection
-    assert dbapi_conn is not None
+    dbapi_conn = _in_transaction(conn)
     cursors = [dbapi_conn.cursor() for _ in queries]
     try:
         with dbapi_conn.pipeline():
@@ -250,6 +248,7 @@ def send(conn: Connection, stmt: sa.Insert | sa.Update | sa.Delete | sa.TextClau
         if waiting is None or params:
             conn.execute(stmt, dict(params))
         else:
+            _in_transaction(conn)  # so that a commit or rollback meanwhile sees it
             waiting.append((stmt.text, None))
         return
     if waiting is None:
@@ -260,6 +259,7 @@ def send(conn: Connection, stmt: sa.Insert | sa.Update | sa.Delete | sa.TextClau
         flush(conn)
         conn.execute(query.stmt, dict(params))
         return
+    _in_transaction(conn)
     waiting.append((query.sql, query._arguments(params)))
 
 
@@ -278,7 +278,8 @@ def deferred(conn: Connection) -> Iterator[None]:
 
     What stays the same: the statements run in the order the code issues them, in the
     caller's transaction; SQLAlchemy's own executions on ``conn`` (ORM loads and flushes,
-    ``conn.execute``) send the waiting writes first. What changes: a waiting write's error is
+    ``conn.execute``) and its commits send the waiting writes first, its rollbacks drop them
+    with the rest of the transaction. What changes: a waiting write's error is
     raised by the statement it travels with, or at the end of the block; and the block's
     exception, if it has one, is raised after the waiting writes were sent (an error of theirs
     then aborts the transaction). Nested blocks are one block."""
@@ -287,18 +288,22 @@ def deferred(conn: Connection) -> Iterator[None]:
         return
     info = conn.info  # kept: an invalidated connection's info would reconnect
     info[_WAITING] = []
-    sa.event.listen(conn, "before_cursor_execute", _flush_before)
+    for name, listener in _LISTENERS:
+        sa.event.listen(conn, name, listener)
     try:
         yield
     except BaseException:
         with contextlib.suppress(Exception):  # the block's own exception is the one to see
-            flush(conn)
+            if info[_WAITING]:
+                flush(conn)
         raise
     else:
-        flush(conn)
+        if info[_WAITING]:  # (a commit in the block may have closed a session's connection)
+            flush(conn)
     finally:
         info.pop(_WAITING, None)
-        sa.event.remove(conn, "before_cursor_execute", _flush_before)
+        for name, listener in _LISTENERS:
+            sa.event.remove(conn, name, listener)
 
 
 def flush(conn: Connection) -> None:
@@ -306,8 +311,7 @@ def flush(conn: Connection) -> None:
     waiting = conn.info.get(_WAITING)
     if not waiting:
         return
-    dbapi_conn = conn.connection.dbapi_connection
-    assert dbapi_conn is not None
+    dbapi_conn = _in_transaction(conn)
     try:
         with dbapi_conn.pipeline():
             _send_waiting(dbapi_conn, waiting)
@@ -324,6 +328,30 @@ def _send_waiting(dbapi_conn: Any, waiting: list[tuple[str, Any]]) -> None:
             cursor.execute(sql, args)
 
 
+def _in_transaction(conn: Connection) -> Any:
+    """``conn``'s DB-API connection, in a transaction SQLAlchemy knows of (begun here as
+    ``conn.execute`` would begin it), so that ``conn.commit()`` and ``conn.rollback()`` take
+    what runs on its cursor."""
+    if not conn.in_transaction():
+        conn.begin()
+    dbapi_conn = conn.connection.dbapi_connection
+    assert dbapi_conn is not None
+    return dbapi_conn
+
+
 def _flush_before(conn: Connection, cursor: Any, statement: str, parameters: Any,
                   context: Any, executemany: bool) -> None:
     flush(conn)
+
+
+def _drop_waiting(conn: Connection) -> None:
+    """A rollback takes the waiting writes with the rest of the transaction."""
+    waiting = conn.info.get(_WAITING)
+    if waiting:
+        waiting.clear()
+
+
+#: Inside :func:`deferred`: SQLAlchemy's executions and commits send the waiting writes first;
+#: a rollback drops them.
+_LISTENERS = (("before_cursor_execute", _flush_before), ("commit", flush),
+              ("rollback", _drop_waiting))
