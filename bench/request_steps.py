@@ -100,12 +100,12 @@ def report(kind: str, n: int, plain: float, loop: float, loop_cpu: float,
         if step in clock.cpu:
             print(f"  {step:<50} {1000 * clock.cpu[step] / n:7.2f} "
                   f"{1000 * clock.wall[step] / n:8.2f} {100 * clock.cpu[step] / total:6.1f}")
-    own = sum(cpu for step, cpu in clock.cpu.items() if step.startswith(OWN_WORK))
-    budget = 2 * cores * plain_ms
+    own_ms = 1000 * sum(cpu for step, cpu in clock.cpu.items() if step.startswith(OWN_WORK)) / n
+    budget_ms = 2 * cores * plain_ms
     print(f"  within 2x of the plain loop on {cores} cores, a request may cost at most "
-          f"{budget:.1f} ms of the machine's CPU (PostgreSQL and the broker included)")
-    print(f"  the connector and the bundle alone take {1000 * own / n:.1f} ms of this "
-          f"process's CPU ({100 * own / n / (budget / 1000):.0f}% of that budget)")
+          f"{budget_ms:.1f} ms of the machine's CPU (PostgreSQL and the broker included)")
+    print(f"  the connector and the bundle alone take {own_ms:.1f} ms of this process's CPU "
+          f"({100 * own_ms / budget_ms:.0f}% of that budget)")
 
 
 def main(argv: list[str] | None = None) -> None:
