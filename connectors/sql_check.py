@@ -202,7 +202,7 @@ def _check_erasure(system: SqlSystem, walk: SystemWalk, reflected: dict[str, sa.
                           child_entry.erasure.mask[c].strategy == "null" for c in columns)
         if action == "mask" and masked_null:
             continue
-        keeps = "retained" if action == "retain" else "masked"
+        keeps = {"retain": "retained", "mask": "masked"}.get(action, "unchanged")
         if not in_db:
             add("warning", child, None, f"{keeps} {child} rows keep {cols} pointing at {parent} "
                 "rows that erasure deletes", f"mask {parent} instead of deleting it, or mask "

@@ -281,7 +281,7 @@ class _Eraser:
             evidence.masked = mask_rows(self.conn, self.plan, entry, table,
                                         list(layout.columns[:width]), pks, self.context,
                                         self.system.name, self.direct)
-        else:
+        elif action == "retain":
             assert entry.erasure.retain is not None
             evidence.retained = len(rows)
             evidence.retained_ground = entry.erasure.retain.ground

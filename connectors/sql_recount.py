@@ -170,7 +170,7 @@ def recount(conn: Connection, system: SqlSystem, walk: SystemWalk, plan: WalkSta
         state.collection = name
         entry, table = system.table(name), plan.tables[name]
         action = entry.erasure.action
-        if action == "retain":
+        if action in ("retain", "none"):
             continue
         pk = effective_pk(entry, table)
         statements = KeyStatements(plan, name, table, pk, conn.dialect)

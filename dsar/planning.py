@@ -32,7 +32,7 @@ from dsar.datamap.schema import DataMap, ErasureSpec, S3System, SaaSSystem, SqlS
 from dsar.errors import InvalidInput
 
 RequestAction = Literal["access", "export", "erasure"]
-StepAction = Literal["collect", "delete", "mask", "retain"]
+StepAction = Literal["collect", "delete", "mask", "retain", "none"]
 ACTIONS: tuple[str, ...] = ("access", "export", "erasure")
 
 

@@ -85,9 +85,12 @@ class RetainRule(Strict):
 
 
 class ErasureSpec(Strict):
-    """What erasure does to a collection: delete it, mask columns, or retain it."""
+    """What erasure does to a collection: delete it, mask columns, retain it under a legal
+    ground, or ``none``: the collection holds no personal data of its own (a product
+    catalogue, a lookup table) and is only walked through, collected for access and never
+    changed by erasure."""
 
-    action: Literal["delete", "mask", "retain"]
+    action: Literal["delete", "mask", "retain", "none"]
     mask: dict[Annotated[str, Field(pattern=IDENT)], MaskRule] = Field(default_factory=dict)
     retain: RetainRule | None = None
 
@@ -210,8 +213,9 @@ class S3ObjectSpec(Strict):
     def _one_template(self) -> S3ObjectSpec:
         if (self.key is None) == (self.prefix is None):
             raise ValueError("give exactly one of 'key' or 'prefix'")
-        if self.erasure.action == "mask":
-            raise ValueError("objects cannot be masked; use 'delete' or 'retain'")
+        if self.erasure.action in ("mask", "none"):
+            raise ValueError(f"objects cannot take action {self.erasure.action!r}; "
+                             "use 'delete' or 'retain'")
         return self
 
 
@@ -230,8 +234,9 @@ class S3SharedSpec(Strict):
 
     @model_validator(mode="after")
     def _no_mask(self) -> S3SharedSpec:
-        if self.erasure.action == "mask":
-            raise ValueError("records in shared files are removed or retained, not masked")
+        if self.erasure.action in ("mask", "none"):
+            raise ValueError("records in shared files are removed or retained: use 'delete' "
+                             f"or 'retain', not {self.erasure.action!r}")
         return self
 
 
