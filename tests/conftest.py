@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -11,8 +10,7 @@ import pytest
 from tests import services
 
 REPO = Path(__file__).resolve().parent.parent
-SHARED = Path(os.environ.get("DSAR_SHARED_DIR", REPO.parent / "shared"))
-CHINOOK = SHARED / "datasets" / "chinook"
+CHINOOK = REPO / "tests" / "data" / "chinook"  # the dataset and its licence, in the repository
 
 
 @pytest.fixture
@@ -34,5 +32,6 @@ def mariadb_url() -> Iterator[str]:
 @pytest.fixture(scope="session")
 def chinook_dir() -> Path:
     if not (CHINOOK / "Chinook_Sqlite.sqlite").exists():
-        raise RuntimeError(f"the Chinook dataset is missing at {CHINOOK}; set DSAR_SHARED_DIR")
+        raise RuntimeError(f"the Chinook dataset is missing at {CHINOOK}; restore tests/data/ "
+                           "from git (git checkout tests/data)")
     return CHINOOK
