@@ -41,3 +41,16 @@ def test_the_test_dataset_ships_with_its_licence() -> None:
                  "LICENSE.md"):
         assert (chinook / name).is_file(), f"tests/data/chinook/{name} is missing"
     assert "Permission is hereby granted" in (chinook / "LICENSE.md").read_text()
+
+
+def test_no_test_stops_the_machines_services() -> None:
+    """Stopping a broker or database is done on a private instance (tests/workflows/
+    private_rabbit.py), never on the services other tests and people on the host use."""
+    stops = re.compile(r"stop_app|rabbitmqctl[\"'],\s*[\"']stop|pg_ctl\w*.*stop|"
+                       r"SHUTDOWN|systemctl\s+(stop|restart)|service\s+\S+\s+(stop|restart)")
+    allowed = {REPO / "tests" / "workflows" / "private_rabbit.py", Path(__file__).resolve()}
+    offenders = [f"{p.relative_to(REPO)}:{n}" for p in tracked_files()
+                 if p.suffix == ".py" and p.is_relative_to(REPO / "tests") and p not in allowed
+                 for n, line in enumerate(p.read_text(errors="replace").splitlines(), 1)
+                 if stops.search(line)]
+    assert offenders == [], f"tests that stop a shared service: {offenders}"

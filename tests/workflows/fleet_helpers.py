@@ -1,6 +1,7 @@
 """Helpers for the fleet tests: isolated broker namespaces, a fleet environment, real workers.
 
-- :func:`rabbit_vhost`: a RabbitMQ virtual host of its own for one test (deleted afterwards);
+- :func:`rabbit_vhost`: a RabbitMQ virtual host of its own for one test (deleted afterwards;
+  a test that stops the broker uses :mod:`tests.workflows.private_rabbit` instead);
 - :func:`redis_db`: a Redis database number claimed for one test (flushed afterwards);
 - :class:`Fleet`: the environment of one fleet (PostgreSQL or SQLite state, a broker, a data
   map, a signing key), an :class:`~dsar.app.App` on it, and ``dsar worker`` processes started
@@ -52,25 +53,7 @@ def rabbit_vhost() -> Iterator[str]:
         rabbitmqctl("set_permissions", "-p", name, "guest", ".*", ".*", ".*")
         yield f"amqp://guest:guest@127.0.0.1:5672/{name}"
     finally:
-        ensure_rabbit_running()
         rabbitmqctl("delete_vhost", name)
-
-
-def ensure_rabbit_running() -> None:
-    """Start RabbitMQ's app again if a test stopped it and failed before restarting it."""
-    try:
-        services.require_port("RabbitMQ", "127.0.0.1", 5672)
-    except RuntimeError:
-        rabbitmqctl("start_app")
-        wait_until(lambda: _port_open(5672), 60, "RabbitMQ to listen again")
-
-
-def _port_open(port: int) -> bool:
-    try:
-        services.require_port("x", "127.0.0.1", port)
-    except RuntimeError:
-        return False
-    return True
 
 
 @contextmanager

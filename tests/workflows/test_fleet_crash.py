@@ -16,14 +16,8 @@ import pytest
 import sqlalchemy as sa
 
 from tests.chinook import chinook_map, copy_sqlite
-from tests.workflows.fleet_helpers import (
-    Fleet,
-    ensure_rabbit_running,
-    rabbit_vhost,
-    rabbitmqctl,
-    redis_db,
-    wait_until,
-)
+from tests.workflows.fleet_helpers import Fleet, rabbit_vhost, redis_db, wait_until
+from tests.workflows.private_rabbit import private_rabbit
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 OTHER = "leonekohler@surfeu.de"  # Chinook customer 2
@@ -93,19 +87,20 @@ def test_sigkill_in_the_middle_of_tasks(broker_url: str, postgres_url: str, tmp_
 @pytest.mark.rabbitmq
 def test_rabbitmq_restarted_mid_run(postgres_url: str, tmp_path: Path,
                                     chinook_dir: Path) -> None:
-    with rabbit_vhost() as url:
-        fleet = make_fleet(tmp_path, chinook_dir, postgres_url, url, delay="2")
+    """The broker goes away and comes back mid-run: a private RabbitMQ node of this test's own
+    (the machine's RabbitMQ is never stopped)."""
+    with private_rabbit(tmp_path) as rabbit:
+        fleet = make_fleet(tmp_path, chinook_dir, postgres_url, rabbit.url, delay="2")
         try:
             fleet.start_worker(processes=1, threads=2)
             ids = [fleet.submit("access") for _ in range(3)]
             wait_until(lambda: running_tasks(fleet, ids), 60, "a task to start")
-            rabbitmqctl("stop_app")
+            rabbit.stop_app()
             try:
                 time.sleep(3)
                 ids.append(fleet.submit("access"))  # submitted while the broker is away
             finally:
-                rabbitmqctl("start_app")
-                ensure_rabbit_running()
+                rabbit.start_app()
             check_completed(fleet, ids)
         finally:
             fleet.close()
