@@ -46,7 +46,7 @@ def test_the_test_dataset_ships_with_its_licence() -> None:
 def test_no_test_stops_the_machines_services() -> None:
     """Stopping a broker or database is done on a private instance (tests/workflows/
     private_rabbit.py), never on the services other tests and people on the host use."""
-    stops = re.compile(r"stop_app|rabbitmqctl[\"'],\s*[\"']stop|pg_ctl\w*.*stop|"
+    stops = re.compile(r"[\"']stop_app[\"']|rabbitmqctl[\"'],\s*[\"']stop|pg_ctl\w*.*stop|"
                        r"SHUTDOWN|systemctl\s+(stop|restart)|service\s+\S+\s+(stop|restart)")
     allowed = {REPO / "tests" / "workflows" / "private_rabbit.py", Path(__file__).resolve()}
     offenders = [f"{p.relative_to(REPO)}:{n}" for p in tracked_files()
