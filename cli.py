@@ -13,13 +13,12 @@ from typing import Any
 
 import click
 from click.exceptions import NoArgsIsHelpError
-from rich.markup import escape
 
 from dsar import __version__
 from dsar.commands import admin
 from dsar.commands import requests as request_commands
 from dsar.commands.context import CliState
-from dsar.commands.output import err_console
+from dsar.commands.output import err_console, styled
 from dsar.errors import DsarError
 
 
@@ -30,15 +29,15 @@ class DsarGroup(click.Group):
         try:
             return super().invoke(ctx)
         except DsarError as err:
-            # One line, and the text escaped: a value the user typed may look like markup.
-            err_console.print(f"[red]error:[/] {escape(err.one_line())}", markup=True)
+            # One line, and the text shown verbatim: a value the user typed may look like markup.
+            err_console.print(styled("[red]error:[/] {}", err.one_line()))
             ctx.exit(err.exit_code)
         except click.UsageError as err:
             if isinstance(err, NoArgsIsHelpError):
                 raise
             command = err.ctx.command_path if err.ctx is not None else ctx.command_path
-            err_console.print(f"[red]error:[/] {escape(err.format_message().rstrip('.'))}; see "
-                              f"`{escape(command)} --help`", markup=True)
+            err_console.print(styled("[red]error:[/] {}; see `{} --help`",
+                                     err.format_message().rstrip("."), command))
             ctx.exit(err.exit_code)
 
 

@@ -9,7 +9,7 @@ import click
 import sqlalchemy as sa
 
 from dsar.commands.context import CliState, pass_state
-from dsar.commands.output import console, json_option, local_time, print_json
+from dsar.commands.output import console, json_option, local_time, print_json, styled
 from dsar.db.models import Bundle
 from dsar.errors import InvalidInput, NotFound
 
@@ -49,7 +49,7 @@ def bundle(state: CliState, request_id: str, new_link: bool, as_json: bool) -> N
         print_json(data)
         return
     tz = app.settings.timezone
-    console.print(f"[bold]{row.id}[/] for {request_id}: {row.location}")
+    console.print(styled("[bold]{}[/] for {}: {}", row.id, request_id, row.location))
     console.print(f"sha256 {row.sha256}, {row.size:,} bytes, made {local_time(row.created_at, tz)}")
     if row.deleted_at:
         console.print(f"deleted {local_time(row.deleted_at, tz)}")

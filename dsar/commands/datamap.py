@@ -12,6 +12,7 @@ from pathlib import Path
 
 import click
 from rich.table import Table
+from rich.text import Text
 
 from dsar.commands.output import console, json_option, print_json
 from dsar.datamap.findings import Finding
@@ -106,7 +107,7 @@ def check_command(file: str, as_json: bool) -> None:
         for f in findings:
             where = ".".join(p for p in (f.system, f.table, f.column) if p)
             colour = "red" if f.severity == "error" else "yellow"
-            table.add_row(f"[{colour}]{f.severity}[/]", where, f.problem, f.fix)
+            table.add_row(Text(f.severity, style=colour), where, f.problem, f.fix)
         console.print(table)
         console.print(f"{len(errors)} error(s), {len(findings) - len(errors)} warning(s)")
     if errors:

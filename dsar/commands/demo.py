@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from dsar.commands.output import console, json_option, print_json
+from dsar.commands.output import console, json_option, print_json, styled
 
 
 @click.command()
@@ -27,7 +27,7 @@ def demo(folder: Path, customers: int, as_json: bool) -> None:
 
     from dsar.demo.run import run_demo
 
-    out = Console(stderr=True) if as_json else console
+    out = Console(stderr=True, markup=False) if as_json else console
     result = run_demo(folder.resolve(), out, customers)
     if as_json:
         print_json({"folder": result.folder, "requests": result.requests,
@@ -35,7 +35,7 @@ def demo(folder: Path, customers: int, as_json: bool) -> None:
     else:
         verdict = "[green]all 3 completion records verified[/]" if result.all_verified \
             else "[red]not every record verified[/]"
-        out.print(verdict)
+        out.print(styled(verdict))
         out.print(f"""
 What to look at next:
   {folder}/exports/                 the bundles (encrypted); `dsar bundle ID` for a link

@@ -1,4 +1,10 @@
-"""How commands print: rich tables for people, JSON for programs, times with their zone."""
+"""How commands print: rich tables for people, JSON for programs, times with their zone.
+
+Text printed through :data:`console` and :data:`err_console` is printed as it is: rich markup
+is off, so a value that looks like markup (``[rental_id]`` in a suggested fix, ``[bold]`` in a
+name) is never eaten or turned into a style. Styling is asked for explicitly, with
+:func:`styled` (a markup template whose values are escaped) or a :class:`rich.text.Text`.
+"""
 
 from __future__ import annotations
 
@@ -11,12 +17,23 @@ from zoneinfo import ZoneInfo
 
 import click
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-console = Console(highlight=False, soft_wrap=True)
-err_console = Console(stderr=True, highlight=False, soft_wrap=True)
+console = Console(markup=False, highlight=False, soft_wrap=True)
+err_console = Console(stderr=True, markup=False, highlight=False, soft_wrap=True)
+
+
+def styled(template: str, *values: Any) -> Text:
+    """Styled text: rich markup in ``template``, each ``{}`` filled with a value shown verbatim.
+
+    ``styled("[red]needs attention:[/] {}", reason)`` colours the label and prints the reason
+    exactly as it is, square brackets included. Only the template is read as markup.
+    """
+    return Text.from_markup(template.format(*(escape(str(v)) for v in values)))
 
 
 def json_option(func: F) -> F:

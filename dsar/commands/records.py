@@ -11,10 +11,9 @@ from datetime import date
 from pathlib import Path
 
 import click
-from rich.markup import escape
 
 from dsar.commands.context import CliState, pass_state
-from dsar.commands.output import console, err_console, json_option, print_json, table
+from dsar.commands.output import console, err_console, json_option, print_json, styled, table
 from dsar.records import keys as keyring
 from dsar.records import ledger as ledger_log
 from dsar.records import report as reports
@@ -32,7 +31,7 @@ def _write(text: str, output: Path | None, what: str) -> None:
         sys.stdout.write(text)
         return
     output.write_text(text, encoding="utf-8")
-    err_console.print(f"wrote {what} to {escape(str(output))}")
+    err_console.print(f"wrote {what} to {output}")
 
 
 @click.command("record")
@@ -96,11 +95,11 @@ def verify(ctx: click.Context, bundle_file: Path, public_key: Path | None,
         width = max(len(c.name) for c in result.checks)
         for check in result.checks:
             mark = "[green]pass[/]" if check.ok else "[red]FAIL[/]"
-            console.print(f"{mark}  {check.name.ljust(width)}  {escape(check.detail)}")
+            console.print(styled(mark + "  {}  {}", check.name.ljust(width), check.detail))
         if result.ok:
-            console.print("[green]record verified[/]")
+            console.print(styled("[green]record verified[/]"))
         else:
-            console.print(f"[red]verification failed:[/] {', '.join(result.failed())}")
+            console.print(styled("[red]verification failed:[/] {}", ", ".join(result.failed())))
     if not result.ok:
         ctx.exit(1)
 
@@ -123,7 +122,7 @@ def keys_generate(as_json: bool) -> None:
     if as_json:
         print_json({"keyid": keyid, "directory": str(directory)})
     else:
-        console.print(f"new signing key {keyid} in {escape(str(directory))}")
+        console.print(f"new signing key {keyid} in {directory}")
 
 
 @keys.command("rotate")
@@ -164,7 +163,7 @@ def ledger_export(state: CliState, output: Path, as_json: bool) -> None:
         print_json(summary)
     else:
         console.print(f"wrote {summary['size']} entries and {summary['checkpoints']} "
-                      f"checkpoint(s) to {escape(str(output))}; root {summary['root']}")
+                      f"checkpoint(s) to {output}; root {summary['root']}")
 
 
 @ledger.command("checkpoint")
@@ -181,7 +180,7 @@ def ledger_checkpoint(state: CliState, as_json: bool) -> None:
         print_json(data)
     else:
         console.print(f"checkpoint of size {data['size']}, root {data['root']}")
-        console.print(escape(made.note), end="")
+        console.print(made.note, end="")
 
 
 def _parse_day(_ctx: click.Context, param: click.Parameter, value: str | None) -> date | None:
@@ -222,8 +221,8 @@ def report(state: CliState, start: date | None, end: date | None, as_csv: bool,
         return
     s = data["summary"]
     share = "-" if s["on_time_share"] is None else f"{s['on_time_share']:.1%}"
-    console.print(f"[bold]{s['requests']} request(s)[/] received "
-                  f"{start or 'from the start'} to {end or 'now'} ({app.settings.timezone})")
+    console.print(styled("[bold]{} request(s)[/] received {} to {} ({})", s["requests"],
+                         start or "from the start", end or "now", app.settings.timezone))
     console.print(f"answered on time: {s['answered_on_time']}/{s['answered']} ({share}); "
                   f"days to complete: median {s['median_days_to_complete']}, "
                   f"p95 {s['p95_days_to_complete']}; extended {s['extended']}; "

@@ -10,7 +10,7 @@ import click
 
 from dsar import deadlines, requests
 from dsar.commands.context import CliState, pass_state
-from dsar.commands.output import console, json_option, local_time, print_json, table
+from dsar.commands.output import console, json_option, local_time, print_json, styled, table
 from dsar.db.models import Request
 from dsar.errors import InvalidInput
 from dsar.identities import parse_identities
@@ -109,12 +109,12 @@ def submit(state: CliState, kind: str, emails: tuple[str, ...], phones: tuple[st
     if as_json:
         print_json({**summary, "receipt_code": made.salt})
         return
-    console.print(f"[bold]{r.id}[/] {r.kind} request, {r.state}")
+    console.print(styled("[bold]{}[/] {} request, {}", r.id, r.kind, r.state))
     console.print(f"due {r.due.isoformat()} ({summary['days_left']} days left, "
                   f"{r.timezone}), rule {summary['rule']}")
     console.print(f"receipt code for the requester: {made.salt}")
     if r.attention_reason:
-        console.print(f"[red]needs attention:[/] {r.attention_reason}")
+        console.print(styled("[red]needs attention:[/] {}", r.attention_reason))
 
 
 @click.command("list")
@@ -182,8 +182,8 @@ def show(state: CliState, request_id: str, reveal: bool, as_json: bool) -> None:
     if as_json:
         print_json(data)
         return
-    console.print(f"[bold]{request.id}[/]  {request.kind} ({request.regime}), "
-                  f"[bold]{request.state}[/]")
+    console.print(styled("[bold]{}[/]  {} ({}), [bold]{}[/]", request.id, request.kind,
+                         request.regime, request.state))
     console.print("identities: " + (", ".join(data["identities"]) or
                                      "deleted after the retention period "
                                      "(DSAR_IDENTITY_RETENTION_DAYS)"))
@@ -194,7 +194,7 @@ def show(state: CliState, request_id: str, reveal: bool, as_json: bool) -> None:
                   f"{request.extension_notice_by or '-'} · acknowledge by "
                   f"{request.acknowledge_by or '-'}   ({tz}, rule {data['rule']})")
     if request.attention_reason:
-        console.print(f"[red]needs attention:[/] {request.attention_reason}")
+        console.print(styled("[red]needs attention:[/] {}", request.attention_reason))
     if request.closing_reason:
         console.print(f"reason: {request.closing_reason}")
     if data["tasks"]:

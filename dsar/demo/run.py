@@ -24,6 +24,7 @@ import sqlalchemy as sa
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
 
 from dsar import requests
 from dsar.app import App
@@ -100,10 +101,12 @@ def run_demo(folder: Path, console: Console, customers: int = 300) -> DemoResult
         s3 = boto3.client("s3", endpoint_url=endpoint)
         fill_bucket(s3, BUCKET, people)
         shutil.copyfile(DATAMAP, folder / "datamap.yaml")
-        console.print(f"[bold]Sample company[/] in {folder}: {customers} customers in "
-                      f"shop.sqlite3, files in s3://{BUCKET} (moto on {endpoint}), "
-                      "described by datamap.yaml")
-        console.print(f"[bold]Data subject[/]: {subject.name} <{subject.email}>\n")
+        console.print(Text.assemble(("Sample company", "bold"),
+                                    f" in {folder}: {customers} customers in shop.sqlite3, "
+                                    f"files in s3://{BUCKET} (moto on {endpoint}), "
+                                    "described by datamap.yaml"))
+        console.print(Text.assemble(("Data subject", "bold"),
+                                    f": {subject.name} <{subject.email}>\n"))
         app = App.from_env()
         keyring.generate(app.settings.signing_keys_dir)
         result = DemoResult(folder=str(folder), subject=subject.email)
@@ -148,7 +151,8 @@ def run_one(app: App, console: Console, kind: str, identities: list[Any],
     entry: dict[str, Any] = {"kind": kind, "id": request_id, "state": request.state,
                              "seconds": round(elapsed, 2), "verified": False}
     if request.state != "completed":
-        console.print(f"[red]needs attention:[/] {request.attention_reason}")
+        console.print(Text.assemble(("needs attention:", "red"),
+                                    f" {request.attention_reason}"))
         return entry
     with app.db.session() as session:
         evidence = session.scalars(sa.select(EvidenceRow).where(
@@ -169,8 +173,9 @@ def run_one(app: App, console: Console, kind: str, identities: list[Any],
     entry["verified"] = check.ok
     entry["record"] = str(record_file)
     marks = ", ".join(f"{c.name} {'ok' if c.ok else 'FAILED'}" for c in check.checks)
-    status = "[green]verified[/]" if check.ok else "[red]NOT verified[/]"
-    console.print(f"completion record {record_file.name}: {status} ({marks})\n")
+    status = ("verified", "green") if check.ok else ("NOT verified", "red")
+    console.print(Text.assemble(f"completion record {record_file.name}: ", status,
+                                f" ({marks})\n"))
     return entry
 
 

@@ -1,0 +1,67 @@
+"""Text output prints values as they are: square brackets are never read as rich markup."""
+
+from __future__ import annotations
+
+import string
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from dsar.commands.output import console, styled, table
+from dsar.db.models import Request
+
+pytest.register_assert_rewrite("tests.state")
+from tests.state import Backend, Cli, set_state, submit  # noqa: E402
+
+pytest_plugins = ["tests.state"]
+
+TRICKY = "use [rental_id] as the key; [bold]not bold[/] \\[x] [x]"
+
+
+def test_plain_print_keeps_square_brackets(capsys: pytest.CaptureFixture[str]) -> None:
+    console.print(TRICKY)
+    assert capsys.readouterr().out == TRICKY + "\n"
+
+
+def test_styled_fills_values_verbatim(capsys: pytest.CaptureFixture[str]) -> None:
+    text = styled("[red]needs attention:[/] {} and {}", "[x]", "[bold]y[/]")
+    assert text.plain == "needs attention: [x] and [bold]y[/]"
+    assert [(s.start, s.end, str(s.style)) for s in text.spans] == [(0, 16, "red")]
+    console.print(text)
+    assert capsys.readouterr().out == "needs attention: [x] and [bold]y[/]\n"
+
+
+def test_table_cells_and_titles_keep_square_brackets(capsys: pytest.CaptureFixture[str]) -> None:
+    console.print(table("fix [x]", ["problem", "fix"], [["[bold]gone?[/]", "key on [rental_id]"]]))
+    out = capsys.readouterr().out
+    for part in ("fix [x]", "[bold]gone?[/]", "key on [rental_id]"):
+        assert part in out
+
+
+@given(st.text(alphabet=string.ascii_letters + string.digits + " []/\\#=:.-_", max_size=60))
+def test_any_value_prints_verbatim(value: str) -> None:
+    assert styled("[bold]{}[/]", value).plain == value
+    with console.capture() as captured:
+        console.print(value, end="")
+    assert captured.get() == value
+
+
+def test_needs_attention_line_keeps_square_brackets(cli: Cli, backend: Backend) -> None:
+    app = backend.make_app()
+    request = submit(app)
+    set_state(app, request.id, "needs_attention")
+    with app.db.session() as session:
+        row = session.get(Request, request.id)
+        assert row is not None
+        row.attention_reason = "shop.rental: look it up by [rental_id] ([bold]x[/])"
+    result = cli("show", request.id)
+    assert result.exit_code == 0, result.output
+    assert "needs attention: shop.rental: look it up by [rental_id] ([bold]x[/])" in result.stdout
+
+
+def test_error_line_keeps_square_brackets(cli: Cli) -> None:
+    result = cli("show", "dsr_[bold]x[/]")
+    assert result.exit_code != 0
+    assert "dsr_[bold]x[/]" in result.stderr
+    assert result.stderr.startswith("error: ")
