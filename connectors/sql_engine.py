@@ -4,7 +4,11 @@
   runs many tasks against the same databases), with short connect timeouts, and SQLite foreign
   key enforcement switched on so SQLite refuses what PostgreSQL and MariaDB refuse.
 - :class:`Catalog` caches reflected tables and foreign keys per engine; it is invalidated when
-  a statement fails, so a retry after a schema change reflects afresh.
+  a statement fails, so a retry after a schema change reflects afresh. It also knows what a
+  plain reflection hides (:class:`Layout`): PostgreSQL partitions (a map names the partitioned
+  parent; foreign keys declared on partitions, or pointing at them, count as the parent's),
+  inheritance children, views and partitioned MariaDB/MySQL tables; and it marks the text
+  columns the database already compares without case (``CASE_INSENSITIVE`` in ``Table.info``).
 - :func:`begin` opens the one transaction a task runs in, with the dialect's statement timeout.
 - :func:`translate_error` turns driver errors into :class:`~dsar.errors.ConnectorError` with a
   stable ``code``, whether retrying may help (``transient``), and no data values in the text.
@@ -101,7 +105,11 @@ def dispose_all() -> None:
 
 @dataclass(frozen=True)
 class ForeignKey:
-    """A foreign key the database declares: ``table.columns -> parent.parent_columns``."""
+    """A foreign key the database declares: ``table.columns -> parent.parent_columns``.
+
+    Partitions never appear: a key declared on a partition is its partitioned parent's, and
+    one pointing at a partition points at the parent. ``schema``/``parent_schema`` are None
+    for the connection's default schema."""
 
     table: str
     columns: tuple[str, ...]
@@ -109,6 +117,84 @@ class ForeignKey:
     parent_columns: tuple[str, ...]
     ondelete: str | None
     nullable: bool
+    schema: str | None = None
+    parent_schema: str | None = None
+
+
+CASE_INSENSITIVE = "dsar_case_insensitive"
+"""Key of ``Table.info``: the names of the columns whose equality already ignores case (a
+``_ci`` collation on MariaDB/MySQL, ``citext`` on PostgreSQL)."""
+
+
+@dataclass(frozen=True)
+class Layout:
+    """What one schema holds besides plain tables, as a data map must see it.
+
+    ``tables``: the tables a map may name (partitions left out). ``partitions``: partition ->
+    its top partitioned table. ``inherits``: PostgreSQL ``INHERITS`` child -> parent (a query
+    on the parent also returns the child's rows). ``partitioned``: tables split into
+    partitions (PostgreSQL parents; MariaDB/MySQL tables, whose partitions reflection never
+    shows). ``views``: views (never mapped: rows live in their base tables)."""
+
+    tables: tuple[str, ...]
+    partitions: dict[str, str]
+    inherits: dict[str, str]
+    partitioned: frozenset[str]
+    views: tuple[str, ...]
+
+    def root(self, name: str) -> str:
+        """``name``, or the partitioned table it is a partition of."""
+        return self.partitions.get(name, name)
+
+
+_PG_INHERITS = sa.text("""
+    SELECT c.relname, p.relname, c.relispartition, p.relkind = 'p'
+    FROM pg_inherits i
+    JOIN pg_class c ON c.oid = i.inhrelid JOIN pg_namespace cn ON cn.oid = c.relnamespace
+    JOIN pg_class p ON p.oid = i.inhparent JOIN pg_namespace pn ON pn.oid = p.relnamespace
+    WHERE cn.nspname = coalesce(:schema, current_schema())
+      AND pn.nspname = cn.nspname AND c.relkind IN ('r', 'p')""")
+_PG_PARTITIONED = sa.text("""
+    SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+    WHERE c.relkind = 'p' AND n.nspname = coalesce(:schema, current_schema())""")
+_PG_CITEXT = sa.text("""
+    SELECT a.attname FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid
+    WHERE a.attrelid = CAST(:table AS regclass) AND t.typname = 'citext'
+      AND a.attnum > 0 AND NOT a.attisdropped""")
+_MY_PARTITIONED = sa.text("""
+    SELECT DISTINCT TABLE_NAME FROM information_schema.PARTITIONS
+    WHERE TABLE_SCHEMA = coalesce(:schema, database()) AND PARTITION_NAME IS NOT NULL""")
+_MY_CI = sa.text("""
+    SELECT COLUMN_NAME FROM information_schema.COLUMNS
+    WHERE TABLE_SCHEMA = coalesce(:schema, database()) AND TABLE_NAME = :table
+      AND COLLATION_NAME LIKE '%\\_ci'""")
+
+
+def reflect_layout(conn: Connection, schema: str | None = None) -> Layout:
+    """The :class:`Layout` of ``schema`` (the default schema if None), read from the catalog."""
+    inspector = sa.inspect(conn)
+    names = inspector.get_table_names(schema=schema)
+    views = tuple(sorted(inspector.get_view_names(schema=schema)))
+    backend = conn.dialect.name
+    parents: dict[str, str] = {}
+    inherits: dict[str, str] = {}
+    partitioned: set[str] = set()
+    if backend == "postgresql":
+        for child, parent, is_partition, _parent_partitioned in conn.execute(
+                _PG_INHERITS, {"schema": schema}):
+            (parents if is_partition else inherits)[child] = parent
+        partitioned = {r[0] for r in conn.execute(_PG_PARTITIONED, {"schema": schema})}
+    elif backend in ("mysql", "mariadb"):
+        partitioned = {r[0] for r in conn.execute(_MY_PARTITIONED, {"schema": schema})}
+    partitions: dict[str, str] = {}
+    for name in parents:
+        root, seen = name, {name}
+        while root in parents and parents[root] not in seen:  # sub-partitions: the top
+            root = parents[root]
+            seen.add(root)
+        partitions[name] = root
+    tables = tuple(sorted(n for n in names if n not in partitions))
+    return Layout(tables, partitions, inherits, frozenset(partitioned), views)
 
 
 class Catalog:
@@ -123,6 +209,7 @@ class Catalog:
         self.generation = 0
         self._tables: dict[tuple[str | None, str], sa.Table] = {}
         self._fks: dict[str | None, list[ForeignKey]] = {}
+        self._layouts: dict[str | None, Layout] = {}
         self._lock = threading.Lock()
 
     @classmethod
@@ -138,14 +225,27 @@ class Catalog:
             self.generation += 1
             self._tables.clear()
             self._fks.clear()
+            self._layouts.clear()
+
+    def layout(self, conn: Connection, schema: str | None = None) -> Layout:
+        """The :class:`Layout` of ``schema`` (default schema if None)."""
+        with self._lock:
+            found = self._layouts.get(schema)
+        if found is None:
+            found = reflect_layout(conn, schema)
+            with self._lock:
+                self._layouts[schema] = found
+        return found
 
     def table(self, conn: Connection, name: str, schema: str | None = None) -> sa.Table:
-        """The reflected table; raises ``sqlalchemy.exc.NoSuchTableError`` when absent."""
+        """The reflected table; raises ``sqlalchemy.exc.NoSuchTableError`` when absent.
+        ``table.info[CASE_INSENSITIVE]`` names its columns that compare without case."""
         key = (schema, name)
         with self._lock:
             if key not in self._tables:
-                self._tables[key] = sa.Table(name, sa.MetaData(), autoload_with=conn,
-                                             schema=schema)
+                table = sa.Table(name, sa.MetaData(), autoload_with=conn, schema=schema)
+                table.info[CASE_INSENSITIVE] = _case_insensitive(conn, table)
+                self._tables[key] = table
             return self._tables[key]
 
     def has_table(self, conn: Connection, name: str, schema: str | None = None) -> bool:
@@ -161,20 +261,47 @@ class Catalog:
             if schema in self._fks:
                 return self._fks[schema]
         inspector = sa.inspect(conn)
-        found: list[ForeignKey] = []
+        layout = self.layout(conn, schema)
+        default = inspector.default_schema_name
+        found: dict[tuple[Any, ...], ForeignKey] = {}
         for name in inspector.get_table_names(schema=schema):
             nullable = {c["name"]: c.get("nullable", True)
                         for c in inspector.get_columns(name, schema=schema)}
             for fk in inspector.get_foreign_keys(name, schema=schema):
                 cols = tuple(fk["constrained_columns"])
-                found.append(ForeignKey(
-                    name, cols, fk["referred_table"], tuple(fk["referred_columns"]),
+                # PostgreSQL leaves out the schema of a table on the search path; the others
+                # leave it out for the table's own schema
+                parent_schema = fk.get("referred_schema") or (
+                    None if conn.dialect.name == "postgresql" else schema)
+                if parent_schema == default:
+                    parent_schema = None
+                parent = fk["referred_table"]
+                if parent_schema == schema:
+                    parent = layout.root(parent)
+                key = (layout.root(name), cols, parent_schema, parent,
+                       tuple(fk["referred_columns"]))
+                found.setdefault(key, ForeignKey(
+                    layout.root(name), cols, parent, tuple(fk["referred_columns"]),
                     (fk.get("options") or {}).get("ondelete"),
-                    all(nullable.get(c, True) for c in cols),
+                    all(nullable.get(c, True) for c in cols), schema, parent_schema,
                 ))
+        result = list(found.values())
         with self._lock:
-            self._fks[schema] = found
-        return found
+            self._fks[schema] = result
+        return result
+
+
+def _case_insensitive(conn: Connection, table: sa.Table) -> frozenset[str]:
+    """The columns of ``table`` whose ``=`` ignores case (see :data:`CASE_INSENSITIVE`)."""
+    backend = conn.dialect.name
+    if backend in ("mysql", "mariadb"):
+        rows = conn.execute(_MY_CI, {"schema": table.schema, "table": table.name})
+    elif backend == "postgresql":
+        qualified = conn.dialect.identifier_preparer.format_table(table)
+        rows = conn.execute(_PG_CITEXT, {"table": qualified})
+    else:
+        return frozenset()
+    return frozenset(r[0] for r in rows)
 
 
 @contextmanager

@@ -1,8 +1,10 @@
 """Write a first data map for a live database, for a person to review.
 
-:func:`discover` reflects the database (tables, primary keys, foreign keys) and returns YAML
-text that :func:`~dsar.datamap.loader.parse_datamap` accepts, annotated with ``# review:``
-comments wherever it guessed. The guesses:
+:func:`discover` reflects the database (tables, primary keys, foreign keys; through the SQL
+connector's :func:`~connectors.sql_engine.reflect_layout` also partitions, inheritance, views
+and generated columns) and returns YAML text that :func:`~dsar.datamap.loader.parse_datamap`
+accepts and that ``dsar datamap check`` passes without an error, annotated with ``# review:``
+comments wherever it guessed and ``# note:`` lines for what it left out. The guesses:
 
 - identity columns from names and types: text columns named like ``email``/``e_mail``/``mail``
   (key ``email``) or ``phone``/``phone_number``/``mobile``/``telephone`` (key ``phone``);
@@ -16,9 +18,16 @@ comments wherever it guessed. The guesses:
   employee``); a foreign key from a reached table to a table without identities that holds
   personal columns and is referenced by nothing else is ``outbound`` (``customer.address_id ->
   address``); one to a shared lookup table (``invoice_line.track_id -> track``) is ``none``;
-  self-references are ``none``.
-- erasure ``delete`` for every reached table, with a hint where a legal duty to keep is likely.
+  self-references are ``none``;
+- erasure, the safe choice first (see :func:`_erasure_actions`): ``none`` for a reached table
+  without personal columns; ``retain`` (ground and period to review) for what looks like a
+  financial record; ``mask`` where rows the erasure keeps, or other people's rows, may point at
+  the row; ``delete`` otherwise.
 
+PostgreSQL partitions are mapped as their partitioned parent (a look-up on it reaches every
+partition; foreign keys declared on partitions count as the parent's); views are left out;
+generated columns are never masked. Several schemas (``schema``) make one map whose tables
+carry ``schema:``; a table name used in two of them is refused (a map names each table once).
 The URL is used to connect and never written: the map names ``url_env`` instead.
 """
 
@@ -26,11 +35,13 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
+from collections.abc import Sequence
 from typing import Any
 
 import sqlalchemy as sa
 import yaml
 
+from dsar.datamap.discover_erasure import FINANCIAL, Reflected, erasure_actions, mask_rules
 from dsar.errors import DataMapError
 
 EMAIL = re.compile(r"^(e_?mail|mail)(_?address)?$|_e_?mail$|^e_?mail_")
@@ -51,7 +62,6 @@ CATEGORIES = [
     (re.compile(r"company|employer|job|title"), "user.workplace"),
     (re.compile(r"gender|nationality"), "user.demographic"),
 ]
-KEEP_HINT = re.compile(r"invoice|payment|order|transaction|receipt|ledger|tax", re.IGNORECASE)
 
 
 def _singular(name: str) -> str:
@@ -95,8 +105,10 @@ def _flow(value: Any) -> str:
 
 
 def discover(url: str, system_name: str = "main", url_env: str = "DATABASE_URL",
-             schema: str | None = None) -> str:
-    """Annotated data map YAML for the database at ``url`` (see the module docstring)."""
+             schema: str | Sequence[str] | None = None) -> str:
+    """Annotated data map YAML for the database at ``url`` (see the module docstring).
+    ``schema``: one schema or several (default: the connection's default schema)."""
+    schemas: list[str | None] = [schema] if isinstance(schema, str) else list(schema or [None])
     try:
         engine = sa.create_engine(url)
     except (sa.exc.ArgumentError, ImportError) as exc:
@@ -104,33 +116,71 @@ def discover(url: str, system_name: str = "main", url_env: str = "DATABASE_URL",
                            "give a SQLAlchemy URL such as postgresql+psycopg://user@host/db"
                            ) from None
     try:
-        inspector = sa.inspect(engine)
-        names = sorted(inspector.get_table_names(schema=schema))
-        columns = {t: inspector.get_columns(t, schema=schema) for t in names}
-        pks = {t: inspector.get_pk_constraint(t, schema=schema).get("constrained_columns") or []
-               for t in names}
-        fks = {t: inspector.get_foreign_keys(t, schema=schema) for t in names}
+        with engine.connect() as conn:
+            db = _reflect(conn, schemas)
     except sa.exc.SQLAlchemyError as exc:
         raise DataMapError(f"cannot read the database schema ({type(exc).__name__})",
-                           "check the URL, that the database runs and that the user may "
-                           "read its catalog") from None
+                           "check the URL, the --schema names, that the database runs and that "
+                           "the user may read its catalog") from None
     finally:
         engine.dispose()
-    return _render(system_name, url_env, schema, names, columns, pks, fks)
+    return _render(system_name, url_env, db)
 
 
-def _render(system: str, url_env: str, schema: str | None, names: list[str],
-            columns: dict[str, list[dict[str, Any]]], pks: dict[str, list[str]],
-            fks: dict[str, list[dict[str, Any]]]) -> str:
-    identities = {t: {c["name"]: k for c in columns[t]
-                      if (k := identity_of(c["name"], c["type"]))} for t in names}
-    personal = {t: {c["name"]: cat for c in columns[t] if (cat := category_of(c["name"]))}
+def _reflect(conn: Any, schemas: list[str | None]) -> Reflected:
+    from connectors.sql_engine import Catalog
+
+    catalog = Catalog(conn.engine)
+    inspector = sa.inspect(conn)
+    db = Reflected()
+    where: dict[str, str | None] = {}
+    for schema in schemas:
+        layout = catalog.layout(conn, schema)
+        label = f"schema {schema!r}" if schema else "the database"
+        if not layout.tables:
+            raise DataMapError(f"{label} has no tables: there is nothing to map",
+                               "check the URL and --schema (the schema that holds the tables)")
+        for name in layout.tables:
+            if name in where:
+                raise DataMapError(
+                    f"table {name!r} exists in schemas {where[name]!r} and {schema!r}; a data "
+                    "map names each table once", "discover each schema into its own system "
+                    "(one --schema and --system each) and merge the systems by hand")
+            where[name] = schema
+            db.names.append(name)
+            db.schema[name] = schema
+            db.columns[name] = inspector.get_columns(name, schema=schema)
+            db.pk[name] = inspector.get_pk_constraint(name, schema=schema).get(
+                "constrained_columns") or []
+        db.layouts[schema] = layout
+        db.fks += catalog.foreign_keys(conn, schema)
+    db.explicit_schema = schemas != [None]
+    default = inspector.default_schema_name
+    for fk in db.fks:  # a parent outside the discovered schemas is not a node
+        parent_schema = fk.parent_schema
+        if fk.parent not in where or (where[fk.parent] or default) != (parent_schema or default):
+            db.outside.add(id(fk))
+    return db
+
+
+def _render(system: str, url_env: str, db: Reflected) -> str:
+    names = db.names
+    identities = {t: {c["name"]: k for c in db.columns[t] if not c.get("computed")
+                      and (k := identity_of(c["name"], c["type"]))} for t in names}
+    personal = {t: {c["name"]: cat for c in db.columns[t] if (cat := category_of(c["name"]))}
                 for t in names}
+    fks = db.fks_by_table()
     referenced_by: dict[str, set[str]] = defaultdict(set)
     for child in names:
         for fk in fks[child]:
-            referenced_by[fk["referred_table"]].add(child)
+            referenced_by[fk.parent].add(child)
     reached = [t for t in names if identities[t]]
+    if not reached:
+        raise DataMapError(
+            f"found {len(names)} table(s) but no column that looks like an email address or a "
+            "phone number, so no table where a request can find a person",
+            "write the map by hand (docs/datamap.md), or discover the schema that holds the "
+            "people (--schema)")
     directions: dict[tuple[str, int], tuple[str, str]] = {}
     index = 0
     while index < len(reached):
@@ -138,7 +188,7 @@ def _render(system: str, url_env: str, schema: str | None, names: list[str],
         index += 1
         for child in names:  # foreign keys into this table
             for i, fk in enumerate(fks[child]):
-                if fk["referred_table"] != table or (child, i) in directions:
+                if fk.parent != table or (child, i) in directions:
                     continue
                 if child == table:
                     directions[(child, i)] = ("none", "self-reference: another row, another "
@@ -151,11 +201,13 @@ def _render(system: str, url_env: str, schema: str | None, names: list[str],
                     if child not in reached:
                         reached.append(child)
         for i, fk in enumerate(fks[table]):  # foreign keys out of this table
-            parent = fk["referred_table"]
+            parent = fk.parent
             if (table, i) in directions:
                 continue
             if parent == table:
                 directions[(table, i)] = ("none", "self-reference")
+            elif parent not in identities:
+                directions[(table, i)] = ("none", "outside the discovered schemas")
             elif identities[parent]:
                 directions[(table, i)] = ("none", f"{parent} is another person (own identity "
                                           "columns)")
@@ -167,14 +219,15 @@ def _render(system: str, url_env: str, schema: str | None, names: list[str],
             else:
                 directions[(table, i)] = ("none", f"{parent} looks like a lookup table shared "
                                           "by many subjects")
+    actions = erasure_actions(db, reached, identities, personal, directions)
     out = [f"# Data map discovered from the {system} database. Review every '# review:' line.",
            "# The connection URL is read from the environment variable named by url_env;",
            "# never write it (or any password) into this file. Format: docs/datamap.md",
-           "version: 1", "systems:", f"  - name: {_flow(system)}", "    kind: sql",
+           *db.notes(), "version: 1", "systems:", f"  - name: {_flow(system)}", "    kind: sql",
            f"    url_env: {url_env}", "    tables:"]
     for table in reached:
-        out += _table(table, schema, identities[table], personal[table], pks[table],
-                      fks[table], directions, set(reached))
+        out += _table(table, db, identities[table], personal[table], fks[table], directions,
+                      set(reached), actions[table])
     rest = [t for t in names if t not in reached]
     if rest:
         out.append("# review: not mapped (no identity or owned personal data found): "
@@ -182,12 +235,13 @@ def _render(system: str, url_env: str, schema: str | None, names: list[str],
     return "\n".join(out) + "\n"
 
 
-def _table(table: str, schema: str | None, idents: dict[str, str], personal: dict[str, str],
-           pk: list[str], fks: list[dict[str, Any]],
-           directions: dict[tuple[str, int], tuple[str, str]], mapped: set[str]) -> list[str]:
+def _table(table: str, db: Reflected, idents: dict[str, str], personal: dict[str, str],
+           fks: list[Any], directions: dict[tuple[str, int], tuple[str, str]],
+           mapped: set[str], action: tuple[str, str]) -> list[str]:
     lines = [f"      - name: {_flow(table)}"]
-    if schema:
-        lines.append(f"        schema: {_flow(schema)}")
+    pk = db.pk[table]
+    if db.explicit_schema and db.schema[table]:
+        lines.append(f"        schema: {_flow(db.schema[table])}")
     if pk:
         lines.append(f"        primary_key: {_flow(pk)}")
     else:
@@ -203,28 +257,43 @@ def _table(table: str, schema: str | None, idents: dict[str, str], personal: dic
             lines.append(f"        provides: {_flow({key: pk[0]})}  # review: feeds other "
                          "systems that know the subject by this key")
     refs = [(i, fk) for i, fk in enumerate(fks)
-            if (table, i) in directions and fk["referred_table"] in mapped]
+            if (table, i) in directions and fk.parent in mapped]
     for i, fk in enumerate(fks):
-        if fk["referred_table"] not in mapped:
+        if fk.parent not in mapped:
             why = directions.get((table, i), ("none", "not mapped"))[1]
-            lines.append(f"        # review: {', '.join(fk['constrained_columns'])} -> "
-                         f"{fk['referred_table']} not followed: {why}")
+            lines.append(f"        # review: {', '.join(fk.columns)} -> "
+                         f"{fk.parent} not followed: {why}")
     if refs:
         lines.append("        references:")
         for i, fk in refs:
             direction, why = directions[(table, i)]
-            body = {"columns": fk["constrained_columns"], "table": fk["referred_table"],
-                    "to": fk["referred_columns"], "direction": direction}
+            body = {"columns": list(fk.columns), "table": fk.parent,
+                    "to": list(fk.parent_columns), "direction": direction}
             lines.append(f"          - {_flow(body)}  # review: {why}")
     if personal:
         lines.append("        columns:")
         for column, category in personal.items():
             lines.append(f"          {_flow(column)}: {{category: {category}}}  # review")
-    if KEEP_HINT.search(table):
-        lines.append("        # review: if a law requires keeping these rows (e.g. tax records, "
-                     "Art. 17(3)(b)), write")
-        lines.append("        #   erasure: {action: retain, retain: {ground: 'Art. 17(3)(b) "
-                     "…', period: 10 years}}")
-        lines.append("        #   and mask (not delete) the rows they point at.")
-    lines.append("        erasure: {action: delete}")
+    kind, why = action
+    if kind == "retain":
+        lines.append(f"        # review: {why}; if no law requires keeping them, write "
+                     "erasure: {action: delete}")
+        lines.append("        erasure: {action: retain, retain: {ground: 'Art. 17(3)(b) GDPR: "
+                     "legal duty to keep accounting records (review)', period: 10 years}}")
+    elif kind == "mask":
+        rules, skipped = mask_rules(db, table, set(personal), fks)
+        lines.append(f"        # review: masked, not deleted: {why}")
+        if skipped:
+            lines.append(f"        # review: not masked: {'; '.join(skipped)}")
+        lines += ["        erasure:", "          action: mask", "          mask:"]
+        lines += [f"            {_flow(column)}: {_flow(rule)}" for column, rule in rules.items()]
+    elif kind == "none":
+        lines.append(f"        # review: {why}")
+        lines.append("        erasure: {action: none}")
+    else:
+        if FINANCIAL.search(table):
+            lines.append("        # review: if a law requires keeping these rows (e.g. tax "
+                         "records, Art. 17(3)(b)), use action retain and mask the rows they "
+                         "point at")
+        lines.append("        erasure: {action: delete}")
     return lines
