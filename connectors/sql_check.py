@@ -125,7 +125,7 @@ def _check_columns(entry: SqlTable, table: sa.Table, reflected: dict[str, sa.Tab
                 if column not in target.c:
                     add("error", ref.table, column, f"column named by {entry.name}'s reference "
                         "does not exist", f"use one of: {', '.join(target.c.keys())}")
-    for key, column in entry.identities.items():
+    for key, column in entry.identity_items():
         if column in table.c and any(k in key for k in TEXTUAL_KEYS) and \
                 not is_textual(table.c[column]):
             add("error", entry.name, column, f"identity {key!r} is compared with a "

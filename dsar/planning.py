@@ -153,15 +153,16 @@ def walk_sql_system(
                     "reference", tuple(ref.to), None, table.name, tuple(ref.columns))))
         for key, column in table.provides.items():
             for other in system.tables:
-                if other.name != table.name and key in other.identities:
-                    edges[table.name].append((other.name, Match(
-                        "key", (other.identities[key],), key, table.name, (column,))))
+                if other.name != table.name:
+                    edges[table.name].extend((other.name, Match(
+                        "key", (held,), key, table.name, (column,)))
+                        for held in other.identity_columns(key))
     matches: dict[str, list[Match]] = {}
     dag: dict[str, set[str]] = {name: set() for name in tables}
     queue: list[str] = []
     used: set[str] = set()
     for table in system.tables:
-        for key, column in table.identities.items():
+        for key, column in table.identity_items():  # one match per column: ORed
             if key in keys:
                 used.add(key)
                 matches.setdefault(table.name, []).append(

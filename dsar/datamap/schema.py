@@ -143,7 +143,8 @@ class SqlTable(Strict):
     name: str
     db_schema: str | None = Field(default=None, alias="schema")
     primary_key: list[Annotated[str, Field(pattern=IDENT)]] = Field(default_factory=list)
-    identities: dict[Annotated[str, Field(pattern=KEY_NAME)], str] = Field(default_factory=dict)
+    identities: dict[Annotated[str, Field(pattern=KEY_NAME)], str | list[str]] = Field(
+        default_factory=dict)
     provides: dict[Annotated[str, Field(pattern=KEY_NAME)], str] = Field(default_factory=dict)
     references: list[Reference] = Field(default_factory=list)
     columns: dict[Annotated[str, Field(pattern=IDENT)], ColumnSpec] = Field(default_factory=dict)
@@ -154,9 +155,35 @@ class SqlTable(Strict):
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
+    @field_validator("identities", mode="before")
+    @classmethod
+    def _identity_columns(cls, value: object) -> object:
+        """Each key names one column or a non-empty list of distinct columns."""
+        if not isinstance(value, dict):
+            return value  # pydantic names the type error
+        for key, columns in value.items():
+            listed = columns if isinstance(columns, list) else [columns]
+            if not listed or not all(isinstance(c, str) and c for c in listed):
+                raise ValueError(f"identity {key!r} must name a column or a list of columns "
+                                 f"(e.g. {key}: [email, alt_email])")
+            if len(set(listed)) != len(listed):
+                raise ValueError(f"identity {key!r} lists a column twice; list each once")
+        return value
+
+    def identity_columns(self, key: str) -> tuple[str, ...]:
+        """The columns a subject is looked up in by ``key`` (empty when none): a key may be
+        held in several columns (``email`` and ``alt_email``); a row matches if any holds it."""
+        columns = self.identities.get(key, ())
+        return (columns,) if isinstance(columns, str) else tuple(columns)
+
+    def identity_items(self) -> list[tuple[str, str]]:
+        """Every ``(key, column)`` pair, in map order: one per column of each identity."""
+        return [(key, column) for key in self.identities
+                for column in self.identity_columns(key)]
+
     def known_columns(self) -> set[str]:
         """Every column this entry names: key, identities, provides, references, columns."""
-        names = set(self.primary_key) | set(self.identities.values())
+        names = set(self.primary_key) | {column for _, column in self.identity_items()}
         names |= set(self.provides.values()) | set(self.columns)
         for ref in self.references:
             names |= set(ref.columns)
