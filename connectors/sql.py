@@ -196,8 +196,12 @@ class SqlConnector(Connector):
                 findings, walk = checked_sql_system(self.system, conn, self.catalog, available)
                 self._refuse(findings)
                 tables = self._reflect(conn, walk.discovery, state)
-                result.evidence += erase_tables(conn, self.system, walk, tables, keys,
-                                                self._fold_case, self.context, state, result)
+                catalog = self.catalog
+                db_fks = [fk for schema in {t.db_schema for t in self.system.tables}
+                          for fk in catalog.foreign_keys(conn, schema)]
+                result.evidence += erase_tables(
+                    conn, self.system, walk, tables, keys, self._fold_case, self.context, state,
+                    result, db_fks, lambda name, schema: catalog.table(conn, name, schema))
                 if record_found is not None:
                     try:
                         record_found(list(result.evidence))

@@ -45,7 +45,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -55,9 +55,11 @@ from sqlalchemy.engine import Connection
 from connectors.base import ConnectorContext, ConnectorResult, SubjectKeys
 from connectors.sql_check import effective_pk
 from connectors.sql_collect import ItemHasher
+from connectors.sql_engine import ForeignKey
 from connectors.sql_plan import SubjectLookup, WalkStatements, statements_for
 from connectors.sql_query import KNOWN_VALUES_LIMIT, paged, pages, stream
-from connectors.sql_recount import KeyStatements, mask_rows, recount
+from connectors.sql_recount import KeyStatements, key_walk, mask_rows, recount
+from connectors.sql_shared import SharedTest, outbound_only, referrers, subject_keys
 from dsar.datamap.schema import SqlSystem
 from dsar.db.direct import DirectStatement, direct_ok, run
 from dsar.evidence import CollectionEvidence
@@ -125,13 +127,22 @@ def _layouts_for(system: SqlSystem, plan: WalkStatements) -> dict[str, TableLayo
 
 def erase_tables(conn: Connection, system: SqlSystem, walk: SystemWalk,
                  tables: dict[str, sa.Table], keys: SubjectKeys, fold_case: frozenset[str],
-                 context: ConnectorContext, state: Any, result: ConnectorResult
+                 context: ConnectorContext, state: Any, result: ConnectorResult,
+                 db_fks: Sequence[ForeignKey] = (),
+                 reflect: Callable[[str, str | None], sa.Table] | None = None
                  ) -> list[CollectionEvidence]:
     """Erase the subject's rows in every table of ``walk.erase_order`` as the map says, then
     recount; evidence in erase order. Discovered keys go to ``result``; ``state.collection``
     names the table being worked on (for errors). Raises on any failure: the caller's
-    transaction must then roll back."""
-    return _Eraser(conn, system, walk, tables, keys, fold_case, context, state, result).run()
+    transaction must then roll back.
+
+    ``db_fks`` (the database's foreign keys) and ``reflect`` (a table by name and schema) serve
+    the shared-row test of tables reached only by outbound references
+    (:mod:`connectors.sql_shared`); without ``reflect`` only the reached tables are looked at."""
+    eraser = _Eraser(conn, system, walk, tables, keys, fold_case, context, state, result)
+    eraser.db_fks = db_fks
+    eraser.reflect = reflect or (lambda name, _schema: tables[name])
+    return eraser.run()
 
 
 class _Eraser:
@@ -149,6 +160,77 @@ class _Eraser:
         self.returning = conn.dialect.name in RETURNING_DIALECTS
         self.layouts = _layouts_for(system, self.plan)
         self.known: dict[tuple[str, tuple[str, ...]], list[Any]] = {}
+        self.db_fks: Sequence[ForeignKey] = ()
+        self.reflect: Callable[[str, str | None], sa.Table] = lambda name, _s: tables[name]
+        self.kept: dict[str, set[tuple[Any, ...]]] = {}
+
+    def lookup_of(self, plan: WalkStatements) -> SubjectLookup:
+        """:meth:`lookup`'s known values, over the statements of ``plan``."""
+        lookup = self.lookup()
+        return SubjectLookup(plan, self.keys, self.fold_case, lookup.known, lookup.arrays)
+
+    def shared(self, name: str, rows: Sequence[Row], found: dict[str, list[tuple[Any, ...]]]
+               ) -> set[tuple[Any, ...]]:
+        """Keys of ``name``'s subject ``rows`` that rows outside the subject's still point at
+        (:mod:`connectors.sql_shared`); empty unless ``name`` is reached only outbound."""
+        if name not in self.shared_tables or not rows:
+            return set()
+        width = len(self.layouts[name].pk)
+        return self.shared_test(name).shared(self.conn, [tuple(r[:width]) for r in rows],
+                                             self.subject(found))
+
+    def subject(self, found: dict[str, list[tuple[Any, ...]]]) -> Any:
+        """The subject's keys per table still in the database (see
+        :func:`connectors.sql_shared.subject_keys`)."""
+        deleted = {n: self.system.table(n).erasure.action == "delete" for n in found}
+        return subject_keys(found, deleted)
+
+    def shared_test(self, name: str) -> SharedTest:
+        """The shared-row test of table ``name``."""
+        width = len(self.layouts[name].pk)
+        refs = referrers(self.system, name, self.db_fks)
+        listed = {t.name for t in self.system.tables}
+
+        def reflect(table: str, schema: str | None) -> sa.Table:
+            return self.tables[table] if table in self.tables else self.reflect(table, schema)
+
+        def pks(table: str) -> list[str]:
+            return effective_pk(self.system.table(table), reflect(table, None)) \
+                if table in listed else []
+
+        return SharedTest(self.tables[name], self.layouts[name].columns[:width], refs,
+                          reflect, pks)
+
+    def delete_guarded(self, name: str, lookup: SubjectLookup,
+                       found: dict[str, list[tuple[Any, ...]]]
+                       ) -> tuple[list[Row], set[tuple[Any, ...]]]:
+        """PostgreSQL, a table reached only outbound: in one statement, read the subject's
+        rows of ``name`` and delete those no other row points at; the rows (layout columns,
+        primary-key order) and the keys of the rows kept."""
+        subject = lookup.predicate(name)
+        if subject is None:
+            return [], set()
+        pred, params = subject
+        layout, table = self.layouts[name], self.tables[name]
+        guard, guard_params = self.shared_test(name).clause(self.subject(found))
+        pk = list(layout.columns[: len(layout.pk)])
+
+        def build() -> sa.Select[Any]:
+            rows = sa.select(*[table.c[c] for c in layout.columns]).where(pred).cte("found")
+            key = sa.tuple_(*[table.c[c] for c in pk]) if len(pk) > 1 else table.c[pk[0]]
+            erased = sa.delete(table).where(key.in_(sa.select(*[rows.c[c] for c in pk]))
+                                            ).where(sa.not_(guard)).returning(
+                *[table.c[c] for c in pk]).cte("erased")
+            gone = sa.exists(sa.select(sa.literal(1)).select_from(erased).where(
+                *[erased.c[c] == rows.c[c] for c in pk]))
+            return sa.select(*[rows.c[c] for c in layout.columns], gone.label("_gone")
+                             ).order_by(*[rows.c[c] for c in pk])
+
+        stmt = build() if guard_params else self.plan.statement(
+            ("erase-delete-guarded", name, lookup.shape(name), layout.columns), build)
+        out = list(self.conn.execute(stmt, {**params, **guard_params}))
+        width = len(pk)
+        return [tuple(r[:-1]) for r in out], {tuple(r[:width]) for r in out if not r[-1]}
 
     def lookup(self) -> SubjectLookup:
         """A look-up binding the values kept so far (a new one per step: shapes change as
@@ -180,21 +262,33 @@ class _Eraser:
                 self.keep(name, rows)
         evidence: dict[str, CollectionEvidence] = {}
         found: dict[str, list[tuple[Any, ...]]] = {}
+        self.shared_tables = set(outbound_only(self.system, self.walk))
         for name in self.walk.erase_order:
             self.state.collection = name
             started = time.monotonic()
             action = self.system.table(name).erasure.action
+            tested = name in self.shared_tables and action in ("delete", "mask")
+            kept: set[tuple[Any, ...]] = set()
             if self.returning:
                 lookup = self.lookup()
-                rows = self.delete_returning(name, lookup) if action == "delete" \
-                    else self.read(name, lookup)
+                if action == "delete" and tested:
+                    rows, kept = self.delete_guarded(name, lookup, found)
+                elif action == "delete":
+                    rows = self.delete_returning(name, lookup)
+                else:
+                    rows = self.read(name, lookup)
                 self.keep(name, rows)
             else:
                 rows = read[name]
-            evidence[name], found[name] = self.apply(name, rows)
+            if tested and not (self.returning and action == "delete"):
+                kept = self.shared(name, rows, found)
+            if kept:
+                self.kept[name] = kept
+            evidence[name], found[name] = self.apply(name, rows, kept)
             evidence[name].duration_ms = int((time.monotonic() - started) * 1000)
+        keyed = statements_for(key_walk(self.system, self.walk), self.tables)
         recount(self.conn, self.system, self.walk, self.plan, self.lookup(), found, evidence,
-                self.context, self.direct, self.state)
+                self.context, self.direct, self.state, self.kept, self.lookup_of(keyed))
         return [evidence[n] for n in self.walk.erase_order]
 
     def read(self, name: str, lookup: SubjectLookup) -> list[Row]:
@@ -257,10 +351,17 @@ class _Eraser:
                           if None not in (v := tuple(row[i] for i in positions))}
             self.known[(name, columns)] = list(values)
 
-    def apply(self, name: str, rows: Sequence[Row]
+    def kept_findable(self, entry: Any) -> bool:
+        """Whether a column ``entry`` keeps on purpose is one it is looked up by."""
+        keep = set(entry.erasure.keep)
+        return bool(keep) and any(m.via == "key" and keep & set(m.columns)
+                                  for m in self.walk.matches.get(entry.name, ()))
+
+    def apply(self, name: str, rows: Sequence[Row], kept: set[tuple[Any, ...]] | None = None
               ) -> tuple[CollectionEvidence, list[tuple[Any, ...]]]:
         """Evidence for ``name``'s subject ``rows`` — deleting them by key (keys-first mode),
-        masking or retaining them — and their primary keys."""
+        masking or retaining them — and their primary keys. Rows whose keys are in ``kept``
+        (shared with other records) are left as they are and counted."""
         entry, layout, table = self.system.table(name), self.layouts[name], self.tables[name]
         action = entry.erasure.action
         hasher = ItemHasher(self.context, self.system.name, name)
@@ -270,17 +371,22 @@ class _Eraser:
             self.result.discover(key, (row[at] for row in rows))
         width = len(layout.pk)
         pks = [tuple(row[:width]) for row in rows]
+        todo = [k for k in pks if k not in kept] if kept else pks
+        if kept:
+            evidence.counts["kept_shared"] = len(pks) - len(todo)
         if action == "delete":
-            if self.returning:
-                evidence.deleted = len(rows)
+            if self.returning:  # deleted already, all but the kept ones
+                evidence.deleted = len(todo)
             else:
                 statements = KeyStatements(self.plan, name, table, layout.columns[:width],
                                            self.dialect)
-                evidence.deleted = statements.delete(self.conn, pks, self.direct)
+                evidence.deleted = statements.delete(self.conn, todo, self.direct)
         elif action == "mask":
             evidence.masked = mask_rows(self.conn, self.plan, entry, table,
-                                        list(layout.columns[:width]), pks, self.context,
+                                        list(layout.columns[:width]), todo, self.context,
                                         self.system.name, self.direct)
+            if self.kept_findable(entry):
+                evidence.counts["kept_findable"] = len(pks)
         elif action == "retain":
             assert entry.erasure.retain is not None
             evidence.retained = len(rows)

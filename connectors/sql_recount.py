@@ -19,6 +19,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import threading
 from collections.abc import Callable, Hashable, Iterator, Sequence
 from typing import Any
 
@@ -157,12 +159,58 @@ def mask_rows(conn: Connection, plan: WalkStatements, entry: SqlTable, table: sa
     return changed
 
 
+_KEY_WALKS_LOCK = threading.Lock()
+_KEY_WALKS: dict[tuple[int, int], tuple[SqlSystem, SystemWalk, SystemWalk]] = {}
+
+
+def key_walk(system: SqlSystem, walk: SystemWalk) -> SystemWalk:
+    """``walk`` with each mask table's matches cut down to its look-ups by key (identities,
+    provided keys) on columns the map does not keep on purpose: what finds a masked row that
+    still holds the subject's identity. Kept per system and walk."""
+    cache_key = (id(system), id(walk))
+    with _KEY_WALKS_LOCK:
+        hit = _KEY_WALKS.get(cache_key)
+    if hit is not None and hit[0] is system and hit[1] is walk:
+        return hit[2]
+    matches = dict(walk.matches)
+    for name, found in walk.matches.items():
+        spec = system.table(name).erasure
+        if spec.action == "mask":
+            matches[name] = tuple(m for m in found if m.via == "key"
+                                  and not set(m.columns) & set(spec.keep))
+    built = dataclasses.replace(walk, matches=matches)
+    with _KEY_WALKS_LOCK:
+        if len(_KEY_WALKS) >= 64:
+            _KEY_WALKS.clear()
+        _KEY_WALKS[cache_key] = (system, walk, built)
+    return built
+
+
+def _still_found(conn: Connection, lookup: SubjectLookup | None, name: str, table: sa.Table,
+                 pk: Sequence[str], direct: bool) -> set[Pk]:
+    """Keys of ``name``'s rows ``lookup`` finds (none without a look-up)."""
+    subject = None if lookup is None else lookup.predicate(name)
+    if subject is None:
+        return set()
+    pred, params = subject
+    assert lookup is not None
+    query = lookup.plan.statement(
+        ("erase-still-found", name, lookup.shape(name), tuple(pk)),
+        lambda: DirectStatement(sa.select(*[table.c[c] for c in pk]).where(pred), conn.dialect))
+    return {tuple(row) for row in run(conn, query, params, direct)}
+
+
 def recount(conn: Connection, system: SqlSystem, walk: SystemWalk, plan: WalkStatements,
             lookup: SubjectLookup, found: dict[str, list[Pk]],
             evidence: dict[str, CollectionEvidence], context: ConnectorContext, direct: bool,
-            state: Any) -> None:
+            state: Any, kept: dict[str, set[Pk]] | None = None,
+            by_key: SubjectLookup | None = None) -> None:
     """Set ``remaining`` on the evidence of every delete and mask table, or raise (see the
-    module docstring). ``found`` holds each table's keys, ``lookup`` the subject's look-ups."""
+    module docstring). ``found`` holds each table's keys, ``lookup`` the subject's look-ups,
+    ``kept`` the keys left as they were because other records share them (never counted),
+    ``by_key`` the look-ups of :func:`key_walk` (a masked row they find still holds the
+    subject's identity: it counts as remaining)."""
+    kept = kept or {}
     remaining: dict[str, int] = {}
     counted: list[tuple[str, Any, Any]] = []  # (name, shape, predicate)
     count_params: dict[str, Any] = {}
@@ -175,27 +223,36 @@ def recount(conn: Connection, system: SqlSystem, walk: SystemWalk, plan: WalkSta
         pk = effective_pk(entry, table)
         statements = KeyStatements(plan, name, table, pk, conn.dialect)
         subject = lookup.predicate(name)
+        shared = kept.get(name, set())
+        todo = [k for k in found[name] if k not in shared] if shared else found[name]
         if action == "delete":
             # rows a DELETE reported gone are gone in this transaction: count by key only if it
             # reported fewer; and always run the look-up again (rows added meanwhile)
             remaining[name] = 0
-            if evidence[name].deleted != len(found[name]):
-                remaining[name] += statements.count(conn, found[name], direct)
-            if subject is not None:
+            if evidence[name].deleted != len(todo):
+                remaining[name] += statements.count(conn, todo, direct)
+            if shared:  # the look-up finds the kept rows: read its keys, leave those out
+                remaining[name] += len(_still_found(conn, lookup, name, table, pk, direct)
+                                       - shared)
+            elif subject is not None:
                 counted.append((name, lookup.shape(name), subject[0]))
                 count_params.update(subject[1])
             continue
         funcs = mask_functions(entry, table, context, system.name)
         kind, build_read = _mask_read(statements, funcs)
-        remaining[name] = sum(len(unmasked(run(conn, query, params, direct), funcs, len(pk)))
-                              for query, params in statements.chunks(kind, build_read,
-                                                                     found[name]))
+        left: set[Pk] = set()
+        for query, params in statements.chunks(kind, build_read, todo):
+            left |= {_pk(r, len(pk)) for r in unmasked(run(conn, query, params, direct), funcs,
+                                                       len(pk))}
         if subject is not None:
             pred, params = subject
             query = plan.statement(
                 ("erase-unmasked", name, lookup.shape(name), tuple(pk), tuple(funcs)),
                 lambda p=pred, b=build_read: DirectStatement(b(p), conn.dialect))  # type: ignore[misc]
-            remaining[name] += len(unmasked(run(conn, query, params, direct), funcs, len(pk)))
+            left |= {_pk(r, len(pk)) for r in unmasked(run(conn, query, params, direct), funcs,
+                                                       len(pk))}
+        left |= _still_found(conn, by_key, name, table, pk, direct)
+        remaining[name] = len(left - shared)
     if counted:  # the look-up run again for every delete table, in one round trip
         def build() -> DirectStatement:
             counts = [sa.select(sa.func.count()).select_from(plan.tables[name]).where(pred)
@@ -210,6 +267,11 @@ def recount(conn: Connection, system: SqlSystem, walk: SystemWalk, plan: WalkSta
     _settle(system, walk, remaining, evidence, state)
 
 
+def _pk(params: dict[str, Any], width: int) -> Pk:
+    """The key of a row from its UPDATE parameters (see :func:`unmasked`)."""
+    return tuple(params[f"_pk{i}"] for i in range(width))
+
+
 def _settle(system: SqlSystem, walk: SystemWalk, remaining: dict[str, int],
             evidence: dict[str, CollectionEvidence], state: Any) -> None:
     for name in walk.erase_order:
@@ -221,7 +283,7 @@ def _settle(system: SqlSystem, walk: SystemWalk, remaining: dict[str, int],
         if remaining[name]:
             raise ConnectorError(
                 f"{system.name}.{name}: the recount after erasure found {remaining[name]} "
-                f"row(s) still {'present' if action == 'delete' else 'unmasked'}; "
+                f"row(s) still {'present' if action == 'delete' else 'unmasked or found'}; "
                 "nothing was changed (rolled back)",
                 "retry; if it persists, another writer adds the subject's rows while "
                 "erasure runs", system=system.name, collection=name,

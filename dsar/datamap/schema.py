@@ -93,6 +93,11 @@ class ErasureSpec(Strict):
     action: Literal["delete", "mask", "retain", "none"]
     mask: dict[Annotated[str, Field(pattern=IDENT)], MaskRule] = Field(default_factory=dict)
     retain: RetainRule | None = None
+    keep: dict[Annotated[str, Field(pattern=IDENT)], Annotated[str, Field(min_length=3)]] = \
+        Field(default_factory=dict)
+    """With ``mask``: identity or key columns deliberately left as they are, each with the
+    reason (``{email: "needed to honour the opt-out list"}``). The row stays findable by them:
+    the recount leaves those look-ups out and the evidence counts the rows (``kept_findable``)."""
 
     @model_validator(mode="after")
     def _consistent(self) -> ErasureSpec:
@@ -102,6 +107,10 @@ class ErasureSpec(Strict):
             raise ValueError("action 'retain' needs 'retain: {ground: ..., period: ...}'")
         if self.action != "mask" and self.mask:
             raise ValueError(f"'mask' is only read with action 'mask', not {self.action!r}")
+        if self.action != "mask" and self.keep:
+            raise ValueError(f"'keep' is only read with action 'mask', not {self.action!r}")
+        if both := sorted(set(self.keep) & set(self.mask)):
+            raise ValueError(f"column {both[0]!r} is both masked and kept; choose one")
         return self
 
 
