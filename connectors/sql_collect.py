@@ -6,7 +6,9 @@ reproducible. A reference from a table whose subject rows are all read by then i
 their values, bound, rather than by repeating the look-up as a sub-query. Per table, evidence
 holds the row count, the SHA-256 of the rows' canonical JSON array (exactly
 ``sha256(canonical_json(rows))``) and one keyed hash per row of ``system/table/pk`` (exactly
-``context.keyed_hash(f"{system}/{table}/{pk_text(pk)}")``).
+``context.keyed_hash(f"{system}/{table}/{pk_text(pk)}")``). The digest is of the rows' JSON
+form (:func:`connectors.sql_query.json_row`); the sink gets the driver's values (dates,
+decimals, UUIDs, big integers as such), so the bundle can name each column's type.
 
 Statements come from :mod:`connectors.sql_plan`, built once per shape and reused; per request
 only the bound values change.
@@ -14,9 +16,12 @@ only the bound values change.
 
 from __future__ import annotations
 
+import datetime as dt
+import decimal
 import functools
 import hashlib
 import time
+import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from operator import itemgetter
@@ -33,6 +38,7 @@ from connectors.sql_query import (
     MAX_SAFE_INT,
     StreamDigest,
     json_rows,
+    json_value,
     paged,
     pages,
     pk_text,
@@ -117,6 +123,7 @@ class TableQuery:
     pk: list[int]  # positions in a row
     provides: list[tuple[str, Any]]  # (key, getter of its column)
     referenced: list[tuple[tuple[str, ...], Any]]  # (columns, getter of their value)
+    typed: list[tuple[str, int]]  # columns whose sink value is not their JSON form
 
     @classmethod
     def build(cls, table: sa.Table, pred: Any, entry: SqlTable,
@@ -128,7 +135,53 @@ class TableQuery:
         return cls(query, None if after is None else DirectStatement(after, dialect),
                    [at(c) for c in pk],
                    [(k, itemgetter(at(c))) for k, c in entry.provides.items()],
-                   [(cs, _value_getter([at(c) for c in cs])) for cs in referenced])
+                   [(cs, _value_getter([at(c) for c in cs])) for cs in referenced],
+                   typed_columns(table, query.names, dialect))
+
+
+#: what a sink (and so a bundle, with its column ``types``) is given as the value itself; any
+#: other type a driver returns (an interval, an IP address, a range) goes as its text
+_NATIVE = frozenset({str, int, float, bool, type(None), dt.datetime, dt.date, dt.time,
+                     decimal.Decimal, uuid.UUID, bytes, list, dict})
+
+
+def native_value(value: Any) -> Any:
+    """``value`` as a sink receives it: the driver's value where the bundle can type it
+    (dates, decimals, UUIDs, big integers, bytes, JSON documents), otherwise its JSON form."""
+    if type(value) in _NATIVE:
+        return value
+    if isinstance(value, memoryview | bytearray):
+        return bytes(value)
+    return json_value(value)
+
+
+def _holds_as_is(col_type: Any, dialect: Dialect) -> bool:
+    """Whether the driver gives a column's values as str, bool or an int that JSON carries
+    exactly, so their JSON form is the value itself. Not BigInteger (it may pass 2**53), nor
+    any integer on SQLite, where an INTEGER column holds 64 bits."""
+    if isinstance(col_type, sa.String | sa.Enum | sa.Boolean):
+        return True
+    return (isinstance(col_type, sa.Integer) and not isinstance(col_type, sa.BigInteger)
+            and dialect.name != "sqlite")
+
+
+def typed_columns(table: sa.Table, names: Sequence[str], dialect: Dialect
+                  ) -> list[tuple[str, int]]:
+    """``(name, position)`` of the columns whose JSON form may differ from the driver's value
+    (dates, decimals, UUIDs, big integers, bytes, JSON, types the catalog does not name)."""
+    return [(name, at) for at, name in enumerate(names)
+            if name not in table.c or not _holds_as_is(table.c[name].type, dialect)]
+
+
+def restore_values(encoded: list[dict[str, Any]], rows: Sequence[Sequence[Any]],
+                   typed: Sequence[tuple[str, int]]) -> None:
+    """Put the driver's values (see :func:`native_value`) back into the JSON-form rows
+    ``encoded`` for the ``typed`` columns, in place, once the evidence digest has read them:
+    the sink then gets dates, decimals and UUIDs as such, so data.json records each column's
+    type and a CSV leaves numbers unquoted."""
+    for item, row in zip(encoded, rows, strict=True):
+        for name, at in typed:
+            item[name] = native_value(row[at])
 
 
 def _value_getter(positions: list[int]) -> Any:
@@ -191,6 +244,8 @@ def collect_tables(conn: Connection, system: SqlSystem, walk: SystemWalk,
             for rows in batches:
                 encoded, plain = json_rows(names, rows)
                 digest.add_rows(encoded, plain)
+                if query.typed:
+                    restore_values(encoded, rows, query.typed)
                 if pk:
                     evidence.item_hashes += hasher.rows(rows, pk)
                 for key, get in query.provides:
