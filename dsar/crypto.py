@@ -14,6 +14,7 @@ import hashlib
 import hmac
 import os
 import secrets
+import stat
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -65,7 +66,8 @@ class Keys:
 
     @classmethod
     def load(cls, master_key: str | None, data_dir: Path) -> Keys:
-        """From the setting, or from ``data_dir/master.key``, generating that file if absent."""
+        """From the setting, or from ``data_dir/master.key``, generating that file (mode 0600) if
+        absent. A key file that other users can read is refused, as signing keys are."""
         if master_key:
             return cls(_decode_master(master_key, "DSAR_MASTER_KEY"))
         path = data_dir / "master.key"
@@ -74,6 +76,9 @@ class Keys:
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             with os.fdopen(fd, "w") as fh:
                 fh.write(base64.b64encode(secrets.token_bytes(32)).decode() + "\n")
+        if os.name == "posix" and stat.S_IMODE(path.stat().st_mode) & 0o077:
+            raise InvalidInput(f"master key {path} can be read by other users",
+                               f"run `chmod 600 {path}`")
         return cls(_decode_master(path.read_text().strip(), str(path)))
 
     @cached_property

@@ -4,33 +4,119 @@
   the embedded default (``memory://``) and ``dsar submit --wait`` use it.
 - :mod:`workflows.entry` is what ``dsar worker`` hands to Dramatiq's own worker processes on
   RabbitMQ or Redis; each process also runs a relay and the watch.
+- :func:`preflight` is what ``dsar worker`` checks before it starts any: a worker that could
+  only fail refuses to start, with the fix in one line.
+- :class:`PermanentErrors` puts a request in ``needs attention`` at once when a step fails in
+  a way no retry can mend (:func:`workflows.broker.permanent`).
 """
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 from types import TracebackType
+from typing import Any
 
 import dramatiq
+import sqlalchemy as sa
 from dramatiq import Worker
 
 from dsar import requests
 from dsar.app import App
-from dsar.db.models import Request
+from dsar.db.models import IdentityRow, Request, Task
+from dsar.errors import DsarError
 from dsar.lifecycle import TERMINAL, State
-from workflows.actors import declare_actors
-from workflows.broker import make_broker
+from workflows import fanout
+from workflows.actors import TASK_KINDS, declare_actors
+from workflows.broker import make_broker, permanent
 from workflows.relay import Relay
 from workflows.watch import Watch
+
+log = logging.getLogger("dsar.worker")
 
 
 def setup_broker(app: App) -> dramatiq.Broker:
     """The broker for the app's settings, with every actor declared, set as Dramatiq's global."""
     broker = make_broker(app.settings.broker_url)
+    broker.add_middleware(PermanentErrors(app))
     declare_actors(broker, lambda: app)
     dramatiq.set_broker(broker)
     return broker
+
+
+def preflight(app: App) -> None:
+    """Refuse to run workers that could only fail: raise a :class:`~dsar.errors.DsarError`
+    when there is no usable signing key (completion records could not be signed), or when the
+    master key cannot decrypt the state database's data (every request would fail). The
+    embedded default makes its signing key on first use, as it always has."""
+    from dsar.records.ledger import load_signer
+
+    load_signer(app.settings)
+    with app.db.session() as session:
+        newest = session.execute(sa.select(IdentityRow.name, IdentityRow.ciphertext)
+                                 .order_by(IdentityRow.id.desc()).limit(1)).first()
+    if newest is None:
+        return
+    try:
+        app.keys.identity_cipher.open(newest.ciphertext, newest.name.encode())
+    except DsarError:
+        raise DsarError(
+            "the master key cannot decrypt the data in the state database (it is not the key "
+            "the CLI and the other workers use)",
+            "give this worker the same DSAR_MASTER_KEY (or <DSAR_DATA_DIR>/master.key) as the "
+            "rest of the fleet",
+        ) from None
+
+
+class PermanentErrors(dramatiq.Middleware):
+    """A step that failed with an error no retry can mend puts its request in ``needs
+    attention`` at once, with the error's one line as the reason (Dramatiq does not retry it:
+    see :func:`workflows.broker.permanent`). Task failures inside a connector call are the task
+    runner's business and never reach here."""
+
+    def __init__(self, app: App) -> None:
+        self.app = app
+
+    def after_process_message(self, broker: dramatiq.Broker, message: dramatiq.Message,
+                              *, result: Any = None, exception: BaseException | None = None
+                              ) -> None:
+        if exception is None or not permanent(exception):
+            return
+        try:
+            request_id = self._request_of(message)
+            if request_id is not None:
+                flag_request(self.app, request_id, f"{message.actor_name} failed: "
+                             f"{exception.one_line()}")  # type: ignore[attr-defined]
+        except Exception as exc:  # the state database away: the lost-work sweep comes back
+            log.warning("could not flag a request for attention after %s (%s)",
+                        message.actor_name, type(exc).__name__)
+
+    def _request_of(self, message: dramatiq.Message) -> str | None:
+        if not message.args:
+            return None
+        if message.actor_name in {f"run_{kind}_task" for kind in TASK_KINDS}:
+            with self.app.db.session() as session:
+                return session.scalar(sa.select(Task.request_id)
+                                      .where(Task.id == int(message.args[0])))
+        return str(message.args[0])
+
+
+def flag_request(app: App, request_id: str, reason: str) -> bool:
+    """Move an in-progress request to ``needs attention`` with ``reason``; False if it was in
+    another state (nothing changed)."""
+    now = app.now()
+    with app.db.session() as session:
+        request = fanout.lock_request(session, request_id)
+        if request.state != State.IN_PROGRESS:
+            return False
+        request.state, request.attention_reason, request.updated_at = (
+            State.NEEDS_ATTENTION.value, reason, now)
+        requests.add_event(session, request, now, "worker", "step_failed",
+                           State.IN_PROGRESS.value, State.NEEDS_ATTENTION.value, reason)
+    log.warning("request %s needs attention: a step failed permanently", request_id,
+                extra={"request_id": request_id})
+    return True
 
 
 class InProcessFleet:

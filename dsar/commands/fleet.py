@@ -37,8 +37,14 @@ def worker(state: CliState, processes: int, threads: int, queues: tuple[str, ...
     runs its assembly), when they consume those queues. SIGTERM lets the tasks in hand
     finish, then stops. On the in-process broker (memory://) the workers are threads of this
     process.
+
+    It refuses to start, with the fix in one line, when there is no signing key or when its
+    master key cannot read the state database's data; its processes stop when it dies.
     """
+    from workflows.runtime import preflight
+
     app = state.app
+    preflight(app)
     if metrics_port:
         os.environ["DSAR_METRICS_PORT"] = str(metrics_port)
     if app.settings.broker_url.startswith("memory://"):
