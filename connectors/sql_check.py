@@ -28,6 +28,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from connectors.sql_check_mask import check_mask
 from connectors.sql_engine import Catalog, ForeignKey
 from connectors.sql_mask import column_length, fixed_problem, is_textual
 from dsar.datamap.findings import Finding
@@ -154,6 +155,7 @@ def _check_columns(entry: SqlTable, table: sa.Table, reflected: dict[str, sa.Tab
         elif rule.strategy == "hash" and (column_length(col) or 64) < 16:
             add("warning", entry.name, column, f"hashes truncated to {column_length(col)} "
                 "characters may collide", "use random or a longer column")
+    check_mask(entry, table, add)  # what a mask or 'none' leaves findable (sql_check_mask)
 
 
 def _check_erasure(system: SqlSystem, walk: SystemWalk, reflected: dict[str, sa.Table],

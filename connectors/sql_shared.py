@@ -78,8 +78,8 @@ def referrers(system: SqlSystem, name: str, db_fks: Sequence[ForeignKey]
         if fk.parent == name and (fk.table, fk.columns) not in found:
             entry = listed.get(fk.table)
             found[(fk.table, fk.columns)] = Referrer(
-                fk.table, entry.db_schema if entry else schema, fk.columns, fk.parent_columns,
-                entry is not None)
+                fk.table, entry.db_schema if entry else getattr(fk, "schema", schema),
+                fk.columns, fk.parent_columns, entry is not None)
     return list(found.values())
 
 
