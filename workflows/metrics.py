@@ -38,7 +38,11 @@ log = logging.getLogger("dsar.metrics")
 
 
 def run_exposition_server() -> None:
-    """The forked process that serves ``/metrics`` on DSAR_METRICS_PORT."""
+    """The forked process that serves ``/metrics`` on DSAR_METRICS_PORT; it stops when the
+    worker's parent process dies (:func:`workflows.lifeline.die_with_parent`)."""
+    from workflows.lifeline import die_with_parent
+
+    die_with_parent()
     prometheus.HTTP_PORT = int(os.environ.get("DSAR_METRICS_PORT") or prometheus.HTTP_PORT)
     prometheus._run_exposition_server()
 
