@@ -87,6 +87,7 @@ def _optional_commands() -> None:
                           ("dsar.commands.records", ("record", "verify", "keys", "ledger",
                                                      "report")),
                           ("dsar.commands.bundles", ("bundle", "serve")),
+                          ("dsar.commands.notify", ("notify",)),
                           ("dsar.commands.demo", ("demo",))):
         try:
             mod = import_module(module)

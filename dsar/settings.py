@@ -49,6 +49,18 @@ SETTINGS_DOC: dict[str, tuple[str, str]] = {
                                      "identities are kept, then deleted; records stay"),
     "DSAR_LEDGER_ORIGIN": ("dsar.local/ledger", "the origin line of ledger checkpoints"),
     "DSAR_LOG_FORMAT": ("text", "text or json"),
+    "DSAR_SMTP_URL": ("none", "where mail to people goes: smtp://host:port (smtps:// for TLS "
+                      "from the start); none: messages wait unsent"),
+    "DSAR_SMTP_STARTTLS": ("false", "true: upgrade the SMTP connection with STARTTLS"),
+    "DSAR_SMTP_USERNAME": ("none", "SMTP login, if the server needs one"),
+    "DSAR_SMTP_PASSWORD": ("none", "SMTP password (secret)"),
+    "DSAR_MAIL_FROM": ("privacy@localhost", "the From address of messages to people"),
+    "DSAR_VERIFY_HOURS": ("72", "how long an emailed verification link or code works; an "
+                          "unverified web request is closed after it"),
+    "DSAR_RATE_LIMIT_STORAGE": ("memory://", "where the portal counts for its rate limits: "
+                                "redis://host:6379 shares them between portal processes"),
+    "DSAR_RATE_LIMIT_ADDRESS": ("10/minute", "form posts allowed per client address"),
+    "DSAR_RATE_LIMIT_EMAIL": ("5/hour", "requests allowed per email address"),
 }
 
 
@@ -80,6 +92,15 @@ class Settings:
     identity_retention_days: int
     ledger_origin: str
     log_format: str
+    smtp_url: str | None = field(default=None, repr=False)
+    smtp_starttls: bool = False
+    smtp_username: str | None = field(default=None, repr=False)
+    smtp_password: str | None = field(default=None, repr=False)
+    mail_from: str = "privacy@localhost"
+    verify_hours: int = 72
+    rate_limit_storage: str = field(default="memory://", repr=False)
+    rate_limit_address: str = "10/minute"
+    rate_limit_email: str = "5/hour"
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -134,6 +155,7 @@ class Settings:
             identity_retention_days=_positive_int(env, "DSAR_IDENTITY_RETENTION_DAYS", 730),
             ledger_origin=env.get("DSAR_LEDGER_ORIGIN", "dsar.local/ledger"),
             log_format=log_format,
+            **_mail_settings(env),
         )
 
     @property
@@ -148,7 +170,10 @@ class Settings:
             value = getattr(self, f.name)
             if f.name == "master_key":
                 value = "(set)" if value else "(generated file in the data directory)"
-            elif f.name in ("database_url", "broker_url"):
+            elif f.name == "smtp_password":
+                value = "(set)" if value else "none"
+            elif f.name in ("database_url", "broker_url", "smtp_url", "rate_limit_storage") \
+                    and value:
                 value = _hide_password(str(value))
             elif isinstance(value, frozenset):
                 value = ",".join(sorted(value)) or "none"
@@ -170,6 +195,40 @@ def _hide_password(url: str) -> str:
         base = f"{creds.split(':', 1)[0]}:***@{host}"
     query = re.sub(r"(?i)((?:^|[&;])password=)[^&;#]*", r"\1***", query)
     return f"{scheme}://{base}{question}{query}"
+
+
+def _mail_settings(env: Mapping[str, str]) -> dict[str, object]:
+    """The portal's mail and rate-limit settings, checked."""
+    smtp_url = (env.get("DSAR_SMTP_URL") or "").strip() or None
+    if smtp_url is not None and not re.match(r"^smtps?://[^/:]+(:\d+)?/?$", smtp_url):
+        raise InvalidInput(f"DSAR_SMTP_URL={smtp_url!r} is not an SMTP address",
+                           "write smtp://host:port or smtps://host:port")
+    starttls = (env.get("DSAR_SMTP_STARTTLS") or "false").strip().lower()
+    if starttls not in ("true", "false", "1", "0", "yes", "no"):
+        raise InvalidInput(f"DSAR_SMTP_STARTTLS={starttls!r} is not true or false",
+                           "set DSAR_SMTP_STARTTLS=true or false")
+    storage = (env.get("DSAR_RATE_LIMIT_STORAGE") or "memory://").strip()
+    if not re.match(r"^(memory|redis|rediss)://", storage):
+        raise InvalidInput(f"DSAR_RATE_LIMIT_STORAGE={storage!r} is not memory:// or redis://",
+                           "write redis://host:6379 to share limits, or memory://")
+    limits = {}
+    for name, default in (("DSAR_RATE_LIMIT_ADDRESS", "10/minute"),
+                          ("DSAR_RATE_LIMIT_EMAIL", "5/hour")):
+        value = (env.get(name) or default).strip()
+        if not re.match(r"^\d+/(second|minute|hour|day)$", value):
+            raise InvalidInput(f"{name}={value!r} is not a rate", f"write e.g. {name}={default}")
+        limits[name] = value
+    return {
+        "smtp_url": smtp_url,
+        "smtp_starttls": starttls in ("true", "1", "yes"),
+        "smtp_username": env.get("DSAR_SMTP_USERNAME") or None,
+        "smtp_password": env.get("DSAR_SMTP_PASSWORD") or None,
+        "mail_from": (env.get("DSAR_MAIL_FROM") or "privacy@localhost").strip(),
+        "verify_hours": _positive_int(env, "DSAR_VERIFY_HOURS", 72),
+        "rate_limit_storage": storage,
+        "rate_limit_address": limits["DSAR_RATE_LIMIT_ADDRESS"],
+        "rate_limit_email": limits["DSAR_RATE_LIMIT_EMAIL"],
+    }
 
 
 def _positive_int(env: Mapping[str, str], name: str, default: int) -> int:

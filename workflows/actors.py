@@ -63,6 +63,7 @@ def declare_actors(broker: dramatiq.Broker, app_factory: Callable[[], App]) -> d
     for kind in TASK_KINDS:
         name = f"run_{kind}_task"
         actors[name] = dramatiq.actor(run_task, broker=broker, queue_name=kind, actor_name=name)
+    actors.update(__import__("workflows.messages").messages.declare(broker, app_factory))
     for queue in QUEUES:
         broker.declare_queue(queue)
     return actors

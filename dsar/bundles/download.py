@@ -45,8 +45,13 @@ def open_download(
     secret: bytes,
     now: datetime,
     display_tz: tzinfo | None = None,
+    available_until: datetime | None = None,
 ) -> Download:
     """The bundle a token names, ready to stream.
+
+    ``available_until``: the end of the bundle's life as the state database knows it (its
+    retention), when the caller has read it; it replaces the first link's expiry kept beside
+    the bundle, so a link issued later (``dsar bundle ID --new-link``) works to its own end.
 
     The first chunk is decrypted before this returns, so a wrong key or a damaged header is
     an error here rather than halfway through a response. Damage further in raises
@@ -54,8 +59,9 @@ def open_download(
     """
     bundle_id = verify_link(token, secret, now, display_tz)
     record = read_record(store, bundle_id)
-    if now >= record.expires_at:
-        raise LinkExpired(record.expires_at.astimezone(display_tz or now.tzinfo))
+    until = available_until or record.expires_at
+    if now >= until:
+        raise LinkExpired(until.astimezone(display_tz or now.tzinfo))
     if not record.complete:
         raise BundleMissing("your bundle is still being prepared", "try again in a few minutes")
     raw = store.open_stream(record.blob)

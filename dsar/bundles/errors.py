@@ -27,6 +27,8 @@ class LinkExpired(DsarError):
             "ask the controller for a new link; your request does not need to be made again",
         )
         self.expired_at = expired_at
+        self.bundle_id: str | None = None
+        """Set by link verification: the bundle a genuine expired link named."""
 
 
 class BundleMissing(NotFound):

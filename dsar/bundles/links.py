@@ -79,5 +79,7 @@ def verify_link(
     if not BUNDLE_ID.match(bundle_id):
         raise forged
     if now >= expiry:
-        raise LinkExpired(expiry.astimezone(display_tz or now.tzinfo))
+        expired = LinkExpired(expiry.astimezone(display_tz or now.tzinfo))
+        expired.bundle_id = bundle_id
+        raise expired
     return bundle_id

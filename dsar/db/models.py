@@ -273,3 +273,52 @@ class Checkpoint(Base):
     checkpoint hashes only the entries appended since (see merkle.extend_frontier)."""
     note: Mapped[str] = mapped_column(Text)
     issued_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class DownloadLink(Base):
+    """A download link that was issued: only the token's hash, so the database cannot hand
+    out a working link; a revoked link is refused even while its signature is valid."""
+
+    __tablename__ = "download_links"
+
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    bundle_id: Mapped[str] = mapped_column(ID, index=True)
+    request_id: Mapped[str] = mapped_column(ForeignKey("requests.id"), index=True)
+    issued_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    issued_via: Mapped[str] = mapped_column(String(32))
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class MessageRow(Base):
+    """A message to the person, one per request and kind: queued in the transaction that
+    decided it, sent by the ``send_message`` actor, stamped ``sent_at`` once and never again.
+    The content is not kept; it is rendered from the request when it is sent."""
+
+    __tablename__ = "messages"
+    __table_args__ = (UniqueConstraint("request_id", "kind"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    request_id: Mapped[str] = mapped_column(ForeignKey("requests.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    claimed_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class Verification(Base):
+    """The emailed check of a web request. The link's token and the one-time code are derived
+    from the master key and ``nonce``; neither is stored. The receipt code waits here, encrypted,
+    so that only the owner of the address sees it, and is wiped once shown."""
+
+    __tablename__ = "verifications"
+
+    request_id: Mapped[str] = mapped_column(ForeignKey("requests.id"), primary_key=True)
+    nonce: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    failed_attempts: Mapped[int] = mapped_column(Integer, default=0)
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    sealed_receipt: Mapped[bytes | None] = mapped_column(LargeBinary)
+    """The receipt code, encrypted, until the verified person has been shown it once."""

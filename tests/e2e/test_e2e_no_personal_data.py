@@ -114,9 +114,9 @@ def test_staged_data_and_discovered_keys_are_purged(demo_run: dict[str, Any]) ->
 
 def test_bundle_command_issues_a_link_that_downloads_the_bundle(demo_run: dict[str, Any]) -> None:
     import hashlib
-    from wsgiref.util import setup_testing_defaults
 
     from click.testing import CliRunner
+    from starlette.testclient import TestClient
 
     from cli import main
     from dsar.app import App
@@ -127,14 +127,11 @@ def test_bundle_command_issues_a_link_that_downloads_the_bundle(demo_run: dict[s
     assert out.exit_code == 0, out.output
     shown = json.loads(out.output)
     token = shown["link"].rsplit("/download/", 1)[1]
-    portal = make_portal(App.from_env())
-    statuses: list[str] = []
-    for attempt in (1, 2):  # a link works repeatedly until it expires
-        environ: dict[str, Any] = {"PATH_INFO": f"/download/{token}"}
-        setup_testing_defaults(environ)
-        body = b"".join(portal(environ, lambda status, _headers: statuses.append(status)))
-        assert statuses == ["200 OK"] * attempt
-        assert hashlib.sha256(body).hexdigest() == shown["sha256"]
+    with TestClient(make_portal(App.from_env(), sweep_expired=False)) as portal:
+        for _attempt in (1, 2):  # a link works repeatedly until it expires
+            response = portal.get(f"/download/{token}/file")
+            assert response.status_code == 200
+            assert hashlib.sha256(response.content).hexdigest() == shown["sha256"]
     missing = CliRunner().invoke(main, ["bundle", "dsr_000000000000"])
     assert missing.exit_code != 0
     assert "has no bundle" in missing.output

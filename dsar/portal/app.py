@@ -1,0 +1,226 @@
+"""The portal as a Starlette application: every route and middleware composed in one place.
+
+``make_portal(app)`` is an ASGI application; ``dsar serve`` runs it under uvicorn. Routes:
+
+    GET  /                      the request form
+    POST /requests              file it (then 303 to /requests/sent: a reload never files twice)
+    GET  /requests/sent         "check your email"
+    GET|POST /verify/{id}/{t}   the emailed link: a button (mail scanners only GET), then done
+    GET|POST /verify            the one-time code instead of the link
+    GET|POST /status            a request's status, by request id and receipt code
+    GET  /download/{token}      what the download is, its size, until when
+    GET  /download/{token}/file the ZIP (HEAD too)
+    GET  /healthz               "ok" when the state database answers
+
+Every post carries a CSRF token and is rate-limited per client address; wrong methods get 405.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from zoneinfo import ZoneInfo
+
+import sqlalchemy as sa
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, RedirectResponse, Response
+from starlette.routing import Route
+
+from dsar.app import App
+from dsar.errors import DsarError
+from dsar.mail import verification as verify
+from dsar.portal import downloads, intake, status
+from dsar.portal.forms import BodyRefused, Form, read_form
+from dsar.portal.guards import (
+    CSRF_FIELD,
+    HONEYPOT_FIELD,
+    RateLimits,
+    client_address,
+    csrf_ok,
+)
+from dsar.portal.pages import SecurityHeaders, controller_name, page, problem
+from dsar.settings import KINDS
+
+log = logging.getLogger("dsar.portal")
+EXPIRY_SWEEP_SECONDS = 60
+
+
+async def _guarded_form(request: Request) -> Form | Response:
+    """The post's form, or the response that refuses it (size, encoding, CSRF, rate)."""
+    limits: RateLimits = request.app.state.limits
+    if not limits.address_ok(client_address(request)):
+        return problem(request, 429, "Too many attempts",
+                       "You have sent this form many times in a short while.",
+                       "Please wait a few minutes and try again.", {"Retry-After": "60"})
+    try:
+        form = await read_form(request)
+    except BodyRefused as refused:
+        return problem(request, refused.status, "We could not read the form", refused.message,
+                       "Please fill in the form on our page again.")
+    if not csrf_ok(request, form.get(CSRF_FIELD)):
+        return problem(request, 403, "Please send the form again",
+                       "This form was not sent from our page, or it was open for too long.",
+                       "Go back to our page, reload it and send the form again.")
+    return form
+
+
+async def form_page(request: Request) -> Response:
+    return page(request, "form", form=Form(), kinds=KINDS)
+
+
+async def file_request(request: Request) -> Response:
+    form = await _guarded_form(request)
+    if isinstance(form, Response):
+        return form
+    if form.get(HONEYPOT_FIELD):  # a bot: it sees the usual answer, nothing is filed
+        return RedirectResponse("/requests/sent", status_code=303)
+    intake.check(form)
+    if form.errors:
+        return page(request, "form", 400, form=form, kinds=KINDS)
+    outcome = await asyncio.to_thread(intake.file, request.app.state.dsar, form,
+                                      request.app.state.limits)
+    log.info("portal intake: %s", outcome.value)
+    return RedirectResponse("/requests/sent", status_code=303)
+
+
+async def sent(request: Request) -> Response:
+    return page(request, "sent", hours=request.app.state.dsar.settings.verify_hours)
+
+
+async def verify_link(request: Request) -> Response:
+    request_id, token = request.path_params["request_id"], request.path_params["token"]
+    if request.method == "GET":
+        return page(request, "verify", request_id=request_id, token=token)
+    form = await _guarded_form(request)
+    if isinstance(form, Response):
+        return form
+    return await _confirm(request, request_id, token=token)
+
+
+async def verify_code(request: Request) -> Response:
+    if request.method == "GET":
+        return page(request, "verify_code", form=Form())
+    form = await _guarded_form(request)
+    if isinstance(form, Response):
+        return form
+    if not form.get("request"):
+        form.fail("request", "Please enter the request number from our message (dsr_…).")
+    if not form.get("code"):
+        form.fail("code", "Please enter the six-digit code from our message.")
+    if form.errors:
+        return page(request, "verify_code", 400, form=form)
+    return await _confirm(request, form.get("request"), code=form.get("code"), form=form)
+
+
+async def _confirm(request: Request, request_id: str, *, token: str | None = None,
+                   code: str | None = None, form: Form | None = None) -> Response:
+    app: App = request.app.state.dsar
+    try:
+        done = await asyncio.to_thread(verify.confirm, app, request_id, token=token, code=code)
+    except DsarError as err:
+        if form is not None:
+            form.fail("code", err.problem[:1].upper() + err.problem[1:] + ".")
+            return page(request, "verify_code", 400, form=form)
+        return problem(request, 400, "This link does not work", err.problem + ".",
+                       (err.fix or "")[:1].upper() + (err.fix or "")[1:] + ".")
+    await asyncio.to_thread(intake.after_verification, app, request_id)
+    tz = ZoneInfo(done.request.timezone)
+    due = f"{done.request.effective_due:%d %B %Y} ({tz.key})"
+    return page(request, "verified", request_id=done.request.id, receipt=done.receipt, due=due)
+
+
+async def status_page(request: Request) -> Response:
+    if request.method == "GET":
+        return page(request, "status", form=Form(), found=None)
+    form = await _guarded_form(request)
+    if isinstance(form, Response):
+        return form
+    try:
+        found = await asyncio.to_thread(status.look_up, request.app.state.dsar,
+                                        form.get("request"), form.get("receipt"))
+    except DsarError as err:
+        form.fail("receipt", err.problem[:1].upper() + err.problem[1:] + ". " +
+                  (err.fix or "")[:1].upper() + (err.fix or "")[1:] + ".")
+        return page(request, "status", 400, form=form, found=None)
+    return page(request, "status", form=Form(), found=found)
+
+
+async def healthz(request: Request) -> Response:
+    app: App = request.app.state.dsar
+
+    def ping() -> None:
+        with app.db.session() as session:
+            session.execute(sa.text("SELECT 1"))
+
+    try:
+        await asyncio.to_thread(ping)
+    except Exception:
+        return PlainTextResponse("state database unreachable\n", status_code=503)
+    return PlainTextResponse("ok\n")
+
+
+async def not_found(request: Request, exc: Exception) -> Response:
+    return problem(request, 404, "Page not found", "There is nothing at this address.",
+                   "Start from our request form.")
+
+
+async def not_allowed(request: Request, exc: Exception) -> Response:
+    allowed = getattr(exc, "headers", None) or {}
+    return problem(request, 405, "Not allowed", "This page cannot be used this way.",
+                   "Use the links and buttons on our pages.", dict(allowed))
+
+
+async def http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    if exc.status_code == 405:
+        return await not_allowed(request, exc)
+    if exc.status_code == 404:
+        return await not_found(request, exc)
+    return problem(request, exc.status_code, "Something went wrong", str(exc.detail))
+
+
+def make_portal(app: App, *, sweep_expired: bool = True) -> Starlette:
+    """The portal for ``app``'s settings (see the module docstring)."""
+    routes = [
+        Route("/", form_page, methods=["GET"]),
+        Route("/requests", file_request, methods=["POST"]),
+        Route("/requests/sent", sent, methods=["GET"]),
+        Route("/verify", verify_code, methods=["GET", "POST"]),
+        Route("/verify/{request_id}/{token}", verify_link, methods=["GET", "POST"]),
+        Route("/status", status_page, methods=["GET", "POST"]),
+        Route("/download/{token}", downloads.landing, methods=["GET"]),
+        Route("/download/{token}/file", downloads.file, methods=["GET"]),
+        Route("/healthz", healthz, methods=["GET"]),
+    ]
+
+    @contextlib.asynccontextmanager
+    async def lifespan(portal: Starlette) -> AsyncIterator[None]:
+        task = asyncio.create_task(_sweep(app)) if sweep_expired else None
+        yield
+        if task is not None:
+            task.cancel()
+
+    portal = Starlette(routes=routes, middleware=[Middleware(SecurityHeaders)],
+                       exception_handlers={HTTPException: http_error}, lifespan=lifespan)
+    portal.state.dsar = app
+    portal.state.controller = controller_name(app)
+    portal.state.limits = RateLimits(app.settings)
+    portal.state.downloads = downloads.Resolver(app)
+    return portal
+
+
+async def _sweep(app: App) -> None:
+    """Close unverified requests whose link expired, every minute, while the portal runs."""
+    while True:
+        try:
+            closed = await asyncio.to_thread(verify.expire_unverified, app)
+            if closed:
+                log.info("closed %d unverified request(s)", len(closed))
+        except Exception:
+            log.exception("the sweep of unverified requests failed")
+        await asyncio.sleep(EXPIRY_SWEEP_SECONDS)

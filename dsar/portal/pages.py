@@ -1,0 +1,83 @@
+"""Rendering the portal's pages (``templates/portal/*.html.j2``) with what every page needs.
+
+:func:`page` gives each page the controller's name and a CSRF token (setting its cookie), and
+the security headers come from :class:`SecurityHeaders`. Pages use no JavaScript.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from jinja2 import Environment, PackageLoader, select_autoescape
+from starlette.requests import Request
+from starlette.responses import HTMLResponse
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from dsar.app import App
+from dsar.errors import DsarError
+from dsar.portal.guards import CSRF_FIELD, HONEYPOT_FIELD, csrf_token, set_csrf
+
+templates = Environment(loader=PackageLoader("dsar", "templates"),
+                        autoescape=select_autoescape(["html", "j2"]))
+HEADERS = {
+    "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; "
+                               "form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+    "X-Frame-Options": "DENY",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-store",
+}
+
+
+def controller_name(app: App) -> str:
+    """The controller's name from the data map, or "us" when the map has none."""
+    try:
+        from workflows.runner import load_map
+
+        datamap, _ = load_map(app)
+        if datamap.controller is not None:
+            return datamap.controller.name
+    except DsarError:
+        pass
+    return "us"
+
+
+def page(request: Request, template: str, status: int = 200, **values: Any) -> HTMLResponse:
+    """The page ``portal/<template>.html.j2``, with a CSRF token for its forms."""
+    app: App = request.app.state.dsar
+    token = csrf_token(request)
+    body = templates.get_template(f"portal/{template}.html.j2").render(
+        controller=request.app.state.controller, csrf_field=CSRF_FIELD, csrf=token,
+        honeypot=HONEYPOT_FIELD, public_url=app.settings.public_url, **values)
+    response = HTMLResponse(body, status_code=status)
+    set_csrf(response, token, secure=app.settings.public_url.startswith("https://"))
+    return response
+
+
+def problem(request: Request, status: int, title: str, text: str, fix: str = "",
+            headers: dict[str, str] | None = None) -> HTMLResponse:
+    response = page(request, "problem", status, title=title, text=text, fix=fix)
+    response.headers.update(headers or {})
+    return response
+
+
+class SecurityHeaders:
+    """ASGI middleware: :data:`HEADERS` on every response that does not set its own."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                have = {k.lower() for k, _ in message.get("headers", [])}
+                extra = [(k.lower().encode(), v.encode()) for k, v in HEADERS.items()
+                         if k.lower().encode() not in have]
+                message["headers"] = list(message.get("headers", [])) + extra
+            await send(message)
+
+        await self.app(scope, receive, with_headers)

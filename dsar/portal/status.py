@@ -1,0 +1,81 @@
+"""The status of a request for the person who made it: found by request id and receipt code.
+
+The receipt code is the salt of the request's subject commitment, so it is checked by
+recomputing the commitment from the request's identities; an unknown id and a wrong code get
+the same answer.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from zoneinfo import ZoneInfo
+
+from dsar import requests
+from dsar.app import App
+from dsar.bundles.errors import format_when
+from dsar.db.models import Bundle, Request
+from dsar.errors import DsarError, InvalidInput
+from dsar.portal import links
+from dsar.records.commitment import commit
+
+NEXT = {
+    "received": ("We have received it.", "We will check it and write to you."),
+    "awaiting_identity": ("We are waiting for you to confirm your email address.",
+                          "Open the link in the message we sent you, or enter its code."),
+    "awaiting_clarification": ("We have asked you a question.",
+                               "Please answer our message; the deadline waits meanwhile."),
+    "verified": ("Your email address is confirmed.", "Work on your request starts now."),
+    "awaiting_approval": ("Your request is with our privacy team.",
+                          "They approve it before we act; no need to do anything."),
+    "in_progress": ("We are working on it.", "We will email you when it is done."),
+    "needs_attention": ("We are working on it; one of our systems needs a person's attention.",
+                        "No need to do anything; we will still answer by the due date."),
+    "completed": ("It is done.", "See below."),
+    "rejected": ("We could not act on it.",
+                 "The reasons are in our message to you. You may complain to a data protection "
+                 "authority."),
+    "cancelled": ("It was closed.", "Make a new request if you still want us to act."),
+}
+WRONG = InvalidInput("we could not find a request with this number and receipt code",
+                     "check both against your receipt; the code is 43 letters and digits")
+
+
+@dataclass(frozen=True)
+class Status:
+    request: Request
+    state_words: str
+    next_step: str
+    due: str
+    download_url: str | None
+    download_until: str | None
+
+
+def look_up(app: App, request_id: str, receipt: str) -> Status:
+    """The request's status, or :data:`WRONG` (whatever was wrong)."""
+    try:
+        request = requests.load(app, request_id.strip())
+        identities = requests.identities_of(app, request)
+        made = commit([f"{i.name}:{i.value}" for i in identities], receipt.strip())
+    except DsarError:
+        raise WRONG from None
+    if made != request.subject_commitment:
+        raise WRONG
+    words, next_step = NEXT.get(request.state, (request.state, ""))
+    url = until = None
+    if request.state == "completed" and request.kind in ("access", "export"):
+        url, until = _download(app, request)
+    tz = ZoneInfo(request.timezone)
+    due = f"{request.effective_due:%d %B %Y}, end of day, {request.timezone} time"
+    if request.completed_at is not None:
+        due += f" (answered {format_when(request.completed_at.astimezone(tz))})"
+    return Status(request, words, next_step, due, url, until)
+
+
+def _download(app: App, request: Request) -> tuple[str | None, str | None]:
+    with app.db.session() as session:
+        try:
+            bundle: Bundle = links.bundle_of(session, request.id)
+            link = links.issue(session, app, bundle, "status page")
+        except DsarError:
+            return None, None
+    return link.url, format_when(link.expires_at.astimezone(ZoneInfo(request.timezone)))
