@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 from datetime import timedelta
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
@@ -25,6 +26,7 @@ from dsar.bundles.store import BundleStore, open_store
 from dsar.db import direct
 from dsar.db.models import (
     Bundle,
+    EvidenceRow,
     Request,
     StagedItem,
     SubjectKey,
@@ -51,14 +53,33 @@ def bundle_store(app: App) -> BundleStore:
     return open_store(url)
 
 
-def _make_bundle(app: App, request: Request,
-                 items: ItemsFactory | None = None) -> BundleInfo:
+_EVIDENCE_OF = (sa.select(EvidenceRow.body)
+                .where(EvidenceRow.request_id == sa.bindparam("request_id"),
+                       EvidenceRow.action == "collect")
+                .order_by(EvidenceRow.id))
+
+
+def searched_collections(bodies: list[dict[str, Any]]) -> tuple[tuple[str, str], ...]:
+    """The ``(system, collection)`` pairs the evidence ``bodies`` show were searched (collected
+    from, even if nothing was found), in order, each once."""
+    return tuple(dict.fromkeys(
+        (b["system"], b["collection"]) for b in bodies
+        if b.get("action") == "collect" and b.get("outcome", "ok") == "ok"))
+
+
+def _make_bundle(app: App, request: Request, items: ItemsFactory | None = None,
+                 bodies: list[dict[str, Any]] | None = None) -> BundleInfo:
     """Build and store the bundle from ``items`` (by default the staged data), under the same
-    id each time, so a re-run replaces it."""
+    id each time, so a re-run replaces it. ``bodies``: the request's evidence (read if not
+    given), which names the collections searched, listed in the bundle even when empty."""
     datamap, _digest = load_map(app)
+    if bodies is None:
+        with app.db.engine.connect() as conn:
+            bodies = list(conn.scalars(_EVIDENCE_OF, {"request_id": request.id}))
     meta = BundleMeta(request_id=request.id, kind=request.kind,  # type: ignore[arg-type]
                       bundle_id=f"b_{request.id}", timezone=request.timezone,
-                      link_ttl=timedelta(days=app.settings.link_ttl_days))
+                      link_ttl=timedelta(days=app.settings.link_ttl_days),
+                      searched=searched_collections(bodies))
     return build_bundle(meta, datamap, items or (lambda: read_staged(app, request.id)),
                         bundle_store(app), app.keys.bundle_key, app.now())
 
@@ -157,7 +178,12 @@ class CompleteHere:
         app = self.app
         info = None
         if request.kind in ("access", "export"):
-            info = _make_bundle(app, request, lambda: staged.items() if staged else iter(()))
+            bodies = in_hand.bodies
+            if bodies is None:  # others' evidence is only in the database (this one's too, now)
+                bodies = list(session.connection().scalars(_EVIDENCE_OF,
+                                                           {"request_id": request.id}))
+            info = _make_bundle(app, request, lambda: staged.items() if staged else iter(()),
+                                bodies)
         complete_request(session, app, request, info, purge_staged=False, purge_keys=purge_keys,
                          in_hand=in_hand)
         self.completed = True

@@ -82,6 +82,7 @@ def build_bundle(
     )
     with Spool(spool_dir, request_meta.preview_rows) as spool:
         spool.add_all(iter_items(items_factory))
+        spool.add_searched(request_meta.searched)
         write_record(store, record)
         digest = _Digest()
         zipped = digest.tap(

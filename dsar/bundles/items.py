@@ -49,7 +49,9 @@ class BundleMeta:
     """Facts about the request that the bundle states. No personal data beyond what it holds.
 
     ``timezone`` is the IANA zone times are shown in (the controller's); ``link_ttl`` how long
-    the download link works, which is also how long the stored bundle is kept.
+    the download link works, which is also how long the stored bundle is kept. ``searched``
+    names the ``(system, collection)`` pairs that were searched for the person: those that
+    held nothing are still listed (no rows; "searched, nothing found" in the report).
     """
 
     request_id: str
@@ -60,6 +62,7 @@ class BundleMeta:
     preview_rows: int = 20
     listed_objects: int = 200
     language: str = "en"
+    searched: tuple[tuple[str, str], ...] = ()
 
     def __post_init__(self) -> None:
         if self.bundle_id is not None and not BUNDLE_ID.match(self.bundle_id):

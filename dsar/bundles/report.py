@@ -103,6 +103,7 @@ def _collection_context(
         "info": facts.info,
         "categories": "; ".join(c.label for c in facts.categories),
         "row_count": coll.row_count,
+        "nothing_found": not coll.row_count and not coll.objects,
         "row_count_text": f"{coll.row_count:,}",
         "truncated": coll.row_count > len(coll.preview),
         "csv": csv_entry,
@@ -148,15 +149,18 @@ def context(
         system["collections"].append(
             _collection_context(coll, facts, csv_entry, meta.listed_objects)
         )
-        for cat in facts.categories:
-            where = system["cats"].setdefault(cat.label, [])
-            where.append(facts.label)
+        if coll.row_count or coll.objects:  # what a searched, empty collection holds: nothing
+            system["found"] = True
+            for cat in facts.categories:
+                where = system["cats"].setdefault(cat.label, [])
+                where.append(facts.label)
     for system in systems:
         system["categories"] = [
             {"label": label, "where": ", ".join(dict.fromkeys(where))}
             for label, where in system.pop("cats").items()
         ]
     rows = sum(c.row_count for c, _, _ in collections)
+    found = sum(1 for system in systems if system.get("found"))
     objects = [o for c, _, _ in collections for o in c.objects]
     title = "A copy of your personal data" if meta.kind == "access" else "Your data export"
     return {
@@ -174,7 +178,7 @@ def context(
             "rows": f"{rows:,}", "rows_n": rows,
             "objects": f"{len(objects):,}", "objects_n": len(objects),
             "object_bytes": human_size(sum(o.size for o in objects)),
-            "systems": f"{len(systems):,}", "systems_n": len(systems),
+            "systems": f"{found:,}", "systems_n": found,
         },
         "rights": rights([facts.info for _, facts, _ in collections]),
     }

@@ -108,6 +108,11 @@ class Spool:
         for item in items:
             self.add(item)
 
+    def add_searched(self, searched: Iterable[tuple[str, str]]) -> None:
+        """List each ``(system, collection)`` that was searched, with no rows if none came."""
+        for system, collection in searched:
+            self._collection(system, collection)
+
     def add(self, item: CollectedItem) -> None:
         coll = self._collection(item.system, item.collection)
         if isinstance(item, RowsBatch):
