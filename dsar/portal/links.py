@@ -60,8 +60,14 @@ def issue(session: Session, app: App, bundle: Bundle, via: str) -> IssuedLink:
         raise InvalidInput(
             f"the bundle of {bundle.request_id} was deleted after its retention period",
             "submit a new access or export request for the person")
-    expires = min(now + timedelta(days=app.settings.link_ttl_days), bundle.delete_after)
+    expires = min(now + timedelta(days=app.settings.link_ttl_days),
+                  bundle.delete_after).replace(microsecond=0)
     token = issue_link(bundle.id, expires, app.keys.link_key)
+    while session.get(DownloadLink, token_hash(token)) is not None:
+        # a token names its bundle and expiry (to the second); a second link issued in the
+        # same second (say, after --revoke) expires a second earlier, so it is a new token
+        expires -= timedelta(seconds=1)
+        token = issue_link(bundle.id, expires, app.keys.link_key)
     session.add(DownloadLink(token_hash=token_hash(token), bundle_id=bundle.id,
                              request_id=bundle.request_id, issued_at=now, expires_at=expires,
                              issued_via=via, revoked_at=None))
