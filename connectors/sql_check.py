@@ -5,8 +5,13 @@ the SQL connector runs before any erasure (refusing to start when it finds an er
 :class:`~dsar.datamap.findings.Finding` objects for: missing tables and columns, identity columns
 of the wrong type, tables no key reaches, and erasure plans the database would refuse or that
 would break what the map promises — deleting a parent row while a retained or masked child row
-keeps a foreign key to it (also when only the database declares that key), nulling a NOT NULL
-or primary-key column, a fixed mask value longer than the column.
+keeps a foreign key to it (also when only the database declares that key, on a table the map
+leaves out, or on the table itself), nulling a NOT NULL or primary-key column, masking a
+generated column, a fixed mask value longer than the column — all errors. A map that names a
+PostgreSQL partition or a view is an error (map the partitioned parent, the base tables);
+foreign keys declared on partitions count as their parent's, and tables are matched by name
+and schema. It warns when no index serves the case-insensitive email look-up, with the
+statement that adds one (:mod:`connectors.sql_check_index`).
 
 The checks read the database through the connector's :class:`~connectors.sql_engine.Catalog`
 (tables and foreign keys reflected from the live database, kept until a statement fails). Their
@@ -23,11 +28,13 @@ from __future__ import annotations
 import difflib
 import threading
 from collections.abc import Iterable
+from dataclasses import replace
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from connectors.sql_check_index import missing_email_index
 from connectors.sql_check_mask import check_mask
 from connectors.sql_engine import Catalog, ForeignKey
 from connectors.sql_mask import column_length, fixed_problem, is_textual
@@ -82,15 +89,23 @@ def check_sql_system(
     def add(severity: str, table: str | None, column: str | None, problem: str, fix: str) -> None:
         out.append(Finding(severity, system.name, table, column, problem, fix))  # type: ignore[arg-type]
 
-    schemas = {t.db_schema for t in system.tables}
-    db_fks: list[ForeignKey] = []
-    for schema in schemas:
-        db_fks += catalog.foreign_keys(conn, schema)
+    db_fks = _map_foreign_keys(system, conn, catalog)
     existing = {fk.table for fk in db_fks} | {fk.parent for fk in db_fks}
     reflected: dict[str, sa.Table] = {}
     for entry in system.tables:
+        layout = catalog.layout(conn, entry.db_schema)
+        if entry.name in layout.partitions:
+            root = layout.partitions[entry.name]
+            add("error", entry.name, None, f"a partition of {root}: look-ups here miss the "
+                f"rows in {root}'s other partitions", f"map {root} instead (a look-up on it "
+                "reaches every partition) and remove the partitions from the map")
+            continue
+        if entry.name in layout.views:
+            add("error", entry.name, None, "a view: its rows live in its base tables, and "
+                "erasure cannot change them here", "map the base tables instead")
+            continue
         if not catalog.has_table(conn, entry.name, entry.db_schema):
-            names = sorted(existing | set(sa.inspect(conn).get_table_names(entry.db_schema)))
+            names = sorted(existing | set(layout.tables))
             close = difflib.get_close_matches(entry.name, names, n=1)
             add("error", entry.name, None, MISSING_TABLE,
                 f"did you mean {close[0]!r}?" if close else "fix the name or remove the entry")
@@ -101,6 +116,14 @@ def check_sql_system(
         if table is None:
             continue
         _check_columns(entry, table, reflected, add)
+        if system.email_match == "case_insensitive":
+            for column in entry.identity_columns("email"):
+                if column in table.c and is_textual(table.c[column]) and (
+                        missing := catalog.memo(("email index", table.schema, table.name,
+                                                 column),
+                                                lambda t=table, c=column: missing_email_index(
+                                                    conn, t, c))):
+                    add("warning", entry.name, column, *missing)
     links = [Link(fk.table, fk.parent, fk.columns, fk.parent_columns) for fk in db_fks]
     walk = walk_sql_system(system, available, links)
     for name in walk.unreachable:
@@ -109,6 +132,29 @@ def check_sql_system(
             "reference with direction inbound/outbound; otherwise it is only searched with --id")
     _check_erasure(system, walk, reflected, db_fks, add)
     return out, walk
+
+
+def _map_foreign_keys(system: SqlSystem, conn: Connection, catalog: Catalog
+                      ) -> list[ForeignKey]:
+    """The database's foreign keys of every schema the map names, with tables named as the
+    map names them (by name and schema); a table outside the map keeps its name, qualified
+    with its schema when that is not the default."""
+    default = sa.inspect(conn).default_schema_name
+
+    def norm(schema: str | None) -> str | None:
+        return None if schema in (None, default) else schema
+
+    by_place = {(norm(t.db_schema), t.name): t.name for t in system.tables}
+    schemas = {t.db_schema for t in system.tables}
+    found: list[ForeignKey] = []
+    for schema in sorted(schemas, key=lambda x: x or ""):
+        for fk in catalog.foreign_keys(conn, schema):
+            child = (norm(fk.schema), fk.table)
+            parent = (norm(fk.parent_schema), fk.parent)
+            found.append(replace(
+                fk, table=by_place.get(child, ".".join(p for p in child if p)),
+                parent=by_place.get(parent, ".".join(p for p in parent if p))))
+    return found
 
 
 def _check_columns(entry: SqlTable, table: sa.Table, reflected: dict[str, sa.Table],
@@ -140,7 +186,11 @@ def _check_columns(entry: SqlTable, table: sa.Table, reflected: dict[str, sa.Tab
         if column not in table.c:
             continue
         col = table.c[column]
-        if col.primary_key or column in entry.primary_key:
+        if col.computed is not None:
+            add("error", entry.name, column, "a generated column: the database computes it "
+                "and refuses to write it", "remove it from mask; mask the columns it is "
+                "computed from")
+        elif col.primary_key or column in entry.primary_key:
             add("error", entry.name, column, "masking a primary-key column", "mask other "
                 "columns; delete the row if the key itself is personal data")
         elif rule.strategy == "null" and not col.nullable:
@@ -171,19 +221,27 @@ def _check_erasure(system: SqlSystem, walk: SystemWalk, reflected: dict[str, sa.
                 relations.append((entry.name, tuple(ref.columns), ref.table, None, False))
     for child, columns, parent, ondelete, in_db in relations:
         parent_entry = entries.get(parent)
-        if parent not in reached or parent_entry is None or child == parent:
+        if parent not in reached or parent_entry is None:
             continue
         if parent_entry.erasure.action != "delete":
             continue
         rule = (ondelete or "").upper()
         cols = ", ".join(columns)
+        if child == parent:
+            if in_db and rule not in ("CASCADE", "SET NULL"):
+                add("error", child, None, f"{child}.{cols} references {child} itself: deleting "
+                    f"the subject's row is refused by the database while another {child} row "
+                    "points at it", f"erase {child} with action mask (keep the row, mask its "
+                    "personal columns)")
+            continue
         child_entry = entries.get(child)
         if child_entry is None:
             if in_db and rule not in ("CASCADE", "SET NULL"):
-                add("warning", child, None, f"not in the data map, but {child}.{cols} "
+                add("error", child, None, f"not in the data map, but {child}.{cols} "
                     f"references {parent}, whose subject rows erasure deletes: the database "
                     f"refuses if {child} holds rows pointing at them",
-                    f"add {child} to the map with a reference to {parent} (direction inbound)")
+                    f"add {child} to the map with a reference to {parent} (direction "
+                    f"inbound), or erase {parent} with action mask")
             continue
         fed = any(m.source == parent and tuple(m.columns) == columns
                   for m in walk.matches.get(child, ())) or any(

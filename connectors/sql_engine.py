@@ -17,16 +17,17 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Hashable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from dsar.errors import ConnectorError
 
+T = TypeVar("T")
 _LOCK = threading.Lock()
 _ENGINES: dict[tuple[str, float], Engine] = {}
 _CATALOGS: dict[int, Catalog] = {}
@@ -210,6 +211,7 @@ class Catalog:
         self._tables: dict[tuple[str | None, str], sa.Table] = {}
         self._fks: dict[str | None, list[ForeignKey]] = {}
         self._layouts: dict[str | None, Layout] = {}
+        self._memo: dict[Hashable, Any] = {}
         self._lock = threading.Lock()
 
     @classmethod
@@ -226,6 +228,18 @@ class Catalog:
             self._tables.clear()
             self._fks.clear()
             self._layouts.clear()
+            self._memo.clear()
+
+    def memo(self, key: Hashable, compute: Callable[[], T]) -> T:
+        """``compute()``, kept under ``key`` until :meth:`invalidate` (for what is derived
+        from the catalog alone, e.g. which indexes a table has)."""
+        with self._lock:
+            if key in self._memo:
+                return self._memo[key]  # type: ignore[no-any-return]
+        value = compute()
+        with self._lock:
+            self._memo[key] = value
+        return value
 
     def layout(self, conn: Connection, schema: str | None = None) -> Layout:
         """The :class:`Layout` of ``schema`` (default schema if None)."""
