@@ -59,7 +59,7 @@ from connectors.sql_engine import ForeignKey
 from connectors.sql_plan import SubjectLookup, WalkStatements, statements_for
 from connectors.sql_query import KNOWN_VALUES_LIMIT, paged, pages, stream
 from connectors.sql_recount import KeyStatements, key_walk, mask_rows, recount
-from connectors.sql_shared import SharedTest, outbound_only, referrers, subject_keys
+from connectors.sql_shared import SharedTest, outbound_only, referrers
 from dsar.datamap.schema import SqlSystem
 from dsar.db.direct import DirectStatement, direct_ok, run
 from dsar.evidence import CollectionEvidence
@@ -169,40 +169,25 @@ class _Eraser:
         lookup = self.lookup()
         return SubjectLookup(plan, self.keys, self.fold_case, lookup.known, lookup.arrays)
 
-    def shared(self, name: str, rows: Sequence[Row], found: dict[str, list[tuple[Any, ...]]]
-               ) -> set[tuple[Any, ...]]:
+    def shared(self, name: str, rows: Sequence[Row]) -> set[tuple[Any, ...]]:
         """Keys of ``name``'s subject ``rows`` that rows outside the subject's still point at
         (:mod:`connectors.sql_shared`); empty unless ``name`` is reached only outbound."""
         if name not in self.shared_tables or not rows:
             return set()
         width = len(self.layouts[name].pk)
-        return self.shared_test(name).shared(self.conn, [tuple(r[:width]) for r in rows],
-                                             self.subject(found))
-
-    def subject(self, found: dict[str, list[tuple[Any, ...]]]) -> Any:
-        """The subject's keys per table still in the database (see
-        :func:`connectors.sql_shared.subject_keys`)."""
-        deleted = {n: self.system.table(n).erasure.action == "delete" for n in found}
-        return subject_keys(found, deleted)
+        return self.shared_test(name).shared(self.conn, [tuple(r[:width]) for r in rows])
 
     def shared_test(self, name: str) -> SharedTest:
         """The shared-row test of table ``name``."""
         width = len(self.layouts[name].pk)
         refs = referrers(self.system, name, self.db_fks)
-        listed = {t.name for t in self.system.tables}
 
         def reflect(table: str, schema: str | None) -> sa.Table:
             return self.tables[table] if table in self.tables else self.reflect(table, schema)
 
-        def pks(table: str) -> list[str]:
-            return effective_pk(self.system.table(table), reflect(table, None)) \
-                if table in listed else []
+        return SharedTest(self.tables[name], self.layouts[name].columns[:width], refs, reflect)
 
-        return SharedTest(self.tables[name], self.layouts[name].columns[:width], refs,
-                          reflect, pks)
-
-    def delete_guarded(self, name: str, lookup: SubjectLookup,
-                       found: dict[str, list[tuple[Any, ...]]]
+    def delete_guarded(self, name: str, lookup: SubjectLookup
                        ) -> tuple[list[Row], set[tuple[Any, ...]]]:
         """PostgreSQL, a table reached only outbound: in one statement, read the subject's
         rows of ``name`` and delete those no other row points at; the rows (layout columns,
@@ -212,7 +197,7 @@ class _Eraser:
             return [], set()
         pred, params = subject
         layout, table = self.layouts[name], self.tables[name]
-        guard, guard_params = self.shared_test(name).clause(self.subject(found))
+        guard = self.shared_test(name).clause()
         pk = list(layout.columns[: len(layout.pk)])
 
         def build() -> sa.Select[Any]:
@@ -226,9 +211,10 @@ class _Eraser:
             return sa.select(*[rows.c[c] for c in layout.columns], gone.label("_gone")
                              ).order_by(*[rows.c[c] for c in pk])
 
-        stmt = build() if guard_params else self.plan.statement(
-            ("erase-delete-guarded", name, lookup.shape(name), layout.columns), build)
-        out = list(self.conn.execute(stmt, {**params, **guard_params}))
+        query = self.plan.statement(
+            ("erase-delete-guarded", name, lookup.shape(name), layout.columns),
+            lambda: DirectStatement(build(), self.dialect))
+        out = run(self.conn, query, params, self.direct)
         width = len(pk)
         return [tuple(r[:-1]) for r in out], {tuple(r[:width]) for r in out if not r[-1]}
 
@@ -272,7 +258,7 @@ class _Eraser:
             if self.returning:
                 lookup = self.lookup()
                 if action == "delete" and tested:
-                    rows, kept = self.delete_guarded(name, lookup, found)
+                    rows, kept = self.delete_guarded(name, lookup)
                 elif action == "delete":
                     rows = self.delete_returning(name, lookup)
                 else:
@@ -281,7 +267,7 @@ class _Eraser:
             else:
                 rows = read[name]
             if tested and not (self.returning and action == "delete"):
-                kept = self.shared(name, rows, found)
+                kept = self.shared(name, rows)
             if kept:
                 self.kept[name] = kept
             evidence[name], found[name] = self.apply(name, rows, kept)

@@ -2,15 +2,17 @@
 
 A table reached *only* by ``outbound`` references (the address an order ships to, the product
 on an order line) holds rows the subject uses, not rows the subject owns. Erasure changes such
-a row (deletes or masks it) only if nothing outside the subject's own rows points at it:
+a row (deletes or masks it) only if nothing outside the subject's own rows points at it: no
+row of a table whose map entry references it (in any direction), and no row of a table whose
+database foreign key points at it (tables outside the map too).
 
-- rows of a table whose map entry references it (in any direction) that are not among that
-  table's subject rows (excluded by primary key, or already deleted by this erasure), and
-- rows of any table whose database foreign key points at it (tables outside the map too).
-
-The test is one statement per chunk of keys, inside the erasure's transaction, after the
-referencing tables' subject rows are known: ``SELECT <pk> FROM t WHERE <pk> IN (…) AND (EXISTS
-(SELECT 1 FROM s WHERE s.c = t.c AND s.<pk> NOT IN (…)) OR …)``. Rows it returns are kept and
+The test runs inside the erasure's transaction at the table's turn in the erase order, after
+the tables referencing it (children first) — so the subject's own referencing rows are already
+deleted, or masked: any row still pointing at it is another record's, or one of the subject's
+that erasure leaves pointing at it (retained, ``none``), which keeps it too. On PostgreSQL it is
+part of the one statement that reads and deletes the table's subject rows (``DELETE … WHERE …
+AND NOT EXISTS (…)``); elsewhere one ``SELECT <pk> FROM t WHERE <pk> IN (…) AND (EXISTS
+(SELECT 1 FROM s WHERE s.c = t.c) OR …)`` per chunk of keys. Rows it returns are kept and
 counted in the evidence (``counts["kept_shared"]``); the recount does not count them as left.
 Tables reached by a key or an ``inbound`` reference as well are the subject's own rows and are
 not tested.
@@ -18,7 +20,7 @@ not tested.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,6 +28,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from connectors.sql_engine import ForeignKey
+from connectors.sql_query import CHUNK
 from dsar.datamap.schema import SqlSystem
 from dsar.planning import SystemWalk
 
@@ -86,67 +89,40 @@ def referrers(system: SqlSystem, name: str, db_fks: Sequence[ForeignKey]
 class SharedTest:
     """The shared-row test for one table (see the module docstring).
 
-    ``reflect(name, schema)`` gives a referencing table; ``pks(name)`` the primary-key columns
-    of a map table; ``subject(name)`` the subject's keys of a map table that are still in the
-    database (None: the table's subject rows are unknown, so none is excluded — the safe side:
-    more rows kept)."""
+    ``reflect(name, schema)`` gives a referencing table. The test runs at the tested table's
+    turn in the erase order, after every table referencing it (children first): the subject's
+    own referencing rows are deleted or masked by then, so any row still pointing at a tested
+    row is another record's — or the subject's own row kept as it is (retained, ``none``, or
+    masked without nulling the reference), which keeps the tested row just as well."""
 
     def __init__(self, table: sa.Table, pk: Sequence[str], refs: Sequence[Referrer],
-                 reflect: Callable[[str, str | None], sa.Table],
-                 pks: Callable[[str], Sequence[str]]) -> None:
+                 reflect: Callable[[str, str | None], sa.Table]) -> None:
         self.table, self.pk = table, list(pk)
         self.refs = [(r, reflect(r.table, r.schema).alias(f"_ref{i}"))
                      for i, r in enumerate(refs)]
-        self.pks = pks
 
-    def shared(self, conn: Connection, keys: Sequence[Pk],
-               subject: Callable[[str], Sequence[Pk] | None]) -> set[Pk]:
+    def shared(self, conn: Connection, keys: Sequence[Pk]) -> set[Pk]:
         """Of ``keys`` (rows of the tested table), those another row still points at."""
         if not keys or not self.refs:
             return set()
-        clause, params = self.clause(subject)
         cols = [self.table.c[c] for c in self.pk]
         target = cols[0] if len(cols) == 1 else sa.tuple_(*cols)
         stmt = sa.select(*cols).where(target.in_(sa.bindparam("_keys", expanding=True))
-                                      ).where(clause)
+                                      ).where(self.clause())
         out: set[Pk] = set()
-        for start in range(0, len(keys), 500):
-            part = keys[start:start + 500]
+        for start in range(0, len(keys), CHUNK):
+            part = keys[start:start + CHUNK]
             values = [k[0] for k in part] if len(cols) == 1 else [tuple(k) for k in part]
-            for row in conn.execute(stmt, {**params, "_keys": values}):
+            for row in conn.execute(stmt, {"_keys": values}):
                 out.add(tuple(row))
         return out
 
-    def clause(self, subject: Callable[[str], Sequence[Pk] | None]
-               ) -> tuple[sa.ColumnElement[bool], dict[str, Any]]:
+    def clause(self) -> sa.ColumnElement[bool]:
         """The condition "another row points at this row" over the tested table's columns
-        (correlated: usable in a DELETE's WHERE), and its parameters."""
-        params: dict[str, Any] = {}
+        (correlated: usable in a DELETE's WHERE)."""
         clauses: list[sa.ColumnElement[bool]] = []
-        for i, (ref, other) in enumerate(self.refs):
+        for ref, other in self.refs:
             cond = [other.c[c] == self.table.c[t] for c, t in zip(ref.columns, ref.to,
                                                                    strict=True)]
-            mine = subject(ref.table) if ref.in_map else None
-            if mine:
-                other_pk = [other.c[c] for c in self.pks(ref.table)]
-                param = f"_mine{i}"
-                if len(other_pk) == 1:
-                    cond.append(other_pk[0].not_in(sa.bindparam(param, expanding=True)))
-                    params[param] = [k[0] for k in mine]
-                else:
-                    cond.append(sa.tuple_(*other_pk).not_in(sa.bindparam(param,
-                                                                         expanding=True)))
-                    params[param] = [tuple(k) for k in mine]
             clauses.append(sa.exists(sa.select(sa.literal(1)).select_from(other).where(*cond)))
-        return (sa.or_(*clauses) if clauses else sa.false()), params
-
-
-def subject_keys(found: Mapping[str, Sequence[Pk]], deleted: Mapping[str, bool]
-                 ) -> Callable[[str], Sequence[Pk] | None]:
-    """``subject`` for :meth:`SharedTest.shared`: a table's found keys, empty once its rows
-    were deleted by this erasure, None while unknown."""
-    def subject(name: str) -> Sequence[Pk] | None:
-        if deleted.get(name):
-            return ()
-        return found.get(name)
-    return subject
+        return sa.or_(*clauses) if clauses else sa.false()
