@@ -7,6 +7,7 @@ is wrong and how to fix it, and exits non-zero with nothing changed; a traceback
 from __future__ import annotations
 
 import getpass
+import inspect
 import os
 import sys
 from typing import Any
@@ -15,7 +16,7 @@ import click
 from click.exceptions import NoArgsIsHelpError
 
 from dsar import __version__
-from dsar.commands import admin
+from dsar.commands import admin, exits
 from dsar.commands import requests as request_commands
 from dsar.commands.context import CliState
 from dsar.commands.output import err_console, styled
@@ -70,6 +71,9 @@ def main(ctx: click.Context, actor: str) -> None:
     Settings come from DSAR_* environment variables; `dsar config` shows them.
     """
     ctx.obj = CliState(actor=actor)
+
+
+main.help = inspect.cleandoc(main.help or "") + "\n\n" + exits.help_block()
 
 
 for command in request_commands.COMMANDS:

@@ -9,6 +9,7 @@ from typing import Any
 import click
 
 from dsar import deadlines, requests
+from dsar.commands import exits
 from dsar.commands.context import CliState, pass_state
 from dsar.commands.output import console, json_option, local_time, print_json, styled, table
 from dsar.db.models import Request
@@ -77,7 +78,8 @@ def request_summary(app_tz: str, request: Request, now: datetime) -> dict[str, A
               help="The identity was already verified by METHOD (only the method is kept).")
 @click.option("--wait", is_flag=True,
               help="Wait until the request is done (or needs a person), showing progress. With "
-                   "the in-process broker, the work is done by this command.")
+                   "the in-process broker, the work is done by this command. Exits 7 if the "
+                   "request needs attention, 8 if it is still in progress after an hour.")
 @json_option
 @pass_state
 def submit(state: CliState, kind: str, emails: tuple[str, ...], phones: tuple[str, ...],
@@ -88,7 +90,7 @@ def submit(state: CliState, kind: str, emails: tuple[str, ...], phones: tuple[st
 
     Prints the request id, its legal due date and the subject's receipt code. Give the receipt
     code to the requester: with it they can prove that a completion record is about them; dsar
-    does not keep it.
+    does not keep it. With --wait the exit code says how the request ended (see `dsar --help`).
 
     \b
     Example:
@@ -108,13 +110,15 @@ def submit(state: CliState, kind: str, emails: tuple[str, ...], phones: tuple[st
     summary = request_summary(app.settings.timezone, r, app.now())
     if as_json:
         print_json({**summary, "receipt_code": made.salt})
-        return
-    console.print(styled("[bold]{}[/] {} request, {}", r.id, r.kind, r.state))
-    console.print(f"due {r.due.isoformat()} ({summary['days_left']} days left, "
-                  f"{r.timezone}), rule {summary['rule']}")
-    console.print(f"receipt code for the requester: {made.salt}")
-    if r.attention_reason:
-        console.print(styled("[red]needs attention:[/] {}", r.attention_reason))
+    else:
+        console.print(styled("[bold]{}[/] {} request, {}", r.id, r.kind, r.state))
+        console.print(f"due {r.due.isoformat()} ({summary['days_left']} days left, "
+                      f"{r.timezone}), rule {summary['rule']}")
+        console.print(f"receipt code for the requester: {made.salt}")
+        if r.attention_reason:
+            console.print(styled("[red]needs attention:[/] {}", r.attention_reason))
+    if wait and (code := exits.for_waited_state(r.state)) != exits.OK:
+        raise SystemExit(code)
 
 
 @click.command("list")
