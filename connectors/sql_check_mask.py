@@ -50,7 +50,7 @@ def _check_masked(entry: SqlTable, table: sa.Table, add: Add) -> None:
     pk = set(entry.primary_key) or {c.name for c in table.primary_key.columns}
     left = set(spec.mask) | set(spec.keep)
     keys: dict[str, str] = {}
-    for key, column in entry.identities.items():
+    for key, column in entry.identity_items():
         keys.setdefault(column, f"the subject is looked up by it (identity {key!r})")
     for key, column in entry.provides.items():
         if column not in pk:

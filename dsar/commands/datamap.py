@@ -127,17 +127,28 @@ def check_command(file: str, as_json: bool) -> None:
 @click.option("--url-env", required=True,
               help="Environment variable for the database URL (with several datasets, "
                    "<VAR>_<DATASET> each).")
+@click.option("--erase-category", "targets", multiple=True, default=("user",),
+              show_default=True, metavar="CATEGORY",
+              help="A data category your Fides erasure policy targets (repeatable); it covers "
+                   "its sub-categories. Fields with a targeted category are masked.")
 @click.option("-o", "--output", default=None, help="Write to this file instead of stdout.")
-def import_fides_command(file: str, url_env: str, output: str | None) -> None:
+def import_fides_command(file: str, url_env: str, targets: tuple[str, ...],
+                         output: str | None) -> None:
     """Convert a Fides (fideslang) dataset FILE into a dsar data map.
 
-    Identities, primary keys, data categories, references (Fides 'from' becomes inbound,
-    'to' outbound), masking overrides and erase_after are carried over; what has no
-    equivalent is listed as '# note:' comments at the top.
+    \b
+    Erasure runs as Fides runs it: fields whose data categories the erasure policy targets
+    (--erase-category) are masked (null, or the field's masking_strategy_override), identity
+    fields always; a collection is deleted only with masking_strategy_override: {strategy:
+    delete}; one with nothing targeted gets action none (never changed). Every identity field,
+    primary keys, categories, references (Fides 'from' becomes inbound, 'to' outbound, none
+    stays none), keys across datasets, erase_after and skip_processing are carried over. What
+    has no equivalent is a '# note:' line at the top, and `dsar datamap check` warns about each
+    until it is deleted. The mapping: docs/datamap.md, "Importing from Fides".
     """
     from dsar.datamap.fides import import_fides
 
-    _write(import_fides(Path(file).read_text(encoding="utf-8"), url_env, file), output)
+    _write(import_fides(Path(file).read_text(encoding="utf-8"), url_env, file, targets), output)
 
 
 def _keys(email: tuple[str, ...], phone: tuple[str, ...], ids: tuple[str, ...]) -> dict:

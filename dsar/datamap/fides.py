@@ -1,32 +1,41 @@
-"""Import a Fides (fideslang) dataset file as a dsar data map.
+"""Import a Fides (fideslang) dataset file as a dsar data map, construct by construct.
 
 A fideslang file holds ``dataset:`` entries (one per database, keyed by ``fides_key``), each
 with ``collections`` of ``fields``. Per field, ``fides_meta`` (older files: ``fidesops_meta``)
-may say ``identity`` (the request identity the field holds), ``primary_key``, ``data_type`` and
-``references: [{dataset, field: "collection.field", direction}]``. Per collection,
-``fides_meta`` may carry ``after``, ``erase_after`` and ``masking_strategy_override``.
+may say ``identity``, ``primary_key``, ``data_type``, ``length``, ``read_only``,
+``masking_strategy_override`` and ``references: [{dataset, field: "collection.field",
+direction}]``; a field may hold nested ``fields``. Per collection, ``fides_meta`` may carry
+``after``, ``erase_after``, ``skip_processing`` and ``masking_strategy_override``.
 
-How it maps:
+The translation (the table in docs/datamap.md is the user-facing version):
 
 - each dataset becomes a ``kind: sql`` system reading its URL from ``url_env`` (with several
-  datasets, ``<url_env>_<DATASET>``);
-- ``identity: email`` / ``phone_number`` -> ``identities: {email|phone: field}``; other identity
-  types keep their name as the key;
-- a reference on field F of collection C to D.G: ``direction: from`` (C's rows are found from
-  D's G values) -> ``inbound``; ``direction: to`` (D's rows are found from C's F values) ->
-  ``outbound``; no direction (Fides follows both ways) -> ``none`` with a review note. A
-  reference to another dataset becomes a shared key: one side ``provides`` it, the other side
-  looks subjects up by it;
-- ``data_categories`` of fields -> ``columns`` with the first ``user.*`` category;
-- ``masking_strategy_override: {strategy: delete}`` -> ``erasure: delete``; otherwise (Fides
-  masks by default) ``mask`` with ``null`` for the personal, non-key fields;
-- ``erase_after: [dataset.collection]`` -> ``erase_after``; ``after`` (query order) is not
-  needed — dsar orders queries by references — and is noted.
+  datasets, ``<url_env>_<DATASET>``); ``skip_processing`` collections are left out;
+- every ``identity`` field of a collection is an identity column: ``email`` -> ``email``,
+  ``phone_number`` -> ``phone``, other identity types keep their name as the key; two fields of
+  one identity type give the key a list of columns;
+- references: ``direction: from`` -> ``inbound``, ``to`` -> ``outbound``, none -> ``none`` (with
+  a note: Fides follows it either way). A reference into another dataset becomes a shared key
+  (one side ``provides`` it, the other looks subjects up by it);
+- erasure as Fides runs it: the fields whose data categories the erasure policy targets
+  (``targets``, default ``user``: every ``user.*`` category) are masked, never the primary key
+  nor ``read_only`` fields, with ``null`` unless the field's ``masking_strategy_override`` names
+  another strategy; identity fields are always masked (else the person stays findable);
+  ``masking_strategy_override: {strategy: delete}`` on the collection -> ``delete``; a
+  collection with nothing targeted -> ``none`` (walked and collected, never changed);
+- nested fields map to their top-level column, masked as a whole.
+
+Whatever has no equivalent becomes a ``# note:`` line at the top of the output; the loader
+reports each such line as a warning, so ``dsar datamap check`` shows it until it is deleted.
+The output always loads; a malformed Fides file raises :class:`DataMapError` naming
+``file:line``.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 from typing import Any
 
 import yaml
@@ -36,16 +45,175 @@ from dsar.datamap.schema import DataMap
 from dsar.errors import DataMapError
 
 IDENTITY_KEYS = {"email": "email", "phone_number": "phone", "phone": "phone"}
+IDENTITY_CATEGORY = {"email": "user.contact.email", "phone": "user.contact.phone_number"}
+COLUMN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+STRATEGIES = {"null_rewrite": "null", "string_rewrite": "fixed", "hash": "hash",
+              "hmac": "hash", "random_string_rewrite": "random", "aes_encrypt": "hash"}
+TEXT_TYPES = ("string", "object_id", None)
+MAX_NODES = 100_000
+DEFAULT_TARGETS = ("user",)
+FIELD_META = {"references", "identity", "primary_key", "data_type", "length",
+              "return_all_elements", "read_only", "custom_request_field",
+              "masking_strategy_override", "redact"}
 
 
-def _meta(node: dict[str, Any]) -> dict[str, Any]:
+@dataclass
+class _Import:
+    """One import's state: the source, line numbers of its nodes, targets and notes."""
+
+    source: str
+    lines: dict[int, int]
+    targets: tuple[str, ...]
+    notes: list[str] = field(default_factory=list)
+    tables: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
+
+    def fail(self, node: Any, problem: str, fix: str) -> DataMapError:
+        line = self.lines.get(id(node))
+        return DataMapError(f"{self.source}:{line}: {problem}" if line
+                            else f"{self.source}: {problem}", fix)
+
+    def targeted(self, categories: Iterable[str]) -> bool:
+        return any(c == t or c.startswith(t + ".") for c in categories for t in self.targets)
+
+
+def import_fides(text: str, url_env: str, source_name: str = "<fides>",
+                 targets: Iterable[str] = DEFAULT_TARGETS) -> str:
+    """The dsar data map YAML for fideslang ``text`` (validated; notes as comments).
+
+    ``targets``: the data categories the Fides erasure policy targets (a category covers its
+    sub-categories). Raises DataMapError for a malformed file, naming ``file:line``."""
+    doc, lines = _load(text, source_name)
+    ctx = _Import(source_name, lines, tuple(t.strip() for t in targets if t.strip())
+                  or DEFAULT_TARGETS)
+    datasets = doc.get("dataset") if isinstance(doc, dict) else None
+    if not isinstance(datasets, list) or not datasets:
+        raise ctx.fail(doc, "no 'dataset:' list found",
+                       "give a fideslang dataset file (dataset: - fides_key: …)")
+    systems: dict[str, dict[str, Any]] = {}
+    for dataset in datasets:
+        if not isinstance(dataset, dict) or not isinstance(dataset.get("fides_key"), str):
+            raise ctx.fail(dataset if isinstance(dataset, dict) else datasets,
+                           "a dataset has no fides_key", "add 'fides_key: <name>' to it")
+        key = dataset["fides_key"]
+        name = _system_name(key)
+        if name in systems:
+            raise ctx.fail(dataset, f"dataset {key!r} becomes system {name!r} a second time",
+                           "give each dataset a distinct fides_key")
+        env = url_env if len(datasets) == 1 else f"{url_env}_{key.upper()}"
+        systems[name] = {"name": name, "kind": "sql",
+                         "url_env": re.sub(r"[^A-Z0-9_]", "_", env.upper()),
+                         "tables": _dataset(ctx, key, dataset)}
+    for dataset in datasets:
+        for coll in dataset.get("collections") or []:
+            if (dataset["fides_key"], coll["name"]) in ctx.tables:
+                _references(ctx, dataset["fides_key"], coll)
+    for (key, name), entry in ctx.tables.items():
+        for after in [a for a in entry["erase_after"] if (key, a) not in ctx.tables]:
+            ctx.notes.append(f"{key}.{name}: erase_after {key}.{after} dropped (not an "
+                             "imported collection)")
+        entry["erase_after"] = list(dict.fromkeys(
+            a for a in entry["erase_after"] if (key, a) in ctx.tables and a != name))
+    kept = []
+    for system in systems.values():
+        if not system["tables"]:
+            ctx.notes.append(f"{system['name']}: no collection to import; system left out")
+            continue
+        system["tables"] = [_finish(entry) for entry in system["tables"]]
+        kept.append(system)
+    if not kept:
+        raise ctx.fail(doc, "no collection to import (every dataset is empty or skipped)",
+                       "give collections with fields")
+    body = yaml.dump({"version": 1, "systems": kept}, Dumper=_Dumper, sort_keys=False,
+                     width=100)
+    header = [f"# Imported from the Fides dataset file {source_name}.",
+              "# review: every table's erasure, and each note below; `dsar datamap check`",
+              "# warns about every '# note:' line until you delete it.",
+              *[f"# note: {n}" for n in dict.fromkeys(ctx.notes)]]
+    result = "\n".join(header) + "\n" + body
+    parse_datamap(result, f"{source_name} (imported)")
+    return result
+
+
+def import_fides_map(text: str, url_env: str, source_name: str = "<fides>",
+                     targets: Iterable[str] = DEFAULT_TARGETS) -> DataMap:
+    """Like :func:`import_fides`, as a validated :class:`DataMap`."""
+    return parse_datamap(import_fides(text, url_env, source_name, targets), source_name)
+
+
+# -- reading the file, with line numbers -------------------------------------------------------
+
+
+def _load(text: str, source: str) -> tuple[Any, dict[int, int]]:
+    """The YAML document and the line of every mapping and list in it (by ``id``)."""
+    loader = yaml.SafeLoader(text)
+    loader.name = source
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            raise DataMapError(f"{source}: the file is empty", "give a fideslang dataset file")
+        lines: dict[int, int] = {}
+        return _build(loader, node, lines, [0], set()), lines
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        at = f"{source}:{mark.line + 1}" if mark else source
+        raise DataMapError(f"{at}: not valid YAML: {exc.problem or exc.context}",
+                           "fix the YAML syntax (indentation, a missing ':' or an unclosed "
+                           "quote)") from None
+    except yaml.YAMLError as exc:
+        raise DataMapError(f"{source}: not valid YAML ({exc})", "fix the YAML syntax") from None
+    except RecursionError:
+        raise DataMapError(f"{source}: the YAML nests too deeply", "flatten it") from None
+    finally:
+        loader.dispose()
+
+
+def _build(loader: yaml.SafeLoader, node: yaml.Node, lines: dict[int, int], count: list[int],
+           stack: set[int]) -> Any:
+    count[0] += 1
+    if count[0] > MAX_NODES or id(node) in stack:
+        raise DataMapError(f"{loader.name}:{node.start_mark.line + 1}: YAML aliases expand "
+                           "beyond any real dataset file", "write the values out")
+    if isinstance(node, yaml.ScalarNode):
+        return loader.construct_object(node)
+    stack.add(id(node))
+    out: Any
+    if isinstance(node, yaml.SequenceNode):
+        out = [_build(loader, item, lines, count, stack) for item in node.value]
+    else:
+        loader.flatten_mapping(node)
+        out = {}
+        for key, value in node.value:
+            name = _build(loader, key, lines, count, stack)
+            out[name if isinstance(name, str | int | float | bool) else str(name)] = \
+                _build(loader, value, lines, count, stack)
+    stack.discard(id(node))
+    lines[id(out)] = node.start_mark.line + 1
+    return out
+
+
+# -- datasets, collections, fields -------------------------------------------------------------
+
+
+def _meta(ctx: _Import, node: dict[str, Any]) -> dict[str, Any]:
     meta = node.get("fides_meta") or node.get("fidesops_meta") or {}
-    return meta if isinstance(meta, dict) else {}
+    if not isinstance(meta, dict):
+        raise ctx.fail(node, f"fides_meta of {node.get('name')!r} is not a mapping",
+                       "write fides_meta as 'key: value' lines")
+    return meta
 
 
-def _key_name(collection: str, field: str) -> str:
-    name = field if field.endswith("_id") else f"{collection}_{field}"
-    return re.sub(r"[^a-z0-9_]", "_", name.lower()).strip("_") or "key"
+def _list(ctx: _Import, node: dict[str, Any], key: str, what: str) -> list[Any]:
+    value = node.get(key)
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise ctx.fail(node, f"{key} of {what} is not a list", f"write {key} as a list")
+    return value
+
+
+def _key_name(text: str) -> str:
+    name = re.sub(r"[^a-z0-9_]", "_", text.lower()).strip("_") or "key"
+    return name if name[:1].isalpha() else f"k_{name}"
 
 
 def _system_name(key: str) -> str:
@@ -53,133 +221,257 @@ def _system_name(key: str) -> str:
     return name if name[:1].isalpha() else f"d_{name}"
 
 
-def import_fides(text: str, url_env: str, source_name: str = "<fides>") -> str:
-    """The dsar data map YAML for fideslang ``text`` (validated; notes as comments)."""
-    try:
-        doc = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise DataMapError(f"{source_name}: not valid YAML ({exc})", "fix the file") from None
-    datasets = doc.get("dataset") if isinstance(doc, dict) else None
-    if not isinstance(datasets, list) or not datasets:
-        raise DataMapError(f"{source_name}: no 'dataset:' list found",
-                           "give a fideslang dataset file (dataset: - fides_key: …)")
-    notes: list[str] = []
-    tables: dict[tuple[str, str], dict[str, Any]] = {}
-    systems: list[dict[str, Any]] = []
-    for dataset in datasets:
-        if not isinstance(dataset, dict) or not dataset.get("fides_key"):
-            raise DataMapError(f"{source_name}: a dataset has no fides_key", "add one")
-        key = str(dataset["fides_key"])
-        env = url_env if len(datasets) == 1 else f"{url_env}_{key.upper().replace('-', '_')}"
-        entries = []
-        for coll in dataset.get("collections") or []:
-            entry = _collection(key, coll, notes)
-            tables[(key, entry["name"])] = entry
-            entries.append(entry)
-        systems.append({"name": _system_name(key), "kind": "sql", "url_env": env,
-                        "tables": entries})
-    for dataset in datasets:
-        for coll in dataset.get("collections") or []:
-            _references(str(dataset["fides_key"]), coll, tables, notes)
-    for entry in tables.values():
-        entry.pop("_fields", None)
-        entry.update({k: v for k, v in (("references", entry.pop("references")),
-                                         ("erase_after", entry.pop("erase_after"))) if v})
-        entry["erasure"] = entry.pop("erasure")
-        for empty in ("identities", "provides", "columns", "primary_key"):
-            if not entry[empty]:
-                del entry[empty]
-    body = yaml.safe_dump({"version": 1, "systems": systems}, sort_keys=False, width=100)
-    header = [f"# Imported from the Fides dataset file {source_name}.",
-              "# review: every table's erasure, and the notes below.",
-              *[f"# note: {n}" for n in dict.fromkeys(notes)]]
-    result = "\n".join(header) + "\n" + body
-    parse_datamap(result, f"{source_name} (imported)")
-    return result
+def _dataset(ctx: _Import, key: str, dataset: dict[str, Any]) -> list[dict[str, Any]]:
+    meta = _meta(ctx, dataset)
+    if meta.get("after"):
+        ctx.notes.append(f"{key}: dataset 'after' dropped (dsar orders systems by keys)")
+    namespace = meta.get("namespace") if isinstance(meta.get("namespace"), dict) else {}
+    schema = namespace.get("schema")
+    if set(namespace) - {"schema"}:
+        ctx.notes.append(f"{key}: namespace {sorted(set(namespace) - {'schema'})} not "
+                         "imported; the URL in the environment names the database")
+    inherited = _categories(ctx, dataset, key, [])
+    entries = []
+    for coll in _list(ctx, dataset, "collections", f"dataset {key}"):
+        if not isinstance(coll, dict) or not isinstance(coll.get("name"), str):
+            raise ctx.fail(coll if isinstance(coll, dict) else dataset,
+                           f"a collection of dataset {key} has no name", "add 'name: <table>'")
+        if (key, coll["name"]) in ctx.tables:
+            raise ctx.fail(coll, f"collection {coll['name']!r} is listed twice in {key}",
+                           "list each collection once")
+        if _meta(ctx, coll).get("skip_processing"):
+            ctx.notes.append(f"{key}.{coll['name']}: skip_processing: left out of the map "
+                             "(never searched nor erased)")
+            continue
+        entry = _collection(ctx, key, coll, inherited)
+        if schema:
+            entry["schema"] = str(schema)
+        ctx.tables[(key, coll["name"])] = entry
+        entries.append(entry)
+    return entries
 
 
-def import_fides_map(text: str, url_env: str, source_name: str = "<fides>") -> DataMap:
-    """Like :func:`import_fides`, as a validated :class:`DataMap`."""
-    return parse_datamap(import_fides(text, url_env, source_name), source_name)
+def _categories(ctx: _Import, node: dict[str, Any], where: str, inherited: list[str]
+                ) -> list[str]:
+    found = [str(c) for c in _list(ctx, node, "data_categories", where)]
+    return found or inherited
 
 
-def _collection(dataset: str, coll: Any, notes: list[str]) -> dict[str, Any]:
-    if not isinstance(coll, dict) or not coll.get("name"):
-        raise DataMapError(f"dataset {dataset}: a collection has no name", "add one")
-    name = str(coll["name"])
-    meta = _meta(coll)
+def _collection(ctx: _Import, dataset: str, coll: dict[str, Any], inherited: list[str]
+                ) -> dict[str, Any]:
+    name, meta = coll["name"], _meta(ctx, coll)
+    where = f"{dataset}.{name}"
     entry: dict[str, Any] = {"name": name, "primary_key": [], "identities": {}, "provides": {},
-                             "references": [], "columns": {}, "erase_after": [],
-                             "_fields": coll.get("fields") or []}
-    personal: list[str] = []
-    for field in entry["_fields"]:
-        if not isinstance(field, dict) or "name" not in field:
-            continue
-        fname, fmeta = str(field["name"]), _meta(field)
-        if field.get("fields"):
-            notes.append(f"{dataset}.{name}.{fname}: nested fields are not imported")
-            continue
-        if fmeta.get("primary_key"):
-            entry["primary_key"].append(fname)
-        if fmeta.get("identity"):
-            identity = str(fmeta["identity"])
-            entry["identities"][IDENTITY_KEYS.get(identity, _key_name("", identity))] = fname
-        user = [c for c in field.get("data_categories") or [] if str(c).startswith("user.")]
-        if user:
-            entry["columns"][fname] = {"category": str(user[0])}
-            if not fmeta.get("primary_key"):
-                personal.append(fname)
-    for after in meta.get("after") or coll.get("after") or []:
-        notes.append(f"{dataset}.{name}: 'after: {after}' dropped (dsar orders queries by "
-                     "references)")
-    for after in meta.get("erase_after") or []:
+                             "references": [], "columns": {}, "erase_after": [], "mask": {}}
+    categories = _categories(ctx, coll, where, inherited)
+    for key in ("redact", "partitioning"):
+        if meta.get(key):
+            ctx.notes.append(f"{where}: '{key}' has no dsar equivalent; dropped")
+    for after in _list(ctx, meta, "after", where):
+        ctx.notes.append(f"{where}: 'after: {after}' dropped (dsar orders queries by "
+                         "references)")
+    for after in _list(ctx, meta, "erase_after", where):
         ds, _, other = str(after).partition(".")
-        if ds == dataset and other:
+        if not other:
+            raise ctx.fail(meta, f"erase_after entry {after!r} of {where} is not "
+                           "'dataset.collection'", "write it as <fides_key>.<collection>")
+        if ds == dataset:
             entry["erase_after"].append(other)
         else:
-            notes.append(f"{dataset}.{name}: erase_after {after} is in another dataset; "
-                         "dsar orders across systems by keys")
-    strategy = (meta.get("masking_strategy_override") or {}).get("strategy")
+            ctx.notes.append(f"{where}: erase_after {after} is in another dataset; dsar "
+                             "orders across systems by keys")
+    seen: set[str] = set()
+    for fld in _list(ctx, coll, "fields", where):
+        _field(ctx, where, entry, fld, categories)
+        if fld["name"] in seen:
+            raise ctx.fail(fld, f"field {fld['name']!r} is listed twice in {where}",
+                           "list each field once")
+        seen.add(fld["name"])
+    override = meta.get("masking_strategy_override")
+    strategy = override.get("strategy") if isinstance(override, dict) else override
     if strategy == "delete":
         entry["erasure"] = {"action": "delete"}
-    elif personal:
-        entry["erasure"] = {"action": "mask",
-                            "mask": {f: {"strategy": "null"} for f in personal}}
+    elif entry["mask"]:
+        entry["erasure"] = {"action": "mask", "mask": entry["mask"]}
     else:
-        entry["erasure"] = {"action": "delete"}
-        notes.append(f"{dataset}.{name}: no personal fields; review its erasure (delete)")
+        entry["erasure"] = {"action": "none"}
+    if strategy not in (None, "delete"):
+        ctx.notes.append(f"{where}: collection masking_strategy_override {strategy!r} unknown "
+                         "(Fides knows only 'delete'); fields masked instead")
+    if not entry["primary_key"] and entry["erasure"]["action"] != "none":
+        ctx.notes.append(f"{where}: no primary_key field; declare primary_key (dsar erases "
+                         "and proves rows by their key)")
     return entry
 
 
-def _references(dataset: str, coll: dict[str, Any],
-                tables: dict[tuple[str, str], dict[str, Any]], notes: list[str]) -> None:
-    here = tables[(dataset, str(coll["name"]))]
-    for field in coll.get("fields") or []:
-        if not isinstance(field, dict):
+def _field(ctx: _Import, where: str, entry: dict[str, Any], fld: Any,
+           inherited: list[str]) -> None:
+    if not isinstance(fld, dict) or not isinstance(fld.get("name"), str):
+        raise ctx.fail(fld if isinstance(fld, dict) else entry, f"a field of {where} has no "
+                       "name", "add 'name: <column>'")
+    name, meta = fld["name"], _meta(ctx, fld)
+    here = f"{where}.{name}"
+    if not COLUMN.match(name):
+        ctx.notes.append(f"{here}: not a plain column name; field not imported")
+        return
+    categories = _categories(ctx, fld, here, inherited)
+    nested = _list(ctx, fld, "fields", here)
+    if nested:
+        categories = list(dict.fromkeys([*categories, *_nested_categories(ctx, here, nested)]))
+        ctx.notes.append(f"{here}: nested fields map to the whole column {name} (dsar masks "
+                         "whole columns)")
+    for key in ("return_all_elements", "custom_request_field", "redact"):
+        if meta.get(key):
+            ctx.notes.append(f"{here}: '{key}' has no dsar equivalent; dropped")
+    identity = meta.get("identity")
+    if identity is not None and not isinstance(identity, str):
+        raise ctx.fail(meta, f"identity of {here} is not a text", "write e.g. identity: email")
+    key = IDENTITY_KEYS.get(identity, _key_name(identity)) if identity else None
+    if key:
+        entry["identities"].setdefault(key, []).append(name)
+    if meta.get("primary_key"):
+        entry["primary_key"].append(name)
+    user = [c for c in categories if c.startswith("user.") or ctx.targeted([c])]
+    if user or key:
+        entry["columns"][name] = {"category": next(
+            (c for c in user if ctx.targeted([c])), user[0] if user else
+            IDENTITY_CATEGORY.get(key or "", "user.unique_id"))}
+    if meta.get("primary_key") and key and ctx.targeted(categories):
+        ctx.notes.append(f"{here}: identity in the primary key, which masking keeps; to erase "
+                         "the person, set the collection's masking_strategy_override to delete")
+    if meta.get("primary_key") or not (key or ctx.targeted(categories)):
+        return
+    if meta.get("read_only"):
+        ctx.notes.append(f"{here}: read_only, so erasure leaves it" + (
+            "; the person stays findable by it" if key else ""))
+        return
+    if key and not ctx.targeted(categories):
+        ctx.notes.append(f"{here}: identity field outside the erasure targets; masked anyway so "
+                         "that an erased person is not found again")
+    entry["mask"][name] = _mask_rule(ctx, here, meta, nested)
+
+
+def _nested_categories(ctx: _Import, where: str, fields: list[Any]) -> list[str]:
+    out: list[str] = []
+    for sub in fields:
+        if not isinstance(sub, dict) or not isinstance(sub.get("name"), str):
+            raise ctx.fail(sub if isinstance(sub, dict) else fields, f"a nested field of "
+                           f"{where} has no name", "add 'name: <field>'")
+        here, meta = f"{where}.{sub['name']}", _meta(ctx, sub)
+        if meta.get("identity") or meta.get("references"):
+            ctx.notes.append(f"{here}: identity or reference inside a nested field dropped "
+                             "(dsar looks subjects up by whole columns)")
+        out += _categories(ctx, sub, here, [])
+        out += _nested_categories(ctx, here, _list(ctx, sub, "fields", here))
+    return out
+
+
+def _mask_rule(ctx: _Import, here: str, meta: dict[str, Any], nested: list[Any]
+               ) -> dict[str, Any]:
+    override = meta.get("masking_strategy_override")
+    if override is None or nested:
+        return {"strategy": "null"}
+    if not isinstance(override, dict) or not isinstance(override.get("strategy"), str):
+        raise ctx.fail(meta, f"masking_strategy_override of {here} has no strategy",
+                       "write masking_strategy_override: {strategy: null_rewrite}")
+    fides, config = override["strategy"], override.get("configuration") or {}
+    strategy = STRATEGIES.get(fides)
+    if strategy is None:
+        ctx.notes.append(f"{here}: masking strategy {fides!r} unknown to dsar; masked with null")
+        return {"strategy": "null"}
+    if fides == "aes_encrypt":
+        ctx.notes.append(f"{here}: aes_encrypt (reversible) imported as hash (irreversible)")
+    data_type = str(meta["data_type"]).split("[")[0] if meta.get("data_type") else None
+    if strategy == "hash" and data_type not in TEXT_TYPES:
+        ctx.notes.append(f"{here}: a hash is text, the field is {data_type}; masked with random")
+        return {"strategy": "random"}
+    if strategy != "fixed":
+        return {"strategy": strategy}
+    value = config.get("rewrite_value") if isinstance(config, dict) else None
+    if value is None:
+        ctx.notes.append(f"{here}: string_rewrite without rewrite_value; masked with null")
+        return {"strategy": "null"}
+    length = meta.get("length")
+    if isinstance(value, str) and isinstance(length, int) and len(value) > length > 0:
+        ctx.notes.append(f"{here}: rewrite_value cut to the field's length {length}")
+        value = value[:length]
+    return {"strategy": "fixed", "value": value}
+
+
+# -- references ----------------------------------------------------------------------------
+
+
+def _references(ctx: _Import, dataset: str, coll: dict[str, Any]) -> None:
+    here = ctx.tables[(dataset, coll["name"])]
+    for fld in coll.get("fields") or []:
+        if not COLUMN.match(fld["name"]):
             continue
-        for ref in _meta(field).get("references") or []:
-            target_ds = str(ref.get("dataset", dataset))
-            target_coll, _, target_field = str(ref.get("field", "")).rpartition(".")
-            target = tables.get((target_ds, target_coll))
-            if target is None or not target_field:
-                notes.append(f"{dataset}.{here['name']}.{field['name']}: reference to unknown "
-                             f"{target_ds}.{ref.get('field')} dropped")
-                continue
-            direction = {"from": "inbound", "to": "outbound"}.get(ref.get("direction"), "none")
-            if ref.get("direction") not in ("from", "to"):
-                notes.append(f"{dataset}.{here['name']}.{field['name']}: reference without "
-                             "direction imported as 'none'; choose inbound or outbound")
-            if target_ds == dataset:
-                here["references"].append({"columns": [str(field["name"])],
-                                           "table": target_coll, "to": [target_field],
-                                           "direction": direction})
-                if target_field not in target["primary_key"]:
-                    target["columns"].setdefault(target_field, {"category": "system.operations"})
-                continue
-            key = _key_name(target_coll, target_field)
-            if direction == "inbound":
-                target["provides"][key] = target_field
-                here["identities"][key] = str(field["name"])
-            elif direction == "outbound":
-                here["provides"][key] = str(field["name"])
-                target["identities"][key] = target_field
+        where = f"{dataset}.{here['name']}.{fld['name']}"
+        meta = _meta(ctx, fld)
+        for ref in _list(ctx, meta, "references", where):
+            _reference(ctx, dataset, here, fld["name"], where, ref)
+
+
+def _reference(ctx: _Import, dataset: str, here: dict[str, Any], column: str, where: str,
+               ref: Any) -> None:
+    if not isinstance(ref, dict) or not isinstance(ref.get("field"), str):
+        raise ctx.fail(ref if isinstance(ref, dict) else here, f"a reference of {where} has "
+                       "no field", "write field: <collection>.<field>")
+    if ref.get("direction") not in (None, "from", "to"):
+        raise ctx.fail(ref, f"reference direction {ref.get('direction')!r} of {where}",
+                       "write direction: from or direction: to, or leave it out")
+    target_ds = str(ref.get("dataset") or dataset)
+    target_coll, _, target_field = ref["field"].partition(".")
+    target = ctx.tables.get((target_ds, target_coll))
+    if target is None or not COLUMN.match(target_field):
+        ctx.notes.append(f"{where}: reference to {target_ds}.{ref['field']} dropped (not an "
+                         "imported collection's column)")
+        return
+    direction = {"from": "inbound", "to": "outbound"}.get(ref.get("direction"), "none")
+    if target_ds == dataset:
+        if direction == "none":
+            ctx.notes.append(f"{where}: reference without direction imported as 'none' (Fides "
+                             "follows it either way); choose inbound or outbound")
+        here["references"].append({"columns": [column], "table": target_coll,
+                                   "to": [target_field], "direction": direction})
+        if target_field not in target["primary_key"] and target_field not in target["columns"]:
+            target["columns"][target_field] = {"category": "system.operations"}
+        return
+    key = _key_name(target_field if target_field.endswith("_id")
+                    else f"{target_coll}_{target_field}")
+    if direction == "inbound":
+        target["provides"][key] = target_field
+        here["identities"].setdefault(key, []).append(column)
+    elif direction == "outbound":
+        here["provides"][key] = column
+        target["identities"].setdefault(key, []).append(target_field)
+    else:
+        ctx.notes.append(f"{where}: reference to {target_ds} without direction dropped; give "
+                         "it direction from or to to share the key across systems")
+
+
+class _Dumper(yaml.SafeDumper):
+    """Block style, but a mapping or list of plain values on one line (``{action: none}``)."""
+
+    def represent_mapping(self, tag: str, mapping: Any, flow_style: Any = None) -> Any:
+        flat = all(not isinstance(v, dict | list) for v in dict(mapping).values())
+        return super().represent_mapping(tag, mapping, flow_style=flat or None)
+
+    def represent_sequence(self, tag: str, sequence: Any, flow_style: Any = None) -> Any:
+        flat = all(not isinstance(v, dict | list) for v in sequence)
+        return super().represent_sequence(tag, sequence, flow_style=flat or None)
+
+
+def _finish(entry: dict[str, Any]) -> dict[str, Any]:
+    """The table entry as written: empty parts left out, one-column identities as text."""
+    idents = {k: list(dict.fromkeys(c)) for k, c in entry["identities"].items()}
+    out: dict[str, Any] = {"name": entry["name"]}
+    if entry.get("schema"):
+        out["schema"] = entry["schema"]
+    parts = {"primary_key": entry["primary_key"],
+             "identities": {k: c[0] if len(c) == 1 else c for k, c in idents.items()},
+             "provides": entry["provides"], "references": entry["references"],
+             "columns": entry["columns"], "erase_after": entry["erase_after"]}
+    out.update({k: v for k, v in parts.items() if v})
+    out["erasure"] = entry["erasure"]
+    return out

@@ -10,7 +10,8 @@ and ``erase_after`` must name tables of the same system, a reference's ``to`` co
 columns the referenced entry names, and masked columns must be listed under ``columns`` (with
 their category). Key names that no collection provides and that are not request identities are
 reported as warnings (into the ``warnings`` list when one is given): a request must then give
-them with ``--id``.
+them with ``--id``. So is every ``# note:`` comment line (what ``import-fides`` could not
+translate), until someone deletes it.
 """
 
 from __future__ import annotations
@@ -82,7 +83,19 @@ def parse_datamap(
     raise_for_errors(found, f"data map {source_name}")
     if warnings is not None:
         warnings.extend(found)
+        warnings.extend(open_notes(text, source_name))
     return datamap
+
+
+def open_notes(text: str, source_name: str) -> list[Finding]:
+    """A warning for every ``# note:`` comment line (what an import could not translate):
+    each stays a warning until someone resolves it and deletes the line."""
+    return [Finding("warning", None, None, None, f"open note (line {number}): "
+                    f"{line.strip().removeprefix('# note:').strip()}",
+                    "resolve it in the map, then delete the '# note:' line",
+                    f"{source_name}:{number}")
+            for number, line in enumerate(text.splitlines(), 1)
+            if line.lstrip().startswith("# note:")]
 
 
 # -- YAML with line numbers ------------------------------------------------------------------
