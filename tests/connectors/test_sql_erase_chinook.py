@@ -1,11 +1,11 @@
 """Shared catalogue rows on Chinook, in PostgreSQL, MariaDB and SQLite.
 
-The map follows customer 1's invoice lines to the tracks they bought (``invoice_line →
-track``, outbound; three of her tracks taken out of every playlist first) and erases tracks
-with ``delete`` — the trap an import sets when a table has
-no personal fields. A track is the subject's to delete only if nothing else points at it: no
-other customer's invoice line, no playlist (``playlist_track``, outside the map, known only by
-its foreign key). Every other row is byte-identical before and after.
+The map follows customer 1's invoice lines to the tracks bought (``invoice_line → track``,
+outbound) and erases tracks with ``delete`` — the trap an import sets when a table has no
+personal fields. A track is the subject's to delete only if nothing else points at it: no other
+customer's invoice line, no playlist (``playlist_track``, outside the map, known only by its
+foreign key). Three tracks only customer 1 bought are taken out of every playlist first, so
+some go. Every other row is byte-identical before and after.
 """
 
 from __future__ import annotations
@@ -69,7 +69,7 @@ def test_tracks_other_records_point_at_are_kept(chinook_db: ChinookDb) -> None:
     others = {r[0] for r in _query(
         db, f"SELECT l.{q('track_id')} FROM {q('invoice_line')} l JOIN {q('invoice')} i ON "
         f"l.{q('invoice_id')} = i.{q('invoice_id')} WHERE i.{q('customer_id')} <> 1")}
-    only_hers = sorted(bought - others)[:3]  # no playlist holds these: hers alone to erase
+    only_hers = sorted(bought - others)[:3]  # then in no playlist: the subject's alone
     _query(db, f"DELETE FROM {q('playlist_track')} WHERE {q('track_id')} IN "
            f"({', '.join(str(t) for t in only_hers)})")
     elsewhere = {r[0] for r in _query(
