@@ -147,6 +147,7 @@ def _load_builtin_connectors() -> None:
     with _BUILTIN_LOCK:
         if not _BUILTIN_LOADED.is_set():
             import connectors.s3
+            import connectors.saas
             import connectors.sql  # noqa: F401
 
             _BUILTIN_LOADED.set()

@@ -287,15 +287,54 @@ class S3System(SystemBase):
     shared: list[S3SharedSpec] = Field(default_factory=list)
 
 
+class SaaSRateLimit(Strict):
+    """The account's own limit when it differs from the vendor's default: ``calls`` per
+    ``seconds``, shared by every worker."""
+
+    calls: int = Field(ge=1)
+    seconds: float = Field(gt=0)
+
+
 class SaaSSystem(SystemBase):
-    """A SaaS tool reached over its HTTP API; ``vendor`` selects the adapter."""
+    """A SaaS account reached over its HTTP API (docs/saas.md).
+
+    ``vendor`` names a vendor definition (``connectors/saas/vendors/<vendor>.yaml``); ``region``
+    picks its base URL where the vendor has several, and ``base_url_env`` overrides it (a
+    sandbox, an emulator). Secrets come from ``token_env`` (API key, bearer token, basic or
+    OAuth2 client secret) and ``client_id_env`` (basic user, OAuth2 client id). ``identities``
+    maps a key name to the vendor's lookup (``email``, ``phone``, ``id``); ``provides`` lists
+    key names the vendor's items provide to other systems (``stripe_customer_id``).
+    ``resources`` are the vendor resources collected and erased, each one a collection (all
+    of them when empty, then reported as one collection named after the vendor).
+    ``erasure``: ``delete`` uses the vendor's erasure (delete or privacy-deletion endpoint);
+    ``retain`` keeps everything under the stated ground; ``none`` never changes anything.
+    """
 
     kind: Literal["saas"]
-    vendor: str
+    vendor: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$")]
+    region: str | None = None
     base_url_env: Annotated[str, Field(pattern=r"^[A-Z_][A-Z0-9_]*$")] | None = None
     token_env: Annotated[str, Field(pattern=r"^[A-Z_][A-Z0-9_]*$")]
-    identities: dict[Annotated[str, Field(pattern=KEY_NAME)], str] = Field(default_factory=dict)
+    client_id_env: Annotated[str, Field(pattern=r"^[A-Z_][A-Z0-9_]*$")] | None = None
+    identities: dict[Annotated[str, Field(pattern=KEY_NAME)], str] = Field(
+        default_factory=lambda: {"email": "email"})
+    provides: list[Annotated[str, Field(pattern=KEY_NAME)]] = Field(default_factory=list)
+    resources: list[Annotated[str, Field(pattern=KEY_NAME)]] = Field(default_factory=list)
+    rate_limit: SaaSRateLimit | None = None
     erasure: ErasureSpec = Field(default_factory=lambda: ErasureSpec(action="delete"))
+
+    @model_validator(mode="after")
+    def _saas_erasure(self) -> SaaSSystem:
+        if self.erasure.action == "mask":
+            raise ValueError("a SaaS system cannot take action 'mask'; use 'delete' (the "
+                             "vendor's erasure), 'retain' or 'none'")
+        if len(set(self.resources)) != len(self.resources):
+            raise ValueError("a resource is listed twice in 'resources'; list each once")
+        return self
+
+    def collection_names(self) -> list[str]:
+        """The collections this system reports: its resources, or the vendor's name."""
+        return list(self.resources) or [self.vendor]
 
 
 System = Annotated[SqlSystem | S3System | SaaSSystem, Field(discriminator="kind")]

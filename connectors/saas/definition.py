@@ -1,0 +1,327 @@
+"""The vendor definition format: one YAML file per SaaS vendor, as strict pydantic models.
+
+A definition says how to reach a vendor (base URL per region, auth, rate limit, retries) and,
+per *resource* (``customers``, ``charges``, ``members`` …), how the subject's items are found,
+listed and erased. :mod:`connectors.saas.runtime` interprets it; nothing vendor-specific lives
+in Python. docs/saas.md documents every field.
+
+Contract: :func:`load_definition` and :func:`vendor_definition` return a valid
+:class:`VendorDefinition` or raise :class:`~dsar.errors.DataMapError` whose message starts with
+``file:line`` of the offending entry and says what to write instead.
+"""
+
+from __future__ import annotations
+
+import re
+from functools import cache
+from importlib import resources
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from dsar.errors import DataMapError
+
+NAME = r"^[a-z][a-z0-9_]*$"
+PLACEHOLDER = re.compile(r"\{([a-z_][a-z0-9_.]*)(?:\|([a-z0-9_]+))?\}")
+ROOTS = ("value", "each", "parent", "item")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Paging(_Strict):
+    """How a list continues past its first page.
+
+    - ``none``: one page;
+    - ``starting_after``: Stripe style; ``has_more`` path says more follow, the next request
+      passes the last item's ``id_field`` as ``param``;
+    - ``cursor``: the next cursor is at ``next`` in the body, passed as ``param``; ends when
+      it is missing or empty;
+    - ``offset``: ``param`` (offset) grows by ``size`` (sent as ``size_param``); ends on a
+      short page or when ``total`` (a body path) is reached;
+    - ``page``: ``param`` counts pages from ``first_page``; ends on a short page;
+    - ``link``: the ``Link`` header's ``rel="next"`` URL is fetched as is.
+    """
+
+    style: Literal["none", "starting_after", "cursor", "offset", "page", "link"] = "none"
+    param: str | None = None
+    size_param: str | None = None
+    size: int = Field(default=100, ge=1, le=10_000)
+    has_more: str = "has_more"
+    id_field: str = "id"
+    next: str | None = None
+    total: str | None = None
+    first_page: int = 1
+
+    @model_validator(mode="after")
+    def _complete(self) -> Paging:
+        needs_param = self.style in ("starting_after", "cursor", "offset", "page")
+        if needs_param and not self.param:
+            raise ValueError(f"paging style {self.style!r} needs 'param' (the query parameter)")
+        if self.style == "cursor" and not self.next:
+            raise ValueError("paging style 'cursor' needs 'next' (the body path of the cursor)")
+        return self
+
+
+class Call(_Strict):
+    """One HTTP request. ``path`` and ``params`` values are templates: ``{value}`` (the
+    subject's key value), ``{each.f}``, ``{parent.f}``, ``{item.f}`` (fields of the item
+    being iterated, the parent item, the item itself), optionally filtered: ``{value|md5_lower}``.
+    Path values are percent-encoded whole, so a value can never add a path segment."""
+
+    method: Literal["GET", "POST", "PUT", "PATCH", "DELETE"] = "GET"
+    path: str = Field(pattern=r"^/")
+    params: dict[str, str] = Field(default_factory=dict)
+    json_body: dict[str, Any] | None = Field(default=None, alias="json")
+    form: dict[str, str] | None = None
+    items: str | None = None
+    single: bool = False
+    paging: Paging = Field(default_factory=Paging)
+    skip_when: dict[str, Any] = Field(default_factory=dict)
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    @model_validator(mode="after")
+    def _shape(self) -> Call:
+        if self.single and (self.items or self.paging.style != "none"):
+            raise ValueError("a 'single' call returns one item: drop 'items' and 'paging'")
+        for text in [self.path, *self.params.values(), *(self.form or {}).values()]:
+            for root, filt in PLACEHOLDER.findall(text):
+                if root.split(".")[0] not in ROOTS:
+                    raise ValueError(f"unknown placeholder {{{root}}}: use one of "
+                                     "{value}, {each.<field>}, {parent.<field>}, {item.<field>}")
+                if filt and filt not in FILTERS:
+                    raise ValueError(f"unknown filter {filt!r}: use one of {', '.join(FILTERS)}")
+        return self
+
+
+class Finder(Call):
+    """How items are found by one lookup (``email``, ``phone``, ``id``). With ``each``, the
+    call runs once per item of that list (Mailchimp: once per audience)."""
+
+    each: Call | None = None
+    missing: list[int] = Field(default_factory=lambda: [404])
+
+
+class Erase(_Strict):
+    """What erasure does to a resource's items. Exactly one of:
+
+    - ``call``: a request per item (delete, an anonymising update, a privacy-deletion
+      endpoint); a 404 answer means already gone;
+    - ``with_parent: true``: removed by the vendor when the parent item is erased; the recount
+      checks it;
+    - ``retained_by_vendor``: the vendor keeps it for its own legal duties (the text is the
+      ground shown in evidence), so nothing is asked and nothing is expected gone.
+    """
+
+    call: Call | None = None
+    with_parent: bool = False
+    retained_by_vendor: str | None = Field(default=None, min_length=3)
+    kind: Literal["delete", "anonymise", "privacy_delete"] = "delete"
+
+    @model_validator(mode="after")
+    def _one(self) -> Erase:
+        chosen = [self.call is not None, self.with_parent, self.retained_by_vendor is not None]
+        if sum(chosen) != 1:
+            raise ValueError("give exactly one of 'call', 'with_parent: true' or "
+                             "'retained_by_vendor: <ground>'")
+        return self
+
+
+class Resource(_Strict):
+    """One kind of vendor object. A root resource has ``find`` (by lookup name); a related
+    one has ``parent`` and ``list`` (a call templated on ``{parent.<field>}``)."""
+
+    label: str | None = None
+    category: str = "saas.record"
+    id_field: str = "id"
+    find: dict[Annotated[str, Field(pattern=NAME)], Finder] = Field(default_factory=dict)
+    parent: str | None = None
+    list_call: Call | None = Field(default=None, alias="list")
+    provides: dict[Annotated[str, Field(pattern=NAME)], str] = Field(default_factory=dict)
+    erase: Erase
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    @model_validator(mode="after")
+    def _root_or_child(self) -> Resource:
+        if bool(self.find) == bool(self.parent):
+            raise ValueError("give either 'find' (a root resource) or 'parent' and 'list'")
+        if self.parent and self.list_call is None:
+            raise ValueError("a resource with 'parent' needs 'list' (how its items are listed)")
+        if self.erase.with_parent and not self.parent:
+            raise ValueError("'with_parent' needs a 'parent'")
+        return self
+
+
+class Auth(_Strict):
+    """``bearer`` (``Authorization: Bearer <token>``), ``basic`` (``username`` or the client id
+    variable as user, the token as password; an empty password with ``token_as: username``),
+    ``api_key_header`` (the token in ``header``), ``oauth2_client_credentials`` (client id and
+    secret exchanged at ``token_url`` for a bearer token, refreshed before it expires and once
+    on a 401)."""
+
+    type: Literal["bearer", "basic", "api_key_header", "oauth2_client_credentials"]
+    header: str = "Authorization"
+    username: str | None = None
+    token_as: Literal["password", "username"] = "password"
+    token_url: str | None = None
+    scope: str | None = None
+
+    @model_validator(mode="after")
+    def _complete(self) -> Auth:
+        if self.type == "oauth2_client_credentials" and not self.token_url:
+            raise ValueError("oauth2_client_credentials needs 'token_url'")
+        return self
+
+
+class RateLimit(_Strict):
+    calls: int = Field(ge=1)
+    seconds: float = Field(gt=0)
+
+
+class Retries(_Strict):
+    attempts: int = Field(default=6, ge=1, le=20)
+    backoff: float = Field(default=0.5, ge=0)
+    max_wait: float = Field(default=30.0, gt=0)
+
+
+class VendorDefinition(_Strict):
+    """The whole file."""
+
+    name: Annotated[str, Field(pattern=NAME)]
+    label: str
+    docs: str | None = None
+    base_url: str = Field(pattern=r"^https?://")
+    regions: dict[str, Annotated[str, Field(pattern=r"^https?://")]] = Field(default_factory=dict)
+    region_from_credential: str | None = None
+    auth: Auth
+    check: Call
+    rate_limit: RateLimit
+    retries: Retries = Field(default_factory=Retries)
+    idempotency_header: str | None = None
+    resources: dict[Annotated[str, Field(pattern=NAME)], Resource] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _parents(self) -> VendorDefinition:
+        for name, res in self.resources.items():
+            if res.parent is not None and res.parent not in self.resources:
+                raise ValueError(f"resource {name!r} has unknown parent {res.parent!r}")
+        if self.region_from_credential is not None:
+            try:
+                pattern = re.compile(self.region_from_credential)
+            except re.error as exc:
+                raise ValueError(f"region_from_credential is not a regular expression: {exc}") \
+                    from None
+            if "region" not in pattern.groupindex:
+                raise ValueError("region_from_credential needs a (?P<region>...) group")
+        return self
+
+    def lookups(self) -> set[str]:
+        """Every lookup name a root resource can find items by."""
+        return {name for res in self.resources.values() for name in res.find}
+
+    def order(self, wanted: list[str] | None = None) -> list[str]:
+        """Resource names, parents before children; restricted to ``wanted`` and their
+        ancestors (a child cannot be listed without its parent's items)."""
+        names = list(self.resources) if not wanted else list(wanted)
+        closed: list[str] = []
+        for name in names:
+            chain = []
+            while name is not None and name not in closed and name not in chain:
+                chain.append(name)
+                name = self.resources[name].parent  # type: ignore[assignment]
+            closed += reversed(chain)
+        return [n for n in self.resources if n in closed]
+
+
+FILTERS = ("md5_lower", "lower")
+
+# -- loading ----------------------------------------------------------------------------------
+
+PathT = tuple[str | int, ...]
+FORMAT_DOC = "see docs/saas.md"
+
+
+def _lines(node: yaml.Node, path: PathT, out: dict[PathT, int]) -> None:
+    out.setdefault(path, node.start_mark.line + 1)
+    if isinstance(node, yaml.MappingNode):
+        for key, value in node.value:
+            name = key.value if isinstance(key, yaml.ScalarNode) else str(key)
+            out[(*path, name)] = key.start_mark.line + 1
+            _lines(value, (*path, name), out)
+    elif isinstance(node, yaml.SequenceNode):
+        for i, value in enumerate(node.value):
+            _lines(value, (*path, i), out)
+
+
+def parse_definition(text: str, source: str) -> VendorDefinition:
+    """Validate vendor YAML ``text``; ``source`` names it in messages (``source:line``)."""
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(text)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        at = f"{source}:{mark.line + 1}" if mark else source
+        raise DataMapError(f"{at}: vendor file is not valid YAML: {exc.problem or exc.context}",
+                           "fix the YAML syntax (indentation, ':' or quotes)") from None
+    except (yaml.YAMLError, RecursionError) as exc:
+        raise DataMapError(f"{source}: vendor file is not valid YAML: {exc}",
+                           "fix the YAML syntax") from None
+    if node is None or not isinstance(data, dict):
+        raise DataMapError(f"{source}:1: vendor file is empty or not a mapping",
+                           f"write a vendor definition; {FORMAT_DOC}")
+    lines: dict[PathT, int] = {}
+    _lines(node, (), lines)
+    try:
+        return VendorDefinition.model_validate(data)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        loc: PathT = tuple(p for p in err["loc"] if not (isinstance(p, str) and "[" in p))
+        line = 1
+        for cut in range(len(loc), -1, -1):
+            if loc[:cut] in lines:
+                line = lines[loc[:cut]]
+                break
+        where = ".".join(str(p) for p in loc) or "top level"
+        more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
+        message = err["msg"].removeprefix("Value error, ")
+        raise DataMapError(f"{source}:{line}: {where}: {message}{more}",
+                           f"correct the vendor file; {FORMAT_DOC}") from None
+
+
+def load_definition(path: str | Path) -> VendorDefinition:
+    """Read and validate the vendor file at ``path``."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DataMapError(f"cannot read vendor file {path}: {exc}",
+                           "give a readable UTF-8 YAML file") from None
+    return parse_definition(text, str(path))
+
+
+def known_vendors() -> list[str]:
+    """Names of the vendors shipped with dsar (``connectors/saas/vendors/*.yaml``)."""
+    folder = resources.files("connectors.saas") / "vendors"
+    return sorted(p.name.removesuffix(".yaml") for p in folder.iterdir()
+                  if p.name.endswith(".yaml"))
+
+
+@cache
+def vendor_definition(name: str) -> VendorDefinition:
+    """The shipped definition of vendor ``name``; DataMapError listing the known ones."""
+    known = known_vendors()
+    if name not in known:
+        raise DataMapError(f"unknown SaaS vendor {name!r}",
+                           f"use one of: {', '.join(known)}")
+    item = resources.files("connectors.saas") / "vendors" / f"{name}.yaml"
+    source = f"connectors/saas/vendors/{name}.yaml"
+    definition = parse_definition(item.read_text(encoding="utf-8"), source)
+    if definition.name != name:
+        raise DataMapError(f"{source}:1: name {definition.name!r} differs from the file name",
+                           f"write 'name: {name}'")
+    return definition

@@ -1,0 +1,100 @@
+"""Erasure of one subject's items in a SaaS account, and the recount that proves it.
+
+Steps (see :mod:`connectors.saas.connector`): walk and count every wanted resource, keeping the
+items of resources that have children; send each item's erasure call, children before parents
+(a 404 answer counts as already gone); recount, from the keys for root resources and from the
+parents found before for the others. Resources the vendor retains, and every resource when the
+data map says ``retain`` or ``none``, are counted and reported, never changed.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Any
+
+from connectors.base import ConnectorResult, SubjectKeys
+from dsar.errors import ConnectorError
+from dsar.evidence import CollectionEvidence
+
+if TYPE_CHECKING:
+    from connectors.saas.connector import SaaSConnector
+
+
+def erase_items(conn: SaaSConnector, keys: SubjectKeys) -> ConnectorResult:
+    """The erase operation; raises ``saas_not_erased`` (transient) if a recount finds items
+    that erasure should have removed."""
+    started = time.monotonic()
+    result = ConnectorResult()
+    system, definition = conn.system, conn.definition
+    mode = system.erasure.action
+    counted: dict[str, list[tuple[dict[str, Any], Any]]] = {}
+    for name, items in conn._walk(keys):
+        kept = []
+        for item, parent in items:
+            conn._provide(result, name, item)
+            if definition.resources[name].erase.call is not None and mode == "delete":
+                kept.append((item, parent))
+            else:
+                kept.append(({}, None))  # only the number is needed
+        counted[name] = kept
+    found_parents = dict(conn.last_found)
+    evidence: dict[str, CollectionEvidence] = {}
+    for name in reversed(conn.order):
+        res = definition.resources[name]
+        ev = CollectionEvidence(system.name, conn._collection(name), conn._action(name),
+                                found=len(counted[name]))
+        evidence[name] = ev
+        if mode != "delete":
+            ev.retained = ev.found
+            ev.retained_ground = (system.erasure.retain.ground if system.erasure.retain
+                                  else "the data map keeps this system unchanged")
+            ev.retained_period = system.erasure.retain.period if system.erasure.retain else None
+            ev.remaining = 0
+            continue
+        if res.erase.retained_by_vendor:
+            ev.retained, ev.remaining = ev.found, 0
+            ev.retained_ground = res.erase.retained_by_vendor
+            ev.counts["retained_by_vendor"] = ev.found
+            continue
+        if res.erase.with_parent:  # the recount below proves it
+            ev.deleted = ev.found
+            ev.counts["erased_with_parent"] = ev.found
+            continue
+        assert res.erase.call is not None
+        gone = 0
+        for item, parent in counted[name]:
+            if conn.client.send(res.erase.call, {"item": item, "parent": parent},
+                                allow_missing=True) is None:
+                gone += 1
+            else:
+                ev.counts[res.erase.kind] = ev.counts.get(res.erase.kind, 0) + 1
+        ev.deleted = ev.found - gone
+        if gone:
+            ev.counts["already_gone"] = gone
+    if mode == "delete":
+        _recount(conn, keys, found_parents, evidence)
+    elapsed = int((time.monotonic() - started) * 1000)
+    for name in conn.order:
+        if name in conn.wanted:
+            evidence[name].duration_ms = elapsed
+            result.evidence.append(evidence[name])
+    return result
+
+
+def _recount(conn: SaaSConnector, keys: SubjectKeys, parents: dict[str, Any],
+             evidence: dict[str, CollectionEvidence]) -> None:
+    left: list[str] = []
+    for name, items in conn._walk(keys, parents=parents):
+        res = conn.definition.resources[name]
+        if res.erase.retained_by_vendor:
+            continue  # not listed again: the generator is never started
+        n = sum(1 for _ in items)
+        ev = evidence[name]
+        ev.remaining = n
+        if n and name in conn.wanted:
+            left.append(f"{n} {name}")
+    if left:
+        raise ConnectorError(
+            f"{conn.definition.label} still holds {', '.join(left)} after erasure",
+            "the vendor may apply deletions with a delay; the task is retried",
+            system=conn.system.name, code="saas_not_erased", transient=True, retry_after=30.0)

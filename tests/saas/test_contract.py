@@ -1,0 +1,149 @@
+"""The contract every SaaS vendor meets, run against each vendor's emulator over real HTTP.
+
+find, collect, erase, recount, a second erase changes nothing, many pages, a 429 storm,
+intermittent 500s, a refused credential, a missing credential, a vendor down for good.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from dsar.errors import ConnectorError
+from tests.saas.harness import Harness, RecordingSink, make_harness
+
+SUBJECT = "jenny.rosen@example.com"
+BYSTANDER = "max.mustermann@example.com"
+KEYS = {"email": frozenset({SUBJECT})}
+
+
+@pytest.fixture(params=["stripe", "mailchimp"])
+def vendor(request: pytest.FixtureRequest) -> Iterator[Harness]:
+    harness = make_harness(request.param)
+    yield harness
+    harness.emulator.stop()
+
+
+def found(result: object) -> dict[str, int]:
+    return {e.collection: e.found for e in result.evidence}  # type: ignore[attr-defined]
+
+
+def test_find_and_collect_only_the_subject(vendor: Harness) -> None:
+    expected = vendor.seed(SUBJECT)
+    vendor.seed(BYSTANDER)
+    sink = RecordingSink()
+    with vendor.connector() as conn:
+        result = conn.collect(KEYS, sink)
+    assert found(result) == expected
+    for ev in result.evidence:
+        assert ev.collected == ev.found == len(ev.item_hashes) and ev.digest
+        assert ev.system == vendor.vendor and ev.action == "collect"
+    rows = [r for (system, _), batch in sink.rows.items() for r in batch]
+    assert len(rows) == sum(expected.values())
+    text = repr(rows)
+    assert BYSTANDER not in text
+    assert all(not isinstance(v, dict) for r in rows for v in r.values())  # flat rows
+    assert len(result.discovered[vendor.provides]) >= 1
+    # evidence holds no personal data
+    assert SUBJECT not in repr([e.to_dict() for e in result.evidence])
+
+
+def test_erase_recount_and_a_second_erase_changes_nothing(vendor: Harness) -> None:
+    expected = vendor.seed(SUBJECT)
+    vendor.seed(BYSTANDER)
+    before_other = vendor.holds(BYSTANDER)
+    with vendor.connector() as conn:
+        first = conn.erase(KEYS)
+        by_name = {e.collection: e for e in first.evidence}
+        for name in vendor.erased:
+            ev = by_name[name]
+            assert ev.found == expected[name] and ev.deleted == expected[name]
+            assert ev.remaining == 0 and ev.action == "delete"
+        for name in vendor.retained:
+            ev = by_name[name]
+            assert ev.action == "retain" and ev.retained == expected[name]
+            assert ev.retained_ground and ev.deleted == 0
+        assert vendor.holds(SUBJECT) == 0
+        assert vendor.holds(BYSTANDER) == before_other
+        recount = conn.count(KEYS)
+        assert all(n == 0 for n in found(recount).values())
+        writes = sum(1 for method, _ in vendor.emulator.log if method != "GET")
+        second = conn.erase(KEYS)
+        assert all(e.found == e.deleted == 0 and e.remaining == 0 for e in second.evidence)
+        assert sum(1 for m, _ in vendor.emulator.log if m != "GET") == writes
+
+
+def test_many_pages(vendor: Harness) -> None:
+    expected = vendor.seed(SUBJECT, many=True)
+    sink = RecordingSink()
+    with vendor.connector() as conn:
+        assert found(conn.collect(KEYS, sink)) == expected
+        assert found(conn.erase(KEYS)) == expected
+    assert vendor.holds(SUBJECT) == 0
+
+
+def test_a_429_storm_is_waited_out(vendor: Harness) -> None:
+    expected = vendor.seed(SUBJECT)
+    vendor.emulator.rate_limit = (4, 1.0)
+    with vendor.connector() as conn:
+        assert found(conn.count(KEYS)) == expected
+        throttled = conn.client.throttled
+    assert vendor.emulator.throttled >= 1 and throttled == vendor.emulator.throttled
+
+
+def test_the_shared_limiter_avoids_429s(vendor: Harness) -> None:
+    expected = vendor.seed(SUBJECT)
+    vendor.emulator.rate_limit = (6, 1.0)
+    system = vendor.system(rate_limit={"calls": 5, "seconds": 1})
+    with vendor.connector(system) as conn:
+        assert found(conn.count(KEYS)) == expected
+    assert vendor.emulator.throttled == 0
+
+
+def test_intermittent_500s_are_retried(vendor: Harness) -> None:
+    expected = vendor.seed(SUBJECT)
+    vendor.emulator.fail_every = 3
+    with vendor.connector(sleep=lambda s: None) as conn:
+        result = conn.erase(KEYS)
+    assert found(result) == expected and vendor.emulator.failed >= 1
+    assert vendor.holds(SUBJECT) == 0
+
+
+def test_a_vendor_down_for_good_is_a_transient_error(vendor: Harness) -> None:
+    vendor.seed(SUBJECT)
+    vendor.emulator.fail_next = 10_000
+    with vendor.connector(sleep=lambda s: None) as conn, pytest.raises(ConnectorError) as err:
+        conn.count(KEYS)
+    assert err.value.transient and err.value.code == "saas_unavailable"
+    assert err.value.retry_after is not None and SUBJECT not in str(err.value)
+    assert vendor.emulator.failed == 6  # the definition's attempts
+
+
+def test_a_refused_credential_needs_attention(vendor: Harness) -> None:
+    vendor.seed(SUBJECT)
+    vendor.emulator.refuse = True
+    with vendor.connector() as conn, pytest.raises(ConnectorError) as err:
+        conn.erase(KEYS)
+    assert err.value.code == "saas_refused_credential" and not err.value.transient
+    assert vendor.token_env in str(err.value) and vendor.token_env in (err.value.fix or "")
+    assert vendor.emulator.calls == 1  # never retried
+    assert vendor.holds(SUBJECT) > 0
+
+
+def test_a_missing_credential_is_named(vendor: Harness) -> None:
+    environ = vendor.environ()
+    del environ[vendor.token_env]
+    with pytest.raises(ConnectorError) as err:
+        vendor.connector(environ=environ)
+    assert err.value.code == "saas_missing_credential" and not err.value.transient
+    assert vendor.token_env in err.value.one_line()
+    assert vendor.emulator.calls == 0
+
+
+def test_all_resources_as_one_collection(vendor: Harness) -> None:
+    expected = vendor.seed(SUBJECT)
+    with vendor.connector(vendor.system(resources=[])) as conn:
+        result = conn.count(KEYS)
+    assert {e.collection for e in result.evidence} == {vendor.vendor}
+    assert sum(e.found for e in result.evidence) == sum(expected.values())
