@@ -38,8 +38,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-import yaml
-
+from dsar.datamap.fides_yaml import dump_compact, load_with_lines
 from dsar.datamap.loader import parse_datamap
 from dsar.datamap.schema import DataMap
 from dsar.errors import DataMapError
@@ -50,7 +49,6 @@ COLUMN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 STRATEGIES = {"null_rewrite": "null", "string_rewrite": "fixed", "hash": "hash",
               "hmac": "hash", "random_string_rewrite": "random", "aes_encrypt": "hash"}
 TEXT_TYPES = ("string", "object_id", None)
-MAX_NODES = 100_000
 DEFAULT_TARGETS = ("user",)
 FIELD_META = {"references", "identity", "primary_key", "data_type", "length",
               "return_all_elements", "read_only", "custom_request_field",
@@ -82,7 +80,7 @@ def import_fides(text: str, url_env: str, source_name: str = "<fides>",
 
     ``targets``: the data categories the Fides erasure policy targets (a category covers its
     sub-categories). Raises DataMapError for a malformed file, naming ``file:line``."""
-    doc, lines = _load(text, source_name)
+    doc, lines = load_with_lines(text, source_name)
     ctx = _Import(source_name, lines, tuple(t.strip() for t in targets if t.strip())
                   or DEFAULT_TARGETS)
     datasets = doc.get("dataset") if isinstance(doc, dict) else None
@@ -123,8 +121,7 @@ def import_fides(text: str, url_env: str, source_name: str = "<fides>",
     if not kept:
         raise ctx.fail(doc, "no collection to import (every dataset is empty or skipped)",
                        "give collections with fields")
-    body = yaml.dump({"version": 1, "systems": kept}, Dumper=_Dumper, sort_keys=False,
-                     width=100)
+    body = dump_compact({"version": 1, "systems": kept})
     header = [f"# Imported from the Fides dataset file {source_name}.",
               "# review: every table's erasure, and each note below; `dsar datamap check`",
               "# warns about every '# note:' line until you delete it.",
@@ -138,57 +135,6 @@ def import_fides_map(text: str, url_env: str, source_name: str = "<fides>",
                      targets: Iterable[str] = DEFAULT_TARGETS) -> DataMap:
     """Like :func:`import_fides`, as a validated :class:`DataMap`."""
     return parse_datamap(import_fides(text, url_env, source_name, targets), source_name)
-
-
-# -- reading the file, with line numbers -------------------------------------------------------
-
-
-def _load(text: str, source: str) -> tuple[Any, dict[int, int]]:
-    """The YAML document and the line of every mapping and list in it (by ``id``)."""
-    loader = yaml.SafeLoader(text)
-    loader.name = source
-    try:
-        node = loader.get_single_node()
-        if node is None:
-            raise DataMapError(f"{source}: the file is empty", "give a fideslang dataset file")
-        lines: dict[int, int] = {}
-        return _build(loader, node, lines, [0], set()), lines
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        at = f"{source}:{mark.line + 1}" if mark else source
-        raise DataMapError(f"{at}: not valid YAML: {exc.problem or exc.context}",
-                           "fix the YAML syntax (indentation, a missing ':' or an unclosed "
-                           "quote)") from None
-    except yaml.YAMLError as exc:
-        raise DataMapError(f"{source}: not valid YAML ({exc})", "fix the YAML syntax") from None
-    except RecursionError:
-        raise DataMapError(f"{source}: the YAML nests too deeply", "flatten it") from None
-    finally:
-        loader.dispose()
-
-
-def _build(loader: yaml.SafeLoader, node: yaml.Node, lines: dict[int, int], count: list[int],
-           stack: set[int]) -> Any:
-    count[0] += 1
-    if count[0] > MAX_NODES or id(node) in stack:
-        raise DataMapError(f"{loader.name}:{node.start_mark.line + 1}: YAML aliases expand "
-                           "beyond any real dataset file", "write the values out")
-    if isinstance(node, yaml.ScalarNode):
-        return loader.construct_object(node)
-    stack.add(id(node))
-    out: Any
-    if isinstance(node, yaml.SequenceNode):
-        out = [_build(loader, item, lines, count, stack) for item in node.value]
-    else:
-        loader.flatten_mapping(node)
-        out = {}
-        for key, value in node.value:
-            name = _build(loader, key, lines, count, stack)
-            out[name if isinstance(name, str | int | float | bool) else str(name)] = \
-                _build(loader, value, lines, count, stack)
-    stack.discard(id(node))
-    lines[id(out)] = node.start_mark.line + 1
-    return out
 
 
 # -- datasets, collections, fields -------------------------------------------------------------
@@ -448,18 +394,6 @@ def _reference(ctx: _Import, dataset: str, here: dict[str, Any], column: str, wh
     else:
         ctx.notes.append(f"{where}: reference to {target_ds} without direction dropped; give "
                          "it direction from or to to share the key across systems")
-
-
-class _Dumper(yaml.SafeDumper):
-    """Block style, but a mapping or list of plain values on one line (``{action: none}``)."""
-
-    def represent_mapping(self, tag: str, mapping: Any, flow_style: Any = None) -> Any:
-        flat = all(not isinstance(v, dict | list) for v in dict(mapping).values())
-        return super().represent_mapping(tag, mapping, flow_style=flat or None)
-
-    def represent_sequence(self, tag: str, sequence: Any, flow_style: Any = None) -> Any:
-        flat = all(not isinstance(v, dict | list) for v in sequence)
-        return super().represent_sequence(tag, sequence, flow_style=flat or None)
 
 
 def _finish(entry: dict[str, Any]) -> dict[str, Any]:
