@@ -1,12 +1,13 @@
 """The fleet's periodic housekeeping, run by the watch (:mod:`workflows.watch`) in every worker
 process: completion records for requests closed while no signing key existed, forgetting the
-identities of long-closed requests, ledger checkpoints, and deleting bundles past retention
-and orphaned ones.
+identities of long-closed requests, ledger checkpoints, deleting bundles past retention and
+orphaned ones, and the partial files a killed bundle write left behind in a local store.
 """
 
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Collection
 from datetime import datetime, timedelta
 
@@ -15,7 +16,7 @@ import sqlalchemy as sa
 from dsar import requests
 from dsar.app import App
 from dsar.bundles.retention import delete_bundle, purge_orphans
-from dsar.bundles.store import BundleStore
+from dsar.bundles.store import BundleStore, LocalBundleStore
 from dsar.db.models import Bundle, CompletionRecord, IdentityRow, Request
 from dsar.lifecycle import State
 from workflows import fanout
@@ -116,13 +117,49 @@ def delete_orphan_bundles(app: App, store: BundleStore, now: datetime) -> list[s
     return purge_orphans(store, known, now, ORPHAN_GRACE)
 
 
+PARTIAL_GRACE = timedelta(hours=1)
+"""How old a ``.part`` file must be before it is taken for the leftover of a killed write: no
+bundle write lasts that long."""
+_PARTIAL = re.compile(r"\..+\.[0-9a-f]{32}\.part")
+
+
+def partial_sweep_interval() -> timedelta:
+    """How often a worker process looks for partial bundle files in a local store."""
+    return timedelta(seconds=float(os.environ.get("DSAR_PARTIAL_SWEEP_SECONDS", "3600")))
+
+
+def delete_partial_writes(store: BundleStore, now: datetime,
+                          grace: timedelta = PARTIAL_GRACE) -> list[str]:
+    """Delete the temporary ``.<name>.<hex>.part`` files that a write killed before its rename
+    left in a local store (:meth:`LocalBundleStore.write_stream`), once ``grace`` old; returns
+    their names. S3 keeps no partial objects (an incomplete multipart upload is the bucket's
+    lifecycle rule's business), so other stores have nothing to sweep."""
+    if not isinstance(store, LocalBundleStore):
+        return []
+    cutoff = (now - grace).timestamp()
+    swept = []
+    with os.scandir(store.root) as entries:
+        for entry in entries:
+            if not _PARTIAL.fullmatch(entry.name) or not entry.is_file(follow_symlinks=False):
+                continue
+            try:
+                if entry.stat(follow_symlinks=False).st_mtime < cutoff:
+                    os.unlink(entry.path)
+                    swept.append(entry.name)
+            except FileNotFoundError:  # its writer finished, or another process swept it
+                continue
+    return sorted(swept)
+
+
 def periodic_housekeeping(app: App) -> None:
     """Issue a ledger checkpoint when the ledger grew; delete bundles past retention.
 
     Bundles past retention are found in the state database, at most once per
     ``DSAR_RETENTION_SWEEP_SECONDS``; listing the store for orphans (which reads every name,
     and on S3 costs paid LIST requests) happens at most once per ``DSAR_ORPHAN_SWEEP_SECONDS``
-    in each process. A link stops working at its expiry regardless (downloads check it)."""
+    in each process; partial files of killed writes, at most once per
+    ``DSAR_PARTIAL_SWEEP_SECONDS``. A link stops working at its expiry regardless (downloads
+    check it)."""
     from dsar.records.ledger import issue_checkpoint
 
     now = app.now()
@@ -135,3 +172,5 @@ def periodic_housekeeping(app: App) -> None:
         delete_expired_bundles(app, store, now)
     if _due("orphans", store, now, orphan_sweep_interval()):
         delete_orphan_bundles(app, store, now)
+    if _due("partial", store, now, partial_sweep_interval()):
+        delete_partial_writes(store, now)
