@@ -46,6 +46,7 @@ from dsar.errors import DataMapError
 IDENTITY_KEYS = {"email": "email", "phone_number": "phone", "phone": "phone"}
 IDENTITY_CATEGORY = {"email": "user.contact.email", "phone": "user.contact.phone_number"}
 COLUMN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+ENV_NAME = re.compile(r"^[A-Z_][A-Z0-9_]*$")
 STRATEGIES = {"null_rewrite": "null", "string_rewrite": "fixed", "hash": "hash",
               "hmac": "hash", "random_string_rewrite": "random", "aes_encrypt": "hash"}
 TEXT_TYPES = ("string", "object_id", None)
@@ -80,6 +81,9 @@ def import_fides(text: str, url_env: str, source_name: str = "<fides>",
 
     ``targets``: the data categories the Fides erasure policy targets (a category covers its
     sub-categories). Raises DataMapError for a malformed file, naming ``file:line``."""
+    if not ENV_NAME.match(url_env):
+        raise DataMapError(f"--url-env {url_env!r} is not an environment variable name",
+                           "write the variable's name in capitals, e.g. SHOP_DB_URL")
     doc, lines = load_with_lines(text, source_name)
     ctx = _Import(source_name, lines, tuple(t.strip() for t in targets if t.strip())
                   or DEFAULT_TARGETS)
@@ -337,6 +341,10 @@ def _mask_rule(ctx: _Import, here: str, meta: dict[str, Any], nested: list[Any]
     if value is None:
         ctx.notes.append(f"{here}: string_rewrite without rewrite_value; masked with null")
         return {"strategy": "null"}
+    if isinstance(value, str) and data_type not in TEXT_TYPES:
+        ctx.notes.append(f"{here}: rewrite_value {value!r} does not fit data_type {data_type}; "
+                         "masked with random")
+        return {"strategy": "random"}
     length = meta.get("length")
     if isinstance(value, str) and isinstance(length, int) and len(value) > length > 0:
         ctx.notes.append(f"{here}: rewrite_value cut to the field's length {length}")

@@ -97,6 +97,7 @@ def test_field_masking_overrides_data_type_length_and_read_only() -> None:
     mask = mask_of(users)
     assert mask["nickname"] == {"strategy": "fixed", "value": "REDACT"}  # cut to length 6
     assert mask["birth_year"] == {"strategy": "random"}  # a hash would not fit an integer
+    assert mask["shoe_size"] == {"strategy": "random"}  # nor would the text 'MASKED'
     assert mask["signup_ip"] == {"strategy": "hash"}  # aes_encrypt: irreversible instead
     assert "legal_name" not in mask and "legal_name" in users.columns  # read_only
 
@@ -123,6 +124,7 @@ def test_what_cannot_be_translated_is_a_note_and_a_check_warning() -> None:
     notes = [line for line in text.splitlines() if line.startswith("# note: ")]
     for expected in ("users.login_name: identity field outside the erasure targets",
                      "users.nickname: rewrite_value cut", "users.birth_year: a hash is text",
+                     "users.shoe_size: rewrite_value 'MASKED' does not fit data_type integer",
                      "users.signup_ip: aes_encrypt", "users.legal_name: read_only",
                      "preferences.contact.phone: identity or reference inside a nested field",
                      "users.preferences: nested fields map to the whole column",
@@ -180,6 +182,11 @@ def test_malformed_fides_files_are_one_line_errors_with_the_line(bad: str, says:
         import_fides(bad, "X_URL", "f.yml")
     assert says in caught.value.problem and caught.value.fix
     assert "\n" not in caught.value.one_line()
+
+
+def test_the_url_variable_must_be_a_variable_name() -> None:
+    with pytest.raises(DataMapError, match="not an environment variable name"):
+        import_fides(SHOP, "postgresql://shop", "f.yml")
 
 
 NAMES = st.sampled_from(["id", "email", "alt", "user_id", "data", "x-y", "2nd", "t", "u"])
