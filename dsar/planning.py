@@ -264,9 +264,9 @@ def _system_collections(system: Any, available: set[str]) -> dict[str, tuple[Mat
                     Match("key", (shared.match[k],), k, path=(k, shared.name)) for k in hits)
     elif isinstance(system, SaaSSystem):
         hits = [k for k in system.identities if k in available]
-        if hits:
-            found[system.vendor] = tuple(Match("key", (system.identities[k],), k,
-                                               path=(k, system.vendor)) for k in hits)
+        for name in system.collection_names() if hits else ():
+            found[name] = tuple(Match("key", (system.identities[k],), k, path=(k, name))
+                                for k in hits)
     return found
 
 
@@ -275,7 +275,7 @@ def _all_collections(system: Any) -> list[str]:
         return [t.name for t in system.tables]
     if isinstance(system, S3System):
         return [o.name for o in system.objects] + [s.name for s in system.shared]
-    return [system.vendor]
+    return system.collection_names()
 
 
 def _erasure_of(system: Any, collection: str) -> ErasureSpec:
@@ -366,7 +366,7 @@ def plan_request(
                 provides = {k for t in system.tables if t.name in found for k in t.provides}
             else:
                 found = _system_collections(system, available)
-                provides = set()
+                provides = set(getattr(system, "provides", ())) if found else set()
             reach[system.name] = found
             if found and system.name not in level:
                 level[system.name] = round_no

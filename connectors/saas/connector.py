@@ -35,7 +35,7 @@ from connectors.base import (
     SubjectKeys,
     register,
 )
-from connectors.saas.definition import RateLimit, Resource, vendor_definition
+from connectors.saas.definition import RateLimit, Resource, load_definition, vendor_definition
 from connectors.saas.runtime import VendorClient
 from connectors.saas.session import open_client
 from dsar.datamap.schema import SaaSSystem
@@ -76,7 +76,12 @@ class SaaSConnector(Connector):
                  sleep: Callable[[float], None] = time.sleep) -> None:
         super().__init__(system, context)
         try:
-            self.definition = vendor_definition(system.vendor)
+            self.definition = (load_definition(system.vendor_file) if system.vendor_file
+                               else vendor_definition(system.vendor))
+            if self.definition.name != system.vendor:
+                raise DataMapError(f"{system.vendor_file}: defines vendor "
+                                   f"{self.definition.name!r}, not {system.vendor!r}",
+                                   f"write 'vendor: {self.definition.name}' in the data map")
         except DataMapError as exc:
             raise ConnectorError(exc.problem, exc.fix, system=system.name,
                                  code="saas_unknown_vendor") from None

@@ -111,6 +111,8 @@ def order_key(datamap: DataMap, system: str, collection: str) -> tuple[int, int,
         specs = [t.name for t in sys_model.tables]
     elif isinstance(sys_model, S3System):
         specs = [s.name for s in [*sys_model.objects, *sys_model.shared]]
+    elif isinstance(sys_model, SaaSSystem):
+        specs = sys_model.collection_names()
     col_index = specs.index(collection) if collection in specs else len(specs)
     return sys_index, col_index, system, collection
 

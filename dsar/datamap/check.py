@@ -4,8 +4,10 @@
 starts with the map's own cross-reference findings, then, for every ``kind: sql`` system whose
 URL variable is set in ``environ``, runs :func:`connectors.sql_check.check_sql_system`: missing
 tables and columns, identity columns of the wrong type, unreachable tables, and erasure plans
-the database would refuse. It reads schemas only; it never reads or changes rows. Systems of
-other kinds are checked by their connectors when they run.
+the database would refuse. It reads schemas only; it never reads or changes rows. A ``kind:
+saas`` system gets :func:`connectors.saas.check.check_saas_system`: its vendor, its credential
+variable, and one cheap authenticated call. S3 systems are checked by their connector when
+they run.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from collections.abc import Mapping
 
 from dsar.datamap.findings import REQUEST_IDENTITIES, Finding
 from dsar.datamap.loader import cross_reference, provided_keys
-from dsar.datamap.schema import DataMap, SqlSystem
+from dsar.datamap.schema import DataMap, SaaSSystem, SqlSystem
 from dsar.errors import ConnectorError
 
 
@@ -26,6 +28,11 @@ def check_datamap(datamap: DataMap, environ: Mapping[str, str]) -> list[Finding]
     findings = list(cross_reference(datamap))
     available = REQUEST_IDENTITIES | provided_keys(datamap)
     for system in datamap.systems:
+        if isinstance(system, SaaSSystem):
+            from connectors.saas.check import check_saas_system
+
+            findings += check_saas_system(system, environ)
+            continue
         if not isinstance(system, SqlSystem):
             continue
         try:

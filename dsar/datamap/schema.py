@@ -298,7 +298,8 @@ class SaaSRateLimit(Strict):
 class SaaSSystem(SystemBase):
     """A SaaS account reached over its HTTP API (docs/saas.md).
 
-    ``vendor`` names a vendor definition (``connectors/saas/vendors/<vendor>.yaml``); ``region``
+    ``vendor`` names a vendor definition (``connectors/saas/vendors/<vendor>.yaml``, or the
+    file at ``vendor_file`` for a vendor dsar does not ship); ``region``
     picks its base URL where the vendor has several, and ``base_url_env`` overrides it (a
     sandbox, an emulator). Secrets come from ``token_env`` (API key, bearer token, basic or
     OAuth2 client secret) and ``client_id_env`` (basic user, OAuth2 client id). ``identities``
@@ -312,6 +313,7 @@ class SaaSSystem(SystemBase):
 
     kind: Literal["saas"]
     vendor: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$")]
+    vendor_file: str | None = None
     region: str | None = None
     base_url_env: Annotated[str, Field(pattern=r"^[A-Z_][A-Z0-9_]*$")] | None = None
     token_env: Annotated[str, Field(pattern=r"^[A-Z_][A-Z0-9_]*$")]
