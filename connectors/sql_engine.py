@@ -290,7 +290,7 @@ class Catalog:
                 if parent_schema == default:
                     parent_schema = None
                 parent = fk["referred_table"]
-                if parent_schema == schema:
+                if (parent_schema or default) == (schema or default):
                     parent = layout.root(parent)
                 key = (layout.root(name), cols, parent_schema, parent,
                        tuple(fk["referred_columns"]))

@@ -16,8 +16,9 @@ comments wherever it guessed and ``# note:`` lines for what it left out. The gue
   ``inbound`` (``invoice.customer_id -> customer``, then ``invoice_line -> invoice``); a foreign
   key between two tables that both hold identities is ``none`` (``customer.support_rep_id ->
   employee``); a foreign key from a reached table to a table without identities that holds
-  personal columns and is referenced by nothing else is ``outbound`` (``customer.address_id ->
-  address``); one to a shared lookup table (``invoice_line.track_id -> track``) is ``none``;
+  personal columns and is referenced by nothing else is ``outbound`` when it goes out of a
+  subject root (``customer.address_id -> address``); any other (``invoice_line.track_id ->
+  track``, ``customer.country_code -> country``: shared lookup or catalogue rows) is ``none``;
   self-references are ``none``;
 - erasure, the safe choice first (see :func:`_erasure_actions`): ``none`` for a reached table
   without personal columns; ``retain`` (ground and period to review) for what looks like a
@@ -62,6 +63,10 @@ CATEGORIES = [
     (re.compile(r"company|employer|job|title"), "user.workplace"),
     (re.compile(r"gender|nationality"), "user.demographic"),
 ]
+
+LOOKUP = re.compile(r"countr|currenc|language|locale|status|type|kind|categor|genre|region|"
+                    r"timezone|product|item|catalog|article|sku", re.IGNORECASE)
+"""Names of tables shared by many subjects, never followed outbound."""
 
 
 def _singular(name: str) -> str:
@@ -152,6 +157,9 @@ def _reflect(conn: Any, schemas: list[str | None]) -> Reflected:
             db.columns[name] = inspector.get_columns(name, schema=schema)
             db.pk[name] = inspector.get_pk_constraint(name, schema=schema).get(
                 "constrained_columns") or []
+        for name in layout.tables:
+            if not db.pk[name]:
+                _key_instead(inspector, db, name, schema, layout.inherits.get(name))
         db.layouts[schema] = layout
         db.fks += catalog.foreign_keys(conn, schema)
     db.explicit_schema = schemas != [None]
@@ -161,6 +169,27 @@ def _reflect(conn: Any, schemas: list[str | None]) -> Reflected:
         if fk.parent not in where or (where[fk.parent] or default) != (parent_schema or default):
             db.outside.add(id(fk))
     return db
+
+
+def _key_instead(inspector: Any, db: Reflected, name: str, schema: str | None,
+                 parent: str | None) -> None:
+    """For a table without a primary key: a unique key of NOT NULL columns, else the key of
+    the table it inherits from (PostgreSQL does not inherit keys), noted for review."""
+    not_null = {c["name"] for c in db.columns[name] if not c.get("nullable", True)}
+    uniques = [u["column_names"] for u in inspector.get_unique_constraints(name, schema=schema)]
+    uniques += [ix["column_names"] for ix in inspector.get_indexes(name, schema=schema)
+                if ix.get("unique") and None not in ix["column_names"]]
+    for columns in uniques:
+        if columns and set(columns) <= not_null:
+            db.pk[name] = list(columns)
+            db.key_notes[name] = "no primary key: a unique key of NOT NULL columns serves"
+            return
+    if parent is not None:
+        key = inspector.get_pk_constraint(parent, schema=schema).get("constrained_columns")
+        if key:
+            db.pk[name] = list(key)
+            db.key_notes[name] = (f"no primary key: {parent}'s, which it inherits the columns "
+                                  "of but not the constraint; make sure it is unique here")
 
 
 def _render(system: str, url_env: str, db: Reflected) -> str:
@@ -174,7 +203,8 @@ def _render(system: str, url_env: str, db: Reflected) -> str:
     for child in names:
         for fk in fks[child]:
             referenced_by[fk.parent].add(child)
-    reached = [t for t in names if identities[t]]
+    keyless = [t for t in names if not db.pk[t]]
+    reached = [t for t in names if identities[t] and t not in keyless]
     if not reached:
         raise DataMapError(
             f"found {len(names)} table(s) but no column that looks like an email address or a "
@@ -195,6 +225,8 @@ def _render(system: str, url_env: str, db: Reflected) -> str:
                                               "person or record")
                 elif identities[child]:
                     directions[(child, i)] = ("none", f"{child} holds people of its own")
+                elif child in keyless:
+                    directions[(child, i)] = ("none", f"{child} has no primary key")
                 else:
                     directions[(child, i)] = ("inbound", f"{child} rows belong to the {table} "
                                               "row they point at")
@@ -211,7 +243,10 @@ def _render(system: str, url_env: str, db: Reflected) -> str:
             elif identities[parent]:
                 directions[(table, i)] = ("none", f"{parent} is another person (own identity "
                                           "columns)")
-            elif personal[parent] and referenced_by[parent] <= set(reached) | {table}:
+            elif parent in keyless:
+                directions[(table, i)] = ("none", f"{parent} has no primary key")
+            elif identities[table] and personal[parent] and not LOOKUP.search(parent) and \
+                    referenced_by[parent] <= set(reached) | {table}:
                 directions[(table, i)] = ("outbound", f"{parent} looks owned by the subject's "
                                           f"{table} row")
                 if parent not in reached:
@@ -228,7 +263,12 @@ def _render(system: str, url_env: str, db: Reflected) -> str:
     for table in reached:
         out += _table(table, db, identities[table], personal[table], fks[table], directions,
                       set(reached), actions[table])
-    rest = [t for t in names if t not in reached]
+    unkeyed = [t for t in keyless if identities[t] or personal[t]]
+    if unkeyed:
+        out.append("# review: not mapped, no primary key or unique NOT NULL key (rows are "
+                   "erased and proven by their key; add one, then map them): "
+                   + ", ".join(unkeyed))
+    rest = [t for t in names if t not in reached and t not in unkeyed]
     if rest:
         out.append("# review: not mapped (no identity or owned personal data found): "
                    + ", ".join(rest))
@@ -242,10 +282,9 @@ def _table(table: str, db: Reflected, idents: dict[str, str], personal: dict[str
     pk = db.pk[table]
     if db.explicit_schema and db.schema[table]:
         lines.append(f"        schema: {_flow(db.schema[table])}")
-    if pk:
-        lines.append(f"        primary_key: {_flow(pk)}")
-    else:
-        lines.append("        # review: no primary key; declare one (primary_key: [...])")
+    if table in db.key_notes:
+        lines.append(f"        # review: {db.key_notes[table]}")
+    lines.append(f"        primary_key: {_flow(pk)}")
     if idents:
         by_key: dict[str, str] = {}
         for column, key in idents.items():

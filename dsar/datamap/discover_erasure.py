@@ -41,6 +41,7 @@ class Reflected:
     schema: dict[str, str | None] = field(default_factory=dict)
     columns: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     pk: dict[str, list[str]] = field(default_factory=dict)
+    key_notes: dict[str, str] = field(default_factory=dict)
     fks: list[Any] = field(default_factory=list)
     layouts: dict[str | None, Any] = field(default_factory=dict)
     outside: set[int] = field(default_factory=set)
