@@ -142,9 +142,10 @@ def import_fides_command(file: str, url_env: str, targets: tuple[str, ...],
     fields always; a collection is deleted only with masking_strategy_override: {strategy:
     delete}; one with nothing targeted gets action none (never changed). Every identity field,
     primary keys, categories, references (Fides 'from' becomes inbound, 'to' outbound, none
-    stays none), keys across datasets, erase_after and skip_processing are carried over. What
-    has no equivalent is a '# note:' line at the top, and `dsar datamap check` warns about each
-    until it is deleted. The mapping: docs/datamap.md, "Importing from Fides".
+    the way Fides traverses it), keys across datasets, erase_after and skip_processing are
+    carried over. What has no equivalent is a '# note:' line at the top, and `dsar datamap
+    check` warns about each until it is deleted. The mapping: docs/datamap.md, "Importing
+    from Fides".
     """
     from dsar.datamap.fides import import_fides
 

@@ -14,8 +14,9 @@ The translation (the table in docs/datamap.md is the user-facing version):
 - every ``identity`` field of a collection is an identity column: ``email`` -> ``email``,
   ``phone_number`` -> ``phone``, other identity types keep their name as the key; two fields of
   one identity type give the key a list of columns;
-- references: ``direction: from`` -> ``inbound``, ``to`` -> ``outbound``, none -> ``none`` (with
-  a note: Fides follows it either way). A reference into another dataset becomes a shared key
+- references: ``direction: from`` -> ``inbound``, ``to`` -> ``outbound``; none given -> the way
+  Fides' traversal takes it (away from the end identities reach first), or ``none`` where both
+  ends are reached anyway; both noted. A reference into another dataset becomes a shared key
   (one side ``provides`` it, the other looks subjects up by it);
 - erasure as Fides runs it: the fields whose data categories the erasure policy targets
   (``targets``, default ``user``: every ``user.*`` category) are masked, never the primary key
@@ -65,6 +66,7 @@ class _Import:
     targets: tuple[str, ...]
     notes: list[str] = field(default_factory=list)
     tables: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
+    undirected: list[tuple[str, str, dict[str, Any], str]] = field(default_factory=list)
 
     def fail(self, node: Any, problem: str, fix: str) -> DataMapError:
         line = self.lines.get(id(node))
@@ -109,6 +111,7 @@ def import_fides(text: str, url_env: str, source_name: str = "<fides>",
         for coll in dataset.get("collections") or []:
             if (dataset["fides_key"], coll["name"]) in ctx.tables:
                 _references(ctx, dataset["fides_key"], coll)
+    _orient(ctx)
     for (key, name), entry in ctx.tables.items():
         for after in [a for a in entry["erase_after"] if (key, a) not in ctx.tables]:
             ctx.notes.append(f"{key}.{name}: erase_after {key}.{after} dropped (not an "
@@ -383,11 +386,10 @@ def _reference(ctx: _Import, dataset: str, here: dict[str, Any], column: str, wh
         return
     direction = {"from": "inbound", "to": "outbound"}.get(ref.get("direction"), "none")
     if target_ds == dataset:
-        if direction == "none":
-            ctx.notes.append(f"{where}: reference without direction imported as 'none' (Fides "
-                             "follows it either way); choose inbound or outbound")
         here["references"].append({"columns": [column], "table": target_coll,
                                    "to": [target_field], "direction": direction})
+        if direction == "none":
+            ctx.undirected.append((dataset, here["name"], here["references"][-1], where))
         if target_field not in target["primary_key"] and target_field not in target["columns"]:
             target["columns"][target_field] = {"category": "system.operations"}
         return
@@ -402,6 +404,41 @@ def _reference(ctx: _Import, dataset: str, here: dict[str, Any], column: str, wh
     else:
         ctx.notes.append(f"{where}: reference to {target_ds} without direction dropped; give "
                          "it direction from or to to share the key across systems")
+
+
+def _orient(ctx: _Import) -> None:
+    """Give references without a direction the one Fides' traversal takes: away from the end
+    the identities reach first. Where both ends are reached anyway (each has identities of its
+    own, say), the way Fides goes depends on the request: ``none``, noted for a choice."""
+    reached = {k for k, e in ctx.tables.items() if e["identities"]}
+    pending = list(ctx.undirected)
+    while True:
+        grown = True
+        while grown:  # everything the directed references reach
+            grown = False
+            for (ds, name), entry in ctx.tables.items():
+                for ref in entry["references"]:
+                    here, there = (ds, name), (ds, ref["table"])
+                    src, dst = {"inbound": (there, here), "outbound": (here, there)}.get(
+                        ref["direction"], (None, None))
+                    if src in reached and dst not in reached:
+                        reached.add(dst)
+                        grown = True
+        chosen = [(ds, name, ref, where) for ds, name, ref, where in pending
+                  if ((ds, name) in reached) != ((ds, ref["table"]) in reached)]
+        if not chosen:
+            break
+        for ds, name, ref, where in chosen:
+            ref["direction"] = "outbound" if (ds, name) in reached else "inbound"
+            first = name if ref["direction"] == "outbound" else ref["table"]
+            ctx.notes.append(f"{where}: reference without direction imported as "
+                             f"{ref['direction']!r}, the way Fides traverses it (from {first}, "
+                             "which the identities reach first); review")
+            pending.remove((ds, name, ref, where))
+    for _ds, _name, _ref, where in pending:
+        ctx.notes.append(f"{where}: reference without direction imported as 'none' (Fides "
+                         "follows it from whichever end a request reaches first); choose "
+                         "inbound or outbound")
 
 
 def _finish(entry: dict[str, Any]) -> dict[str, Any]:

@@ -44,7 +44,10 @@ def test_fides_dataset_becomes_a_valid_map_with_directions_mapped() -> None:
     assert customer.references[0].direction == "outbound"  # fides "to": address from customer
     assert shop.table("orders").references[0].direction == "inbound"  # fides "from"
     assert shop.table("login").identities == {"phone": "phone"}
-    assert shop.table("login").references[0].direction == "none"  # no direction given
+    # no direction given, and both ends have identities: Fides' way depends on the request
+    assert shop.table("login").references[0].direction == "none"
+    assert ("# note: postgres_shop.login.customer_id: reference without direction imported as "
+            "'none'") in import_fides(SHOP, "SHOP_URL", "fides_shop.yml")
     assert customer.columns["email"].category == "user.contact.email"
     assert customer.erasure.action == "mask" and set(customer.erasure.mask) == {"email", "name"}
     assert shop.table("orders").erasure.action == "delete"  # masking_strategy_override delete
@@ -71,7 +74,7 @@ def test_every_identity_field_and_the_identity_outside_the_targets() -> None:
 def test_directions_to_from_and_none() -> None:
     t = tables(SEMANTICS)
     refs = {r.table: r.direction for r in t["users"].references}
-    assert refs == {"addresses": "outbound", "teams": "none"}
+    assert refs == {"addresses": "outbound", "teams": "outbound"}  # none given: as Fides goes
     assert [(r.table, r.direction) for r in t["sessions"].references] == [("users", "inbound")]
     assert [(r.table, r.direction) for r in t["events"].references] == [("sessions", "inbound")]
 
@@ -129,7 +132,8 @@ def test_what_cannot_be_translated_is_a_note_and_a_check_warning() -> None:
                      "preferences.contact.phone: identity or reference inside a nested field",
                      "users.preferences: nested fields map to the whole column",
                      "erase_after billing.invoices is in another dataset",
-                     "audit_log: skip_processing", "users.team_id: reference without direction"):
+                     "audit_log: skip_processing",
+                     "users.team_id: reference without direction imported as 'outbound'"):
         assert any(expected in n for n in notes), expected
     warnings: list[Finding] = []
     parse_datamap(text, "map.yaml", warnings)
