@@ -14,8 +14,9 @@ and a histogram of the tasks this process ran, whether from a message or handed 
   ``outcome`` is ``done``, ``retry``, ``failed`` or ``lost``.
 
 The exposition server listens on ``DSAR_METRICS_PORT`` (Dramatiq's own reads
-``dramatiq_prom_port``, which the worker's parent process never sees). No identity or request id
-is ever a label.
+``dramatiq_prom_port``, which the worker's parent process never sees), and also answers
+``/healthz`` and ``/readyz`` (:mod:`workflows.health`). No identity or request id is ever a
+label.
 """
 
 from __future__ import annotations
@@ -38,13 +39,19 @@ log = logging.getLogger("dsar.metrics")
 
 
 def run_exposition_server() -> None:
-    """The forked process that serves ``/metrics`` on DSAR_METRICS_PORT; it stops when the
-    worker's parent process dies (:func:`workflows.lifeline.die_with_parent`)."""
+    """The forked process that serves ``/metrics``, ``/healthz`` and ``/readyz`` on
+    DSAR_METRICS_PORT; it stops when the worker's parent process dies
+    (:func:`workflows.lifeline.die_with_parent`)."""
+    from http.server import ThreadingHTTPServer
+
+    from workflows.health import WorkerHealthHandler
     from workflows.lifeline import die_with_parent
 
     die_with_parent()
-    prometheus.HTTP_PORT = int(os.environ.get("DSAR_METRICS_PORT") or prometheus.HTTP_PORT)
-    prometheus._run_exposition_server()
+    WorkerHealthHandler.parent = os.getppid()
+    port = int(os.environ.get("DSAR_METRICS_PORT") or prometheus.HTTP_PORT)
+    with ThreadingHTTPServer((prometheus.HTTP_HOST, port), WorkerHealthHandler) as httpd:
+        httpd.serve_forever()
 
 
 def request_figures(app: App) -> tuple[dict[str, int], int | None]:
