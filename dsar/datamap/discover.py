@@ -286,10 +286,11 @@ def _table(table: str, db: Reflected, idents: dict[str, str], personal: dict[str
         lines.append(f"        # review: {db.key_notes[table]}")
     lines.append(f"        primary_key: {_flow(pk)}")
     if idents:
-        by_key: dict[str, str] = {}
+        by_key: dict[str, list[str]] = {}
         for column, key in idents.items():
-            by_key.setdefault(key, column)
-        lines.append(f"        identities: {_flow(by_key)}  # review: the columns requests match")
+            by_key.setdefault(key, []).append(column)
+        flat = {k: c[0] if len(c) == 1 else c for k, c in by_key.items()}
+        lines.append(f"        identities: {_flow(flat)}  # review: the columns requests match")
         if len(pk) == 1:
             key = f"{_singular(snake(table))}_id" if not snake(pk[0]).endswith("_id") \
                 else snake(pk[0])

@@ -115,3 +115,17 @@ def test_a_single_column_identity_stays_a_string_and_lists_are_validated() -> No
                       ("{email: [a, 3]}", "a column or a list of columns")):
         with pytest.raises(DataMapError, match=says):
             parse_datamap(table(bad), "m.yaml")
+
+
+def test_discover_lists_every_identity_column_of_a_table(tmp_path: Path) -> None:
+    from dsar.datamap.discover import discover
+
+    url = f"sqlite:///{tmp_path / 'two.sqlite'}"
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:
+        conn.exec_driver_sql("CREATE TABLE customer (id INTEGER PRIMARY KEY, "
+                             "email VARCHAR(80), alt_email VARCHAR(80), name VARCHAR(40))")
+    engine.dispose()
+    system = parse_datamap(discover(url, "crm", "CRM_URL")).systems[0]
+    assert isinstance(system, SqlSystem)
+    assert system.table("customer").identity_columns("email") == ("email", "alt_email")
