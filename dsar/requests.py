@@ -9,7 +9,7 @@ change raises a :class:`~dsar.errors.DsarError` before anything is written.
 from __future__ import annotations
 
 import secrets
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, cast
@@ -70,9 +70,12 @@ def submit(
     received_at: datetime | None = None,
     submitted_by: str,
     identity_method: str | None = None,
+    then: Callable[[Session, Request, str], object] | None = None,
 ) -> Submission:
     """Record a new request. It starts ``received`` and moves on at once: to ``verified`` (and
-    on to work or approval) when ``identity_method`` is given, else to ``awaiting_identity``."""
+    on to work or approval) when ``identity_method`` is given, else to ``awaiting_identity``.
+    ``then(session, request, salt)`` runs in the same transaction, after the request's rows are
+    written (the portal starts its emailed verification there)."""
     now = app.now()
     _require_choice(kind, KINDS, "request kind")
     _require_choice(channel, CHANNELS, "channel")
@@ -135,6 +138,8 @@ def submit(
         _refresh_deadlines(request, [pause], now)
     with app.db.session() as session:
         new.write(session, request)
+        if then is not None:
+            then(session, request, salt)
     return Submission(request=request, salt=salt)
 
 
@@ -251,6 +256,7 @@ def extend(app: App, request_id: str, reason: str, actor: str) -> Request:
         request.extended_at = now
         add_event(session, request, now, actor, "extended", request.state, request.state,
                reason.strip())
+        _tell_subject(session, app, request, "extension")
         return request
 
 
@@ -344,7 +350,16 @@ def _close(app: App, request_id: str, target: State, reason: str, actor: str, ev
         _move(session, request, now, actor, target, reason.strip(), event=event)
         session.flush()
         sign_closed_request(session, app, request)
+        if target == State.REJECTED:
+            _tell_subject(session, app, request, "refusal")
         return request
+
+
+def _tell_subject(session: Session, app: App, request: Request, kind: str) -> None:
+    """Queue message ``kind`` to the person in this transaction, if they gave an email."""
+    from dsar.mail.queue import tell_subject
+
+    tell_subject(session, app, request, kind)
 
 
 def sign_closed_request(session: Session, app: App, request: Request) -> bool:

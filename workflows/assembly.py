@@ -35,6 +35,7 @@ from dsar.db.models import (
 from dsar.db.rows import insert_rows, update_row
 from dsar.errors import DsarError
 from dsar.lifecycle import State
+from dsar.mail.queue import ON_COMPLETION, tell_subject
 from dsar.outbox import withdraw
 from dsar.records.record import InHand, build_record
 from workflows import fanout
@@ -149,6 +150,7 @@ def complete_request(session: Session, app: App, request: Request, bundle: Bundl
     update_row(session, request, state=State.COMPLETED.value, updated_at=now, completed_at=now)
     requests.add_event(session, request, now, "worker", "completed",
                        State.IN_PROGRESS.value, State.COMPLETED.value, None)
+    tell_subject(session, app, request, ON_COMPLETION.get(request.kind))  # if it has an email
     conn = session.connection()  # staged items and keys: never loaded as objects
     if purge_staged:
         direct.send(conn, _PURGE_STAGED, {"request_id": request.id})

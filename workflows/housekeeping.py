@@ -1,6 +1,7 @@
 """The fleet's periodic housekeeping, run by the watch (:mod:`workflows.watch`) in every worker
-process: completion records for requests closed while no signing key existed, forgetting the
-identities of long-closed requests, ledger checkpoints, deleting bundles past retention and
+process: completion records for requests closed while no signing key existed, messages to
+people queued again when their retries ran out, forgetting the identities of long-closed
+requests, ledger checkpoints, deleting bundles past retention and
 orphaned ones, and the partial files a killed bundle write left behind in a local store.
 """
 
@@ -19,6 +20,7 @@ from dsar.bundles.retention import delete_bundle, purge_orphans
 from dsar.bundles.store import BundleStore, LocalBundleStore
 from dsar.db.models import Bundle, CompletionRecord, IdentityRow, Request
 from dsar.lifecycle import State
+from dsar.mail.queue import requeue_unsent
 from workflows import fanout
 from workflows.assembly import bundle_store
 
@@ -164,6 +166,7 @@ def periodic_housekeeping(app: App) -> None:
 
     now = app.now()
     sign_closed_requests(app)
+    requeue_unsent(app)  # messages to people whose retries ran out
     forget_identities(app)
     with app.db.session() as session:
         issue_checkpoint(session, app)

@@ -302,6 +302,8 @@ class MessageRow(Base):
     request_id: Mapped[str] = mapped_column(ForeignKey("requests.id"), index=True)
     kind: Mapped[str] = mapped_column(String(32))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    queued_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    """When it last went into the outbox: a message unsent long after is queued again."""
     claimed_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

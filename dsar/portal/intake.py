@@ -11,13 +11,14 @@ from __future__ import annotations
 from enum import StrEnum
 
 import sqlalchemy as sa
+from sqlalchemy.orm import Session
 
 from dsar import requests
 from dsar.app import App
 from dsar.db.models import IdentityRow, Request
 from dsar.errors import DsarError
 from dsar.identities import parse_identities
-from dsar.lifecycle import TERMINAL, State
+from dsar.lifecycle import TERMINAL
 from dsar.mail import queue_message
 from dsar.mail import verification as verify
 from dsar.portal.forms import Form
@@ -65,14 +66,13 @@ def file(app: App, form: Form, limits: RateLimits) -> Outcome:
         if open_request is not None:
             queue_message(session, app, open_request, "already_open")
             return Outcome.ALREADY_OPEN
-    made = requests.submit(app, kind, [identity], channel="web", submitted_by="web portal")
-    # A second transaction: requests.submit writes the request in its own. Should the process
-    # die in between, the request waits unverified and expires with its reason.
-    with app.db.session() as session:
-        request = session.get(Request, made.request.id)
-        assert request is not None and request.state == State.AWAITING_IDENTITY
-        verify.start(session, app, request, made.salt)
+    def verify_by_email(session: Session, request: Request, salt: str) -> None:
+        verify.start(session, app, request, salt)
         queue_message(session, app, request, "verification")
+
+    # One transaction: the request, its verification and the email to the person.
+    requests.submit(app, kind, [identity], channel="web", submitted_by="web portal",
+                    then=verify_by_email)
     return Outcome.FILED
 
 

@@ -44,7 +44,7 @@ def upgrade() -> None:
         sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
         sa.Column("request_id", sa.String(length=32), nullable=False),
         sa.Column("kind", sa.String(length=32), nullable=False),
-        _time("created_at"), _time("claimed_until", nullable=True),
+        _time("created_at"), _time("queued_at"), _time("claimed_until", nullable=True),
         sa.Column("attempts", sa.Integer(), nullable=False),
         _time("sent_at", nullable=True),
         sa.ForeignKeyConstraint(["request_id"], ["requests.id"]),
