@@ -36,9 +36,17 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 from typing import Any
 
+from dsar.datamap.fides_refs import (
+    COLUMN,
+    FidesImport,
+    fides_meta,
+    key_name,
+    link_references,
+    listed,
+    orient,
+)
 from dsar.datamap.fides_yaml import dump_compact, load_with_lines
 from dsar.datamap.loader import parse_datamap
 from dsar.datamap.schema import DataMap
@@ -46,35 +54,11 @@ from dsar.errors import DataMapError
 
 IDENTITY_KEYS = {"email": "email", "phone_number": "phone", "phone": "phone"}
 IDENTITY_CATEGORY = {"email": "user.contact.email", "phone": "user.contact.phone_number"}
-COLUMN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 ENV_NAME = re.compile(r"^[A-Z_][A-Z0-9_]*$")
 STRATEGIES = {"null_rewrite": "null", "string_rewrite": "fixed", "hash": "hash",
               "hmac": "hash", "random_string_rewrite": "random", "aes_encrypt": "hash"}
 TEXT_TYPES = ("string", "object_id", None)
 DEFAULT_TARGETS = ("user",)
-FIELD_META = {"references", "identity", "primary_key", "data_type", "length",
-              "return_all_elements", "read_only", "custom_request_field",
-              "masking_strategy_override", "redact"}
-
-
-@dataclass
-class _Import:
-    """One import's state: the source, line numbers of its nodes, targets and notes."""
-
-    source: str
-    lines: dict[int, int]
-    targets: tuple[str, ...]
-    notes: list[str] = field(default_factory=list)
-    tables: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
-    undirected: list[tuple[str, str, dict[str, Any], str]] = field(default_factory=list)
-
-    def fail(self, node: Any, problem: str, fix: str) -> DataMapError:
-        line = self.lines.get(id(node))
-        return DataMapError(f"{self.source}:{line}: {problem}" if line
-                            else f"{self.source}: {problem}", fix)
-
-    def targeted(self, categories: Iterable[str]) -> bool:
-        return any(c == t or c.startswith(t + ".") for c in categories for t in self.targets)
 
 
 def import_fides(text: str, url_env: str, source_name: str = "<fides>",
@@ -87,7 +71,7 @@ def import_fides(text: str, url_env: str, source_name: str = "<fides>",
         raise DataMapError(f"--url-env {url_env!r} is not an environment variable name",
                            "write the variable's name in capitals, e.g. SHOP_DB_URL")
     doc, lines = load_with_lines(text, source_name)
-    ctx = _Import(source_name, lines, tuple(t.strip() for t in targets if t.strip())
+    ctx = FidesImport(source_name, lines, tuple(t.strip() for t in targets if t.strip())
                   or DEFAULT_TARGETS)
     datasets = doc.get("dataset") if isinstance(doc, dict) else None
     if not isinstance(datasets, list) or not datasets:
@@ -110,8 +94,8 @@ def import_fides(text: str, url_env: str, source_name: str = "<fides>",
     for dataset in datasets:
         for coll in dataset.get("collections") or []:
             if (dataset["fides_key"], coll["name"]) in ctx.tables:
-                _references(ctx, dataset["fides_key"], coll)
-    _orient(ctx)
+                link_references(ctx, dataset["fides_key"], coll)
+    orient(ctx)
     for (key, name), entry in ctx.tables.items():
         for after in [a for a in entry["erase_after"] if (key, a) not in ctx.tables]:
             ctx.notes.append(f"{key}.{name}: erase_after {key}.{after} dropped (not an "
@@ -147,35 +131,13 @@ def import_fides_map(text: str, url_env: str, source_name: str = "<fides>",
 # -- datasets, collections, fields -------------------------------------------------------------
 
 
-def _meta(ctx: _Import, node: dict[str, Any]) -> dict[str, Any]:
-    meta = node.get("fides_meta") or node.get("fidesops_meta") or {}
-    if not isinstance(meta, dict):
-        raise ctx.fail(node, f"fides_meta of {node.get('name')!r} is not a mapping",
-                       "write fides_meta as 'key: value' lines")
-    return meta
-
-
-def _list(ctx: _Import, node: dict[str, Any], key: str, what: str) -> list[Any]:
-    value = node.get(key)
-    if value is None:
-        return []
-    if not isinstance(value, list):
-        raise ctx.fail(node, f"{key} of {what} is not a list", f"write {key} as a list")
-    return value
-
-
-def _key_name(text: str) -> str:
-    name = re.sub(r"[^a-z0-9_]", "_", text.lower()).strip("_") or "key"
-    return name if name[:1].isalpha() else f"k_{name}"
-
-
 def _system_name(key: str) -> str:
     name = re.sub(r"[^a-z0-9_-]", "_", key.lower())
     return name if name[:1].isalpha() else f"d_{name}"
 
 
-def _dataset(ctx: _Import, key: str, dataset: dict[str, Any]) -> list[dict[str, Any]]:
-    meta = _meta(ctx, dataset)
+def _dataset(ctx: FidesImport, key: str, dataset: dict[str, Any]) -> list[dict[str, Any]]:
+    meta = fides_meta(ctx, dataset)
     if meta.get("after"):
         ctx.notes.append(f"{key}: dataset 'after' dropped (dsar orders systems by keys)")
     namespace = meta.get("namespace") if isinstance(meta.get("namespace"), dict) else {}
@@ -185,14 +147,14 @@ def _dataset(ctx: _Import, key: str, dataset: dict[str, Any]) -> list[dict[str, 
                          "imported; the URL in the environment names the database")
     inherited = _categories(ctx, dataset, key, [])
     entries = []
-    for coll in _list(ctx, dataset, "collections", f"dataset {key}"):
+    for coll in listed(ctx, dataset, "collections", f"dataset {key}"):
         if not isinstance(coll, dict) or not isinstance(coll.get("name"), str):
             raise ctx.fail(coll if isinstance(coll, dict) else dataset,
                            f"a collection of dataset {key} has no name", "add 'name: <table>'")
         if (key, coll["name"]) in ctx.tables:
             raise ctx.fail(coll, f"collection {coll['name']!r} is listed twice in {key}",
                            "list each collection once")
-        if _meta(ctx, coll).get("skip_processing"):
+        if fides_meta(ctx, coll).get("skip_processing"):
             ctx.notes.append(f"{key}.{coll['name']}: skip_processing: left out of the map "
                              "(never searched nor erased)")
             continue
@@ -204,15 +166,15 @@ def _dataset(ctx: _Import, key: str, dataset: dict[str, Any]) -> list[dict[str, 
     return entries
 
 
-def _categories(ctx: _Import, node: dict[str, Any], where: str, inherited: list[str]
+def _categories(ctx: FidesImport, node: dict[str, Any], where: str, inherited: list[str]
                 ) -> list[str]:
-    found = [str(c) for c in _list(ctx, node, "data_categories", where)]
+    found = [str(c) for c in listed(ctx, node, "data_categories", where)]
     return found or inherited
 
 
-def _collection(ctx: _Import, dataset: str, coll: dict[str, Any], inherited: list[str]
+def _collection(ctx: FidesImport, dataset: str, coll: dict[str, Any], inherited: list[str]
                 ) -> dict[str, Any]:
-    name, meta = coll["name"], _meta(ctx, coll)
+    name, meta = coll["name"], fides_meta(ctx, coll)
     where = f"{dataset}.{name}"
     entry: dict[str, Any] = {"name": name, "primary_key": [], "identities": {}, "provides": {},
                              "references": [], "columns": {}, "erase_after": [], "mask": {}}
@@ -220,10 +182,10 @@ def _collection(ctx: _Import, dataset: str, coll: dict[str, Any], inherited: lis
     for key in ("redact", "partitioning"):
         if meta.get(key):
             ctx.notes.append(f"{where}: '{key}' has no dsar equivalent; dropped")
-    for after in _list(ctx, meta, "after", where):
+    for after in listed(ctx, meta, "after", where):
         ctx.notes.append(f"{where}: 'after: {after}' dropped (dsar orders queries by "
                          "references)")
-    for after in _list(ctx, meta, "erase_after", where):
+    for after in listed(ctx, meta, "erase_after", where):
         ds, _, other = str(after).partition(".")
         if not other:
             raise ctx.fail(meta, f"erase_after entry {after!r} of {where} is not "
@@ -234,7 +196,7 @@ def _collection(ctx: _Import, dataset: str, coll: dict[str, Any], inherited: lis
             ctx.notes.append(f"{where}: erase_after {after} is in another dataset; dsar "
                              "orders across systems by keys")
     seen: set[str] = set()
-    for fld in _list(ctx, coll, "fields", where):
+    for fld in listed(ctx, coll, "fields", where):
         _field(ctx, where, entry, fld, categories)
         if fld["name"] in seen:
             raise ctx.fail(fld, f"field {fld['name']!r} is listed twice in {where}",
@@ -257,18 +219,18 @@ def _collection(ctx: _Import, dataset: str, coll: dict[str, Any], inherited: lis
     return entry
 
 
-def _field(ctx: _Import, where: str, entry: dict[str, Any], fld: Any,
+def _field(ctx: FidesImport, where: str, entry: dict[str, Any], fld: Any,
            inherited: list[str]) -> None:
     if not isinstance(fld, dict) or not isinstance(fld.get("name"), str):
         raise ctx.fail(fld if isinstance(fld, dict) else entry, f"a field of {where} has no "
                        "name", "add 'name: <column>'")
-    name, meta = fld["name"], _meta(ctx, fld)
+    name, meta = fld["name"], fides_meta(ctx, fld)
     here = f"{where}.{name}"
     if not COLUMN.match(name):
         ctx.notes.append(f"{here}: not a plain column name; field not imported")
         return
     categories = _categories(ctx, fld, here, inherited)
-    nested = _list(ctx, fld, "fields", here)
+    nested = listed(ctx, fld, "fields", here)
     if nested:
         categories = list(dict.fromkeys([*categories, *_nested_categories(ctx, here, nested)]))
         ctx.notes.append(f"{here}: nested fields map to the whole column {name} (dsar masks "
@@ -279,7 +241,7 @@ def _field(ctx: _Import, where: str, entry: dict[str, Any], fld: Any,
     identity = meta.get("identity")
     if identity is not None and not isinstance(identity, str):
         raise ctx.fail(meta, f"identity of {here} is not a text", "write e.g. identity: email")
-    key = IDENTITY_KEYS.get(identity, _key_name(identity)) if identity else None
+    key = IDENTITY_KEYS.get(identity, key_name(identity)) if identity else None
     if key:
         entry["identities"].setdefault(key, []).append(name)
     if meta.get("primary_key"):
@@ -304,22 +266,22 @@ def _field(ctx: _Import, where: str, entry: dict[str, Any], fld: Any,
     entry["mask"][name] = _mask_rule(ctx, here, meta, nested)
 
 
-def _nested_categories(ctx: _Import, where: str, fields: list[Any]) -> list[str]:
+def _nested_categories(ctx: FidesImport, where: str, fields: list[Any]) -> list[str]:
     out: list[str] = []
     for sub in fields:
         if not isinstance(sub, dict) or not isinstance(sub.get("name"), str):
             raise ctx.fail(sub if isinstance(sub, dict) else fields, f"a nested field of "
                            f"{where} has no name", "add 'name: <field>'")
-        here, meta = f"{where}.{sub['name']}", _meta(ctx, sub)
+        here, meta = f"{where}.{sub['name']}", fides_meta(ctx, sub)
         if meta.get("identity") or meta.get("references"):
             ctx.notes.append(f"{here}: identity or reference inside a nested field dropped "
                              "(dsar looks subjects up by whole columns)")
         out += _categories(ctx, sub, here, [])
-        out += _nested_categories(ctx, here, _list(ctx, sub, "fields", here))
+        out += _nested_categories(ctx, here, listed(ctx, sub, "fields", here))
     return out
 
 
-def _mask_rule(ctx: _Import, here: str, meta: dict[str, Any], nested: list[Any]
+def _mask_rule(ctx: FidesImport, here: str, meta: dict[str, Any], nested: list[Any]
                ) -> dict[str, Any]:
     override = meta.get("masking_strategy_override")
     if override is None or nested:
@@ -353,92 +315,6 @@ def _mask_rule(ctx: _Import, here: str, meta: dict[str, Any], nested: list[Any]
         ctx.notes.append(f"{here}: rewrite_value cut to the field's length {length}")
         value = value[:length]
     return {"strategy": "fixed", "value": value}
-
-
-# -- references ----------------------------------------------------------------------------
-
-
-def _references(ctx: _Import, dataset: str, coll: dict[str, Any]) -> None:
-    here = ctx.tables[(dataset, coll["name"])]
-    for fld in coll.get("fields") or []:
-        if not COLUMN.match(fld["name"]):
-            continue
-        where = f"{dataset}.{here['name']}.{fld['name']}"
-        meta = _meta(ctx, fld)
-        for ref in _list(ctx, meta, "references", where):
-            _reference(ctx, dataset, here, fld["name"], where, ref)
-
-
-def _reference(ctx: _Import, dataset: str, here: dict[str, Any], column: str, where: str,
-               ref: Any) -> None:
-    if not isinstance(ref, dict) or not isinstance(ref.get("field"), str):
-        raise ctx.fail(ref if isinstance(ref, dict) else here, f"a reference of {where} has "
-                       "no field", "write field: <collection>.<field>")
-    if ref.get("direction") not in (None, "from", "to"):
-        raise ctx.fail(ref, f"reference direction {ref.get('direction')!r} of {where}",
-                       "write direction: from or direction: to, or leave it out")
-    target_ds = str(ref.get("dataset") or dataset)
-    target_coll, _, target_field = ref["field"].partition(".")
-    target = ctx.tables.get((target_ds, target_coll))
-    if target is None or not COLUMN.match(target_field):
-        ctx.notes.append(f"{where}: reference to {target_ds}.{ref['field']} dropped (not an "
-                         "imported collection's column)")
-        return
-    direction = {"from": "inbound", "to": "outbound"}.get(ref.get("direction"), "none")
-    if target_ds == dataset:
-        here["references"].append({"columns": [column], "table": target_coll,
-                                   "to": [target_field], "direction": direction})
-        if direction == "none":
-            ctx.undirected.append((dataset, here["name"], here["references"][-1], where))
-        if target_field not in target["primary_key"] and target_field not in target["columns"]:
-            target["columns"][target_field] = {"category": "system.operations"}
-        return
-    key = _key_name(target_field if target_field.endswith("_id")
-                    else f"{target_coll}_{target_field}")
-    if direction == "inbound":
-        target["provides"][key] = target_field
-        here["identities"].setdefault(key, []).append(column)
-    elif direction == "outbound":
-        here["provides"][key] = column
-        target["identities"].setdefault(key, []).append(target_field)
-    else:
-        ctx.notes.append(f"{where}: reference to {target_ds} without direction dropped; give "
-                         "it direction from or to to share the key across systems")
-
-
-def _orient(ctx: _Import) -> None:
-    """Give references without a direction the one Fides' traversal takes: away from the end
-    the identities reach first. Where both ends are reached anyway (each has identities of its
-    own, say), the way Fides goes depends on the request: ``none``, noted for a choice."""
-    reached = {k for k, e in ctx.tables.items() if e["identities"]}
-    pending = list(ctx.undirected)
-    while True:
-        grown = True
-        while grown:  # everything the directed references reach
-            grown = False
-            for (ds, name), entry in ctx.tables.items():
-                for ref in entry["references"]:
-                    here, there = (ds, name), (ds, ref["table"])
-                    src, dst = {"inbound": (there, here), "outbound": (here, there)}.get(
-                        ref["direction"], (None, None))
-                    if src in reached and dst not in reached:
-                        reached.add(dst)
-                        grown = True
-        chosen = [(ds, name, ref, where) for ds, name, ref, where in pending
-                  if ((ds, name) in reached) != ((ds, ref["table"]) in reached)]
-        if not chosen:
-            break
-        for ds, name, ref, where in chosen:
-            ref["direction"] = "outbound" if (ds, name) in reached else "inbound"
-            first = name if ref["direction"] == "outbound" else ref["table"]
-            ctx.notes.append(f"{where}: reference without direction imported as "
-                             f"{ref['direction']!r}, the way Fides traverses it (from {first}, "
-                             "which the identities reach first); review")
-            pending.remove((ds, name, ref, where))
-    for _ds, _name, _ref, where in pending:
-        ctx.notes.append(f"{where}: reference without direction imported as 'none' (Fides "
-                         "follows it from whichever end a request reaches first); choose "
-                         "inbound or outbound")
 
 
 def _finish(entry: dict[str, Any]) -> dict[str, Any]:
