@@ -125,6 +125,9 @@ class ForeignKey:
 CASE_INSENSITIVE = "dsar_case_insensitive"
 """Key of ``Table.info``: the names of the columns whose equality already ignores case (a
 ``_ci`` collation on MariaDB/MySQL, ``citext`` on PostgreSQL)."""
+BINARY_COLLATION = "dsar_binary_collation"
+"""Key of ``Table.info``: column name -> the binary collation of its character set
+(MariaDB/MySQL ``_ci`` columns), for comparisons that must not equate accents."""
 
 
 @dataclass(frozen=True)
@@ -166,7 +169,7 @@ _MY_PARTITIONED = sa.text("""
     SELECT DISTINCT TABLE_NAME FROM information_schema.PARTITIONS
     WHERE TABLE_SCHEMA = coalesce(:schema, database()) AND PARTITION_NAME IS NOT NULL""")
 _MY_CI = sa.text("""
-    SELECT COLUMN_NAME FROM information_schema.COLUMNS
+    SELECT COLUMN_NAME, CHARACTER_SET_NAME FROM information_schema.COLUMNS
     WHERE TABLE_SCHEMA = coalesce(:schema, database()) AND TABLE_NAME = :table
       AND COLLATION_NAME LIKE '%\\_ci'""")
 
@@ -258,7 +261,8 @@ class Catalog:
         with self._lock:
             if key not in self._tables:
                 table = sa.Table(name, sa.MetaData(), autoload_with=conn, schema=schema)
-                table.info[CASE_INSENSITIVE] = _case_insensitive(conn, table)
+                table.info[BINARY_COLLATION] = binary = _case_insensitive(conn, table)
+                table.info[CASE_INSENSITIVE] = frozenset(binary)
                 self._tables[key] = table
             return self._tables[key]
 
@@ -305,17 +309,17 @@ class Catalog:
         return result
 
 
-def _case_insensitive(conn: Connection, table: sa.Table) -> frozenset[str]:
-    """The columns of ``table`` whose ``=`` ignores case (see :data:`CASE_INSENSITIVE`)."""
+def _case_insensitive(conn: Connection, table: sa.Table) -> dict[str, str | None]:
+    """The columns of ``table`` whose ``=`` ignores case (see :data:`CASE_INSENSITIVE`), with
+    their character set's binary collation (None for ``citext``)."""
     backend = conn.dialect.name
     if backend in ("mysql", "mariadb"):
         rows = conn.execute(_MY_CI, {"schema": table.schema, "table": table.name})
-    elif backend == "postgresql":
+        return {name: f"{charset}_bin" for name, charset in rows}
+    if backend == "postgresql":
         qualified = conn.dialect.identifier_preparer.format_table(table)
-        rows = conn.execute(_PG_CITEXT, {"table": qualified})
-    else:
-        return frozenset()
-    return frozenset(r[0] for r in rows)
+        return {r[0]: None for r in conn.execute(_PG_CITEXT, {"table": qualified})}
+    return {}
 
 
 @contextmanager

@@ -20,7 +20,8 @@ expanding parameters, which render them right on every dialect (SQLite needs ``V
 Semantics (those of the one-shot predicate builder this replaces, unchanged): key matches
 compare the column (``lower(column)`` for keys matched case-insensitively; on a column whose
 equality already ignores case, see :data:`~connectors.sql_engine.CASE_INSENSITIVE`, the column
-itself, so that an index on it serves, and ``lower(column)`` as well) with the key's
+itself, so that an index on it serves, and ``lower(column)`` as well, in the binary collation:
+a ``_ci`` collation also equates accents) with the key's
 values converted to the column's type; matches fed by another table compare with the values
 that table's subject rows hold when the caller has read all of them (``known``), else with an
 ``IN (SELECT …)`` sub-query over that table's own predicate; a table's clauses are OR-ed; no
@@ -44,7 +45,7 @@ from typing import Any, TypeVar
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 
-from connectors.sql_engine import CASE_INSENSITIVE
+from connectors.sql_engine import BINARY_COLLATION, CASE_INSENSITIVE
 from connectors.sql_query import chunks, coerce
 from dsar.planning import SystemWalk
 
@@ -64,14 +65,18 @@ def _in(columns: Sequence[sa.ColumnElement[Any]], target: Any) -> sa.ColumnEleme
     return sa.tuple_(*columns).in_(target)
 
 
-def _folded(column: sa.ColumnElement[Any], binds: list[Any]) -> sa.ColumnElement[bool]:
+def _folded(column: sa.ColumnElement[Any], binds: list[Any], binary: str | None
+            ) -> sa.ColumnElement[bool]:
     """The case-insensitive match on a column whose equality already ignores case, in a form
     an index on the column serves: ``citext`` compares exactly as ``lower()`` does; a ``_ci``
-    collation also equates accents and trailing spaces, so ``lower()`` is compared as well
-    (on the rows the index found)."""
+    collation also equates accents (``ánn`` = ``ann``), so ``lower(column)`` is compared as
+    well, in the ``binary`` collation of its character set (on the rows the index found)."""
     if isinstance(column.type, postgresql.CITEXT):
         return column.in_([sa.cast(b, column.type) for b in binds])
-    return sa.and_(column.in_(binds), sa.func.lower(column).in_(binds))
+    exact = sa.func.lower(column)
+    if binary:
+        exact = sa.collate(exact, binary)
+    return sa.and_(column.in_(binds), exact.in_(binds))
 
 
 def padded_size(count: int) -> int:
@@ -177,7 +182,8 @@ class WalkStatements:
                 binds = [sa.bindparam(self.bind_name(name, index, chunk, i), type_=type_)
                          for i in range(size)]
                 names.update(b.key for b in binds)
-                clauses.append(_folded(cols[0], binds) if ignores_case else target.in_(binds))
+                clauses.append(_folded(cols[0], binds, table.info[BINARY_COLLATION].get(
+                    cols[0].name)) if ignores_case else target.in_(binds))
         built = (sa.or_(*clauses), frozenset(names))
         self._predicates[key] = built
         return built

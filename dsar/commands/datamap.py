@@ -176,14 +176,23 @@ def plan(action: str, email: tuple[str, ...], phone: tuple[str, ...], ids: tuple
     reference path), what happens there (collect, delete, mask, or retain with its legal
     ground and period), and the task graph the worker fleet would run: one task per system,
     waiting for keys other systems provide. Key names only are printed, never their values.
+    Then the problems 'dsar datamap check' finds: for each SQL system whose URL variable is
+    set, against its database (schemas only, never rows); the others are named as not
+    checked.
     """
+    from dsar.datamap.check import check_datamap
+    from dsar.datamap.schema import SqlSystem
     from dsar.planning import plan_request
 
     keys = _keys(email, phone, ids)
     dm = load_datamap(_datamap_path(datamap_file))
     result = plan_request(dm, keys, action)
+    findings = check_datamap(dm, os.environ, configured_only=True)
+    unchecked = [f"{s.name} (set {s.url_env})" for s in dm.systems
+                 if isinstance(s, SqlSystem) and not os.environ.get(s.url_env)]
     if as_json:
-        print_json(result.to_dict())
+        print_json({**result.to_dict(), "findings": [f.to_dict() for f in findings],
+                    "not_checked": unchecked})
         return
     steps = Table("#", "system", "collection", "action", "found by")
     for step in result.steps:
@@ -200,6 +209,15 @@ def plan(action: str, email: tuple[str, ...], phone: tuple[str, ...], ids: tuple
         console.print("not reached: " + ", ".join(f"{s}.{c}" for s, c in result.unreachable))
     for note in result.notes:
         console.print(f"note: {note}")
+    errors = [f for f in findings if f.severity == "error"]
+    for f in findings:
+        console.print(f"{f.severity}: {f.one_line()}", markup=False)
+    if errors and action == "erasure":
+        console.print(f"{len(errors)} error(s): this erasure would be refused before any change",
+                      markup=False)
+    if unchecked:
+        console.print("not checked against the database: " + ", ".join(unchecked),
+                      markup=False)
 
 
 __all__ = ["datamap", "plan"]

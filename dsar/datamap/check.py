@@ -20,8 +20,11 @@ from dsar.datamap.schema import DataMap, SaaSSystem, SqlSystem
 from dsar.errors import ConnectorError
 
 
-def check_datamap(datamap: DataMap, environ: Mapping[str, str]) -> list[Finding]:
-    """Every finding for ``datamap``; errors before warnings, then in map order."""
+def check_datamap(datamap: DataMap, environ: Mapping[str, str],
+                  configured_only: bool = False) -> list[Finding]:
+    """Every finding for ``datamap``; errors before warnings, then in map order. With
+    ``configured_only``, SQL systems whose URL variable is not set are skipped (not an
+    error)."""
     from connectors.sql_check import check_sql_system
     from connectors.sql_engine import Catalog, begin, engine_for, resolve_url, translate_error
 
@@ -34,6 +37,8 @@ def check_datamap(datamap: DataMap, environ: Mapping[str, str]) -> list[Finding]
             findings += check_saas_system(system, environ)
             continue
         if not isinstance(system, SqlSystem):
+            continue
+        if configured_only and not environ.get(system.url_env):
             continue
         try:
             url = resolve_url(system.url_env, environ, system.name)
