@@ -29,7 +29,7 @@ from typing import Any, Literal
 
 from dsar.datamap.loader import template_keys
 from dsar.datamap.schema import DataMap, ErasureSpec, S3System, SaaSSystem, SqlSystem
-from dsar.errors import InvalidInput
+from dsar.errors import DataMapError, InvalidInput
 
 RequestAction = Literal["access", "export", "erasure"]
 StepAction = Literal["collect", "delete", "mask", "retain", "none"]
@@ -339,11 +339,46 @@ def _in_dependency_order(datamap: DataMap, depends_on: Mapping[str, set[str]],
     return out
 
 
+def lookup_keys(datamap: DataMap) -> frozenset[str]:
+    """The key names the data map looks subjects up by: SQL tables' ``identities``, the keys in
+    S3 object templates and shared-file ``match``, SaaS ``identities``. A request needs at
+    least one of them to reach anything."""
+    names: set[str] = set()
+    for system in datamap.systems:
+        if isinstance(system, SqlSystem):
+            names.update(key for table in system.tables for key, _ in table.identity_items())
+        elif isinstance(system, S3System):
+            for obj in system.objects:
+                names |= template_keys(obj.key or obj.prefix or "")
+            for shared in system.shared:
+                names.update(shared.match)
+        elif isinstance(system, SaaSSystem):
+            names.update(system.identities)
+    return frozenset(names)
+
+
+class NothingReached(DataMapError):
+    """The request's keys reach no collection of the data map: planning it would do nothing,
+    and an erasure would "complete" having erased nothing."""
+
+    def __init__(self, given: Iterable[str], known: Iterable[str]) -> None:
+        self.given, self.known = tuple(sorted(given)), tuple(sorted(known))
+        super().__init__(
+            f"no collection of the data map is looked up by "
+            f"{', '.join(self.given) or 'any key given'}",
+            f"the map looks subjects up by {', '.join(self.known) or 'no key at all'}: give one "
+            f"of those (--email, --phone, --id NAME=VALUE), or add the key to a collection's "
+            f"identities in the data map")
+
+
 def plan_request(
     datamap: DataMap, keys: Mapping[str, Iterable[str]] | Iterable[str], action: str
 ) -> Plan:
     """The plan for a request of ``action`` whose subject is known by ``keys`` (a SubjectKeys
-    mapping — only names with at least one value count — or the key names themselves)."""
+    mapping — only names with at least one value count — or the key names themselves).
+
+    Raises :class:`NothingReached` when the keys reach no collection at all: such a request
+    is never planned as if it had been carried out (the worker puts it in needs attention)."""
     if action not in ACTIONS:
         raise InvalidInput(f"unknown action {action!r}", f"use one of {', '.join(ACTIONS)}")
     if isinstance(keys, Mapping):
@@ -406,6 +441,8 @@ def plan_request(
                               retain.ground if retain else None, retain.period if retain else None))
         tasks.append(Task(f"{system.name}:{task_action}", system.name, task_action,
                           tuple(needs), tuple(dict.fromkeys(depends)), tuple(names)))
+    if not steps:
+        raise NothingReached(given, lookup_keys(datamap))
     for system in datamap.systems:
         for name in _all_collections(system):
             if name not in reach.get(system.name, {}):

@@ -44,6 +44,7 @@ from dsar.portal.guards import (
     csrf_ok,
 )
 from dsar.portal.pages import SecurityHeaders, controller_name, page, problem
+from dsar.requests import KeysReachNothing
 from dsar.settings import KINDS
 
 log = logging.getLogger("dsar.portal")
@@ -82,8 +83,16 @@ async def file_request(request: Request) -> Response:
     intake.check(form)
     if form.errors:
         return page(request, "form", 400, form=form, kinds=KINDS)
-    outcome = await asyncio.to_thread(intake.file, request.app.state.dsar, form,
-                                      request.app.state.limits)
+    try:
+        outcome = await asyncio.to_thread(intake.file, request.app.state.dsar, form,
+                                          request.app.state.limits)
+    except KeysReachNothing:  # the data map looks nobody up by email: the same for everyone
+        log.warning("portal intake refused: the data map looks nobody up by email")
+        return problem(request, 503, "We cannot take requests on this page yet",
+                       "Our records cannot be searched by email address yet, so a request "
+                       "made here would not find your data. Nothing was recorded.",
+                       f"Please write to {request.app.state.controller} directly; we will "
+                       "answer your request from there.")
     log.info("portal intake: %s", outcome.value)
     return RedirectResponse("/requests/sent", status_code=303)
 
