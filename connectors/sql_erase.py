@@ -59,7 +59,13 @@ from connectors.sql_engine import ForeignKey
 from connectors.sql_plan import SubjectLookup, WalkStatements, statements_for
 from connectors.sql_query import KNOWN_VALUES_LIMIT, paged, pages, stream
 from connectors.sql_recount import KeyStatements, key_walk, mask_rows, recount
-from connectors.sql_shared import SharedTest, outbound_only, referrers
+from connectors.sql_shared import (
+    SharedTest,
+    outbound_only,
+    outbound_reached,
+    own_walk,
+    referrers,
+)
 from dsar.datamap.schema import SqlSystem
 from dsar.db.direct import DirectStatement, direct_ok, run
 from dsar.evidence import CollectionEvidence
@@ -172,10 +178,22 @@ class _Eraser:
     def shared(self, name: str, rows: Sequence[Row]) -> set[tuple[Any, ...]]:
         """Keys of ``name``'s subject ``rows`` that rows outside the subject's still point at
         (:mod:`connectors.sql_shared`); empty unless ``name`` is reached only outbound."""
-        if name not in self.shared_tables or not rows:
+        if name not in self.tested or not rows:
             return set()
         width = len(self.layouts[name].pk)
-        return self.shared_test(name).shared(self.conn, [tuple(r[:width]) for r in rows])
+        shared = self.shared_test(name).shared(self.conn, [tuple(r[:width]) for r in rows])
+        return shared - self.own(name) if shared and name not in self.only_outbound else shared
+
+    def own(self, name: str) -> set[tuple[Any, ...]]:
+        """Keys of ``name``'s rows found otherwise than by an outbound reference."""
+        plan = statements_for(own_walk(self.system, self.walk), self.tables)
+        subject = self.lookup_of(plan).predicate(name)
+        if subject is None:
+            return set()
+        pred, params = subject
+        table, layout = self.tables[name], self.layouts[name]
+        pk = [table.c[c] for c in layout.columns[: len(layout.pk)]]
+        return {tuple(r) for r in self.conn.execute(sa.select(*pk).where(pred), params)}
 
     def shared_test(self, name: str) -> SharedTest:
         """The shared-row test of table ``name``."""
@@ -248,29 +266,32 @@ class _Eraser:
                 self.keep(name, rows)
         evidence: dict[str, CollectionEvidence] = {}
         found: dict[str, list[tuple[Any, ...]]] = {}
-        self.shared_tables = set(outbound_only(self.system, self.walk))
+        self.only_outbound = set(outbound_only(self.system, self.walk))
+        self.tested = set(outbound_reached(self.system, self.walk))
         for name in self.walk.erase_order:
             self.state.collection = name
             started = time.monotonic()
             action = self.system.table(name).erasure.action
-            tested = name in self.shared_tables and action in ("delete", "mask")
+            tested = name in self.tested and action in ("delete", "mask")
+            guarded = tested and action == "delete" and name in self.only_outbound
             kept: set[tuple[Any, ...]] = set()
+            gone = self.returning and action == "delete" and (guarded or not tested)
             if self.returning:
                 lookup = self.lookup()
-                if action == "delete" and tested:
+                if gone and guarded:
                     rows, kept = self.delete_guarded(name, lookup)
-                elif action == "delete":
+                elif gone:
                     rows = self.delete_returning(name, lookup)
                 else:
                     rows = self.read(name, lookup)
                 self.keep(name, rows)
             else:
                 rows = read[name]
-            if tested and not (self.returning and action == "delete"):
+            if tested and not gone:
                 kept = self.shared(name, rows)
             if kept:
                 self.kept[name] = kept
-            evidence[name], found[name] = self.apply(name, rows, kept)
+            evidence[name], found[name] = self.apply(name, rows, kept, gone)
             evidence[name].duration_ms = int((time.monotonic() - started) * 1000)
         keyed = statements_for(key_walk(self.system, self.walk), self.tables)
         recount(self.conn, self.system, self.walk, self.plan, self.lookup(), found, evidence,
@@ -343,11 +364,12 @@ class _Eraser:
         return bool(keep) and any(m.via == "key" and keep & set(m.columns)
                                   for m in self.walk.matches.get(entry.name, ()))
 
-    def apply(self, name: str, rows: Sequence[Row], kept: set[tuple[Any, ...]] | None = None
-              ) -> tuple[CollectionEvidence, list[tuple[Any, ...]]]:
-        """Evidence for ``name``'s subject ``rows`` — deleting them by key (keys-first mode),
-        masking or retaining them — and their primary keys. Rows whose keys are in ``kept``
-        (shared with other records) are left as they are and counted."""
+    def apply(self, name: str, rows: Sequence[Row], kept: set[tuple[Any, ...]] | None = None,
+              gone: bool = False) -> tuple[CollectionEvidence, list[tuple[Any, ...]]]:
+        """Evidence for ``name``'s subject ``rows`` — deleting them by key (unless ``gone``:
+        the statement that read them deleted them, all but the ``kept``), masking or retaining
+        them — and their primary keys. Rows whose keys are in ``kept`` (shared with other
+        records) are left as they are and counted."""
         entry, layout, table = self.system.table(name), self.layouts[name], self.tables[name]
         action = entry.erasure.action
         hasher = ItemHasher(self.context, self.system.name, name)
@@ -361,7 +383,7 @@ class _Eraser:
         if kept:
             evidence.counts["kept_shared"] = len(pks) - len(todo)
         if action == "delete":
-            if self.returning:  # deleted already, all but the kept ones
+            if gone:
                 evidence.deleted = len(todo)
             else:
                 statements = KeyStatements(self.plan, name, table, layout.columns[:width],

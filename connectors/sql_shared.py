@@ -14,12 +14,16 @@ part of the one statement that reads and deletes the table's subject rows (``DEL
 AND NOT EXISTS (…)``); elsewhere one ``SELECT <pk> FROM t WHERE <pk> IN (…) AND (EXISTS
 (SELECT 1 FROM s WHERE s.c = t.c) OR …)`` per chunk of keys. Rows it returns are kept and
 counted in the evidence (``counts["kept_shared"]``); the recount does not count them as left.
-Tables reached by a key or an ``inbound`` reference as well are the subject's own rows and are
-not tested.
+A table reached both ways (by a key or an ``inbound`` reference, and by an ``outbound`` one) is
+tested too, except for its rows the other ways find (:func:`own_walk`): those are the
+subject's own, erased whoever points at them (``datamap check`` says where the database would
+refuse).
 """
 
 from __future__ import annotations
 
+import dataclasses
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -54,6 +58,35 @@ def outbound_only(system: SqlSystem, walk: SystemWalk) -> list[str]:
         if matches and all(_is_outbound(system, name, m) for m in matches):
             out.append(name)
     return out
+
+
+def outbound_reached(system: SqlSystem, walk: SystemWalk) -> list[str]:
+    """The reached tables some match of which is an ``outbound`` reference."""
+    return [name for name, matches in walk.matches.items()
+            if any(_is_outbound(system, name, m) for m in matches)]
+
+
+_OWN_LOCK = threading.Lock()
+_OWN: dict[tuple[int, int], tuple[SqlSystem, SystemWalk, SystemWalk]] = {}
+
+
+def own_walk(system: SqlSystem, walk: SystemWalk) -> SystemWalk:
+    """``walk`` without its ``outbound`` matches: what finds the rows of a table reached both
+    ways that are the subject's own (by a key, or hanging off the subject's rows). Kept per
+    system and walk."""
+    key = (id(system), id(walk))
+    with _OWN_LOCK:
+        hit = _OWN.get(key)
+    if hit is not None and hit[0] is system and hit[1] is walk:
+        return hit[2]
+    matches = {name: tuple(m for m in found if not _is_outbound(system, name, m))
+               for name, found in walk.matches.items()}
+    built = dataclasses.replace(walk, matches=matches)
+    with _OWN_LOCK:
+        if len(_OWN) >= 64:
+            _OWN.clear()
+        _OWN[key] = (system, walk, built)
+    return built
 
 
 def _is_outbound(system: SqlSystem, name: str, match: Any) -> bool:
