@@ -113,10 +113,10 @@ def import_fides(text: str, url_env: str, source_name: str = "<fides>",
         raise ctx.fail(doc, "no collection to import (every dataset is empty or skipped)",
                        "give collections with fields")
     body = dump_compact({"version": 1, "systems": kept})
-    header = [f"# Imported from the Fides dataset file {source_name}.",
+    header = [f"# Imported from the Fides dataset file {_one_line(source_name)}.",
               "# review: every table's erasure, and each note below; `dsar datamap check`",
               "# warns about every '# note:' line until you delete it.",
-              *[f"# note: {n}" for n in dict.fromkeys(ctx.notes)]]
+              *[f"# note: {_one_line(n)}" for n in dict.fromkeys(ctx.notes)]]
     result = "\n".join(header) + "\n" + body
     parse_datamap(result, f"{source_name} (imported)")
     return result
@@ -129,6 +129,11 @@ def import_fides_map(text: str, url_env: str, source_name: str = "<fides>",
 
 
 # -- datasets, collections, fields -------------------------------------------------------------
+
+
+def _one_line(text: str) -> str:
+    """``text`` fit for a comment line: names from the file never break out of it."""
+    return " ".join(text.split())
 
 
 def _system_name(key: str) -> str:

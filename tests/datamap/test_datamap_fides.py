@@ -188,6 +188,15 @@ def test_malformed_fides_files_are_one_line_errors_with_the_line(bad: str, says:
     assert "\n" not in caught.value.one_line()
 
 
+def test_text_from_the_file_never_breaks_out_of_a_note() -> None:
+    text = ("dataset:\n- fides_key: d\n  collections:\n  - name: t\n    fides_meta:\n"
+            "      after: [\"d.x\\nsystems: []\"]\n    fields:\n"
+            "    - {name: id, fides_meta: {primary_key: true}}\n")
+    out = import_fides(text, "X_URL", "f.yml")
+    assert "# note: d.t: 'after: d.x systems: []' dropped" in out
+    assert parse_datamap(out).systems[0].name == "d"
+
+
 def test_the_url_variable_must_be_a_variable_name() -> None:
     with pytest.raises(DataMapError, match="not an environment variable name"):
         import_fides(SHOP, "postgresql://shop", "f.yml")
