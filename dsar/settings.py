@@ -61,6 +61,12 @@ SETTINGS_DOC: dict[str, tuple[str, str]] = {
                                 "redis://host:6379 shares them between portal processes"),
     "DSAR_RATE_LIMIT_ADDRESS": ("10/minute", "form posts allowed per client address"),
     "DSAR_RATE_LIMIT_EMAIL": ("5/hour", "requests allowed per email address"),
+    "DSAR_PRIVACY_NOTICE_URL": ("none", "the controller's privacy notice, linked from the "
+                                "portal's form"),
+    "DSAR_CONTROLLER_CONTACT": ("none", "how to reach the controller or its data protection "
+                                "officer (an address or email), shown on the portal's form"),
+    "DSAR_PORTAL_ACCOUNT_KEY": ("account_id", "the data map's key name for the account id a "
+                                "person may give on the portal's form"),
 }
 
 
@@ -101,6 +107,9 @@ class Settings:
     rate_limit_storage: str = field(default="memory://", repr=False)
     rate_limit_address: str = "10/minute"
     rate_limit_email: str = "5/hour"
+    privacy_notice_url: str | None = None
+    controller_contact: str | None = None
+    portal_account_key: str = "account_id"
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -228,7 +237,23 @@ def _mail_settings(env: Mapping[str, str]) -> dict[str, object]:
         "rate_limit_storage": storage,
         "rate_limit_address": limits["DSAR_RATE_LIMIT_ADDRESS"],
         "rate_limit_email": limits["DSAR_RATE_LIMIT_EMAIL"],
+        **_portal_settings(env),
     }
+
+
+def _portal_settings(env: Mapping[str, str]) -> dict[str, object]:
+    """What the portal's form shows and asks (privacy notice, contact, account key), checked."""
+    notice = (env.get("DSAR_PRIVACY_NOTICE_URL") or "").strip() or None
+    if notice is not None and not re.match(r"^https?://\S+$", notice):
+        raise InvalidInput(f"DSAR_PRIVACY_NOTICE_URL={notice!r} is not a web address",
+                           "write https://… (the page of your privacy notice)")
+    key = (env.get("DSAR_PORTAL_ACCOUNT_KEY") or "account_id").strip()
+    if not re.match(r"^[a-z][a-z0-9_]{0,62}$", key) or key in ("email", "phone"):
+        raise InvalidInput(f"DSAR_PORTAL_ACCOUNT_KEY={key!r} is not a key name",
+                           "use the data map's key name, e.g. customer_id")
+    return {"privacy_notice_url": notice,
+            "controller_contact": (env.get("DSAR_CONTROLLER_CONTACT") or "").strip() or None,
+            "portal_account_key": key}
 
 
 def _positive_int(env: Mapping[str, str], name: str, default: int) -> int:

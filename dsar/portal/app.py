@@ -44,6 +44,7 @@ from dsar.portal.guards import (
     csrf_ok,
 )
 from dsar.portal.pages import SecurityHeaders, controller_name, page, problem
+from dsar.portal.places import PLACES
 from dsar.requests import KeysReachNothing
 from dsar.settings import KINDS
 
@@ -71,7 +72,7 @@ async def _guarded_form(request: Request) -> Form | Response:
 
 
 async def form_page(request: Request) -> Response:
-    return page(request, "form", form=Form(), kinds=KINDS)
+    return page(request, "form", form=Form(), kinds=KINDS, places=PLACES)
 
 
 async def file_request(request: Request) -> Response:
@@ -80,9 +81,9 @@ async def file_request(request: Request) -> Response:
         return form
     if form.get(HONEYPOT_FIELD):  # a bot: it sees the usual answer, nothing is filed
         return RedirectResponse("/requests/sent", status_code=303)
-    intake.check(form)
+    intake.check(form, request.app.state.dsar.settings)
     if form.errors:
-        return page(request, "form", 400, form=form, kinds=KINDS)
+        return page(request, "form", 400, form=form, kinds=KINDS, places=PLACES)
     try:
         outcome = await asyncio.to_thread(intake.file, request.app.state.dsar, form,
                                           request.app.state.limits)

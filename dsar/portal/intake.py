@@ -17,15 +17,22 @@ from dsar import requests
 from dsar.app import App
 from dsar.db.models import IdentityRow, Request
 from dsar.errors import DsarError
-from dsar.identities import parse_identities
+from dsar.identities import Identity, parse_identities, parse_named_id
 from dsar.lifecycle import TERMINAL
 from dsar.mail import queue_message
 from dsar.mail import verification as verify
 from dsar.portal.forms import Form
 from dsar.portal.guards import RateLimits
-from dsar.settings import KINDS
+from dsar.portal.places import AGENT_REGIMES, regime_for
+from dsar.settings import KINDS, Settings
 
 KIND_ERROR = "Please choose what you would like us to do."
+PLACE_ERROR = "Please choose where you live, or \"somewhere else\"."
+MAX_NAME = 200
+NAME_KEY = "full_name"
+"""The key of the name a person may give: kept encrypted like any identity, used to greet
+them in messages, and a look-up key for maps that find people by name."""
+AGENT = "authorised agent (web portal)"
 EMAIL_ERROR = "Please enter your email address, like name@example.org."
 
 
@@ -35,8 +42,8 @@ class Outcome(StrEnum):
     LIMITED = "limited"
 
 
-def check(form: Form) -> None:
-    """Field errors for the kind and the email, in words a person uses."""
+def check(form: Form, settings: Settings) -> None:
+    """Field errors for each field of the form, in words a person uses."""
     if form.get("kind") not in KINDS and "kind" not in form.errors:
         form.fail("kind", KIND_ERROR)
     if "email" not in form.errors:
@@ -47,11 +54,37 @@ def check(form: Form) -> None:
                 parse_identities([form.get("email")])
             except DsarError:
                 form.fail("email", "This does not look like an email address. " + EMAIL_ERROR)
+    if len(form.get("name")) > MAX_NAME:
+        form.fail("name", f"Please shorten your name to at most {MAX_NAME} characters.")
+    if form.get("account"):
+        try:
+            parse_named_id(f"{settings.portal_account_key}={form.get('account')}")
+        except DsarError:
+            form.fail("account", "Please give your account number as it appears in your "
+                      "account, in at most 200 characters.")
+    regime = regime_for(form.get("place"), settings)
+    if regime is None:
+        form.fail("place", PLACE_ERROR)
+    elif form.get("agent") and regime not in AGENT_REGIMES:
+        form.fail("agent", "An authorised agent can make a request for someone else here only "
+                  "under California's law. Otherwise, please ask the person to make it "
+                  "themselves.")
+
+
+def identities_of(form: Form, settings: Settings) -> list[Identity]:
+    """The checked form's identities: the email, and the account id under the map's key."""
+    found = parse_identities([form.get("email")])
+    if form.get("account"):
+        found.append(parse_named_id(f"{settings.portal_account_key}={form.get('account')}"))
+    if form.get("name"):
+        found.append(Identity("id", NAME_KEY, form.get("name")))
+    return found
 
 
 def file(app: App, form: Form, limits: RateLimits) -> Outcome:
     """File the checked form's request, or point to the open one; see the module docstring."""
-    [identity] = parse_identities([form.get("email")])
+    identities = identities_of(form, app.settings)
+    [identity] = [i for i in identities if i.kind == "email"]
     lookup = app.keys.lookup_hash(identity.name, identity.value)
     if not limits.email_ok(lookup):
         return Outcome.LIMITED
@@ -71,8 +104,10 @@ def file(app: App, form: Form, limits: RateLimits) -> Outcome:
         queue_message(session, app, request, "verification")
 
     # One transaction: the request, its verification and the email to the person.
-    requests.submit(app, kind, [identity], channel="web", submitted_by="web portal",
-                    then=verify_by_email)
+    agent = bool(form.get("agent"))
+    requests.submit(app, kind, identities, channel="web", then=verify_by_email,
+                    regime=regime_for(form.get("place"), app.settings),
+                    submitted_by=AGENT if agent else "web portal")
     return Outcome.FILED
 
 

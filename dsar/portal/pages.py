@@ -48,7 +48,9 @@ def page(request: Request, template: str, status: int = 200, **values: Any) -> H
     token = csrf_token(request)
     body = templates.get_template(f"portal/{template}.html.j2").render(
         controller=request.app.state.controller, csrf_field=CSRF_FIELD, csrf=token,
-        honeypot=HONEYPOT_FIELD, public_url=app.settings.public_url, **values)
+        honeypot=HONEYPOT_FIELD, public_url=app.settings.public_url,
+        privacy_notice_url=app.settings.privacy_notice_url,
+        controller_contact=app.settings.controller_contact, **values)
     response = HTMLResponse(body, status_code=status)
     set_csrf(response, token, secure=app.settings.public_url.startswith("https://"))
     return response

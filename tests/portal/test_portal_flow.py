@@ -21,7 +21,9 @@ def csrf(client: TestClient, path: str = "/") -> str:
 
 
 def post_form(client: TestClient, fields: dict[str, str], path: str = "/requests"):
-    return client.post(path, data={"csrf": csrf(client), **fields})
+    """Post ``fields`` with a CSRF token; a request form lives in Germany unless it says."""
+    place = {"place": "DE"} if path == "/requests" else {}
+    return client.post(path, data={"csrf": csrf(client), **place, **fields})
 
 
 def file_and_confirm(client: TestClient, app: App, inbox: Inbox, kind: str = "access",
