@@ -11,14 +11,20 @@ live schema before this runs, and commits only if all of it succeeds):
   a second run reports 0), ``retained`` with ground and period, one keyed hash per row of
   ``system/table/pk`` in primary-key order, and ``remaining`` from the recount
   (:mod:`connectors.sql_recount`), which raises — rolling everything back — if anything that
-  should be gone or masked is still there;
+  should be gone or masked is still there (a masked row still found by an identity counts);
+- rows of a table reached by ``outbound`` references that other records still point at are
+  left as they are, counted in ``counts["kept_shared"]`` and never by the recount
+  (:mod:`connectors.sql_shared`); a mask that keeps a look-up column on purpose counts the
+  rows still findable by it in ``counts["kept_findable"]``; ``none`` tables are only read;
 - identities and key values are always bound parameters.
 
 Two ways of running it, chosen per dialect, with the same results:
 
 - **PostgreSQL** (``returning``): no up-front read. A delete table's rows are deleted and their
   keys returned in one statement, ``WITH erased AS (DELETE … WHERE <look-up> RETURNING …)
-  SELECT … ORDER BY <pk>``; mask and retain tables are read by their look-up at their turn.
+  SELECT … ORDER BY <pk>`` (a table reached only outbound: ``WITH found AS (SELECT …),
+  erased AS (DELETE … WHERE <key> IN found AND NOT <shared>) …``, one statement too); mask and
+  retain tables are read by their look-up at their turn.
   Each step keeps the values other tables are found by (a reference's columns, a provided key)
   from the rows it touched, before changing them, and later look-ups bind those values (as
   arrays: any number, one parameter) instead of reading a table that was already changed;
@@ -61,6 +67,7 @@ from connectors.sql_query import KNOWN_VALUES_LIMIT, paged, pages, stream
 from connectors.sql_recount import KeyStatements, key_walk, mask_rows, recount
 from connectors.sql_shared import (
     SharedTest,
+    guarded_delete,
     outbound_only,
     outbound_reached,
     own_walk,
@@ -196,14 +203,14 @@ class _Eraser:
         return {tuple(r) for r in self.conn.execute(sa.select(*pk).where(pred), params)}
 
     def shared_test(self, name: str) -> SharedTest:
-        """The shared-row test of table ``name``."""
-        width = len(self.layouts[name].pk)
-        refs = referrers(self.system, name, self.db_fks)
-
+        """The shared-row test of table ``name`` (kept with the walk's statements)."""
         def reflect(table: str, schema: str | None) -> sa.Table:
             return self.tables[table] if table in self.tables else self.reflect(table, schema)
 
-        return SharedTest(self.tables[name], self.layouts[name].columns[:width], refs, reflect)
+        width = len(self.layouts[name].pk)
+        return self.plan.statement(("shared-test", name), lambda: SharedTest(
+            self.tables[name], self.layouts[name].columns[:width],
+            referrers(self.system, name, self.db_fks), reflect))
 
     def delete_guarded(self, name: str, lookup: SubjectLookup
                        ) -> tuple[list[Row], set[tuple[Any, ...]]]:
@@ -215,25 +222,13 @@ class _Eraser:
             return [], set()
         pred, params = subject
         layout, table = self.layouts[name], self.tables[name]
-        guard = self.shared_test(name).clause()
-        pk = list(layout.columns[: len(layout.pk)])
-
-        def build() -> sa.Select[Any]:
-            rows = sa.select(*[table.c[c] for c in layout.columns]).where(pred).cte("found")
-            key = sa.tuple_(*[table.c[c] for c in pk]) if len(pk) > 1 else table.c[pk[0]]
-            erased = sa.delete(table).where(key.in_(sa.select(*[rows.c[c] for c in pk]))
-                                            ).where(sa.not_(guard)).returning(
-                *[table.c[c] for c in pk]).cte("erased")
-            gone = sa.exists(sa.select(sa.literal(1)).select_from(erased).where(
-                *[erased.c[c] == rows.c[c] for c in pk]))
-            return sa.select(*[rows.c[c] for c in layout.columns], gone.label("_gone")
-                             ).order_by(*[rows.c[c] for c in pk])
-
+        width = len(layout.pk)
         query = self.plan.statement(
             ("erase-delete-guarded", name, lookup.shape(name), layout.columns),
-            lambda: DirectStatement(build(), self.dialect))
+            lambda: DirectStatement(guarded_delete(
+                table, layout.columns, width, pred, self.shared_test(name).clause()),
+                self.dialect))
         out = run(self.conn, query, params, self.direct)
-        width = len(pk)
         return [tuple(r[:-1]) for r in out], {tuple(r[:width]) for r in out if not r[-1]}
 
     def lookup(self) -> SubjectLookup:

@@ -12,7 +12,11 @@
 - :func:`recount`: in the same transaction, before commit. Delete tables: the look-up is run
   again for every one of them, as counts in one statement, plus a count by key of the rows a
   DELETE reported fewer of than were found. Mask tables: rows found by key or by the look-up
-  whose masked columns do not hold their mask. Anything found raises
+  whose masked columns do not hold their mask, and rows the look-ups by key alone
+  (:func:`key_walk`: identities and provided keys, minus columns the map keeps on purpose)
+  still find — a masked row that still holds the subject's identity is not erased. Rows kept
+  because other records share them (:mod:`connectors.sql_shared`) are never counted; ``none``
+  and ``retain`` tables are not recounted. Anything found raises
   :class:`~dsar.errors.ConnectorError` (``recount_failed``, transient), so the caller's
   transaction rolls back; otherwise each table's ``remaining`` is set to 0.
 """

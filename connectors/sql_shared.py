@@ -159,3 +159,19 @@ class SharedTest:
                                                                    strict=True)]
             clauses.append(sa.exists(sa.select(sa.literal(1)).select_from(other).where(*cond)))
         return sa.or_(*clauses) if clauses else sa.false()
+
+
+def guarded_delete(table: sa.Table, columns: Sequence[str], width: int, pred: Any,
+                   shared: sa.ColumnElement[bool]) -> sa.Select[Any]:
+    """PostgreSQL: one statement that reads the rows of ``table`` matching ``pred`` (its
+    ``columns``, the first ``width`` the primary key, in key order, then whether the row was
+    deleted) and deletes those ``shared`` (:meth:`SharedTest.clause`) is false for."""
+    pk = list(columns[:width])
+    rows = sa.select(*[table.c[c] for c in columns]).where(pred).cte("found")
+    key = sa.tuple_(*[table.c[c] for c in pk]) if width > 1 else table.c[pk[0]]
+    erased = sa.delete(table).where(key.in_(sa.select(*[rows.c[c] for c in pk]))).where(
+        sa.not_(shared)).returning(*[table.c[c] for c in pk]).cte("erased")
+    gone = sa.exists(sa.select(sa.literal(1)).select_from(erased).where(
+        *[erased.c[c] == rows.c[c] for c in pk]))
+    return sa.select(*[rows.c[c] for c in columns], gone.label("_gone")).order_by(
+        *[rows.c[c] for c in pk])
