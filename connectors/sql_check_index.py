@@ -5,7 +5,9 @@ With ``email_match: case_insensitive`` (the default) the connector looks an addr
 ``_ci`` collation on MariaDB/MySQL, ``citext`` on PostgreSQL) it compares the column itself,
 which a plain index on the column serves; elsewhere it compares ``lower(column)``, which only
 an index on that expression serves (PostgreSQL, SQLite; MariaDB has none, so there the fix is
-a ``_ci`` collation). Without one, every look-up reads the whole table.
+a ``_ci`` collation). Without one, every look-up reads the whole table. On PostgreSQL the
+statement is followed by ``ANALYZE``: until the expression has statistics, the generic plan
+of the driver's prepared look-up (from its sixth run) still scans the table.
 
 :func:`missing_email_index` returns the finding's text and the exact statement to run, or None
 when an index serves the look-up. It reads the catalog only.
@@ -69,10 +71,11 @@ def missing_email_index(conn: Connection, table: sa.Table, column: str
         return None
     problem = f"no index on lower({column}): every case-insensitive look-up by email " \
               "reads the whole table"
-    if backend == "postgresql":
+    if backend == "postgresql":  # without ANALYZE the planner has no statistics for the
+        # expression, and dsar's prepared look-ups get a generic plan that scans the table
         return problem, (f"run: CREATE INDEX CONCURRENTLY {name} ON {qualified} "
-                         f"(lower({col}));  (or make the column citext, or set "
-                         "email_match: exact if addresses are stored lower-cased)")
+                         f"(lower({col})); ANALYZE {qualified};  (or make the column citext, "
+                         "or set email_match: exact if addresses are stored lower-cased)")
     if backend == "sqlite":
         return problem, f"run: CREATE INDEX {name} ON {qualified} (lower({col}));"
     if backend in ("mysql", "mariadb"):

@@ -17,6 +17,7 @@
 from __future__ import annotations
 
 import threading
+import warnings
 from collections.abc import Callable, Hashable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -260,7 +261,10 @@ class Catalog:
         key = (schema, name)
         with self._lock:
             if key not in self._tables:
-                table = sa.Table(name, sa.MetaData(), autoload_with=conn, schema=schema)
+                with warnings.catch_warnings():  # SQLite: expression indexes are not needed
+                    warnings.filterwarnings("ignore", "Skipped unsupported reflection",
+                                            sa.exc.SAWarning)
+                    table = sa.Table(name, sa.MetaData(), autoload_with=conn, schema=schema)
                 table.info[BINARY_COLLATION] = binary = _case_insensitive(conn, table)
                 table.info[CASE_INSENSITIVE] = frozenset(binary)
                 self._tables[key] = table
