@@ -91,10 +91,13 @@ def check_command(file: str, as_json: bool) -> None:
     """Check FILE against the live databases it names.
 
     \b
-    Reports missing tables and columns, identity columns of the wrong type, tables no key
-    reaches, and erasure plans a database would refuse (deleting a row that a retained or
-    masked row still points at, nulling a NOT NULL column, a fixed mask too long for its
-    column). URLs come from the environment variables the map names. Reads schemas only.
+    Errors: missing tables and columns, identity columns of the wrong type, a PostgreSQL
+    partition or a view in the map, and every erasure a database would refuse (deleting a
+    row that a kept row, another person's row, the table's own rows or an unmapped table's
+    rows point at; nulling a NOT NULL column; masking a key or generated column; a fixed
+    mask too long for its column). Warnings: tables no key reaches, and email columns no
+    index serves the case-insensitive look-up of, with the CREATE INDEX to run.
+    URLs come from the environment variables the map names. Reads schemas only.
     Exits 1 when there are errors, 0 when there are only warnings or nothing.
     """
     from dsar.datamap.check import check_datamap
