@@ -4,16 +4,25 @@ Transient: connection refused or dropped, timeouts, deadlocks and serialization 
 429 and 5xx (honouring Retry-After), S3 throttling. Everything else is permanent and puts the
 request in ``needs attention`` with the reason. Waits grow exponentially with full jitter and
 are kept in the database (the outbox's ``available_at``), never held by the broker.
+
+A request whose data map changed after it was planned cannot be retried as planned;
+:func:`replan` plans it again from the current map (``dsar retry ID --replan``).
 """
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import random
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
+import sqlalchemy as sa
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
+from dsar.app import App
 from dsar.errors import ConnectorError, DsarError
 
 MAX_ATTEMPTS = 8
@@ -54,3 +63,84 @@ def backoff(attempt: int, retry_after: float | None = None) -> float:
         return min(MAX_DELAY, max(retry_after, 0.0))
     ceiling = min(MAX_DELAY, BASE_DELAY * 2 ** (attempt - 1))
     return random.uniform(ceiling / 2, ceiling)
+
+
+@dataclass(frozen=True)
+class Replanned:
+    """What :func:`replan` did: finished tasks kept (their plan unchanged), tasks planned anew."""
+
+    kept: tuple[str, ...]
+    planned: tuple[str, ...]
+    digest: str
+
+
+def _system_plans(plan: Mapping[str, Any] | None) -> dict[str, str]:
+    """Per ``system:action`` task of a stored plan, what it does (its steps, key needs and
+    collections; not the global step order, which other systems shift), as comparable text."""
+    if not plan:
+        return {}
+    out = {}
+    for task in plan.get("tasks", []):
+        steps = [{k: v for k, v in step.items() if k != "order"}
+                 for step in plan.get("steps", []) if step["system"] == task["system"]]
+        out[task["id"]] = json.dumps([steps, task["needs"], task["collections"]],
+                                     sort_keys=True)
+    return out
+
+
+def replan(app: App, request_id: str, actor: str) -> Replanned:
+    """Plan a request that needs attention again from the current data map, in one transaction
+    under its lock, and put it back to work; recorded in its audit trail as ``replanned``.
+
+    A finished task whose part of the plan is unchanged is kept with its evidence (what it
+    erased stays proven); every other task of the old plan is dropped with what it left (its
+    evidence, staged data, discovered keys) and the new plan's tasks are created and queued.
+    Refused, changing nothing, while a task still runs or when the current map cannot plan
+    the request (the error names the fix)."""
+    from dsar import requests
+    from dsar.db.models import EvidenceRow, StagedItem, SubjectKey, Task
+    from dsar.db.rows import update_row
+    from dsar.errors import IllegalTransition
+    from dsar.lifecycle import State, check_transition
+    from workflows import fanout, slots
+    from workflows.runner import _plan_for, load_map
+
+    now = app.now()
+    with app.db.session() as session:
+        requests.get(session, request_id)  # NotFound with the fix for an unknown id
+        request = fanout.lock_request(session, request_id)
+        check_transition(request.id, request.state, State.IN_PROGRESS)
+        tasks = list(session.scalars(sa.select(Task).where(Task.request_id == request.id)))
+        running = [f"{t.system}:{t.action}" for t in tasks if t.state == fanout.RUNNING]
+        if running:
+            raise IllegalTransition(
+                f"request {request.id} still has running task(s): {', '.join(running)}",
+                "wait until they finish (`dsar show ID`), then replan")
+        datamap, digest = load_map(app)
+        names = frozenset(row.name for row in request.identities)  # as planning had them
+        planned, plan_dict = _plan_for(datamap, digest, names, request.kind)
+        before, after = _system_plans(request.plan), _system_plans(plan_dict)
+        kept = {f"{t.system}:{t.action}": t for t in tasks if t.state == fanout.DONE
+                and f"{t.system}:{t.action}" in after
+                and before.get(f"{t.system}:{t.action}") == after[f"{t.system}:{t.action}"]}
+        dropped = [t.id for t in tasks if f"{t.system}:{t.action}" not in kept]
+        if dropped:
+            for model in (EvidenceRow, StagedItem, SubjectKey):
+                session.execute(sa.delete(model).where(model.task_id.in_(dropped)))
+            for task_id in dropped:
+                slots.release(session, task_id)
+            session.execute(sa.delete(Task).where(Task.id.in_(dropped)))
+        remaining = tuple(
+            dataclasses.replace(t, depends_on=tuple(d for d in t.depends_on if d not in kept))
+            for t in planned.tasks if t.id not in kept)
+        reason = (f"planned again from data map {digest[:19]}: {len(kept)} finished task(s) "
+                  f"kept, {len(remaining)} planned")
+        update_row(session, request, state=State.IN_PROGRESS.value, attention_reason=None,
+                   updated_at=now, plan=plan_dict, datamap_digest=digest)
+        requests.add_event(session, request, now, actor, "replanned",
+                           State.NEEDS_ATTENTION.value, State.IN_PROGRESS.value, reason)
+        kinds = {s.name: s.kind for s in datamap.systems}
+        caps = {s.name: s.max_concurrent_tasks for s in datamap.systems}
+        fanout.create_tasks(session, request, dataclasses.replace(planned, tasks=remaining),
+                            kinds, caps, now)
+        return Replanned(tuple(kept), tuple(t.id for t in remaining), digest)

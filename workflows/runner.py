@@ -247,7 +247,8 @@ def _call_connector(app: App, claim: fanout.Claim
     datamap, digest = load_map(app)
     if claim.datamap_digest and digest != claim.datamap_digest:
         raise DataMapError("the data map changed after this request was planned",
-                           f"restore it, or cancel and resubmit request {claim.request_id}")
+                           f"restore it and `dsar retry {claim.request_id}`, or plan it again "
+                           f"from the current map: `dsar retry {claim.request_id} --replan`")
     frozen = claim.keys
     context = ConnectorContext(hash_key=app.keys.evidence_key)
     with open_connector(datamap.system(claim.system), context) as connector:

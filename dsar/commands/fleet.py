@@ -66,10 +66,30 @@ def worker(state: CliState, processes: int, threads: int, queues: tuple[str, ...
 
 @click.command()
 @click.argument("request_id")
+@click.option("--replan", is_flag=True,
+              help="Plan the request again from the current data map (after the map changed): "
+                   "finished tasks whose part of the plan is unchanged are kept, the rest is "
+                   "planned and run anew. Recorded in the audit trail.")
 @json_option
 @pass_state
-def retry(state: CliState, request_id: str, as_json: bool) -> None:
-    """Resume a request that needs attention: failed tasks run again, finished ones are kept."""
+def retry(state: CliState, request_id: str, replan: bool, as_json: bool) -> None:
+    """Resume a request that needs attention: failed tasks run again, finished ones are kept.
+
+    If the data map changed since the request was planned, its tasks refuse to run on the new
+    map; --replan plans it again from the current one.
+    """
+    if replan:
+        from workflows.retry import replan as replan_request
+
+        done = replan_request(state.app, request_id, state.actor)
+        if as_json:
+            print_json({"id": request_id, "replanned": True, "kept_tasks": list(done.kept),
+                        "planned_tasks": list(done.planned), "datamap_digest": done.digest})
+        else:
+            console.print(f"{request_id} is back in progress, planned again from the current "
+                          f"data map: {len(done.kept)} finished task(s) kept, "
+                          f"{len(done.planned)} planned")
+        return
     from workflows.runner import retry as retry_request
 
     restarted = retry_request(state.app, request_id, state.actor)
