@@ -111,8 +111,8 @@ def wait_with_progress(state: CliState, request_id: str, timeout: float = 3600.0
     from workflows.runtime import InProcessFleet, wait_for
 
     app = state.app
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-               TimeElapsedColumn())
+    columns = (TextColumn("{task.description}", markup=False), BarColumn(),
+               MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, console=err_console, transient=True) as progress:
         bar = progress.add_task(f"{request_id}: waiting", total=None)
 
