@@ -57,8 +57,17 @@ def print_json(data: Any) -> None:
 def local_time(moment: datetime | None, tz: str) -> str:
     """``2025-03-05 09:30 CET``: a time in the controller's zone, with the zone shown."""
     if moment is None:
-        return "-"
+        return "—"
     return moment.astimezone(ZoneInfo(tz)).strftime("%Y-%m-%d %H:%M %Z")
+
+
+def shown(value: Any) -> str:
+    """A value as a person reads it: ``yes``/``no`` for booleans, ``—`` for missing."""
+    if value is None:
+        return "—"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    return str(value)
 
 
 def table(title: str | None, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> Table:
@@ -67,5 +76,5 @@ def table(title: str | None, columns: Sequence[str], rows: Sequence[Sequence[Any
         # ids are copied into the next command: never wrap or cut them
         out.add_column(column, no_wrap=column == "id", min_width=16 if column == "id" else None)
     for row in rows:
-        out.add_row(*("-" if v is None else str(v) for v in row))
+        out.add_row(*(shown(v) for v in row))
     return out

@@ -9,11 +9,22 @@ import json
 import sys
 from datetime import date
 from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
 
 import click
 
 from dsar.commands.context import CliState, pass_state
-from dsar.commands.output import console, err_console, json_option, print_json, styled, table
+from dsar.commands.output import (
+    console,
+    err_console,
+    json_option,
+    print_json,
+    shown,
+    styled,
+    table,
+)
+from dsar.errors import InvalidInput
 from dsar.records import keys as keyring
 from dsar.records import ledger as ledger_log
 from dsar.records import report as reports
@@ -30,6 +41,9 @@ def _write(text: str, output: Path | None, what: str) -> None:
     if output is None:
         sys.stdout.write(text)
         return
+    if not output.parent.is_dir():
+        raise InvalidInput(f"cannot write {output}: the folder {output.parent} does not exist",
+                           "create it first or give another path")
     output.write_text(text, encoding="utf-8")
     err_console.print(f"wrote {what} to {output}")
 
@@ -199,33 +213,65 @@ def _parse_day(_ctx: click.Context, param: click.Parameter, value: str | None) -
 @click.option("--to", "end", callback=_parse_day, metavar="DATE",
               help="Last day of receipt to include (inclusive).")
 @click.option("--csv", "as_csv", is_flag=True, help="Print one CSV row per request.")
+@click.option("--html", "as_html", is_flag=True,
+              help="Write a dashboard page with charts (needs -o FILE).")
+@click.option("--ccpa-7102", "ccpa_year", type=click.IntRange(1970, 9999), metavar="YEAR",
+              help="Print the CCPA 11 CCR §7102 metrics of calendar year YEAR.")
+@click.option("-o", "--output", type=_FILE, help="Write the page (or text) to FILE.")
 @json_option
 @pass_state
-def report(state: CliState, start: date | None, end: date | None, as_csv: bool,
-           as_json: bool) -> None:
+def report(state: CliState, start: date | None, end: date | None, as_csv: bool, as_html: bool,
+           ccpa_year: int | None, output: Path | None, as_json: bool) -> None:
     """Requests answered, on time or not, for a reviewer or a regulator.
 
     Counts by kind and regime, the share answered on time, median and 95th percentile days to
     completion, extensions and refusals, and per request the fields CCPA (11 CCR §7101) and
     Colorado (Rule 6.11) ask a business to keep: dates and nature of request and response, how
     it was made, and the basis of any denial. No personal data.
+
+    --html writes a dashboard (charts drawn in the page, nothing loaded from the network):
+    requests per week, on-time share per month, days to complete, open requests by days left,
+    outcomes per system, extensions and refusals by reason. --ccpa-7102 YEAR prints the
+    metrics 11 CCR §7102(a) asks a business to publish, per request kind.
+
+    \b
+    Example:
+      dsar report --from 2026-01-01 --html -o dashboard.html
+      dsar report --ccpa-7102 2026 --json
     """
+    if sum((as_csv, as_html, ccpa_year is not None)) > 1:
+        raise InvalidInput("--csv, --html and --ccpa-7102 are different reports",
+                           "choose one of them")
+    if as_html and output is None:
+        raise InvalidInput("--html writes a page, not text", "add -o FILE, e.g. -o report.html")
     app = state.app
+    tz = app.settings.timezone
+    if ccpa_year is not None:
+        _ccpa_report(app, ccpa_year, as_json)
+        return
     with app.db.session() as session:
-        data = reports.build_report(session, start=start, end=end, tz=app.settings.timezone)
+        if as_html:
+            from dsar.records.html import render_dashboard_html
+
+            today = app.now().astimezone(ZoneInfo(tz)).date()
+            page = render_dashboard_html(reports.build_dashboard(
+                session, today=today, start=start, end=end, tz=tz))
+            _write(page, output, "the dashboard")
+            return
+        data = reports.build_report(session, start=start, end=end, tz=tz)
     if as_csv:
-        sys.stdout.write(reports.rows_csv(data["requests"]))
+        _write(reports.rows_csv(data["requests"]), output, "the CSV report")
         return
     if as_json:
         print_json(data)
         return
     s = data["summary"]
-    share = "-" if s["on_time_share"] is None else f"{s['on_time_share']:.1%}"
+    share = "—" if s["on_time_share"] is None else f"{s['on_time_share']:.1%}"
     console.print(styled("[bold]{} request(s)[/] received {} to {} ({})", s["requests"],
-                         start or "from the start", end or "now", app.settings.timezone))
+                         start or "from the start", end or "now", tz))
     console.print(f"answered on time: {s['answered_on_time']}/{s['answered']} ({share}); "
-                  f"days to complete: median {s['median_days_to_complete']}, "
-                  f"p95 {s['p95_days_to_complete']}; extended {s['extended']}; "
+                  f"days to complete: median {shown(s['median_days_to_complete'])}, "
+                  f"p95 {shown(s['p95_days_to_complete'])}; extended {s['extended']}; "
                   f"refused {s['refused']}; cancelled {s['cancelled']}; open {s['open']}")
     console.print(table("by kind and regime", ["kind", "regime", "requests"],
                         [[x["kind"], x["regime"], x["requests"]]
@@ -236,3 +282,25 @@ def report(state: CliState, start: date | None, end: date | None, as_csv: bool,
                           r["response"], r["responded_on"], r["on_time"], r["denial_basis"]]
                          for r in data["requests"]]))
 
+
+def _ccpa_report(app: Any, year: int, as_json: bool) -> None:
+    """``report --ccpa-7102 YEAR``: the §7102(a) metrics, per request kind."""
+    tz = app.settings.timezone
+    with app.db.session() as session:
+        rows = reports.report_rows(session, start=date(year, 1, 1), end=date(year, 12, 31),
+                                   tz=tz)
+    data = reports.ccpa_7102(rows, year)
+    if as_json:
+        print_json(data)
+        return
+    console.print(styled("[bold]CCPA §7102 metrics for {}[/] (requests received 1 January to "
+                         "31 December, dates in {}; regimes: {})", year, tz,
+                         ", ".join(data["regimes"]) or "—"))
+    console.print(table(None, ["kind", "received", "complied (whole or part)", "denied",
+                               "median days", "mean days"],
+                        [[x["kind"], x["received"],
+                          x["complied_in_whole_or_part"], x["denied"],
+                          x["median_days_to_respond"], x["mean_days_to_respond"]]
+                         for x in data["kinds"]]))
+    console.print("access and export are requests to know, erasure requests to delete; days "
+                  "are calendar days from receipt to completion or refusal")

@@ -14,9 +14,10 @@ from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
+from dsar.records.charts import BAD, GOOD, PALETTE, WARN, Series, bar_chart, hbar_chart, legend
 from dsar.records.verify import CHECKS, Verification, verify_bundle
 
-__all__ = ["render_record_html"]
+__all__ = ["dashboard_charts", "render_dashboard_html", "render_record_html"]
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 
@@ -40,3 +41,51 @@ def render_record_html(bundle: dict[str, Any], verification: Verification | None
         bundle=bundle, p=_predicate(bundle), result=result, descriptions=CHECKS,
         envelope_json=json.dumps(bundle.get("envelope"), indent=2, ensure_ascii=False),
     )
+
+
+def _weekly(chart_id: str, title: str, weeks: dict[str, dict[str, int]]) -> dict[str, Any]:
+    names = sorted({name for counts in weeks.values() for name in counts})
+    series = [Series(name, [weeks[w].get(name, 0) for w in weeks], PALETTE[i % len(PALETTE)])
+              for i, name in enumerate(names)]
+    return {"svg": bar_chart(chart_id, title, list(weeks), series), "legend": legend(series)}
+
+
+def dashboard_charts(data: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The dashboard's charts (``{"svg", "legend"}`` each) from :func:`build_dashboard`'s data."""
+    months = data["on_time_by_month"]
+    share = [Series("on time", [round(m["share"] * 100, 1) for m in months], GOOD)]
+    bins = data["completion_days"]
+    days = [Series("on time", [b["on_time"] for b in bins], GOOD),
+            Series("late", [b["late"] for b in bins], BAD)]
+    left = data["open"]["bins"]
+    left_colours = [BAD, BAD, WARN, WARN, PALETTE[0], PALETTE[0]]
+    systems = data["systems"]
+    outcome = [Series(name, [s[name] for s in systems], PALETTE[i])
+               for i, name in enumerate(("found", "deleted", "masked", "retained"))]
+    why = data["reasons"]
+    return {
+        "by_kind": _weekly("weekly-kind", "Requests per week by kind", data["weekly_by_kind"]),
+        "by_channel": _weekly("weekly-channel", "Requests per week by channel",
+                              data["weekly_by_channel"]),
+        "on_time": {"svg": bar_chart("on-time", "On-time share per month", [
+            m["month"] for m in months], share, percent=True, reference=(100, "deadline")),
+            "legend": legend(share)},
+        "days": {"svg": bar_chart("days", "Days to complete", [b["bin"] for b in bins], days),
+                 "legend": legend(days)},
+        "open": {"svg": hbar_chart("open", "Open requests by days left", [
+            (b["bin"], b["requests"], left_colours[i]) for i, b in enumerate(left)]),
+            "legend": ""},
+        "systems": {"svg": bar_chart("systems", "Outcomes per system", [
+            s["system"] for s in systems], outcome, stacked=False), "legend": legend(outcome)},
+        "extensions": {"svg": hbar_chart("extensions", "Extensions by reason", [
+            (x["reason"], x["requests"], WARN) for x in why["extensions"]]), "legend": ""},
+        "refusals": {"svg": hbar_chart("refusals", "Refusals by reason", [
+            (x["reason"], x["requests"], BAD) for x in why["refusals"]]), "legend": ""},
+    }
+
+
+def render_dashboard_html(data: dict[str, Any], *, controller: str = "") -> str:
+    """The reviewer dashboard for :func:`dsar.records.report.build_dashboard`'s ``data``: one
+    self-contained page, charts as inline SVG, no scripts, readable printed and on a phone."""
+    return _env.get_template("dashboard.html.j2").render(
+        d=data, s=data["summary"], charts=dashboard_charts(data), controller=controller)
