@@ -17,7 +17,9 @@ case-insensitively, dsar's default: ``lower(email)``, which the ``customers_emai
 serves); collect fetches the same rows; erase deletes the same rows in one transaction, gets
 back the key of every row it deletes (dsar's evidence holds a keyed hash per row) and ends, as
 dsar must, with a recount in the same transaction — the subject's rows counted again in every
-table, by the email and by the keys just deleted — rolling back if it finds any.
+table, by the email and by the keys just deleted — rolling back if it finds any. Both sides
+run the shared-row check: the address (reached by an outbound reference) is deleted only if no
+other customer's row still points at it.
 
 Like for like: every subject's rows are read once, untimed, before anything is timed (so
 neither side pays for the other's cold pages), and that pass checks that dsar and the hand SQL
@@ -205,8 +207,9 @@ def hand_erase(conn: psycopg.Connection, email: str) -> int:
         customers = conn.execute("DELETE FROM customers WHERE id = ANY(%s) RETURNING id, "
                                  "address_id", (ids,)).fetchall()
         addresses = [r[1] for r in customers if r[1] is not None]
-        gone = conn.execute("DELETE FROM addresses WHERE id = ANY(%s) RETURNING id",
-                            (addresses,)).fetchall()
+        gone = conn.execute(  # the shared-row check: an address another customer still uses
+            "DELETE FROM addresses WHERE id = ANY(%s) AND NOT EXISTS (SELECT 1 FROM customers "
+            "c WHERE c.address_id = addresses.id) RETURNING id", (addresses,)).fetchall()
         left = conn.execute(RECOUNT, {"email": email.lower(), "orders": orders,
                                       "customers": ids, "addresses": addresses}).fetchone()
         if any(left or ()):

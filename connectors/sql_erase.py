@@ -261,8 +261,8 @@ class _Eraser:
                 self.keep(name, rows)
         evidence: dict[str, CollectionEvidence] = {}
         found: dict[str, list[tuple[Any, ...]]] = {}
-        self.only_outbound = set(outbound_only(self.system, self.walk))
-        self.tested = set(outbound_reached(self.system, self.walk))
+        self.only_outbound = outbound_only(self.system, self.walk)
+        self.tested = outbound_reached(self.system, self.walk)
         for name in self.walk.erase_order:
             self.state.collection = name
             started = time.monotonic()

@@ -39,6 +39,9 @@ from dsar.planning import SystemWalk
 Pk = tuple[Any, ...]
 
 
+_OWN_LOCK = threading.Lock()
+
+
 @dataclass(frozen=True)
 class Referrer:
     """Table ``table`` points at the tested table: its ``columns`` hold the tested table's
@@ -51,22 +54,36 @@ class Referrer:
     in_map: bool
 
 
-def outbound_only(system: SqlSystem, walk: SystemWalk) -> list[str]:
+def outbound_only(system: SqlSystem, walk: SystemWalk) -> frozenset[str]:
     """The reached tables every match of which is an ``outbound`` reference."""
-    out = []
-    for name, matches in walk.matches.items():
-        if matches and all(_is_outbound(system, name, m) for m in matches):
-            out.append(name)
-    return out
+    return _outbound(system, walk)[0]
 
 
-def outbound_reached(system: SqlSystem, walk: SystemWalk) -> list[str]:
+def outbound_reached(system: SqlSystem, walk: SystemWalk) -> frozenset[str]:
     """The reached tables some match of which is an ``outbound`` reference."""
-    return [name for name, matches in walk.matches.items()
-            if any(_is_outbound(system, name, m) for m in matches)]
+    return _outbound(system, walk)[1]
 
 
-_OWN_LOCK = threading.Lock()
+_OUTBOUND: dict[tuple[int, int], tuple[SqlSystem, SystemWalk, tuple[frozenset[str], ...]]] = {}
+
+
+def _outbound(system: SqlSystem, walk: SystemWalk) -> tuple[frozenset[str], ...]:
+    key = (id(system), id(walk))
+    with _OWN_LOCK:
+        hit = _OUTBOUND.get(key)
+    if hit is not None and hit[0] is system and hit[1] is walk:
+        return hit[2]
+    kinds = {name: [_is_outbound(system, name, m) for m in matches]
+             for name, matches in walk.matches.items()}
+    built = (frozenset(n for n, k in kinds.items() if k and all(k)),
+             frozenset(n for n, k in kinds.items() if any(k)))
+    with _OWN_LOCK:
+        if len(_OUTBOUND) >= 64:
+            _OUTBOUND.clear()
+        _OUTBOUND[key] = (system, walk, built)
+    return built
+
+
 _OWN: dict[tuple[int, int], tuple[SqlSystem, SystemWalk, SystemWalk]] = {}
 
 
