@@ -128,3 +128,34 @@ def test_replan_needs_a_request_that_needs_attention(fleet: Fleet) -> None:
     refused = dsar_cli(fleet.env, "retry", request_id, "--replan")
     assert refused.returncode == 4, refused.stderr
     assert "in_progress" in refused.stderr
+
+
+def test_a_finished_task_a_new_task_waits_for_runs_again_so_its_keys_reach_it(
+        fleet: Fleet) -> None:
+    """shop_b is now looked up by the customer_id the other systems find: they ran before
+    anyone waited for their keys (which were not kept), so they run again for shop_b."""
+    app = fleet.app
+    request_id = fleet.submit("access")
+    runner.plan(app, request_id)
+    tasks = {t["system"]: t for t in fleet.tasks(request_id)}
+    for system in ("shop_a", "shop_c"):
+        runner.run_task(app, tasks[system]["id"])
+    datamap = json.loads(json.dumps(fleet.datamap))  # type: ignore[attr-defined]
+    shop_b = next(s for s in datamap["systems"] if s["name"] == "shop_b")
+    customer = next(t for t in shop_b["tables"] if t["name"] == n("customer"))
+    customer["identities"] = {"customer_id": n("customer_id")}
+    Path(fleet.env["DSAR_DATAMAP"]).write_text(yaml.safe_dump(datamap))
+    runner.run_task(app, tasks["shop_d"]["id"])
+    assert fleet.state(request_id) == "needs_attention"
+
+    replanned = dsar_cli(fleet.env, "retry", request_id, "--replan", "--json")
+    assert replanned.returncode == 0, replanned.stderr
+    answer = json.loads(replanned.stdout)
+    assert answer["kept_tasks"] == []
+    assert sorted(answer["planned_tasks"]) == [f"{s}:collect" for s in
+                                               ("shop_a", "shop_b", "shop_c", "shop_d")]
+    with InProcessFleet(app, threads=2):
+        assert wait_for(app, request_id, timeout=60).state == "completed"
+    found = bundle_collections(fleet, request_id)
+    assert found[("shop_b", n("customer"))] == 1  # found by the customer_id of the others
+    assert found[("shop_b", n("invoice_line"))] == 38

@@ -123,6 +123,13 @@ def replan(app: App, request_id: str, actor: str) -> Replanned:
         kept = {f"{t.system}:{t.action}": t for t in tasks if t.state == fanout.DONE
                 and f"{t.system}:{t.action}" in after
                 and before.get(f"{t.system}:{t.action}") == after[f"{t.system}:{t.action}"]}
+        # A kept task's discovered keys were saved only if a task of the old plan waited for
+        # them: one that only a new task waits for runs again, so that its keys are saved.
+        waited_for = {d for t in (request.plan or {}).get("tasks", []) for d in t["depends_on"]}
+        while stale := [d for t in planned.tasks if t.id not in kept for d in t.depends_on
+                        if d in kept and d not in waited_for]:
+            for name in stale:
+                kept.pop(name, None)
         dropped = [t.id for t in tasks if f"{t.system}:{t.action}" not in kept]
         if dropped:
             for model in (EvidenceRow, StagedItem, SubjectKey):
