@@ -7,7 +7,8 @@ of the wrong type, tables no key reaches, and erasure plans the database would r
 would break what the map promises — deleting a parent row while a retained or masked child row
 keeps a foreign key to it (also when only the database declares that key, on a table the map
 leaves out, or on the table itself), nulling a NOT NULL or primary-key column, masking a
-generated column, a fixed mask value longer than the column — all errors. A map that names a
+generated column, a fixed mask value longer than the column or on a unique column — all
+errors. A map that names a
 PostgreSQL partition or a view is an error (map the partitioned parent, the base tables);
 foreign keys declared on partitions count as their parent's, and tables are matched by name
 and schema. It warns when no index serves the case-insensitive email look-up, with the
@@ -200,6 +201,10 @@ def _check_columns(entry: SqlTable, table: sa.Table, reflected: dict[str, sa.Tab
         elif rule.strategy == "fixed" and (problem := fixed_problem(rule, col)):
             add("error", entry.name, column, problem, "write a shorter value, or of the "
                 "column's type")
+        elif rule.strategy == "fixed" and _unique(table, column):
+            add("error", entry.name, column, "the column is unique, so one fixed value for "
+                "every erased subject is refused by the database from the second on",
+                "use strategy hash or random (or null if the column is nullable)")
         elif rule.strategy == "hash" and not is_textual(col):
             add("error", entry.name, column, f"a hash is text; the column is {col.type}",
                 "use strategy null, fixed or random")
@@ -207,6 +212,14 @@ def _check_columns(entry: SqlTable, table: sa.Table, reflected: dict[str, sa.Tab
             add("warning", entry.name, column, f"hashes truncated to {column_length(col)} "
                 "characters may collide", "use random or a longer column")
     check_mask(entry, table, add)  # what a mask or 'none' leaves findable (sql_check_mask)
+
+
+def _unique(table: sa.Table, column: str) -> bool:
+    """Whether a unique constraint or index of ``table`` is on ``column`` alone."""
+    sets = [[c.name for c in ix.columns] for ix in table.indexes if ix.unique]
+    sets += [[c.name for c in u.columns] for u in table.constraints
+             if isinstance(u, sa.UniqueConstraint)]
+    return [column] in sets
 
 
 def _check_erasure(system: SqlSystem, walk: SystemWalk, reflected: dict[str, sa.Table],

@@ -43,6 +43,7 @@ def crm(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[str, s
                              "name VARCHAR(40), shout VARCHAR(40) GENERATED ALWAYS AS "
                              "(upper(name)) STORED)")
         conn.exec_driver_sql("CREATE INDEX person_email ON person (email)")
+        conn.exec_driver_sql("CREATE UNIQUE INDEX person_name ON person (name)")
         conn.exec_driver_sql("INSERT INTO person (id, email, name) VALUES "
                              "(1, 'Ann@Example.org', 'Ann'), (2, 'ánn@example.org', 'Xa'), "
                              "(3, 'bob@example.org', 'Bob')")
@@ -126,6 +127,15 @@ def test_masking_a_generated_column_is_an_error(crm: tuple[str, str]) -> None:
     found = check_datamap(parse_datamap(text), {"CRM_URL": url})
     assert [(f.column, f.problem.split(":")[0]) for f in found if f.severity == "error"] == [
         ("shout", "a generated column")]
+
+
+def test_a_fixed_mask_on_a_unique_column_is_an_error(crm: tuple[str, str]) -> None:
+    _dialect, url = crm
+    text = people_map({"email": {"strategy": "hash"},
+                       "name": {"strategy": "fixed", "value": "erased"}})
+    found = check_datamap(parse_datamap(text), {"CRM_URL": url})
+    assert [(f.column, f.problem.split(",")[0]) for f in found if f.severity == "error"] == [
+        ("name", "the column is unique")]
 
 
 def test_plan_shows_what_check_finds(tmp_path: Path, chinook_dir: Path) -> None:
