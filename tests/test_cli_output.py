@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import string
+from pathlib import Path
 
 import pytest
+import yaml
+from click.testing import CliRunner
 from hypothesis import given
 from hypothesis import strategies as st
 
+from cli import main
 from dsar.commands.output import console, styled, table
+from dsar.datamap.findings import Finding
 from dsar.db.models import Request
 
 pytest.register_assert_rewrite("tests.state")
@@ -65,3 +70,22 @@ def test_error_line_keeps_square_brackets(cli: Cli) -> None:
     assert result.exit_code != 0
     assert "dsr_[bold]x[/]" in result.stderr
     assert result.stderr.startswith("error: ")
+
+
+def test_datamap_check_shows_a_suggested_fix_with_square_brackets(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import dsar.datamap.check as check
+
+    path = tmp_path / "map.yaml"
+    path.write_text(yaml.safe_dump({"systems": [{
+        "name": "shop", "kind": "sql", "url_env": "SHOP_URL", "tables": [
+            {"name": "rental", "primary_key": ["rental_id"], "identities": {"email": "email"}}]}]}))
+    finding = Finding("error", "shop", "rental", None, "no [bold]key[/] found",
+                      "add primary_key: [rental_id]")
+    monkeypatch.setattr(check, "check_datamap", lambda *_: [finding])
+    result = CliRunner().invoke(main, ["datamap", "check", str(path)], prog_name="dsar",
+                                env={"COLUMNS": "200"})
+    assert result.exit_code == 1, result.output
+    text = " ".join(result.stdout.split())
+    assert "add primary_key: [rental_id]" in text
+    assert "no [bold]key[/] found" in text
