@@ -304,6 +304,8 @@ class MessageRow(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     queued_at: Mapped[datetime] = mapped_column(UTCDateTime)
     """When it last went into the outbox: a message unsent long after is queued again."""
+    language: Mapped[str] = mapped_column(String(8), default="en")
+    """The language it is written in (en, de, fr): the portal's, where the request was made."""
     claimed_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

@@ -2,7 +2,7 @@
 
     queue_message(session, app, request, kind) -> MessageRow     (dsar.mail.queue)
     send_message(app, message_id) -> bool                          (dsar.mail.send)
-    render(kind, context) -> Rendered (subject, text, html)        (dsar.mail.render)
+    render(kind, context, lang) -> Rendered (subject, text, html)  (dsar.mail.render)
     start/check a verification: dsar.mail.verification
 
 A message row is unique per request and kind and carries no content; the actor renders it from

@@ -35,17 +35,23 @@ RESEND_AFTER = timedelta(hours=6)
 (about 2.5 hours with ``send_message``'s back-off) or was lost: it is queued again."""
 
 
-def queue_message(session: Session, app: App, request: Request, kind: str) -> MessageRow:
-    """The (request, kind) message, queued now unless it already was."""
+def queue_message(session: Session, app: App, request: Request, kind: str,
+                  language: str | None = None) -> MessageRow:
+    """The (request, kind) message, queued now unless it already was; in ``language``, by
+    default the language of the request's first message (the form's), else English."""
     if kind not in KINDS:
         raise InvalidInput(f"unknown message kind {kind!r}", f"use one of: {', '.join(KINDS)}")
     existing = session.scalars(sa.select(MessageRow).where(
         MessageRow.request_id == request.id, MessageRow.kind == kind)).first()
     if existing is not None:
         return existing
+    if language is None:
+        language = session.scalar(sa.select(MessageRow.language)
+                                  .where(MessageRow.request_id == request.id)
+                                  .order_by(MessageRow.id).limit(1)) or "en"
     now = app.now()
     row = MessageRow(request_id=request.id, kind=kind, created_at=now, queued_at=now,
-                     attempts=0, claimed_until=None, sent_at=None)
+                     attempts=0, claimed_until=None, sent_at=None, language=language)
     session.add(row)
     session.flush()
     enqueue(session, ACTOR, [row.id], queue=QUEUE, now=now)

@@ -1,6 +1,7 @@
 """Rendering a message from its templates: ``mail/<kind>.txt.j2`` and ``mail/<kind>.html.j2``.
 
-Subjects are here, one per kind. Text templates are rendered without escaping, HTML ones with.
+Subjects are here, one per kind. Text templates are rendered without escaping, HTML ones with;
+both in the message's language (:mod:`dsar.locale`).
 """
 
 from __future__ import annotations
@@ -9,25 +10,20 @@ from dataclasses import dataclass
 from email.message import EmailMessage
 from typing import Any
 
-from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
+from dsar.locale import N_, environment, translations
 
 SUBJECTS = {
-    "verification": "Please confirm your request to {controller}",
-    "already_open": "Your request to {controller} is already open",
-    "acknowledgement": "We have your request ({request_id})",
-    "extension": "We need more time for your request ({request_id})",
-    "completion": "Your data is ready ({request_id})",
-    "erasure_confirmation": "Your data has been erased ({request_id})",
-    "refusal": "About your request ({request_id})",
+    "verification": N_("Please confirm your request to {controller}"),
+    "already_open": N_("Your request to {controller} is already open"),
+    "acknowledgement": N_("We have your request ({request_id})"),
+    "extension": N_("We need more time for your request ({request_id})"),
+    "completion": N_("Your data is ready ({request_id})"),
+    "erasure_confirmation": N_("Your data has been erased ({request_id})"),
+    "refusal": N_("About your request ({request_id})"),
 }
-KIND_WORDS = {"access": "send you a copy of your personal data",
-              "export": "send you your personal data to take elsewhere",
-              "erasure": "erase your personal data"}
-
-_html = Environment(loader=PackageLoader("dsar", "templates"), undefined=StrictUndefined,
-                    autoescape=select_autoescape(["html.j2"]))
-_text = Environment(loader=PackageLoader("dsar", "templates"), undefined=StrictUndefined,
-                    autoescape=False, keep_trailing_newline=True)
+KIND_WORDS = {"access": N_("send you a copy of your personal data"),
+              "export": N_("send you your personal data to take elsewhere"),
+              "erasure": N_("erase your personal data")}
 
 
 @dataclass(frozen=True)
@@ -48,9 +44,14 @@ class Rendered:
         return message
 
 
-def render(kind: str, context: dict[str, Any]) -> Rendered:
-    """The message ``kind`` for ``context`` (request_id, controller, status_url, … per kind)."""
-    subject = SUBJECTS[kind].format(**context)
-    values = {"subject": subject, **context}
-    return Rendered(subject, _text.get_template(f"mail/{kind}.txt.j2").render(values).strip()
-                    + "\n", _html.get_template(f"mail/{kind}.html.j2").render(values))
+def render(kind: str, context: dict[str, Any], lang: str = "en") -> Rendered:
+    """The message ``kind`` for ``context`` (request_id, controller, status_url, … per kind),
+    in ``lang``; ``context["kind_words"]`` is translated here."""
+    _ = translations(lang).gettext
+    values = {"name": None, **context}
+    values["kind_words"] = _(values["kind_words"])
+    subject = _(SUBJECTS[kind]).format(**values)
+    values["subject"] = subject
+    text = environment(lang, "text").get_template(f"mail/{kind}.txt.j2").render(values)
+    html = environment(lang, "mail").get_template(f"mail/{kind}.html.j2").render(values)
+    return Rendered(subject, text.strip() + "\n", html)

@@ -23,11 +23,13 @@ from dsar.app import App
 from dsar.bundles.errors import format_when
 from dsar.db.models import EvidenceRow, MessageRow, Request, Verification
 from dsar.errors import DsarError, NotFound
+from dsar.locale import long_date
 from dsar.mail import smtp
 from dsar.mail.render import KIND_WORDS, render
 from dsar.mail.verification import code_for, token_for
 
 CLAIM = timedelta(minutes=5)
+NAME_KEY = "full_name"  # the portal's key for the name a person gives (dsar.portal.intake)
 
 
 class MessageBusy(Exception):
@@ -44,11 +46,11 @@ def send_message(app: App, message_id: int) -> bool:
         if row.claimed_until is not None and row.claimed_until > now:
             raise MessageBusy(f"message {message_id} is being sent by another worker")
         row.claimed_until, row.attempts = now + CLAIM, row.attempts + 1
-        request_id, kind = row.request_id, row.kind
+        request_id, kind, lang = row.request_id, row.kind, row.language
     try:
         request = requests.load(app, request_id)
         recipient = recipient_of(app, request)
-        rendered = render(kind, context_for(app, request, kind))
+        rendered = render(kind, context_for(app, request, kind, lang), lang)
         domain = app.settings.mail_from.rpartition("@")[2] or "localhost"
         smtp.send(app.settings, rendered.email(app.settings.mail_from, recipient,
                                                f"<{request_id}.{kind}@{domain}>"))
@@ -77,8 +79,8 @@ def recipient_of(app: App, request: Request) -> str:
                    "tell the person by another channel")
 
 
-def context_for(app: App, request: Request, kind: str) -> dict[str, Any]:
-    """What the templates of ``kind`` need, from the request's rows."""
+def context_for(app: App, request: Request, kind: str, lang: str = "en") -> dict[str, Any]:
+    """What the templates of ``kind`` need, from the request's rows (dates in ``lang``)."""
     from dsar.portal.pages import controller_name
 
     tz = ZoneInfo(request.timezone)
@@ -87,7 +89,8 @@ def context_for(app: App, request: Request, kind: str) -> dict[str, Any]:
         "request_id": request.id, "controller": controller_name(app),
         "kind_words": KIND_WORDS.get(request.kind, request.kind),
         "status_url": f"{base}/status?request={request.id}",
-        "due": request.effective_due.strftime("%d %B %Y") + f" ({request.timezone})",
+        "due": f"{long_date(request.effective_due, lang)} ({request.timezone})",
+        "name": _name_of(app, request),
     }
     with app.db.session() as session:
         if kind == "verification":
@@ -112,6 +115,14 @@ def context_for(app: App, request: Request, kind: str) -> dict[str, Any]:
             context.update(download_url=link.url,
                            link_until=format_when(link.expires_at.astimezone(tz)))
     return context
+
+
+def _name_of(app: App, request: Request) -> str | None:
+    """The name the person gave on the form, to greet them by (None if they gave none)."""
+    for identity in requests.identities_of(app, request):
+        if identity.name == NAME_KEY:
+            return identity.value
+    return None
 
 
 def _kept(session: sa.orm.Session, request_id: str) -> list[dict[str, str | None]]:

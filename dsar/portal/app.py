@@ -21,7 +21,6 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
-from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 from starlette.applications import Starlette
@@ -33,6 +32,7 @@ from starlette.routing import Route
 
 from dsar.app import App
 from dsar.errors import DsarError
+from dsar.locale import N_, long_date
 from dsar.mail import verification as verify
 from dsar.portal import downloads, intake, status
 from dsar.portal.forms import BodyRefused, Form, read_form
@@ -43,31 +43,32 @@ from dsar.portal.guards import (
     client_address,
     csrf_ok,
 )
-from dsar.portal.pages import SecurityHeaders, controller_name, page, problem
+from dsar.portal.pages import SecurityHeaders, controller_name, language, page, problem
 from dsar.portal.places import PLACES
 from dsar.requests import KeysReachNothing
 from dsar.settings import KINDS
 
 log = logging.getLogger("dsar.portal")
 EXPIRY_SWEEP_SECONDS = 60
+CONFIRM_WRONG = N_("This confirmation link or code is not valid, or has expired.")
 
 
 async def _guarded_form(request: Request) -> Form | Response:
     """The post's form, or the response that refuses it (size, encoding, CSRF, rate)."""
     limits: RateLimits = request.app.state.limits
     if not limits.address_ok(client_address(request)):
-        return problem(request, 429, "Too many attempts",
-                       "You have sent this form many times in a short while.",
-                       "Please wait a few minutes and try again.", {"Retry-After": "60"})
+        return problem(request, 429, N_("Too many attempts"),
+                       N_("You have sent this form many times in a short while."),
+                       N_("Please wait a few minutes and try again."), {"Retry-After": "60"})
     try:
         form = await read_form(request)
     except BodyRefused as refused:
-        return problem(request, refused.status, "We could not read the form", refused.message,
-                       "Please fill in the form on our page again.")
+        return problem(request, refused.status, N_("We could not read the form"),
+                       refused.message, N_("Please fill in the form on our page again."))
     if not csrf_ok(request, form.get(CSRF_FIELD)):
-        return problem(request, 403, "Please send the form again",
-                       "This form was not sent from our page, or it was open for too long.",
-                       "Go back to our page, reload it and send the form again.")
+        return problem(request, 403, N_("Please send the form again"),
+                       N_("This form was not sent from our page, or it was open for too long."),
+                       N_("Go back to our page, reload it and send the form again."))
     return form
 
 
@@ -86,7 +87,7 @@ async def file_request(request: Request) -> Response:
         return page(request, "form", 400, form=form, kinds=KINDS, places=PLACES)
     try:
         outcome = await asyncio.to_thread(intake.file, request.app.state.dsar, form,
-                                          request.app.state.limits)
+                                          request.app.state.limits, language(request))
     except KeysReachNothing:  # the data map looks nobody up by email: the same for everyone
         log.warning("portal intake refused: the data map looks nobody up by email")
         return problem(request, 503, "We cannot take requests on this page yet",
@@ -119,9 +120,9 @@ async def verify_code(request: Request) -> Response:
     if isinstance(form, Response):
         return form
     if not form.get("request"):
-        form.fail("request", "Please enter the request number from our message (dsr_…).")
+        form.fail("request", N_("Please enter the request number from our message (dsr_…)."))
     if not form.get("code"):
-        form.fail("code", "Please enter the six-digit code from our message.")
+        form.fail("code", N_("Please enter the six-digit code from our message."))
     if form.errors:
         return page(request, "verify_code", 400, form=form)
     return await _confirm(request, form.get("request"), code=form.get("code"), form=form)
@@ -132,15 +133,14 @@ async def _confirm(request: Request, request_id: str, *, token: str | None = Non
     app: App = request.app.state.dsar
     try:
         done = await asyncio.to_thread(verify.confirm, app, request_id, token=token, code=code)
-    except DsarError as err:
+    except DsarError:  # whatever was wrong: one answer
         if form is not None:
-            form.fail("code", err.problem[:1].upper() + err.problem[1:] + ".")
+            form.fail("code", CONFIRM_WRONG)
             return page(request, "verify_code", 400, form=form)
-        return problem(request, 400, "This link does not work", err.problem + ".",
-                       (err.fix or "")[:1].upper() + (err.fix or "")[1:] + ".")
+        return problem(request, 400, N_("This link does not work"), CONFIRM_WRONG,
+                       N_("Use the newest message we sent you, or make the request again."))
     await asyncio.to_thread(intake.after_verification, app, request_id)
-    tz = ZoneInfo(done.request.timezone)
-    due = f"{done.request.effective_due:%d %B %Y} ({tz.key})"
+    due = f"{long_date(done.request.effective_due, language(request))} ({done.request.timezone})"
     return page(request, "verified", request_id=done.request.id, receipt=done.receipt, due=due)
 
 
@@ -152,10 +152,10 @@ async def status_page(request: Request) -> Response:
         return form
     try:
         found = await asyncio.to_thread(status.look_up, request.app.state.dsar,
-                                        form.get("request"), form.get("receipt"))
-    except DsarError as err:
-        form.fail("receipt", err.problem[:1].upper() + err.problem[1:] + ". " +
-                  (err.fix or "")[:1].upper() + (err.fix or "")[1:] + ".")
+                                        form.get("request"), form.get("receipt"),
+                                        language(request))
+    except DsarError:
+        form.fail("receipt", status.WRONG_WORDS)
         return page(request, "status", 400, form=form, found=None)
     return page(request, "status", form=Form(), found=found)
 
@@ -175,14 +175,14 @@ async def healthz(request: Request) -> Response:
 
 
 async def not_found(request: Request, exc: Exception) -> Response:
-    return problem(request, 404, "Page not found", "There is nothing at this address.",
-                   "Start from our request form.")
+    return problem(request, 404, N_("Page not found"), N_("There is nothing at this address."),
+                   N_("Start from our request form."))
 
 
 async def not_allowed(request: Request, exc: Exception) -> Response:
     allowed = getattr(exc, "headers", None) or {}
-    return problem(request, 405, "Not allowed", "This page cannot be used this way.",
-                   "Use the links and buttons on our pages.", dict(allowed))
+    return problem(request, 405, N_("Not allowed"), N_("This page cannot be used this way."),
+                   N_("Use the links and buttons on our pages."), dict(allowed))
 
 
 async def http_error(request: Request, exc: Exception) -> Response:
@@ -191,7 +191,7 @@ async def http_error(request: Request, exc: Exception) -> Response:
         return await not_allowed(request, exc)
     if exc.status_code == 404:
         return await not_found(request, exc)
-    return problem(request, exc.status_code, "Something went wrong", str(exc.detail))
+    return problem(request, exc.status_code, N_("Something went wrong"), str(exc.detail))
 
 
 def make_portal(app: App, *, sweep_expired: bool = True) -> Starlette:

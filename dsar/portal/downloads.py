@@ -33,6 +33,7 @@ from dsar.bundles.links import verify_link
 from dsar.bundles.record import read_record
 from dsar.db.models import Bundle, DownloadLink
 from dsar.errors import DsarError
+from dsar.locale import N_
 from dsar.portal import links
 from dsar.portal.pages import page, problem
 
@@ -92,19 +93,19 @@ def _refusal(request: Request, err: DsarError) -> Response:
     resolver: Resolver = request.app.state.downloads
     fix = (err.fix or "")[:1].upper() + (err.fix or "")[1:] + "."
     if isinstance(err, LinkExpired):
-        return problem(request, 410, "This link has expired", err.problem + ".",
+        return problem(request, 410, N_("This link has expired"), err.problem + ".",
                        resolver.expired_fix(err))
     if isinstance(err, links.LinkRevoked):
-        return problem(request, 410, "This link was withdrawn", err.problem + ".", fix)
+        return problem(request, 410, N_("This link was withdrawn"), err.problem + ".", fix)
     if isinstance(err, BundleMissing):
-        return problem(request, 410, "Download not available", err.problem + ".", fix)
+        return problem(request, 410, N_("Download not available"), err.problem + ".", fix)
     if isinstance(err, LinkInvalid):
-        return problem(request, 403, "Link not valid", err.problem + ".", fix)
+        return problem(request, 403, N_("Link not valid"), err.problem + ".", fix)
     if isinstance(err, BundleCorrupted):
         log.error("bundle failed authentication: %s", err.problem)
-        return problem(request, 500, "We could not open your download",
-                       "Your data is safe, but this copy could not be verified.",
-                       "Please ask us for a new one.")
+        return problem(request, 500, N_("We could not open your download"),
+                       N_("Your data is safe, but this copy could not be verified."),
+                       N_("Please ask us for a new one."))
     raise err
 
 

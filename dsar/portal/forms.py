@@ -13,6 +13,8 @@ from urllib.parse import unquote_to_bytes
 
 from starlette.requests import Request
 
+from dsar.locale import N_
+
 MAX_BODY = 16 * 1024
 MAX_FIELD = 2048
 
@@ -44,14 +46,14 @@ async def read_body(request: Request, limit: int = MAX_BODY) -> bytes:
     declared = request.headers.get("content-length")
     if declared is not None:
         if not declared.isdigit():
-            raise BodyRefused(400, "The request's Content-Length is not a number.")
+            raise BodyRefused(400, N_("The request's Content-Length is not a number."))
         if int(declared) > limit:
-            raise BodyRefused(413, "The form was too large.")
+            raise BodyRefused(413, N_("The form was too large."))
     body = bytearray()
     async for chunk in request.stream():
         body += chunk
         if len(body) > limit:
-            raise BodyRefused(413, "The form was too large.")
+            raise BodyRefused(413, N_("The form was too large."))
     return bytes(body)
 
 
@@ -70,15 +72,15 @@ def parse_form(body: bytes) -> Form:
             continue
         value_bytes = unquote_to_bytes(raw_value.replace(b"+", b" "))
         if len(value_bytes) > MAX_FIELD:
-            form.fail(name, "This is too long.")
+            form.fail(name, N_("This is too long."))
             continue
         try:
             value = value_bytes.decode("utf-8")
         except UnicodeDecodeError:
-            form.fail(name, "This contains characters we cannot read. Please type it again.")
+            form.fail(name, N_("This contains characters we cannot read. Please type it again."))
             continue
         if any(ord(c) < 32 and c not in "\t\r\n" for c in value):
-            form.fail(name, "This contains control characters. Please type it again.")
+            form.fail(name, N_("This contains control characters. Please type it again."))
             continue
         form.values[name] = value.strip()
     return form
@@ -88,5 +90,5 @@ async def read_form(request: Request) -> Form:
     """:func:`read_body` then :func:`parse_form`; only urlencoded forms are accepted."""
     kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if kind != "application/x-www-form-urlencoded":
-        raise BodyRefused(415, "Please send the form from our web page.")
+        raise BodyRefused(415, N_("Please send the form from our web page."))
     return parse_form(await read_body(request))

@@ -19,21 +19,24 @@ from dsar.db.models import IdentityRow, Request
 from dsar.errors import DsarError
 from dsar.identities import Identity, parse_identities, parse_named_id
 from dsar.lifecycle import TERMINAL
+from dsar.locale import N_
 from dsar.mail import queue_message
 from dsar.mail import verification as verify
+from dsar.mail.send import NAME_KEY
 from dsar.portal.forms import Form
 from dsar.portal.guards import RateLimits
 from dsar.portal.places import AGENT_REGIMES, regime_for
 from dsar.settings import KINDS, Settings
 
-KIND_ERROR = "Please choose what you would like us to do."
-PLACE_ERROR = "Please choose where you live, or \"somewhere else\"."
+KIND_ERROR = N_("Please choose what you would like us to do.")
+PLACE_ERROR = N_("Please choose where you live, or \"somewhere else\".")
 MAX_NAME = 200
-NAME_KEY = "full_name"
-"""The key of the name a person may give: kept encrypted like any identity, used to greet
-them in messages, and a look-up key for maps that find people by name."""
+# NAME_KEY (full_name): the key of the name a person may give. Kept encrypted like any
+# identity, used to greet them in messages, and a look-up key for maps that find people by name.
 AGENT = "authorised agent (web portal)"
-EMAIL_ERROR = "Please enter your email address, like name@example.org."
+EMAIL_ERROR = N_("Please enter your email address, like name@example.org.")
+NOT_EMAIL = N_("This does not look like an email address. Please enter your email address, "
+               "like name@example.org.")
 
 
 class Outcome(StrEnum):
@@ -53,22 +56,22 @@ def check(form: Form, settings: Settings) -> None:
             try:
                 parse_identities([form.get("email")])
             except DsarError:
-                form.fail("email", "This does not look like an email address. " + EMAIL_ERROR)
+                form.fail("email", NOT_EMAIL)
     if len(form.get("name")) > MAX_NAME:
-        form.fail("name", f"Please shorten your name to at most {MAX_NAME} characters.")
+        form.fail("name", N_("Please shorten your name to at most 200 characters."))
     if form.get("account"):
         try:
             parse_named_id(f"{settings.portal_account_key}={form.get('account')}")
         except DsarError:
-            form.fail("account", "Please give your account number as it appears in your "
-                      "account, in at most 200 characters.")
+            form.fail("account", N_("Please give your account number as it appears in your "
+                                    "account, in at most 200 characters."))
     regime = regime_for(form.get("place"), settings)
     if regime is None:
         form.fail("place", PLACE_ERROR)
     elif form.get("agent") and regime not in AGENT_REGIMES:
-        form.fail("agent", "An authorised agent can make a request for someone else here only "
-                  "under California's law. Otherwise, please ask the person to make it "
-                  "themselves.")
+        form.fail("agent", N_("An authorised agent can make a request for someone else here "
+                              "only under California's law. Otherwise, please ask the person "
+                              "to make it themselves."))
 
 
 def identities_of(form: Form, settings: Settings) -> list[Identity]:
@@ -81,8 +84,9 @@ def identities_of(form: Form, settings: Settings) -> list[Identity]:
     return found
 
 
-def file(app: App, form: Form, limits: RateLimits) -> Outcome:
-    """File the checked form's request, or point to the open one; see the module docstring."""
+def file(app: App, form: Form, limits: RateLimits, lang: str = "en") -> Outcome:
+    """File the checked form's request, or point to the open one; see the module docstring.
+    Its messages are written in ``lang``, the language of the form."""
     identities = identities_of(form, app.settings)
     [identity] = [i for i in identities if i.kind == "email"]
     lookup = app.keys.lookup_hash(identity.name, identity.value)
@@ -97,11 +101,11 @@ def file(app: App, form: Form, limits: RateLimits) -> Outcome:
                    Request.state.not_in([s.value for s in TERMINAL]))
             .order_by(Request.received_at.desc())).first()
         if open_request is not None:
-            queue_message(session, app, open_request, "already_open")
+            queue_message(session, app, open_request, "already_open", lang)
             return Outcome.ALREADY_OPEN
     def verify_by_email(session: Session, request: Request, salt: str) -> None:
         verify.start(session, app, request, salt)
-        queue_message(session, app, request, "verification")
+        queue_message(session, app, request, "verification", lang)
 
     # One transaction: the request, its verification and the email to the person.
     agent = bool(form.get("agent"))

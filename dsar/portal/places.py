@@ -8,8 +8,12 @@ Canada (PIPEDA), and "somewhere else", which takes the controller's DSAR_DEFAULT
 
 from __future__ import annotations
 
+import unicodedata
 from dataclasses import dataclass
 
+from babel import Locale
+
+from dsar.locale import N_, translations
 from dsar.settings import Settings
 
 ELSEWHERE = "other"
@@ -18,7 +22,7 @@ ELSEWHERE = "other"
 @dataclass(frozen=True)
 class Place:
     code: str  # ISO 3166-1 alpha-2, or ISO 3166-2 for a US state
-    name: str  # in English; the form translates it
+    name: str  # in English: a country's name in other languages comes from Babel (CLDR)
     regime: str
 
 
@@ -34,9 +38,9 @@ _EEA = {
 PLACES: tuple[Place, ...] = (
     *(Place(code, name, "gdpr") for code, name in _EEA.items()),
     Place("GB", "United Kingdom", "uk_gdpr"),
-    Place("US-CA", "United States: California", "ccpa"),
-    Place("US-CO", "United States: Colorado", "cpa"),
-    Place("US-VA", "United States: Virginia", "vcdpa"),
+    Place("US-CA", N_("California"), "ccpa"),
+    Place("US-CO", N_("Colorado"), "cpa"),
+    Place("US-VA", N_("Virginia"), "vcdpa"),
     Place("BR", "Brazil", "lgpd"),
     Place("CA", "Canada", "pipeda"),
 )
@@ -44,6 +48,21 @@ BY_CODE = {place.code: place for place in PLACES}
 #: Regimes under which an authorised agent may file for the person (CCPA §1798.135(c)(2),
 #: 11 CCR §7063; Colorado and Virginia allow it for opt-outs only, so not here).
 AGENT_REGIMES = frozenset({"ccpa"})
+
+
+def options(lang: str) -> list[tuple[str, str]]:
+    """The places as (code, name in ``lang``), sorted by name as ``lang`` writes it: country
+    names from Babel's CLDR data, US states as "<United States>: <state>"."""
+    locale = Locale.parse(lang)
+    catalogue = translations(lang)
+    named = []
+    for place in PLACES:
+        if place.code.startswith("US-"):
+            name = f"{locale.territories['US']}: {catalogue.gettext(place.name)}"
+        else:
+            name = locale.territories.get(place.code, place.name)
+        named.append((place.code, name))
+    return sorted(named, key=lambda option: unicodedata.normalize("NFKD", option[1]).casefold())
 
 
 def regime_for(code: str, settings: Settings) -> str | None:

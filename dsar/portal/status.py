@@ -15,29 +15,33 @@ from dsar.app import App
 from dsar.bundles.errors import format_when
 from dsar.db.models import Bundle, Request
 from dsar.errors import DsarError, InvalidInput
+from dsar.locale import N_, long_date, translations
 from dsar.portal import links
 from dsar.records.commitment import commit
 
 NEXT = {
-    "received": ("We have received it.", "We will check it and write to you."),
-    "awaiting_identity": ("We are waiting for you to confirm your email address.",
-                          "Open the link in the message we sent you, or enter its code."),
-    "awaiting_clarification": ("We have asked you a question.",
-                               "Please answer our message; the deadline waits meanwhile."),
-    "verified": ("Your email address is confirmed.", "Work on your request starts now."),
-    "awaiting_approval": ("Your request is with our privacy team.",
-                          "They approve it before we act; no need to do anything."),
-    "in_progress": ("We are working on it.", "We will email you when it is done."),
-    "needs_attention": ("We are working on it; one of our systems needs a person's attention.",
-                        "No need to do anything; we will still answer by the due date."),
-    "completed": ("It is done.", "See below."),
-    "rejected": ("We could not act on it.",
-                 "The reasons are in our message to you. You may complain to a data protection "
-                 "authority."),
-    "cancelled": ("It was closed.", "Make a new request if you still want us to act."),
+    "received": (N_("We have received it."), N_("We will check it and write to you.")),
+    "awaiting_identity": (N_("We are waiting for you to confirm your email address."),
+                          N_("Open the link in the message we sent you, or enter its code.")),
+    "awaiting_clarification": (N_("We have asked you a question."),
+                               N_("Please answer our message; the deadline waits meanwhile.")),
+    "verified": (N_("Your email address is confirmed."), N_("Work on your request starts now.")),
+    "awaiting_approval": (N_("Your request is with our privacy team."),
+                          N_("They approve it before we act; no need to do anything.")),
+    "in_progress": (N_("We are working on it."), N_("We will email you when it is done.")),
+    "needs_attention": (N_("We are working on it; one of our systems needs a person's "
+                           "attention."),
+                        N_("No need to do anything; we will still answer by the due date.")),
+    "completed": (N_("It is done."), N_("See below.")),
+    "rejected": (N_("We could not act on it."),
+                 N_("The reasons are in our message to you. You may complain to a data "
+                    "protection authority.")),
+    "cancelled": (N_("It was closed."), N_("Make a new request if you still want us to act.")),
 }
 WRONG = InvalidInput("we could not find a request with this number and receipt code",
                      "check both against your receipt; the code is 43 letters and digits")
+WRONG_WORDS = N_("We could not find a request with this number and receipt code. Check both "
+                 "against your receipt; the code is 43 letters and digits.")
 
 
 @dataclass(frozen=True)
@@ -50,8 +54,8 @@ class Status:
     download_until: str | None
 
 
-def look_up(app: App, request_id: str, receipt: str) -> Status:
-    """The request's status, or :data:`WRONG` (whatever was wrong)."""
+def look_up(app: App, request_id: str, receipt: str, lang: str = "en") -> Status:
+    """The request's status (dates in ``lang``), or :data:`WRONG` (whatever was wrong)."""
     try:
         request = requests.load(app, request_id.strip())
         identities = requests.identities_of(app, request)
@@ -65,9 +69,12 @@ def look_up(app: App, request_id: str, receipt: str) -> Status:
     if request.state == "completed" and request.kind in ("access", "export"):
         url, until = _download(app, request)
     tz = ZoneInfo(request.timezone)
-    due = f"{request.effective_due:%d %B %Y}, end of day, {request.timezone} time"
+    _ = translations(lang).gettext
+    due = _("{date}, end of day, {zone} time").format(
+        date=long_date(request.effective_due, lang), zone=request.timezone)
     if request.completed_at is not None:
-        due += f" (answered {format_when(request.completed_at.astimezone(tz))})"
+        due += " " + _("(answered {when})").format(
+            when=format_when(request.completed_at.astimezone(tz)))
     return Status(request, words, next_step, due, url, until)
 
 

@@ -47,6 +47,7 @@ def upgrade() -> None:
         _time("created_at"), _time("queued_at"), _time("claimed_until", nullable=True),
         sa.Column("attempts", sa.Integer(), nullable=False),
         _time("sent_at", nullable=True),
+        sa.Column("language", sa.String(length=8), nullable=False),
         sa.ForeignKeyConstraint(["request_id"], ["requests.id"]),
         sa.PrimaryKeyConstraint("id"),
         sa.UniqueConstraint("request_id", "kind"),
