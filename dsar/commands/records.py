@@ -29,6 +29,7 @@ from dsar.records import keys as keyring
 from dsar.records import ledger as ledger_log
 from dsar.records import report as reports
 from dsar.records.bundle import load_json_file, make_bundle
+from dsar.records.glance import request_facts
 from dsar.records.verify import verify_bundle
 from dsar.settings import Settings
 
@@ -53,26 +54,33 @@ def _write(text: str, output: Path | None, what: str) -> None:
 @click.option("-o", "--output", type=_FILE, help="Write to FILE instead of standard output.")
 @click.option("--html", "as_html", is_flag=True,
               help="A self-contained HTML page for a reviewer instead of the JSON bundle.")
+@json_option
 @pass_state
-def record(state: CliState, request_id: str, output: Path | None, as_html: bool) -> None:
-    """Write the completion record bundle of a request.
+def record(state: CliState, request_id: str, output: Path | None, as_html: bool,
+           as_json: bool) -> None:
+    """Write the completion record bundle of a request (JSON, the default; --json says so).
 
     The bundle holds the signed record, its evidence (no personal data), its inclusion proof
     in the ledger and a signed checkpoint covering it (one is issued if needed), and the
     public key for convenience. Give it to anyone who should check it with `dsar verify`.
+    The --html page adds, from the state database, how identity was verified and when the
+    export was first downloaded.
 
     \b
     Example:
       dsar record dsr_0123456789ab -o record.json
       dsar record dsr_0123456789ab --html -o record.html
     """
+    if as_html and as_json:
+        raise InvalidInput("--html and --json are different formats", "choose one")
     app = state.app
     with app.db.session() as session:
         bundle = make_bundle(session, app, request_id)
+        facts = request_facts(session, request_id) if as_html else {}
     if as_html:
         from dsar.records.html import render_record_html
 
-        _write(render_record_html(bundle), output, "the record page")
+        _write(render_record_html(bundle, facts=facts), output, "the record page")
     else:
         _write(json.dumps(bundle, indent=2, ensure_ascii=False) + "\n", output, "the record")
 

@@ -14,6 +14,7 @@ from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
+from dsar.records import glance
 from dsar.records.charts import BAD, GOOD, PALETTE, WARN, Series, bar_chart, hbar_chart, legend
 from dsar.records.verify import CHECKS, Verification, verify_bundle
 
@@ -33,12 +34,24 @@ def _predicate(bundle: dict[str, Any]) -> dict[str, Any]:
         return {}
 
 
-def render_record_html(bundle: dict[str, Any], verification: Verification | None = None) -> str:
+def render_record_html(bundle: dict[str, Any], verification: Verification | None = None,
+                       facts: dict[str, Any] | None = None) -> str:
     """The reviewer page for ``bundle``; verifies it with its own key unless a
-    ``verification`` is given. The page says which key was trusted."""
+    ``verification`` is given. The page says which key was trusted. ``facts`` (see
+    :func:`dsar.records.glance.request_facts`) adds how identity was verified and when the
+    export was first downloaded; times are shown in the record's time zone."""
     result = verification or verify_bundle(bundle)
+    p = _predicate(bundle)
+    tz = p.get("rule", {}).get("timezone") or "UTC"
+    kind = p.get("request", {}).get("kind", "")
+    passed = sum(1 for c in result.checks if c.ok)
+    anchored = any(c.name == "public-key" and c.ok and not c.detail.startswith("the bundle's own")
+                   for c in result.checks)
     return _env.get_template("record.html.j2").render(
-        bundle=bundle, p=_predicate(bundle), result=result, descriptions=CHECKS,
+        bundle=bundle, p=p, result=result, descriptions=CHECKS, tz=tz, facts=facts or {},
+        local=lambda value: glance.local(value, tz), columns=glance.columns_for(kind),
+        notes=glance.collection_notes, summary=glance.summary_sentence(p),
+        passed=passed, anchored=anchored,
         envelope_json=json.dumps(bundle.get("envelope"), indent=2, ensure_ascii=False),
     )
 
