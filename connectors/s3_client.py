@@ -238,6 +238,9 @@ class S3Settings:
     spool_memory: int = 2 << 20
     multipart_threshold: int = 4 << 30
     part_size: int = 16 << 20
+    prefilter: bool = True
+    range_size: int = 8 << 20
+    range_workers: int = 4
     before_write: Callable[[str], None] | None = None
 
 

@@ -99,30 +99,34 @@ def iter_lines(chunks: Iterable[bytes]) -> Iterator[bytes]:
 
 def jsonl_segments(chunks: Iterable[bytes]) -> Iterator[Segment]:
     """One segment per line; blank lines are filler, anything else must be a JSON object."""
-    scan_once = json.JSONDecoder().scan_once  # C scanner: ~2x json.loads on bytes
-    number = 0
-    for line in iter_lines(chunks):
-        number += 1
-        try:
-            text = line.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise MalformedRecord(number, f"not UTF-8 ({exc})") from None
-        if number == 1 and text.startswith("\ufeff"):
-            text = text[1:]
-        try:
-            record, end = scan_once(text, 0)
-        except StopIteration:
-            if not text.strip():
-                yield b"", line, number, None
-                continue
-            record, end = _slow_loads(text, number)
-        except ValueError as exc:
-            raise MalformedRecord(number, f"not valid JSON ({exc})") from None
-        if end != len(text) and text[end:].strip():
-            raise MalformedRecord(number, "has text after the JSON value")
-        if type(record) is not dict:
-            raise MalformedRecord(number, "is JSON but not an object")
-        yield b"", line, number, record
+    for number, line in enumerate(iter_lines(chunks), start=1):
+        yield b"", line, number, parse_jsonl_line(line, number)
+
+
+_SCAN_ONCE = json.JSONDecoder().scan_once  # C scanner: ~2x json.loads on bytes
+
+
+def parse_jsonl_line(line: bytes, number: int) -> dict[str, Any] | None:
+    """The JSON object on one line (``None`` for a blank line); raises MalformedRecord."""
+    try:
+        text = line.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise MalformedRecord(number, f"not UTF-8 ({exc})") from None
+    if number == 1 and text.startswith("\ufeff"):
+        text = text[1:]
+    try:
+        record, end = _SCAN_ONCE(text, 0)
+    except StopIteration:
+        if not text.strip():
+            return None
+        record, end = _slow_loads(text, number)
+    except ValueError as exc:
+        raise MalformedRecord(number, f"not valid JSON ({exc})") from None
+    if end != len(text) and text[end:].strip():
+        raise MalformedRecord(number, "has text after the JSON value")
+    if type(record) is not dict:
+        raise MalformedRecord(number, "is JSON but not an object")
+    return record
 
 
 def _slow_loads(text: str, number: int) -> tuple[Any, int]:

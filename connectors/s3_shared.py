@@ -28,8 +28,10 @@ from connectors.base import CollectionSink
 from connectors.s3_client import Bucket, Lock, Version, is_conflict, list_versions, read_lock
 from connectors.s3_client import retained_summary as _summary
 from connectors.s3_objects import ERASE_COUNTS, _elapsed
+from connectors.s3_ranges import range_header, read_ranges
 from connectors.s3_records import FORMATS, MalformedRecord, Matcher, Rewriter, Segment
 from connectors.s3_records import decoded_chunks as _decoded
+from connectors.s3_scan import Needles, jsonl_candidates
 from dsar.datamap.schema import S3SharedSpec
 from dsar.errors import ConnectorError
 
@@ -53,25 +55,51 @@ def _versions(b: Bucket, spec: S3SharedSpec) -> list[Version]:
 
 
 def _open(
-    b: Bucket, spec: S3SharedSpec, v: Version
+    b: Bucket, spec: S3SharedSpec, v: Version, matcher: Matcher | None = None
 ) -> tuple[dict[str, Any], bool, Iterator[Segment]] | None:
-    """GET one version; ``(response, is_gzip, segments)`` or None if it has gone."""
+    """GET one version; ``(response, is_gzip, segments)`` or None if it has gone.
+
+    With a ``matcher`` (and ``prefilter`` on) JSONL is searched for the subject's values and
+    only candidate lines are parsed (:mod:`connectors.s3_scan`); objects over two
+    ``range_size`` are read as parallel ranges (:mod:`connectors.s3_ranges`).
+    """
+    s = b.settings
     params: dict[str, Any] = {"Bucket": b.name, "Key": v.key}
     if not v.is_latest:
         params["VersionId"] = v.version_id
+    ranged = s.range_workers > 1 and v.size > 2 * s.range_size
     try:
-        obj = b.client.get_object(**params)
+        if ranged:
+            try:
+                obj = b.client.get_object(**params, Range=range_header(0, s.range_size, v.size))
+            except ClientError as exc:
+                if exc.response["Error"].get("Code") != "InvalidRange":
+                    raise
+                ranged, obj = False, b.client.get_object(**params)  # emptied since listed
+        else:
+            obj = b.client.get_object(**params)
     except b.client.exceptions.NoSuchKey:
         return None
-    size = b.settings.chunk_size
+    if ranged:
+        total = int(obj["ContentRange"].rsplit("/", 1)[1])
+        raw = read_ranges(b.client, params, obj, total, range_size=s.range_size,
+                          workers=s.range_workers)
+    else:
+        raw = obj["Body"].iter_chunks(s.chunk_size)
     try:
-        is_gzip, plain = _decoded(obj["Body"].iter_chunks(size), spec.compression, size)
+        is_gzip, plain = _decoded(raw, spec.compression, s.chunk_size)
     except MalformedRecord as exc:
         raise _malformed(b, spec, v.key, exc) from None
+    needles = None
+    if matcher is not None and s.prefilter and spec.format == "jsonl" and not matcher.empty:
+        needles = Needles(matcher)
 
     def segments() -> Iterator[Segment]:
         try:
-            yield from FORMATS[spec.format](plain)
+            if needles is not None:
+                yield from jsonl_candidates(plain, needles)
+            else:
+                yield from FORMATS[spec.format](plain)
         except MalformedRecord as exc:
             raise _malformed(b, spec, v.key, exc) from None
         finally:
@@ -91,7 +119,7 @@ def _malformed(b: Bucket, spec: S3SharedSpec, key: str, exc: MalformedRecord) ->
 
 def _count_matches(b: Bucket, spec: S3SharedSpec, v: Version, matcher: Matcher) -> int:
     with b.guard(spec.name, f"scanning {v.key!r}"):
-        opened = _open(b, spec, v)
+        opened = _open(b, spec, v, matcher)
         if opened is None:
             return 0
         return sum(1 for seg in opened[2] if seg[3] is not None and matcher(seg[3]))
@@ -112,7 +140,7 @@ def collect_shared(
     batch: list[dict[str, Any]] = []
     for v in (v for v in _versions(b, spec) if v.is_latest) if not matcher.empty else ():
         with b.guard(spec.name, f"scanning {v.key!r}"):
-            opened = _open(b, spec, v)
+            opened = _open(b, spec, v, matcher)
             if opened is None:
                 continue
             obj, _, segments = opened
@@ -211,7 +239,7 @@ def _rewrite(
     for _attempt in range(s.write_attempts):
         with tempfile.SpooledTemporaryFile(max_size=s.spool_memory) as spool:
             with b.guard(spec.name, f"reading {v.key!r}"):
-                opened = _open(b, spec, Version(v.key, v.version_id, True, False))
+                opened = _open(b, spec, Version(v.key, v.version_id, True, False, v.size), matcher)
                 if opened is None:
                     return
                 obj, is_gzip, segments = opened

@@ -178,17 +178,39 @@ def test_writer_that_never_stops_is_a_transient_error(
     assert len(writes) == 3
 
 
-def test_malformed_line_changes_nothing(moto_endpoint: str, s3: Any, make_bucket: Any) -> None:
+@pytest.mark.parametrize("prefilter", [True, False])
+def test_malformed_line_changes_nothing(
+    moto_endpoint: str, s3: Any, make_bucket: Any, prefilter: bool
+) -> None:
     bucket = make_bucket()
-    bad = JSONL_KEPT + b'{"customer_id": 4}\n{"customer_id": oops}\n'
+    bad = JSONL_KEPT + b'{"customer_id": 4}\n{"customer_id": 4, oops}\n'
     s3.put_object(Bucket=bucket, Key="events/bad.jsonl", Body=bad)
-    connector = open_s3(moto_endpoint, s3_system(bucket, shared=[shared("jsonl")]))
+    connector = open_s3(moto_endpoint, s3_system(bucket, shared=[shared("jsonl")]),
+                        prefilter=prefilter)
     with pytest.raises(ConnectorError) as err:
         connector.erase(SUBJECT)
     assert err.value.code == "s3_malformed_record"
     assert "events/bad.jsonl" in str(err.value) and "line 5" in str(err.value)
     assert s3.get_object(Bucket=bucket, Key="events/bad.jsonl")["Body"].read() == bad
     assert len(s3.list_object_versions(Bucket=bucket)["Versions"]) == 1
+
+
+def test_malformed_line_without_the_subject_is_kept_by_the_prefilter(
+    moto_endpoint: str, s3: Any, make_bucket: Any
+) -> None:
+    """A line that cannot hold the subject's values is not parsed: kept byte for byte."""
+    bucket = make_bucket()
+    other = b'{"customer_id": oops}\n'
+    s3.put_object(Bucket=bucket, Key="events/bad.jsonl", Body=JSONL_KEPT + other + JSONL)
+    connector = open_s3(moto_endpoint, s3_system(bucket, shared=[shared("jsonl")]))
+    assert connector.erase(SUBJECT).evidence[0].deleted == 3
+    body = s3.get_object(Bucket=bucket, Key="events/bad.jsonl")["Body"].read()
+    assert body == JSONL_KEPT + other + JSONL_KEPT
+    strict = open_s3(moto_endpoint, s3_system(bucket, shared=[shared("jsonl")]),
+                     prefilter=False)
+    with pytest.raises(ConnectorError) as err:
+        strict.count(SUBJECT)
+    assert err.value.code == "s3_malformed_record" and "line 4" in str(err.value)
 
 
 def test_versioned_bucket_old_versions_go_locked_ones_stay(

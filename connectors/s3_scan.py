@@ -1,0 +1,151 @@
+"""Candidate search: find the JSONL lines that can hold a subject's value before parsing any.
+
+Parsing every line of a shared file costs ten times reading it. A line can only hold one of
+the subject's values if its bytes contain one of the ways a JSON writer may spell that value,
+so :class:`Needles` lists those spellings and :func:`jsonl_candidates` searches whole blocks
+of bytes for them with C-speed substring search (one ``bytes.find`` per needle, or one
+Aho-Corasick pass when there are many), then parses only the lines that contain a hit. The
+:class:`~connectors.s3_records.Matcher` still decides on the parsed field, so a hit is exact;
+the search only has to be sure it never *misses* a line that could match.
+
+The spellings a line is searched for, per value (strings compare exactly, ``email`` by
+``casefold``):
+
+- the value's UTF-8 bytes; for ``email`` the search runs on ASCII-lower-cased bytes, so every
+  ASCII case variant is found;
+- any line holding a ``\\u`` escape is a candidate (a writer may escape any character:
+  ``ensure_ascii``, Go's ``\\u003c``/``\\u0026``, a ``\\u0041`` nobody writes); if a value
+  holds a character JSON writes with a short escape (``"``, ``\\``, ``/``, control
+  characters), any line holding a backslash is a candidate;
+- ``email`` only: non-ASCII characters whose casefold is ASCII (KELVIN SIGN folds to ``k``,
+  ``ß`` to ``ss``, ``ﬁ`` to ``fi`` …) are needles when the value holds what they fold to; a
+  non-ASCII ``email`` value makes every non-ASCII line a candidate (its case variants are not
+  ASCII bytes).
+
+Integers match by their decimal text, which is how JSON writes them. Lines that are not
+candidates are passed on unparsed as filler, byte for byte, so a rewrite keeps them exactly;
+a malformed line is therefore reported only when it could hold the subject's value (a line
+that cannot is kept as it is, as it would be by any other reader that skips it).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+from connectors.s3_records import Matcher, Segment, parse_jsonl_line
+
+#: Non-ASCII characters whose casefold is pure ASCII (the test recomputes it from Unicode).
+ASCII_FOLDS = {
+    "\u00df": "ss", "\u017f": "s", "\u1e9e": "ss", "\u212a": "k", "\ufb00": "ff",
+    "\ufb01": "fi", "\ufb02": "fl", "\ufb03": "ffi", "\ufb04": "ffl", "\ufb05": "st",
+    "\ufb06": "st",
+}
+SHORT_ESCAPED = frozenset('"\\/') | frozenset(chr(c) for c in range(0x20))
+AHO_CORASICK_FROM = 6  # needles: below this, one bytes.find pass each is faster
+NON_ASCII = re.compile(rb"[\x80-\xff]")
+
+
+class Needles:
+    """What to search a block of JSONL for, for a :class:`Matcher`'s values."""
+
+    def __init__(self, matcher: Matcher) -> None:
+        forms: set[bytes] = set()
+        self.lower = False  # search ASCII-lower-cased bytes
+        self.any_backslash = False  # every line with a backslash is a candidate
+        self.non_ascii_lines = False  # every line with a non-ASCII byte is a candidate
+        for _path, name, values in matcher.rules:
+            folded = name == "email"
+            self.lower |= folded
+            for value in values:
+                self.any_backslash |= any(c in SHORT_ESCAPED for c in value)
+                if folded and not value.isascii():
+                    self.non_ascii_lines = True
+                    continue
+                forms.add(value.encode("utf-8"))
+                if folded:
+                    forms.update(c.encode() for c, f in ASCII_FOLDS.items() if f in value)
+        if self.lower:
+            forms = {f.lower() for f in forms}
+        self.forms = sorted(forms, key=len, reverse=True)
+        self._automaton: Any = None
+        if len(self.forms) >= AHO_CORASICK_FROM:
+            import ahocorasick
+
+            self._automaton = ahocorasick.Automaton()
+            for form in self.forms:
+                text = form.decode("latin-1")
+                self._automaton.add_word(text, len(text))
+            self._automaton.make_automaton()
+
+    def hits(self, block: bytes) -> list[int]:
+        """Start offsets of lines of ``block`` (whole lines) that must be parsed, sorted."""
+        hay = block.lower() if self.lower else block
+        starts: set[int] = set()
+        if self._automaton is not None:
+            for end, length in self._automaton.iter(hay.decode("latin-1")):
+                starts.add(block.rfind(b"\n", 0, end - length + 1) + 1)
+        else:
+            for form in self.forms:
+                _lines_with(hay, form, starts)
+        if block.find(b"\\") >= 0:
+            _lines_with(block, b"\\" if self.any_backslash else b"\\u", starts)
+        if self.non_ascii_lines and not block.isascii():
+            pos = 0
+            while (m := NON_ASCII.search(block, pos)) is not None:
+                start = block.rfind(b"\n", 0, m.start()) + 1
+                starts.add(start)
+                pos = _line_end(block, m.start())
+        return sorted(starts)
+
+
+def _line_end(block: bytes, pos: int) -> int:
+    end = block.find(b"\n", pos)
+    return len(block) if end < 0 else end + 1
+
+
+def _lines_with(hay: bytes, needle: bytes, starts: set[int]) -> None:
+    pos = hay.find(needle)
+    while pos >= 0:
+        starts.add(hay.rfind(b"\n", 0, pos) + 1)
+        pos = hay.find(needle, _line_end(hay, pos))
+
+
+def jsonl_candidates(chunks: Iterable[bytes], needles: Needles) -> Iterator[Segment]:
+    """Segments of a JSONL stream: parsed candidate lines, and the bytes between them as filler.
+
+    Concatenating ``raw`` of every segment gives back the stream byte for byte (the contract
+    of :mod:`connectors.s3_records`); a filler segment may span many lines and its ``line`` is
+    the first of them.
+    """
+    pending = b""
+    number = 1  # line number of the first line of ``pending``
+    for chunk in chunks:
+        data = pending + chunk if pending else chunk
+        cut = data.rfind(b"\n") + 1
+        if not cut:
+            pending = data
+            continue
+        block, pending = (data, b"") if cut == len(data) else (data[:cut], data[cut:])
+        yield from _block_segments(block, number, needles)
+        number += block.count(b"\n")
+    if pending:
+        yield from _block_segments(pending, number, needles)
+
+
+def _block_segments(block: bytes, number: int, needles: Needles) -> Iterator[Segment]:
+    done = 0
+    for start in needles.hits(block):
+        if start < done:
+            continue
+        if start > done:
+            yield b"", block[done:start], number, None
+            number += block.count(b"\n", done, start)
+        end = _line_end(block, start)
+        line = block[start:end]
+        yield b"", line, number, parse_jsonl_line(line, number)
+        number += 1
+        done = end
+    if done < len(block):
+        yield b"", block[done:] if done else block, number, None
