@@ -39,7 +39,8 @@ def _int(name: str, pk: bool = False, fk: str | None = None) -> sa.Column[Any]:
     return sa.Column(name, sa.Integer, *args, primary_key=pk, autoincrement=False)
 
 
-ADDRESSES = sa.Table("addresses", MD, _int("id", True), sa.Column("street", sa.String(40)))
+ADDRESSES = sa.Table("addresses", MD, _int("id", True), sa.Column("street", sa.String(40)),
+                     sa.Column("contact", sa.String(80)))  # who to call on delivery
 PRODUCTS = sa.Table("products", MD, _int("id", True), sa.Column("title", sa.String(40)))
 CUSTOMERS = sa.Table("customers", MD, _int("id", True), sa.Column("email", sa.String(80)),
                      sa.Column("name", sa.String(40)), _int("home_id", fk="addresses.id"))
@@ -52,7 +53,8 @@ REQUESTS = sa.Table("service_request", MD, _int("id", True), sa.Column("email", 
 REVIEWS = sa.Table("reviews", MD, _int("id", True), _int("product_id", fk="products.id"),
                    sa.Column("stars", sa.Integer))  # not in the map: only the database knows
 ROWS: dict[sa.Table, list[dict[str, Any]]] = {
-    ADDRESSES: [{"id": i, "street": f"{i} Main St"} for i in (10, 20, 30, 40, 50)],
+    ADDRESSES: [{"id": i, "street": f"{i} Main St", "contact": None}
+                for i in (10, 20, 30, 40, 50)],
     PRODUCTS: [{"id": 500, "title": "Lamp"}, {"id": 501, "title": "Desk"},
                {"id": 502, "title": "Chair"}, {"id": 503, "title": "Rug"}],
     CUSTOMERS: [{"id": 1, "email": "A@Example.org", "name": "Alice", "home_id": 10},
@@ -263,3 +265,32 @@ def test_check_warns_about_none_with_personal_data_and_unmasked_categories(
     assert ("addresses", None) in warnings  # street is personal, none never changes it
     assert ("service_request", "body") in warnings  # user.content left unmasked
     assert not [f for f in findings if f.severity == "error"]
+
+
+def test_a_table_reached_both_ways_tests_only_the_rows_reached_outbound(shop_url: str) -> None:
+    """Addresses are also looked up by their delivery contact's email: the one whose contact is
+    Alice (10) is hers and goes; ship addresses reached through orders alone are tested, and the
+    one Alice and Bob share (40) stays."""
+    engine = sa.create_engine(shop_url)
+    with engine.begin() as db:
+        db.execute(ADDRESSES.update().where(ADDRESSES.c.id == 10).values(
+            contact="a@example.org"))
+    engine.dispose()
+    doc = yaml.safe_load(shop_map())
+    tables = {t["name"]: t for t in doc["systems"][0]["tables"]}
+    tables["addresses"]["identities"] = {"email": "contact"}
+    text = yaml.safe_dump(doc)
+    findings = check_datamap(parse_datamap(text), {"SHOP_URL": shop_url})
+    assert [f for f in findings if f.severity == "error"] == []
+    before = snapshot(shop_url)
+    with make(shop_url, text) as conn:
+        by = {e.collection: e for e in conn.erase(ALICE).evidence}
+    after = snapshot(shop_url)
+    assert ids(after["addresses"]) == [20, 30, 40]
+    assert (by["addresses"].found, by["addresses"].deleted) == (3, 2)
+    assert by["addresses"].counts == {"kept_shared": 1} and by["addresses"].remaining == 0
+    assert a_row(after, "addresses", 40) == a_row(before, "addresses", 40)
+
+
+def a_row(rows: dict[str, list[tuple[Any, ...]]], table: str, pk: int) -> tuple[Any, ...]:
+    return next(r for r in rows[table] if r[0] == pk)
