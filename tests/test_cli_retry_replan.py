@@ -159,3 +159,19 @@ def test_a_finished_task_a_new_task_waits_for_runs_again_so_its_keys_reach_it(
     found = bundle_collections(fleet, request_id)
     assert found[("shop_b", n("customer"))] == 1  # found by the customer_id of the others
     assert found[("shop_b", n("invoice_line"))] == 38
+
+
+def test_a_plain_retry_after_the_map_changed_points_to_replan(fleet: Fleet) -> None:
+    app = fleet.app
+    request_id = fleet.submit("access")
+    runner.plan(app, request_id)
+    change_map(fleet)
+    runner.run_task(app, fleet.tasks(request_id)[0]["id"])
+    before = fleet.tasks(request_id)
+    refused = dsar_cli(fleet.env, "retry", request_id)
+    assert refused.returncode == 2
+    assert refused.stderr.strip() == (
+        f"error: the data map changed since request {request_id} was planned; restore it and "
+        f"retry, or plan the request again from the current map: "
+        f"`dsar retry {request_id} --replan`")
+    assert fleet.tasks(request_id) == before and fleet.state(request_id) == "needs_attention"
