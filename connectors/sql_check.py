@@ -138,9 +138,9 @@ def check_sql_system(
 
 def _map_foreign_keys(system: SqlSystem, conn: Connection, catalog: Catalog
                       ) -> list[ForeignKey]:
-    """The database's foreign keys of every schema the map names, with tables named as the
-    map names them (by name and schema); a table outside the map keeps its name, qualified
-    with its schema when that is not the default."""
+    """The database's foreign keys of every schema the map names, and those other schemas
+    declare into them, with tables named as the map names them (by name and schema); a table
+    outside the map keeps its name, qualified with its schema when that is not the default."""
     default = sa.inspect(conn).default_schema_name
 
     def norm(schema: str | None) -> str | None:
@@ -148,11 +148,16 @@ def _map_foreign_keys(system: SqlSystem, conn: Connection, catalog: Catalog
 
     by_place = {(norm(t.db_schema), t.name): t.name for t in system.tables}
     schemas = {t.db_schema for t in system.tables}
+    mapped = {norm(s) for s in schemas}
+    referrers = {r for s in schemas for r in catalog.referrers(conn, s)} - {
+        s for s in schemas if s}
     found: list[ForeignKey] = []
-    for schema in sorted(schemas, key=lambda x: x or ""):
+    for schema in sorted(schemas | referrers, key=lambda x: x or ""):
         for fk in catalog.foreign_keys(conn, schema):
             child = (norm(fk.schema), fk.table)
             parent = (norm(fk.parent_schema), fk.parent)
+            if schema in referrers and (norm(schema) in mapped or parent[0] not in mapped):
+                continue  # another schema's own keys: only those into the map's count
             found.append(replace(
                 fk, table=by_place.get(child, ".".join(p for p in child if p)),
                 parent=by_place.get(parent, ".".join(p for p in parent if p))))

@@ -169,6 +169,16 @@ _PG_CITEXT = sa.text("""
 _MY_PARTITIONED = sa.text("""
     SELECT DISTINCT TABLE_NAME FROM information_schema.PARTITIONS
     WHERE TABLE_SCHEMA = coalesce(:schema, database()) AND PARTITION_NAME IS NOT NULL""")
+_PG_REFERRERS = sa.text("""
+    SELECT DISTINCT n.nspname FROM pg_constraint k
+    JOIN pg_class c ON c.oid = k.conrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+    JOIN pg_class p ON p.oid = k.confrelid JOIN pg_namespace pn ON pn.oid = p.relnamespace
+    WHERE k.contype = 'f' AND pn.nspname = coalesce(:schema, current_schema())
+      AND n.nspname <> pn.nspname ORDER BY 1""")
+_MY_REFERRERS = sa.text("""
+    SELECT DISTINCT TABLE_SCHEMA FROM information_schema.KEY_COLUMN_USAGE
+    WHERE REFERENCED_TABLE_SCHEMA = coalesce(:schema, database())
+      AND TABLE_SCHEMA <> REFERENCED_TABLE_SCHEMA ORDER BY 1""")
 _MY_CI = sa.text("""
     SELECT COLUMN_NAME, CHARACTER_SET_NAME FROM information_schema.COLUMNS
     WHERE TABLE_SCHEMA = coalesce(:schema, database()) AND TABLE_NAME = :table
@@ -254,6 +264,17 @@ class Catalog:
             with self._lock:
                 self._layouts[schema] = found
         return found
+
+    def referrers(self, conn: Connection, schema: str | None = None) -> tuple[str, ...]:
+        """The other schemas that declare foreign keys into ``schema`` (their tables' rows
+        keep the database from deleting rows of ``schema`` they point at)."""
+        backend = conn.dialect.name
+        query = _PG_REFERRERS if backend == "postgresql" else _MY_REFERRERS if backend in (
+            "mysql", "mariadb") else None
+        if query is None:
+            return ()
+        return self.memo(("referrers", schema), lambda: tuple(
+            r[0] for r in conn.execute(query, {"schema": schema})))
 
     def table(self, conn: Connection, name: str, schema: str | None = None) -> sa.Table:
         """The reflected table; raises ``sqlalchemy.exc.NoSuchTableError`` when absent.

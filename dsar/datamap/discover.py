@@ -34,6 +34,7 @@ The URL is used to connect and never written: the map names ``url_env`` instead.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections import defaultdict
 from collections.abc import Sequence
@@ -162,6 +163,9 @@ def _reflect(conn: Any, schemas: list[str | None]) -> Reflected:
                 _key_instead(inspector, db, name, schema, layout.inherits.get(name))
         db.layouts[schema] = layout
         db.fks += catalog.foreign_keys(conn, schema)
+    for other in sorted({r for s in schemas for r in catalog.referrers(conn, s)} - set(schemas)):
+        for fk in catalog.foreign_keys(conn, other):  # rows there may point at mapped rows
+            db.fks.append(dataclasses.replace(fk, table=f"{other}.{fk.table}"))
     db.explicit_schema = schemas != [None]
     default = inspector.default_schema_name
     for fk in db.fks:  # a parent outside the discovered schemas is not a node

@@ -276,3 +276,39 @@ def test_a_partitioned_mariadb_table_is_one_table(mariadb_url: str) -> None:
     SqlConnector(system, context).collect({"email": frozenset({"ann@example.org"})}, sink)
     assert sorted(r["id"] for r in sink.rows["payment"]) == [1, 2]
     sql_engine.dispose_all()
+
+
+@pytest.mark.parametrize("dialect", ["postgresql", "mariadb"])
+def test_keys_from_another_schema_keep_rows_from_being_deleted(
+        request: pytest.FixtureRequest, tmp_path: Path, dialect: str) -> None:
+    from connectors import sql_engine
+
+    request.param = dialect  # type: ignore[attr-defined]
+    url = dialect_url(request, tmp_path, "main")
+    gen = _second_schema(dialect, url)
+    audit = next(gen)
+    q = "`" if dialect == "mariadb" else '"'
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:
+        main = sa.inspect(conn).default_schema_name
+        conn.exec_driver_sql("CREATE TABLE customer (id INT PRIMARY KEY, email VARCHAR(80))")
+        conn.exec_driver_sql(f"CREATE TABLE {q}{audit}{q}.login (id INT PRIMARY KEY, "
+                             f"customer_id INT NOT NULL, FOREIGN KEY (customer_id) "
+                             f"REFERENCES {q}{main}{q}.customer (id))")
+    engine.dispose()
+    try:
+        text = discover(url, "shop", "SHOP_URL")  # the default schema only
+        dm = parse_datamap(text)
+        assert errors(dm, url) == []
+        system = dm.systems[0]
+        assert isinstance(system, SqlSystem)
+        assert system.table("customer").erasure.action == "mask"
+        assert f"{audit}.login rows (customer_id) point at it" in text
+        deleting = text.replace("erasure:\n          action: mask\n          mask:\n"
+                                "            email: {strategy: 'null'}",
+                                "erasure: {action: delete}")
+        assert [e for e in errors(parse_datamap(deleting), url) if f"{audit}.login" in e]
+    finally:
+        sql_engine.dispose_all()
+        for _ in gen:
+            pass
