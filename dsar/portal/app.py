@@ -10,6 +10,8 @@
     GET|POST /status            a request's status, by request id and receipt code
     GET  /download/{token}      what the download is, its size, until when
     GET  /download/{token}/file the ZIP (HEAD too)
+    GET|POST /records/check     check a completion record against the receipt code
+    GET  /records/{id}.json     a closed request's record bundle (no personal data in it)
     GET  /healthz               "ok" when the state database answers
 
 Every post carries a CSRF token and is rate-limited per client address; wrong methods get 405.
@@ -34,8 +36,8 @@ from dsar.app import App
 from dsar.errors import DsarError
 from dsar.locale import N_, long_date
 from dsar.mail import verification as verify
-from dsar.portal import downloads, intake, status
-from dsar.portal.forms import BodyRefused, Form, read_form
+from dsar.portal import downloads, intake, records, status
+from dsar.portal.forms import MAX_BODY, BodyRefused, Form, read_form
 from dsar.portal.guards import (
     CSRF_FIELD,
     HONEYPOT_FIELD,
@@ -53,7 +55,7 @@ EXPIRY_SWEEP_SECONDS = 60
 CONFIRM_WRONG = N_("This confirmation link or code is not valid, or has expired.")
 
 
-async def _guarded_form(request: Request) -> Form | Response:
+async def _guarded_form(request: Request, limit: int = MAX_BODY) -> Form | Response:
     """The post's form, or the response that refuses it (size, encoding, CSRF, rate)."""
     limits: RateLimits = request.app.state.limits
     if not limits.address_ok(client_address(request)):
@@ -61,7 +63,7 @@ async def _guarded_form(request: Request) -> Form | Response:
                        N_("You have sent this form many times in a short while."),
                        N_("Please wait a few minutes and try again."), {"Retry-After": "60"})
     try:
-        form = await read_form(request)
+        form = await read_form(request, limit)
     except BodyRefused as refused:
         return problem(request, refused.status, N_("We could not read the form"),
                        refused.message, N_("Please fill in the form on our page again."))
@@ -160,6 +162,42 @@ async def status_page(request: Request) -> Response:
     return page(request, "status", form=Form(), found=found)
 
 
+async def record_check(request: Request) -> Response:
+    if request.method == "GET":
+        return page(request, "record_check", form=Form(), outcome=None)
+    form = await _guarded_form(request, records.MAX_RECORD)
+    if isinstance(form, Response):
+        return form
+    if not form.get("record"):
+        form.fail("record", records.NOT_A_RECORD)
+    if not form.get("receipt"):
+        form.fail("receipt", N_("Please enter the receipt code we showed you (43 letters and "
+                                "digits)."))
+    outcome = None
+    if not form.errors:
+        given = intake.identities_given(form, request.app.state.dsar.settings)
+        try:
+            outcome = await asyncio.to_thread(records.check, request.app.state.dsar,
+                                              form.get("record"), form.get("receipt"), given)
+        except DsarError:
+            form.fail("record", records.NOT_A_RECORD)
+    log.info("record check: %s", "ok" if outcome and outcome.verifies and outcome.about_you
+             else "not confirmed")
+    return page(request, "record_check", 400 if form.errors else 200, form=form,
+                outcome=outcome)
+
+
+async def record_file(request: Request) -> Response:
+    """A closed request's record bundle (it holds no personal data), to keep or to check."""
+    request_id = request.path_params["request_id"]
+    try:
+        text = await asyncio.to_thread(records.record_json, request.app.state.dsar, request_id)
+    except DsarError:
+        return await not_found(request, HTTPException(404))
+    return Response(text, media_type="application/json", headers={
+        "Content-Disposition": f'attachment; filename="record-{request_id}.json"'})
+
+
 async def healthz(request: Request) -> Response:
     app: App = request.app.state.dsar
 
@@ -205,6 +243,8 @@ def make_portal(app: App, *, sweep_expired: bool = True) -> Starlette:
         Route("/status", status_page, methods=["GET", "POST"]),
         Route("/download/{token}", downloads.landing, methods=["GET"]),
         Route("/download/{token}/file", downloads.file, methods=["GET"]),
+        Route("/records/check", record_check, methods=["GET", "POST"]),
+        Route("/records/{request_id:str}.json", record_file, methods=["GET"]),
         Route("/healthz", healthz, methods=["GET"]),
     ]
 

@@ -57,7 +57,7 @@ async def read_body(request: Request, limit: int = MAX_BODY) -> bytes:
     return bytes(body)
 
 
-def parse_form(body: bytes) -> Form:
+def parse_form(body: bytes, max_field: int = MAX_FIELD) -> Form:
     """Fields of an urlencoded body; a field that is not UTF-8 or too long is an error."""
     form = Form()
     for pair in body.split(b"&"):
@@ -71,7 +71,7 @@ def parse_form(body: bytes) -> Form:
         if name in form.values or name in form.errors:
             continue
         value_bytes = unquote_to_bytes(raw_value.replace(b"+", b" "))
-        if len(value_bytes) > MAX_FIELD:
+        if len(value_bytes) > max_field:
             form.fail(name, N_("This is too long."))
             continue
         try:
@@ -86,9 +86,9 @@ def parse_form(body: bytes) -> Form:
     return form
 
 
-async def read_form(request: Request) -> Form:
+async def read_form(request: Request, limit: int = MAX_BODY) -> Form:
     """:func:`read_body` then :func:`parse_form`; only urlencoded forms are accepted."""
     kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if kind != "application/x-www-form-urlencoded":
         raise BodyRefused(415, N_("Please send the form from our web page."))
-    return parse_form(await read_body(request))
+    return parse_form(await read_body(request, limit), MAX_FIELD if limit == MAX_BODY else limit)

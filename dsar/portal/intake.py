@@ -74,6 +74,20 @@ def check(form: Form, settings: Settings) -> None:
                               "to make it themselves."))
 
 
+def identities_given(form: Form, settings: Settings) -> list[Identity]:
+    """The identities a form gives, leaving out what does not parse (for the record check,
+    where a mistyped detail simply does not match)."""
+    found: list[Identity] = []
+    for build in (lambda: parse_identities([form.get("email")]),
+                  lambda: [parse_named_id(f"{settings.portal_account_key}={form.get('account')}")],
+                  lambda: [Identity("id", NAME_KEY, form.get("name"))]):
+        try:
+            found += [i for i in build() if i.value]
+        except DsarError:
+            continue
+    return found
+
+
 def identities_of(form: Form, settings: Settings) -> list[Identity]:
     """The checked form's identities: the email, and the account id under the map's key."""
     found = parse_identities([form.get("email")])

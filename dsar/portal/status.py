@@ -52,6 +52,7 @@ class Status:
     due: str
     download_url: str | None
     download_until: str | None
+    record_url: str | None = None
 
 
 def look_up(app: App, request_id: str, receipt: str, lang: str = "en") -> Status:
@@ -75,7 +76,8 @@ def look_up(app: App, request_id: str, receipt: str, lang: str = "en") -> Status
     if request.completed_at is not None:
         due += " " + _("(answered {when})").format(
             when=format_when(request.completed_at.astimezone(tz)))
-    return Status(request, words, next_step, due, url, until)
+    record = f"/records/{request.id}.json" if request.state in {"completed", "rejected"} else None
+    return Status(request, words, next_step, due, url, until, record)
 
 
 def _download(app: App, request: Request) -> tuple[str | None, str | None]:
