@@ -294,3 +294,33 @@ def test_a_table_reached_both_ways_tests_only_the_rows_reached_outbound(shop_url
 
 def a_row(rows: dict[str, list[tuple[Any, ...]]], table: str, pk: int) -> tuple[Any, ...]:
     return next(r for r in rows[table] if r[0] == pk)
+
+
+def test_a_masked_shared_address_is_left_unmasked(shop_url: str) -> None:
+    doc = yaml.safe_load(shop_map())
+    tables = {t["name"]: t for t in doc["systems"][0]["tables"]}
+    tables["addresses"]["erasure"] = {"action": "mask", "mask": {"street": {"strategy": "null"}}}
+    tables["customers"]["erasure"] = {"action": "mask", "mask": {
+        "email": {"strategy": "hash"}, "name": {"strategy": "fixed", "value": "erased"}}}
+    before = snapshot(shop_url)
+    with make(shop_url, yaml.safe_dump(doc)) as conn:
+        by = {e.collection: e for e in conn.erase(ALICE).evidence}
+    after = snapshot(shop_url)
+    # Alice's customer row still points at her home (10): masked rows keep their links, so
+    # her home counts as pointed at and stays as it was, like the shared ship address (40)
+    assert (by["addresses"].found, by["addresses"].masked) == (3, 1)
+    assert by["addresses"].counts == {"kept_shared": 2} and by["addresses"].remaining == 0
+    assert a_row(after, "addresses", 50)[1] is None
+    for pk in (10, 20, 30, 40):
+        assert a_row(after, "addresses", pk) == a_row(before, "addresses", pk)
+
+
+def test_keep_is_read_with_mask_only_and_never_with_the_same_column() -> None:
+    def load(erasure: dict[str, Any]) -> None:
+        parse_datamap(shop_map(erasure))
+
+    with pytest.raises(DataMapError, match="'keep' is only read with action 'mask'"):
+        load({"action": "delete", "keep": {"email": "needed"}})
+    with pytest.raises(DataMapError, match="both masked and kept"):
+        load({"action": "mask", "mask": {"email": {"strategy": "hash"}},
+              "keep": {"email": "needed"}})
