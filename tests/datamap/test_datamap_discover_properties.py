@@ -1,7 +1,8 @@
-"""Property test of ``discover`` on generated SQLite schemas: whatever the tables, columns,
-foreign keys (nullable or not, ``ON DELETE`` rules, self-references) and generated columns, the
-draft loads, ``check`` finds no error in it, and an erasure run with it on filled tables is never
-refused by the database and finds nobody afterwards."""
+"""Property test of ``discover`` on generated schemas, in SQLite files and in PostgreSQL schemas
+of their own (``--schema``): whatever the tables, columns, foreign keys (nullable or not,
+``ON DELETE`` rules, self-references) and generated columns, the draft loads, ``check`` finds no
+error in it, and an erasure run with it on filled tables is never refused by the database and
+finds nobody afterwards in what it deletes or masks."""
 
 from __future__ import annotations
 
@@ -70,10 +71,14 @@ def value(column: str, person: int) -> Any:
             "quantity": person}.get(column, f"v{person}")
 
 
-def fill(url: str, tables: list[dict[str, Any]]) -> None:
+def fill(url: str, tables: list[dict[str, Any]], schema: str | None = None) -> None:
     engine = sa.create_engine(url)
     with engine.begin() as conn:
-        conn.exec_driver_sql("PRAGMA foreign_keys=ON")
+        if schema:
+            conn.exec_driver_sql(f"CREATE SCHEMA {schema}")
+            conn.exec_driver_sql(f"SET search_path TO {schema}")
+        else:
+            conn.exec_driver_sql("PRAGMA foreign_keys=ON")
         for table in tables:
             conn.exec_driver_sql(ddl(table))
         for table in tables:  # parents come first (or are the table itself)
@@ -96,24 +101,42 @@ def test_drafts_pass_their_check_and_their_erasure_is_never_refused(
     with tempfile.TemporaryDirectory() as tmp:
         url = f"sqlite:///{Path(tmp) / 'db.sqlite'}"
         fill(url, tables)
-        try:
-            text = discover(url, "db", "DB_URL")
-        except DataMapError as exc:  # no identity column anywhere: refused, said so
-            assert not any({"email", "phone"} & set(t["columns"]) for t in tables), exc
-            return
-        try:
-            dm = parse_datamap(text)
-            found = check_datamap(dm, {"DB_URL": url})
-            assert [f.one_line() for f in found if f.severity == "error"] == [], text
-            system = dm.systems[0]
-            context = ConnectorContext(hash_key=b"k" * 32, environ={"DB_URL": url})
-            identities = {k for t in system.tables for k in t.identities}  # type: ignore[union-attr]
-            keys = {k: frozenset({value(k, 1)}) for k in identities}
-            SqlConnector(system, context).erase(keys)  # type: ignore[arg-type]
-            sink = ListSink()
-            SqlConnector(system, context).collect(keys, sink)  # type: ignore[arg-type]
-            erased = {t.name for t in system.tables  # type: ignore[union-attr]
-                      if t.erasure.action in ("delete", "mask") and t.identities}
-            assert not any(sink.rows.get(name) for name in erased), text
-        finally:
-            sql_engine.dispose_all()
+        draft_runs(url, tables, None)
+
+
+SCHEMAS = iter(range(10**6))
+
+
+@settings(max_examples=12, deadline=None, suppress_health_check=list(HealthCheck))
+@given(tables=schemas())
+def test_postgresql_drafts_in_their_own_schema_pass_too(postgres_url: str,
+                                                        tables: list[dict[str, Any]]) -> None:
+    schema = f"s{next(SCHEMAS)}"
+    fill(postgres_url, tables, schema)
+    draft_runs(postgres_url, tables, schema)
+
+
+def draft_runs(url: str, tables: list[dict[str, Any]], schema: str | None) -> None:
+    """The property: discover's draft passes check, and its erasure completes and leaves the
+    subject unfound in what it deletes or masks."""
+    try:
+        text = discover(url, "db", "DB_URL", schema)
+    except DataMapError as exc:  # no identity column anywhere: refused, said so
+        assert not any({"email", "phone"} & set(t["columns"]) for t in tables), exc
+        return
+    try:
+        dm = parse_datamap(text)
+        found = check_datamap(dm, {"DB_URL": url})
+        assert [f.one_line() for f in found if f.severity == "error"] == [], text
+        system = dm.systems[0]
+        context = ConnectorContext(hash_key=b"k" * 32, environ={"DB_URL": url})
+        identities = {k for t in system.tables for k in t.identities}  # type: ignore[union-attr]
+        keys = {k: frozenset({value(k, 1)}) for k in identities}
+        SqlConnector(system, context).erase(keys)  # type: ignore[arg-type]
+        sink = ListSink()
+        SqlConnector(system, context).collect(keys, sink)  # type: ignore[arg-type]
+        erased = {t.name for t in system.tables  # type: ignore[union-attr]
+                  if t.erasure.action in ("delete", "mask") and t.identities}
+        assert not any(sink.rows.get(name) for name in erased), text
+    finally:
+        sql_engine.dispose_all()
