@@ -16,6 +16,7 @@ from dsar import requests
 from dsar.app import App
 from dsar.datamap.loader import parse_datamap
 from dsar.identities import parse_identities
+from dsar.intake import KeysReachNothing
 from dsar.planning import NothingReached, lookup_keys, plan_request
 from dsar.portal import make_portal
 from dsar.records import keys as signing
@@ -87,7 +88,7 @@ def test_the_map_is_read_again_when_it_changes(backend: Backend, tmp_path: Path)
     path = write_map(tmp_path, {"email": "email"})
     app = backend.make_app(DSAR_DATAMAP=str(path))
     phone = parse_identities([], ["+49 30 123456"])
-    with pytest.raises(requests.KeysReachNothing):
+    with pytest.raises(KeysReachNothing):
         requests.submit(app, "access", phone, submitted_by="t")
     path.write_text(yaml.safe_dump(shop_map({"email": "email", "phone": "phone_no"})))
     assert requests.submit(app, "access", phone, submitted_by="t").request.id

@@ -34,6 +34,7 @@ from starlette.routing import Route
 
 from dsar.app import App
 from dsar.errors import DsarError
+from dsar.intake import KeysReachNothing
 from dsar.locale import N_, long_date
 from dsar.mail import verification as verify
 from dsar.portal import downloads, intake, records, status
@@ -47,7 +48,6 @@ from dsar.portal.guards import (
 )
 from dsar.portal.pages import SecurityHeaders, controller_name, language, page, problem
 from dsar.portal.places import PLACES
-from dsar.requests import KeysReachNothing
 from dsar.settings import KINDS
 
 log = logging.getLogger("dsar.portal")
