@@ -128,10 +128,14 @@ def test_the_portal_says_it_cannot_take_the_request_and_files_nothing(
                     follow_redirects=False) as client:
         page = client.get("/").text
         token = page.split('name="csrf" value="', 1)[1].split('"', 1)[0]
-        answer = client.post("/requests", data={"csrf": token, "kind": "access",
+        answer = client.post("/requests", data={"csrf": token, "kind": "access", "place": "DE",
                                                 "email": "jane@example.org"})
+        german = client.post("/requests", headers={"Accept-Language": "de"},
+                             data={"csrf": token, "kind": "access", "place": "DE",
+                                   "email": "jane@example.org"})
     assert answer.status_code == 503
     assert "cannot be searched by email address" in answer.text
     assert "Nothing was recorded" in answer.text
     assert "jane@example.org" not in answer.text
+    assert german.status_code == 503 and "Es wurde nichts gespeichert" in german.text
     assert requests.list_requests(app) == []

@@ -92,11 +92,11 @@ async def file_request(request: Request) -> Response:
                                           request.app.state.limits, language(request))
     except KeysReachNothing:  # the data map looks nobody up by email: the same for everyone
         log.warning("portal intake refused: the data map looks nobody up by email")
-        return problem(request, 503, "We cannot take requests on this page yet",
-                       "Our records cannot be searched by email address yet, so a request "
-                       "made here would not find your data. Nothing was recorded.",
-                       f"Please write to {request.app.state.controller} directly; we will "
-                       "answer your request from there.")
+        return problem(request, 503, N_("We cannot take requests on this page yet"),
+                       N_("Our records cannot be searched by email address yet, so a request "
+                          "made here would not find your data. Nothing was recorded."),
+                       N_("Please write to us directly; we will answer your request from "
+                          "there."))
     log.info("portal intake: %s", outcome.value)
     return RedirectResponse("/requests/sent", status_code=303)
 
