@@ -139,3 +139,17 @@ def test_the_portal_says_it_cannot_take_the_request_and_files_nothing(
     assert "jane@example.org" not in answer.text
     assert german.status_code == 503 and "Es wurde nichts gespeichert" in german.text
     assert requests.list_requests(app) == []
+
+
+def test_dsar_plan_says_the_same_in_one_line(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from cli import main
+
+    path = write_map(tmp_path, {"email": "email"})
+    result = CliRunner().invoke(main, ["plan", "erasure", "--id", "customer_id=3", "--datamap",
+                                       str(path)], prog_name="dsar")
+    assert result.exit_code == 2
+    assert result.stderr.startswith("error: no collection of the data map is looked up by "
+                                    "customer_id; the map looks subjects up by account_no, email")
+    assert len(result.stderr.splitlines()) == 1
