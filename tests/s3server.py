@@ -16,6 +16,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import urllib.error
@@ -52,15 +53,19 @@ class MotoProcess:
     def __init__(self, timeout: float = 30.0) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
+        # its request log goes to a file: an unread pipe fills after a few hundred requests
+        # and then blocks the server for good
+        self.log = tempfile.TemporaryFile()  # noqa: SIM115 - closed by stop()
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)],
             stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
+            stderr=self.log,
         )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                err = self.proc.stderr.read().decode() if self.proc.stderr else ""
+                self.log.seek(0)
+                err = self.log.read().decode(errors="replace")[-3000:]
                 raise RuntimeError(f"moto server exited with {self.proc.returncode}: {err}")
             try:
                 with urllib.request.urlopen(f"{self.url}/moto-api/", timeout=1):
@@ -78,6 +83,7 @@ class MotoProcess:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+        self.log.close()
 
 
 @pytest.fixture(scope="session")
