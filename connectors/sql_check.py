@@ -39,7 +39,7 @@ from connectors.sql_check_index import missing_email_index
 from connectors.sql_check_mask import check_mask
 from connectors.sql_engine import Catalog, ForeignKey
 from connectors.sql_mask import column_length, fixed_problem, is_textual
-from connectors.sql_shared import outbound_only
+from connectors.sql_shared import guard_covers
 from dsar.datamap.findings import Finding
 from dsar.datamap.schema import SqlSystem, SqlTable
 from dsar.planning import Link, SystemWalk, walk_sql_system
@@ -244,7 +244,7 @@ def _check_erasure(system: SqlSystem, walk: SystemWalk, reflected: dict[str, sa.
             continue
         if parent_entry.erasure.action != "delete":
             continue
-        if parent in outbound_only(system, walk):  # kept while pointed at (sql_shared)
+        if guard_covers(system, walk, child, columns, parent):  # see sql_shared
             continue
         rule = (ondelete or "").upper()
         cols = ", ".join(columns)

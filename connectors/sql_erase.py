@@ -182,13 +182,19 @@ class _Eraser:
         lookup = self.lookup()
         return SubjectLookup(plan, self.keys, self.fold_case, lookup.known, lookup.arrays)
 
-    def shared(self, name: str, rows: Sequence[Row]) -> set[tuple[Any, ...]]:
+    def shared(self, name: str, rows: Sequence[Row], found: dict[str, list[tuple[Any, ...]]]
+               ) -> set[tuple[Any, ...]]:
         """Keys of ``name``'s subject ``rows`` that rows outside the subject's still point at
-        (:mod:`connectors.sql_shared`); empty unless ``name`` is reached only outbound."""
+        (:mod:`connectors.sql_shared`; for a mask, the subject's rows in ``found`` do not
+        count); empty unless ``name`` is reached outbound."""
         if name not in self.tested or not rows:
             return set()
         width = len(self.layouts[name].pk)
-        shared = self.shared_test(name).shared(self.conn, [tuple(r[:width]) for r in rows])
+        mine = {n: (self.layouts[n].columns[:len(self.layouts[n].pk)], keys)
+                for n, keys in found.items()} \
+            if self.system.table(name).erasure.action == "mask" else None
+        shared = self.shared_test(name).shared(self.conn, [tuple(r[:width]) for r in rows],
+                                               mine)
         return shared - self.own(name) if shared and name not in self.only_outbound else shared
 
     def own(self, name: str) -> set[tuple[Any, ...]]:
@@ -283,7 +289,7 @@ class _Eraser:
             else:
                 rows = read[name]
             if tested and not gone:
-                kept = self.shared(name, rows)
+                kept = self.shared(name, rows, found)
             if kept:
                 self.kept[name] = kept
             evidence[name], found[name] = self.apply(name, rows, kept, gone)

@@ -12,7 +12,9 @@ deleted, or masked: any row still pointing at it is another record's, or one of 
 that erasure leaves pointing at it (retained, ``none``), which keeps it too. On PostgreSQL it is
 part of the one statement that reads and deletes the table's subject rows (``DELETE … WHERE …
 AND NOT EXISTS (…)``); elsewhere one ``SELECT <pk> FROM t WHERE <pk> IN (…) AND (EXISTS
-(SELECT 1 FROM s WHERE s.c = t.c) OR …)`` per chunk of keys. Rows it returns are kept and
+(SELECT 1 FROM s WHERE s.c = t.c) OR …)`` per chunk of keys. For a ``mask``, the
+subject's own rows still pointing at it (masked or retained, found by their keys) do not
+count: masking breaks no reference, and the row is the subject's. Rows it returns are kept and
 counted in the evidence (``counts["kept_shared"]``); the recount does not count them as left.
 A table reached both ways (by a key or an ``inbound`` reference, and by an ``outbound`` one) is
 tested too, except for its rows the other ways find (:func:`own_walk`): those are the
@@ -24,7 +26,7 @@ from __future__ import annotations
 
 import dataclasses
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -115,6 +117,22 @@ def _is_outbound(system: SqlSystem, name: str, match: Any) -> bool:
                for ref in system.table(match.source).references)
 
 
+def guard_covers(system: SqlSystem, walk: SystemWalk, child: str, columns: Sequence[str],
+                 parent: str) -> bool:
+    """Whether deleting ``parent``'s subject rows cannot break ``child.columns -> parent``:
+    ``parent`` is reached only outbound (rows still pointed at are kept), and no subject row of
+    ``child`` is left pointing at it (``child`` unreached, outside the map, deleted, or masking
+    those columns to NULL). Otherwise the subject's own surviving rows would keep the parent
+    row — ``datamap check`` says so instead."""
+    if parent not in outbound_only(system, walk):
+        return False
+    if child not in walk.matches or child not in {t.name for t in system.tables}:
+        return True
+    spec = system.table(child).erasure
+    return spec.action == "delete" or (spec.action == "mask" and all(
+        c in spec.mask and spec.mask[c].strategy == "null" for c in columns))
+
+
 def referrers(system: SqlSystem, name: str, db_fks: Sequence[ForeignKey]
               ) -> list[Referrer]:
     """Every relation pointing at table ``name``: the map's references, then the database's
@@ -151,31 +169,47 @@ class SharedTest:
         self.refs = [(r, reflect(r.table, r.schema).alias(f"_ref{i}"))
                      for i, r in enumerate(refs)]
 
-    def shared(self, conn: Connection, keys: Sequence[Pk]) -> set[Pk]:
-        """Of ``keys`` (rows of the tested table), those another row still points at."""
+    def shared(self, conn: Connection, keys: Sequence[Pk],
+               mine: Mapping[str, tuple[Sequence[str], Sequence[Pk]]] | None = None
+               ) -> set[Pk]:
+        """Of ``keys`` (rows of the tested table), those another row still points at.
+        ``mine`` maps a map table to its key columns and the subject's keys in it: those rows
+        do not count (for a mask, which breaks no reference; a delete must count them)."""
         if not keys or not self.refs:
             return set()
         cols = [self.table.c[c] for c in self.pk]
         target = cols[0] if len(cols) == 1 else sa.tuple_(*cols)
+        clause, params = self._clause(mine or {})
         stmt = sa.select(*cols).where(target.in_(sa.bindparam("_keys", expanding=True))
-                                      ).where(self.clause())
+                                      ).where(clause)
         out: set[Pk] = set()
         for start in range(0, len(keys), CHUNK):
             part = keys[start:start + CHUNK]
             values = [k[0] for k in part] if len(cols) == 1 else [tuple(k) for k in part]
-            for row in conn.execute(stmt, {"_keys": values}):
+            for row in conn.execute(stmt, {**params, "_keys": values}):
                 out.add(tuple(row))
         return out
 
     def clause(self) -> sa.ColumnElement[bool]:
         """The condition "another row points at this row" over the tested table's columns
         (correlated: usable in a DELETE's WHERE)."""
+        return self._clause({})[0]
+
+    def _clause(self, mine: Mapping[str, tuple[Sequence[str], Sequence[Pk]]]
+                ) -> tuple[sa.ColumnElement[bool], dict[str, Any]]:
         clauses: list[sa.ColumnElement[bool]] = []
-        for ref, other in self.refs:
+        params: dict[str, Any] = {}
+        for i, (ref, other) in enumerate(self.refs):
             cond = [other.c[c] == self.table.c[t] for c, t in zip(ref.columns, ref.to,
                                                                    strict=True)]
+            pk, keys = mine.get(ref.table, ((), ())) if ref.in_map else ((), ())
+            if keys:  # the subject's own rows of that table do not count
+                own = [other.c[c] for c in pk]
+                cond.append((own[0] if len(own) == 1 else sa.tuple_(*own)).not_in(
+                    sa.bindparam(f"_mine{i}", expanding=True)))
+                params[f"_mine{i}"] = [k[0] if len(own) == 1 else tuple(k) for k in keys]
             clauses.append(sa.exists(sa.select(sa.literal(1)).select_from(other).where(*cond)))
-        return sa.or_(*clauses) if clauses else sa.false()
+        return (sa.or_(*clauses) if clauses else sa.false()), params
 
 
 def guarded_delete(table: sa.Table, columns: Sequence[str], width: int, pred: Any,

@@ -306,13 +306,36 @@ def test_a_masked_shared_address_is_left_unmasked(shop_url: str) -> None:
     with make(shop_url, yaml.safe_dump(doc)) as conn:
         by = {e.collection: e for e in conn.erase(ALICE).evidence}
     after = snapshot(shop_url)
-    # Alice's customer row still points at her home (10): masked rows keep their links, so
-    # her home counts as pointed at and stays as it was, like the shared ship address (40)
-    assert (by["addresses"].found, by["addresses"].masked) == (3, 1)
-    assert by["addresses"].counts == {"kept_shared": 2} and by["addresses"].remaining == 0
-    assert a_row(after, "addresses", 50)[1] is None
-    for pk in (10, 20, 30, 40):
+    # her home (10) is pointed at only by her own (masked) customer row: masked all the same;
+    # the ship address Bob's order uses too (40) stays as it was
+    assert (by["addresses"].found, by["addresses"].masked) == (3, 2)
+    assert by["addresses"].counts == {"kept_shared": 1} and by["addresses"].remaining == 0
+    assert a_row(after, "addresses", 10)[1] is None and a_row(after, "addresses", 50)[1] is None
+    for pk in (20, 30, 40):
         assert a_row(after, "addresses", pk) == a_row(before, "addresses", pk)
+
+
+def test_check_refuses_deleting_what_the_subjects_own_masked_row_still_points_at(
+        shop_url: str) -> None:
+    """customers masked without nulling home_id, addresses deleted: the home address could
+    never go (her own row keeps pointing at it), so check says so rather than erasure
+    quietly keeping it."""
+    doc = yaml.safe_load(shop_map())
+    tables = {t["name"]: t for t in doc["systems"][0]["tables"]}
+    tables["customers"]["erasure"] = {"action": "mask", "mask": {
+        "email": {"strategy": "hash"}, "name": {"strategy": "fixed", "value": "erased"}}}
+    findings = check_datamap(parse_datamap(yaml.safe_dump(doc)), {"SHOP_URL": shop_url})
+    errors = [f for f in findings if f.severity == "error"]
+    assert [f.table for f in errors] == ["customers"]
+    assert "home_id" in errors[0].problem and "mask" in errors[0].fix
+    tables["customers"]["erasure"]["mask"]["home_id"] = {"strategy": "null"}
+    tables["customers"]["columns"]["home_id"] = {"category": "user.contact.address"}
+    findings = check_datamap(parse_datamap(yaml.safe_dump(doc)), {"SHOP_URL": shop_url})
+    assert [f for f in findings if f.severity == "error"] == []
+    with make(shop_url, yaml.safe_dump(doc)) as conn:
+        by = {e.collection: e for e in conn.erase(ALICE).evidence}
+    assert (by["addresses"].deleted, by["addresses"].counts) == (2, {"kept_shared": 1})
+    assert ids(snapshot(shop_url)["addresses"]) == [20, 30, 40]
 
 
 def test_keep_is_read_with_mask_only_and_never_with_the_same_column() -> None:
