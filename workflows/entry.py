@@ -42,8 +42,9 @@ class FleetServices(dramatiq.Middleware):
         self.watch = Watch(self.app, float(os.environ.get("DSAR_WATCH_INTERVAL", "30")))
         self.relay.start()
         self.watch.start()
-        threading.Thread(target=self._requeue_loop, args=(broker,), name="dsar-requeue",
-                         daemon=True).start()
+        if type(broker).__name__ == "RedisBroker":  # RabbitMQ does it by itself
+            threading.Thread(target=self._requeue_loop, args=(broker,), name="dsar-requeue",
+                             daemon=True).start()
 
     def _requeue_loop(self, broker: dramatiq.Broker) -> None:
         while not self.stopping.wait(REDIS_MAINTENANCE_SECONDS):
