@@ -92,6 +92,7 @@ def _optional_commands() -> None:
                                                      "report")),
                           ("dsar.commands.bundles", ("bundle", "serve")),
                           ("dsar.commands.notify", ("notify",)),
+                          ("dsar.commands.agents", ("agents",)),
                           ("dsar.commands.demo", ("demo",))):
         try:
             mod = import_module(module)

@@ -326,3 +326,16 @@ class Verification(Base):
     used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     sealed_receipt: Mapped[bytes | None] = mapped_column(LargeBinary)
     """The receipt code, encrypted, until the verified person has been shown it once."""
+
+
+class AgentToken(Base):
+    """An API token the privacy team issued to an authorised agent (``dsar agents issue``):
+    only the token's SHA-256 is kept, so the database cannot hand out a working token."""
+
+    __tablename__ = "agent_tokens"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

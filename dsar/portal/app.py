@@ -13,6 +13,7 @@
     GET|POST /records/check     check a completion record against the receipt code
     GET  /records/{id}.json     a closed request's record bundle (no personal data in it)
     GET  /healthz               "ok" when the state database answers
+    /api/v1/…                   the API for authorised agents (dsar.portal.api)
 
 Every post carries a CSRF token and is rate-limited per client address; wrong methods get 405.
 """
@@ -37,7 +38,7 @@ from dsar.errors import DsarError
 from dsar.intake import KeysReachNothing
 from dsar.locale import N_, long_date
 from dsar.mail import verification as verify
-from dsar.portal import downloads, intake, records, status
+from dsar.portal import api, downloads, intake, records, status
 from dsar.portal.forms import MAX_BODY, BodyRefused, Form, read_form
 from dsar.portal.guards import (
     CSRF_FIELD,
@@ -225,6 +226,11 @@ async def not_allowed(request: Request, exc: Exception) -> Response:
 
 async def http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
+    if request.url.path.startswith("/api/"):
+        return api.problem(exc.status_code, "Not found" if exc.status_code == 404 else
+                           "Not allowed" if exc.status_code == 405 else "Error",
+                           "See /api/v1/openapi.json for the API's operations.",
+                           headers=dict(getattr(exc, "headers", None) or {}))
     if exc.status_code == 405:
         return await not_allowed(request, exc)
     if exc.status_code == 404:
@@ -246,6 +252,10 @@ def make_portal(app: App, *, sweep_expired: bool = True) -> Starlette:
         Route("/records/check", record_check, methods=["GET", "POST"]),
         Route("/records/{request_id:str}.json", record_file, methods=["GET"]),
         Route("/healthz", healthz, methods=["GET"]),
+        Route("/api/v1/openapi.json", api.openapi_document, methods=["GET"]),
+        Route("/api/v1/requests", api.file_request, methods=["POST"]),
+        Route("/api/v1/requests/{request_id}", api.get_request, methods=["GET"]),
+        Route("/api/v1/requests/{request_id}/download-links", api.issue_link, methods=["POST"]),
     ]
 
     @contextlib.asynccontextmanager

@@ -3,7 +3,8 @@
 The portal verifies a web request by an emailed link or code (``verifications``: a nonce, no
 token or code), sends its messages through the outbox (``messages``: one row per request and
 kind, stamped when sent) and records every download link it issues (``download_links``: the
-token's hash, so a link can be revoked).
+token's hash, so a link can be revoked). Authorised agents call the API with tokens the privacy
+team issues (``agent_tokens``: the token's hash only).
 
 Revision ID: 0004
 Revises: 0003
@@ -65,9 +66,19 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("request_id"),
     )
     op.create_index("ix_verifications_expires_at", "verifications", ["expires_at"])
+    op.create_table(
+        "agent_tokens",
+        sa.Column("name", sa.String(length=64), nullable=False),
+        sa.Column("token_hash", sa.String(length=64), nullable=False),
+        _time("created_at"), _time("last_used_at", nullable=True),
+        _time("revoked_at", nullable=True),
+        sa.PrimaryKeyConstraint("name"),
+        sa.UniqueConstraint("token_hash"),
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("agent_tokens")
     op.drop_table("verifications")
     op.drop_table("messages")
     op.drop_table("download_links")
