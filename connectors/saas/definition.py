@@ -281,6 +281,9 @@ def parse_definition(text: str, source: str) -> VendorDefinition:
     except ValidationError as exc:
         err = exc.errors()[0]
         loc: PathT = tuple(p for p in err["loc"] if not (isinstance(p, str) and "[" in p))
+        named = re.search(r"resource '([a-z0-9_]+)'", err["msg"])
+        if not loc and named:  # a whole-file rule about one resource: point at it
+            loc = ("resources", named.group(1))
         line = 1
         for cut in range(len(loc), -1, -1):
             if loc[:cut] in lines:

@@ -105,7 +105,7 @@ class VendorClient:
                 raise self._error(call, "sent a next-page link to another host",
                                   "report it; dsar never sends credentials elsewhere",
                                   "saas_foreign_link")
-            path, query = url, {}
+            path, query = url, None  # the link's own query string is the whole query
         headers: dict[str, str] = {}
         write = call.method != "GET"
         if write and self.definition.idempotency_header:
@@ -203,7 +203,12 @@ class VendorClient:
                 yield one
             return
         pager = Pager(call.paging, render_call(call, scope, self.system)[1])
+        previous: tuple[str | None, dict[str, Any]] | None = None
         while True:
+            if previous == (pager.url, pager.params):
+                raise self._error(call, "sent the same page twice", "correct 'paging' in the "
+                                  "vendor definition", "saas_bad_definition")
+            previous = (pager.url, dict(pager.params))
             response = self.send(call, scope, allow_missing=missing, params=pager.params,
                                  url=pager.url)
             if response is None:

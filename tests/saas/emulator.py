@@ -24,7 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import parse_qsl, unquote, urlsplit
 
 
 @dataclass
@@ -111,7 +111,7 @@ class Emulator:
             for method, regex, handler in self.routes:
                 match = regex.match(req.path)
                 if match and method == req.method:
-                    req.params = match.groupdict()
+                    req.params = {k: unquote(v) for k, v in match.groupdict().items()}
                     return handler(req)
             return self.error(404, f"Unrecognized request URL ({req.method} {req.path})")
 
