@@ -11,11 +11,28 @@ import click
 from dsar import deadlines, requests
 from dsar.commands import exits
 from dsar.commands.context import CliState, pass_state
-from dsar.commands.output import console, json_option, local_time, print_json, styled, table
+from dsar.commands.output import (
+    console,
+    json_option,
+    local_time,
+    print_json,
+    shown,
+    styled,
+    table,
+)
 from dsar.db.models import Request
 from dsar.errors import InvalidInput
 from dsar.identities import parse_identities
+from dsar.lifecycle import TERMINAL as TERMINAL_STATES
 from dsar.lifecycle import State
+from dsar.records.glance import (
+    collection_notes,
+    columns_for,
+    predicate_of,
+    request_facts,
+    summary_sentence,
+)
+from dsar.records.record import record_for
 from dsar.settings import CHANNELS, KINDS, REGIME_NAMES
 from workflows.progress import task_table
 
@@ -126,29 +143,41 @@ def submit(state: CliState, kind: str, emails: tuple[str, ...], phones: tuple[st
               help="Only requests in this state (repeatable).")
 @click.option("--kind", "kinds", multiple=True, type=click.Choice(KINDS),
               help="Only requests of this kind (repeatable).")
+@click.option("--channel", "channels", multiple=True, type=click.Choice(CHANNELS),
+              help="Only requests that arrived this way (repeatable).")
 @click.option("--overdue", is_flag=True, help="Only open requests past their due date.")
 @click.option("--due-within", callback=parse_within, metavar="7d|2w",
               help="Only open requests due within this many days or weeks.")
 @json_option
 @pass_state
-def list_cmd(state: CliState, states: tuple[str, ...], kinds: tuple[str, ...], overdue: bool,
-             due_within: timedelta | None, as_json: bool) -> None:
-    """List requests, soonest due first."""
+def list_cmd(state: CliState, states: tuple[str, ...], kinds: tuple[str, ...],
+             channels: tuple[str, ...], overdue: bool, due_within: timedelta | None,
+             as_json: bool) -> None:
+    """List requests, soonest due first.
+
+    Days left count to the effective due date (the extended one if extended) and are shown
+    for open requests only. On a narrow terminal the received date, regime and channel
+    columns are left out first; --json always has every field.
+    """
     app = state.app
     found = requests.list_requests(app, states=states, kinds=kinds, overdue=overdue,
                                    due_within=due_within)
+    if channels:
+        found = [r for r in found if r.channel in channels]
     now = app.now()
-    rows = [request_summary(app.settings.timezone, r, now) for r in found]
+    tz = app.settings.timezone
+    rows = [request_summary(tz, r, now) for r in found]
     if as_json:
         print_json(rows)
         return
     console.print(table(
-        f"{len(rows)} request(s), due dates in {app.settings.timezone}",
-        ["id", "kind", "regime", "state", "received", "due", "days left", "attention"],
-        [[r["id"], r["kind"], r["regime"], r["state"],
-          local_time(r["received_at"], app.settings.timezone),
-          (r["extended_due"] or r["due"]).isoformat(), r["days_left"], r["attention"]]
+        f"{len(rows)} request(s), due dates in {tz}",
+        ["id", "kind", "regime", "state", "channel", "received", "due", "left", "attention"],
+        [[r["id"], r["kind"], r["regime"], r["state"], r["channel"],
+          deadlines.local_date(r["received_at"], tz).isoformat(),
+          (r["extended_due"] or r["due"]).isoformat(), _left(r), r["attention"]]
          for r in rows],
+        optional=("received", "regime", "channel"),
     ))
 
 
@@ -159,7 +188,12 @@ def list_cmd(state: CliState, states: tuple[str, ...], kinds: tuple[str, ...], o
 @json_option
 @pass_state
 def show(state: CliState, request_id: str, reveal: bool, as_json: bool) -> None:
-    """Show one request: identities (masked), state, deadlines and its full timeline."""
+    """Show one request: identities (masked), state, deadlines and its full timeline.
+
+    A finished request starts with the sentence its completion record's page starts with,
+    and shows how identity was verified, when the export was first downloaded and what each
+    system's counts mean.
+    """
     app = state.app
     request = requests.load(app, request_id)
     identities = requests.identities_of(app, request)
@@ -168,15 +202,24 @@ def show(state: CliState, request_id: str, reveal: bool, as_json: bool) -> None:
         request = requests.load(app, request_id)
     tz = app.settings.timezone
     data = request_summary(tz, request, app.now())
+    with app.db.session() as session:
+        facts = request_facts(session, request.id)
+        stored = record_for(session, request.id)
+        predicate = predicate_of(stored.envelope) if stored is not None else None
     data.update({
         "identities": [i.value if reveal else i.masked() for i in identities],
         "submitted_by": request.submitted_by,
         "identity_method": request.identity_method,
+        "identity_verified_at": request.identity_verified_at,
+        "first_downloaded_at": facts.get("first_downloaded_at"),
+        "downloads": facts.get("downloads", 0),
         "acknowledge_by": request.acknowledge_by,
         "extension_notice_by": request.extension_notice_by,
         "extension_reason": request.extension_reason,
         "closing_reason": request.closing_reason,
         "timezone": tz,
+        "summary": summary_sentence(predicate) if predicate else None,
+        "systems": _system_rows(predicate) if predicate else [],
         "pauses": [{"from": p.started_at, "to": p.ended_at, "reason": p.reason}
                    for p in request.pauses],
         "tasks": task_table(app, request.id),
@@ -186,21 +229,56 @@ def show(state: CliState, request_id: str, reveal: bool, as_json: bool) -> None:
     if as_json:
         print_json(data)
         return
+    _print_show(request, data, tz)
+
+
+def _left(summary: dict[str, Any]) -> int | None:
+    """Days left for an open request; none for a finished one (its clock has stopped)."""
+    return None if summary["state"] in TERMINAL_STATES else summary["days_left"]
+
+
+def _system_rows(predicate: dict[str, Any]) -> list[dict[str, Any]]:
+    """The record's per-collection outcome with the notes that explain its counts."""
+    return [{"system": s["system"], **{k: c.get(k) for k in (
+        "collection", "action", "found", "collected", "deleted", "masked", "retained",
+        "remaining", "outcome")}, "notes": collection_notes(c)}
+        for s in predicate.get("systems", []) for c in s.get("collections", [])]
+
+
+def _print_show(request: Request, data: dict[str, Any], tz: str) -> None:
     console.print(styled("[bold]{}[/]  {} ({}), [bold]{}[/]", request.id, request.kind,
                          request.regime, request.state))
+    if data["summary"]:
+        console.print(data["summary"])
     console.print("identities: " + (", ".join(data["identities"]) or
                                      "deleted after the retention period "
                                      "(DSAR_IDENTITY_RETENTION_DAYS)"))
     console.print(f"received {local_time(request.received_at, tz)} via {request.channel}, "
                   f"by {request.submitted_by}")
-    console.print(f"due {request.due} · extended due {request.extended_due or '-'} · "
-                  f"{data['days_left']} days left · extension notice by "
-                  f"{request.extension_notice_by or '-'} · acknowledge by "
-                  f"{request.acknowledge_by or '-'}   ({tz}, rule {data['rule']})")
+    if request.identity_verified_at is not None:
+        console.print(f"identity verified {local_time(request.identity_verified_at, tz)} "
+                      f"by {request.identity_method}")
+    else:
+        console.print("identity not verified yet")
+    if data["first_downloaded_at"] is not None:
+        console.print(f"export first downloaded {local_time(data['first_downloaded_at'], tz)}"
+                      f" ({data['downloads']} download(s))")
+    left = "" if _left(data) is None else f" · {data['days_left']} days left"
+    extended = f" · extended to {request.extended_due}" if request.extended_due else ""
+    console.print(f"due {request.due}{extended}{left}")
+    console.print(f"extension notice by {shown(request.extension_notice_by)} · acknowledge by "
+                  f"{shown(request.acknowledge_by)}")
+    console.print(f"rule {data['rule']}, dates in {tz}")
     if request.attention_reason:
         console.print(styled("[red]needs attention:[/] {}", request.attention_reason))
     if request.closing_reason:
         console.print(f"reason: {request.closing_reason}")
+    if data["systems"]:
+        columns = columns_for(request.kind)
+        console.print(table("outcome per system", ["system", "collection", *columns, "outcome",
+                                                   "notes"], [
+            [x["system"], x["collection"], *(x[c] for c in columns), x["outcome"],
+             "; ".join(x["notes"]) or None] for x in data["systems"]]))
     if data["tasks"]:
         console.print(table("tasks", ["system", "action", "state", "attempts", "error"], [
             [t["system"], t["action"], t["state"], t["attempts"],
@@ -208,7 +286,7 @@ def show(state: CliState, request_id: str, reveal: bool, as_json: bool) -> None:
             for t in data["tasks"]]))
     console.print(table("timeline", ["when", "who", "event", "from", "to", "why"], [
         [local_time(e["at"], tz), e["actor"], e["event"], e["from"], e["to"], e["reason"]]
-        for e in data["timeline"]]))
+        for e in data["timeline"]], optional=("from", "to", "who")))
 
 
 def _transition_command(name: str, func: Any, help_text: str, *, reason: bool,
@@ -225,8 +303,8 @@ def _transition_command(name: str, func: Any, help_text: str, *, reason: bool,
             print_json(summary)
         else:
             due = request.extended_due or request.due
-            console.print(f"{request.id} is {request.state}; due {due} "
-                          f"({summary['days_left']} days left)")
+            left = "" if _left(summary) is None else f" ({summary['days_left']} days left)"
+            console.print(f"{request.id} is {request.state}; due {due}{left}")
 
     if reason:
         # no explicit default: with one, click (8.3+) no longer enforces required=True

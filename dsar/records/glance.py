@@ -8,6 +8,8 @@ the export was first downloaded, which the signed record does not hold.
 
 from __future__ import annotations
 
+import base64
+import json
 from datetime import date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -17,7 +19,8 @@ from sqlalchemy.orm import Session
 
 from dsar.db.models import AuditEvent, Request
 
-__all__ = ["collection_notes", "columns_for", "local", "request_facts", "summary_sentence"]
+__all__ = ["collection_notes", "columns_for", "local", "predicate_of", "request_facts",
+           "summary_sentence"]
 
 #: What a connector's extra count means, singular and plural.
 COUNT_PHRASES: dict[str, tuple[str, str]] = {
@@ -33,6 +36,15 @@ COUNT_PHRASES: dict[str, tuple[str, str]] = {
 
 _KIND_WORDS = {"access": "an access request", "export": "an export (portability) request",
                "erasure": "an erasure request"}
+
+
+def predicate_of(envelope: dict[str, Any] | None) -> dict[str, Any]:
+    """The predicate inside a record's DSSE envelope (``{}`` when it cannot be read)."""
+    try:
+        statement = json.loads(base64.b64decode((envelope or {})["payload"]))
+        return dict(statement["predicate"])
+    except (KeyError, TypeError, ValueError):
+        return {}
 
 
 def local(value: str | datetime | None, tz: str) -> str:

@@ -7,7 +7,6 @@ styles are inline, there are no scripts, and every value is HTML-escaped by Jinj
 
 from __future__ import annotations
 
-import base64
 import json
 from pathlib import Path
 from typing import Any
@@ -27,11 +26,7 @@ _env = Environment(loader=FileSystemLoader(TEMPLATES),
 
 
 def _predicate(bundle: dict[str, Any]) -> dict[str, Any]:
-    try:
-        statement = json.loads(base64.b64decode(bundle["envelope"]["payload"]))
-        return dict(statement["predicate"])
-    except (KeyError, TypeError, ValueError):
-        return {}
+    return glance.predicate_of(bundle.get("envelope"))
 
 
 def render_record_html(bundle: dict[str, Any], verification: Verification | None = None,
