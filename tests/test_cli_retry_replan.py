@@ -175,3 +175,23 @@ def test_a_plain_retry_after_the_map_changed_points_to_replan(fleet: Fleet) -> N
         f"retry, or plan the request again from the current map: "
         f"`dsar retry {request_id} --replan`")
     assert fleet.tasks(request_id) == before and fleet.state(request_id) == "needs_attention"
+
+
+def test_replan_never_drops_the_proof_of_an_erasure_already_done(fleet: Fleet) -> None:
+    app = fleet.app
+    request_id = fleet.submit("erasure")
+    runner.plan(app, request_id)
+    tasks = {t["system"]: t for t in fleet.tasks(request_id)}
+    runner.run_task(app, tasks["shop_b"]["id"])  # shop_b erased, with its evidence
+    evidence = fleet.evidence(request_id)
+    change_map(fleet)  # which changes shop_b's part of the plan
+    runner.run_task(app, tasks["shop_c"]["id"])
+    assert fleet.state(request_id) == "needs_attention"
+    before = fleet.tasks(request_id)
+    refused = dsar_cli(fleet.env, "retry", request_id, "--replan")
+    assert refused.returncode == 4, refused.stderr
+    assert refused.stderr.startswith(f"error: request {request_id}: shop_b:erase erased under "
+                                     "the old plan")
+    assert len(refused.stderr.splitlines()) == 1
+    assert fleet.tasks(request_id) == before and fleet.evidence(request_id) == evidence
+    assert fleet.state(request_id) == "needs_attention"

@@ -95,8 +95,9 @@ def replan(app: App, request_id: str, actor: str) -> Replanned:
     A finished task whose part of the plan is unchanged is kept with its evidence (what it
     erased stays proven); every other task of the old plan is dropped with what it left (its
     evidence, staged data, discovered keys) and the new plan's tasks are created and queued.
-    Refused, changing nothing, while a task still runs or when the current map cannot plan
-    the request (the error names the fix)."""
+    Refused, changing nothing, while a task still runs, when the current map cannot plan the
+    request, or when a finished erasure task would have to run again (its evidence is the
+    only proof of what it erased); the error names the fix."""
     from dsar import requests
     from dsar.db.models import EvidenceRow, StagedItem, SubjectKey, Task
     from dsar.db.rows import update_row
@@ -130,6 +131,15 @@ def replan(app: App, request_id: str, actor: str) -> Replanned:
                         if d in kept and d not in waited_for]:
             for name in stale:
                 kept.pop(name, None)
+        lost = sorted(f"{t.system}:{t.action}" for t in tasks if t.state == fanout.DONE
+                      and t.action == "erase" and f"{t.system}:{t.action}" not in kept)
+        if lost:  # running it again would find nothing left: its evidence is the proof
+            raise IllegalTransition(
+                f"request {request.id}: {', '.join(lost)} erased under the old plan and the "
+                f"current data map changes that part of it; planning again would lose the "
+                f"proof of that erasure",
+                f"restore the data map and `dsar retry {request.id}`, or cancel the request "
+                f"and submit a new one")
         dropped = [t.id for t in tasks if f"{t.system}:{t.action}" not in kept]
         if dropped:
             for model in (EvidenceRow, StagedItem, SubjectKey):

@@ -69,7 +69,8 @@ def worker(state: CliState, processes: int, threads: int, queues: tuple[str, ...
 @click.option("--replan", is_flag=True,
               help="Plan the request again from the current data map (after the map changed): "
                    "finished tasks whose part of the plan is unchanged are kept, the rest is "
-                   "planned and run anew. Recorded in the audit trail.")
+                   "planned and run anew (refused if a finished erasure would have to run "
+                   "again: its evidence is the proof). Recorded in the audit trail.")
 @json_option
 @pass_state
 def retry(state: CliState, request_id: str, replan: bool, as_json: bool) -> None:
