@@ -240,7 +240,8 @@ class S3Settings:
     part_size: int = 16 << 20
     prefilter: bool = True
     range_size: int = 8 << 20
-    range_workers: int = 4
+    range_workers: int = 1
+    read_ahead: int = 0
     before_write: Callable[[str], None] | None = None
 
 

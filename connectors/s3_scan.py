@@ -79,21 +79,21 @@ class Needles:
                 self._automaton.add_word(text, len(text))
             self._automaton.make_automaton()
 
-    def hits(self, block: bytes) -> list[int]:
-        """Start offsets of lines of ``block`` (whole lines) that must be parsed, sorted."""
+    def hits(self, block: bytes, limit: int) -> list[int]:
+        """Start offsets of the lines in ``block[:limit]`` (whole lines) to parse, sorted."""
         hay = block.lower() if self.lower else block
         starts: set[int] = set()
         if self._automaton is not None:
-            for end, length in self._automaton.iter(hay.decode("latin-1")):
+            for end, length in self._automaton.iter(hay.decode("latin-1"), 0, limit):
                 starts.add(block.rfind(b"\n", 0, end - length + 1) + 1)
         else:
             for form in self.forms:
-                _lines_with(hay, form, starts)
-        if block.find(b"\\") >= 0:
-            _lines_with(block, b"\\" if self.any_backslash else b"\\u", starts)
+                _lines_with(hay, form, limit, starts)
+        if block.find(b"\\", 0, limit) >= 0:
+            _lines_with(block, b"\\" if self.any_backslash else b"\\u", limit, starts)
         if self.non_ascii_lines and not block.isascii():
             pos = 0
-            while (m := NON_ASCII.search(block, pos)) is not None:
+            while (m := NON_ASCII.search(block, pos, limit)) is not None:
                 start = block.rfind(b"\n", 0, m.start()) + 1
                 starts.add(start)
                 pos = _line_end(block, m.start())
@@ -105,11 +105,11 @@ def _line_end(block: bytes, pos: int) -> int:
     return len(block) if end < 0 else end + 1
 
 
-def _lines_with(hay: bytes, needle: bytes, starts: set[int]) -> None:
-    pos = hay.find(needle)
+def _lines_with(hay: bytes, needle: bytes, limit: int, starts: set[int]) -> None:
+    pos = hay.find(needle, 0, limit)
     while pos >= 0:
         starts.add(hay.rfind(b"\n", 0, pos) + 1)
-        pos = hay.find(needle, _line_end(hay, pos))
+        pos = hay.find(needle, _line_end(hay, pos), limit)
 
 
 def jsonl_candidates(chunks: Iterable[bytes], needles: Needles) -> Iterator[Segment]:
@@ -127,25 +127,29 @@ def jsonl_candidates(chunks: Iterable[bytes], needles: Needles) -> Iterator[Segm
         if not cut:
             pending = data
             continue
-        block, pending = (data, b"") if cut == len(data) else (data[:cut], data[cut:])
-        yield from _block_segments(block, number, needles)
-        number += block.count(b"\n")
+        yield from _block_segments(data, cut, number, needles)
+        number += data.count(b"\n", 0, cut)
+        pending = data[cut:]
     if pending:
-        yield from _block_segments(pending, number, needles)
+        yield from _block_segments(pending, len(pending), number, needles)
 
 
-def _block_segments(block: bytes, number: int, needles: Needles) -> Iterator[Segment]:
+def _block_segments(
+    block: bytes, limit: int, number: int, needles: Needles
+) -> Iterator[Segment]:
+    """Segments of ``block[:limit]``; filler is a memoryview (no copy)."""
     done = 0
-    for start in needles.hits(block):
+    view = memoryview(block)
+    for start in needles.hits(block, limit):
         if start < done:
             continue
         if start > done:
-            yield b"", block[done:start], number, None
+            yield b"", view[done:start], number, None  # type: ignore[misc]
             number += block.count(b"\n", done, start)
         end = _line_end(block, start)
         line = block[start:end]
         yield b"", line, number, parse_jsonl_line(line, number)
         number += 1
         done = end
-    if done < len(block):
-        yield b"", block[done:] if done else block, number, None
+    if done < limit:
+        yield b"", view[done:limit], number, None  # type: ignore[misc]

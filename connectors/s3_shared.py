@@ -28,7 +28,7 @@ from connectors.base import CollectionSink
 from connectors.s3_client import Bucket, Lock, Version, is_conflict, list_versions, read_lock
 from connectors.s3_client import retained_summary as _summary
 from connectors.s3_objects import ERASE_COUNTS, _elapsed
-from connectors.s3_ranges import range_header, read_ranges
+from connectors.s3_ranges import range_header, read_ahead, read_ranges
 from connectors.s3_records import FORMATS, MalformedRecord, Matcher, Rewriter, Segment
 from connectors.s3_records import decoded_chunks as _decoded
 from connectors.s3_scan import Needles, jsonl_candidates
@@ -64,6 +64,8 @@ def _open(
     ``range_size`` are read as parallel ranges (:mod:`connectors.s3_ranges`).
     """
     s = b.settings
+    if spec.format == "parquet":
+        return _open_parquet(b, spec, v, matcher)
     params: dict[str, Any] = {"Bucket": b.name, "Key": v.key}
     if not v.is_latest:
         params["VersionId"] = v.version_id
@@ -86,6 +88,8 @@ def _open(
                           workers=s.range_workers)
     else:
         raw = obj["Body"].iter_chunks(s.chunk_size)
+        if s.read_ahead:
+            raw = read_ahead(raw, s.read_ahead)
     try:
         is_gzip, plain = _decoded(raw, spec.compression, s.chunk_size)
     except MalformedRecord as exc:
@@ -106,6 +110,41 @@ def _open(
             obj["Body"].close()
 
     return obj, is_gzip, segments()
+
+
+def _open_parquet(
+    b: Bucket, spec: S3SharedSpec, v: Version, matcher: Matcher | None
+) -> tuple[dict[str, Any], bool, Iterator[Segment]] | None:
+    """Parquet: only the subject's rows come out, as segments (see :mod:`connectors.s3_parquet`)."""
+    assert matcher is not None
+    opened = _parquet_scan(b, spec, v, matcher)
+    if opened is None:
+        return None
+    from connectors.s3_parquet import parquet_segments
+
+    return opened[0], False, parquet_segments(opened[1])
+
+
+def _parquet_scan(b: Bucket, spec: S3SharedSpec, v: Version, matcher: Matcher) -> Any:
+    """``(head, ParquetScan)`` or None; pyarrow is imported only for Parquet collections."""
+    try:
+        from connectors.s3_parquet import NotParquet, open_parquet
+    except ImportError:
+        raise ConnectorError(
+            f"shared collection {spec.name!r} is Parquet, and pyarrow is not installed",
+            "install the 'lake' extra (pip install 'dsar[lake]') on the workers",
+            system=b.system, collection=spec.name, code="s3_parquet_unavailable",
+        ) from None
+    try:
+        return open_parquet(b.client, b.name, v.key, None if v.is_latest else v.version_id,
+                            matcher)
+    except NotParquet as exc:
+        raise ConnectorError(
+            f"shared file {v.key!r} in bucket {b.name!r} is not a readable Parquet file ({exc})",
+            f"remove {v.key!r} from {spec.prefix!r} or correct 'format' of {spec.name!r} in the "
+            "data map; nothing was changed",
+            system=b.system, collection=spec.name, code="s3_malformed_record",
+        ) from None
 
 
 def _malformed(b: Bucket, spec: S3SharedSpec, key: str, exc: MalformedRecord) -> ConnectorError:
@@ -239,18 +278,11 @@ def _rewrite(
     for _attempt in range(s.write_attempts):
         with tempfile.SpooledTemporaryFile(max_size=s.spool_memory) as spool:
             with b.guard(spec.name, f"reading {v.key!r}"):
-                opened = _open(b, spec, Version(v.key, v.version_id, True, False, v.size), matcher)
-                if opened is None:
+                read = _read_kept(b, spec, Version(v.key, v.version_id, True, False, v.size),
+                                  matcher, spool)
+                if read is None:
                     return
-                obj, is_gzip, segments = opened
-                writer = Rewriter(spool, gzip=is_gzip)
-                dropped: list[int] = []
-                for seg in segments:
-                    if seg[3] is not None and matcher(seg[3]):
-                        dropped.append(seg[2])
-                    else:
-                        writer.keep(seg)
-                writer.finish()
+                obj, dropped = read
             if not dropped:
                 return
             if s.before_write is not None:
@@ -277,6 +309,35 @@ def _rewrite(
     )
 
 
+def _read_kept(
+    b: Bucket, spec: S3SharedSpec, v: Version, matcher: Matcher, spool: IO[bytes]
+) -> tuple[dict[str, Any], list[int]] | None:
+    """Write the current version without the subject's records to ``spool``:
+    ``(response, dropped lines or rows)``, or None if the object has gone."""
+    if spec.format == "parquet":
+        scanned = _parquet_scan(b, spec, v, matcher)
+        if scanned is None:
+            return None
+        head, scan = scanned
+        head["TagCount"] = 1  # HeadObject does not say; _attributes asks for the tags
+        if not scan.count():
+            return head, []
+        return head, [row + 1 for row in scan.rewrite(spool)]
+    opened = _open(b, spec, v, matcher)
+    if opened is None:
+        return None
+    obj, is_gzip, segments = opened
+    writer = Rewriter(spool, gzip=is_gzip)
+    dropped: list[int] = []
+    for seg in segments:
+        if seg[3] is not None and matcher(seg[3]):
+            dropped.append(seg[2])
+        else:
+            writer.keep(seg)
+    writer.finish()
+    return obj, dropped
+
+
 def _attributes(b: Bucket, key: str, obj: dict[str, Any]) -> dict[str, Any]:
     attrs = {name: obj[name] for name in KEPT_ATTRIBUTES if obj.get(name) is not None}
     attrs["Metadata"] = obj.get("Metadata", {})
@@ -285,7 +346,8 @@ def _attributes(b: Bucket, key: str, obj: dict[str, Any]) -> dict[str, Any]:
         if obj.get("VersionId"):
             params["VersionId"] = obj["VersionId"]
         tags = b.client.get_object_tagging(**params)["TagSet"]
-        attrs["Tagging"] = urllib.parse.urlencode([(t["Key"], t["Value"]) for t in tags])
+        if tags:
+            attrs["Tagging"] = urllib.parse.urlencode([(t["Key"], t["Value"]) for t in tags])
     return attrs
 
 

@@ -256,11 +256,15 @@ class S3ObjectSpec(Strict):
 
 
 class S3SharedSpec(Strict):
-    """Shared files holding many people's records, scanned for the subject's records."""
+    """Shared files holding many people's records, scanned for the subject's records.
+
+    ``format: parquet`` needs the ``lake`` extra (pyarrow); its ``match`` names columns (dotted
+    for struct fields) and ``compression`` is ignored (Parquet compresses per column chunk).
+    """
 
     name: Annotated[str, Field(pattern=IDENT)]
     prefix: str
-    format: Literal["jsonl", "csv", "json"]
+    format: Literal["jsonl", "csv", "json", "parquet"]
     compression: Literal["none", "gzip", "auto"] = "auto"
     match: dict[Annotated[str, Field(pattern=KEY_NAME)], str] = Field(min_length=1)
     columns: dict[str, ColumnSpec] = Field(default_factory=dict)

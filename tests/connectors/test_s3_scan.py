@@ -121,6 +121,8 @@ def test_large_objects_are_read_as_parallel_ranges(
                         range_size=64 * 1024, range_workers=3, chunk_size=10_000)
     subject = {"email": frozenset({"ann@x.de"})}
     assert connector.count(subject).evidence[0].found == 2
+    ahead = open_s3(moto_endpoint, s3_system(bucket, shared=[spec]), read_ahead=2)
+    assert ahead.count(subject).evidence[0].found == 2
     ev = connector.erase(subject).evidence[0]
     assert ev.deleted == 2 and ev.remaining == 0
     kept = s3.get_object(Bucket=bucket, Key="events/big.jsonl")["Body"].read()

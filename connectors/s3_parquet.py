@@ -1,0 +1,314 @@
+"""Parquet shared files: find the subject's rows without reading what cannot match, rewrite.
+
+A Parquet object is read through :class:`RangeFile`, a seekable file whose reads are ranged
+GETs pinned to one version (``VersionId``, or ``IfMatch`` = the ETag first seen), so pyarrow
+fetches only the footer and the column chunks it needs:
+
+1. **row-group statistics**: a row group whose min/max of a key column exclude every value of
+   the subject is skipped without reading it (exact-match columns: strings and integers; for
+   ``email``, compared case-insensitively, a group is skipped only when its maximum sorts
+   before the upper-case spelling, which sorts before every other spelling);
+2. **column projection and push-down**: of the other row groups only the key columns are read,
+   and Arrow compute picks the candidate rows (``is_in`` on the values; for ``email`` on
+   ASCII-lower-cased values, plus every non-ASCII value, which Python then casefolds);
+3. the :class:`~connectors.s3_records.Matcher` confirms each candidate on its values, as for
+   every other format, so a hit is exact.
+
+Hive-style partitions: a ``column=value`` segment of the object key is a column of every row
+in the file (pyarrow's convention); a key column found there matches or excludes the whole
+file without reading it.
+
+Erasure writes a new file with the same Arrow schema and key-value metadata, the codec of the
+original column chunks, and one row group per original row group (minus the removed rows), so
+readers see the same layout. Bloom filters are not read: pyarrow does not expose them.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import decimal
+import io
+import json
+import urllib.parse
+from collections.abc import Iterator
+from typing import IO, Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+from botocore.exceptions import ClientError
+
+from connectors.s3_records import Matcher, Segment
+
+
+class RangeFile(io.RawIOBase):
+    """A read-only, seekable view of one S3 object version; every read is one ranged GET."""
+
+    def __init__(self, client: Any, bucket: str, key: str, version_id: str | None) -> None:
+        params: dict[str, Any] = {"Bucket": bucket, "Key": key}
+        if version_id and version_id != "null":
+            params["VersionId"] = version_id
+        self.head = client.head_object(**params)
+        if "VersionId" not in params:
+            params["IfMatch"] = self.head["ETag"]
+        self.client, self.params = client, params
+        self.size = int(self.head["ContentLength"])
+        self.pos = 0
+        self.bytes_read = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self.pos
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self.pos, io.SEEK_END: self.size}[whence]
+        self.pos = max(0, base + offset)
+        return self.pos
+
+    def read(self, size: int = -1) -> bytes:
+        end = self.size if size is None or size < 0 else min(self.size, self.pos + size)
+        if end <= self.pos:
+            return b""
+        body = self.client.get_object(**self.params, Range=f"bytes={self.pos}-{end - 1}")["Body"]
+        try:
+            data = body.read()
+        finally:
+            body.close()
+        self.pos += len(data)
+        self.bytes_read += len(data)
+        return data
+
+    def readinto(self, buffer: Any) -> int:
+        data = self.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+
+def partitions(key: str) -> dict[str, str]:
+    """Hive-style ``column=value`` segments of an object key (values URL-decoded)."""
+    found = {}
+    for part in key.split("/")[:-1]:
+        name, sep, value = part.partition("=")
+        if sep and name:
+            found[urllib.parse.unquote(name)] = urllib.parse.unquote(value)
+    return found
+
+
+def _column(table: pa.Table, path: tuple[str, ...]) -> Any:
+    if path[0] not in table.column_names:
+        return None
+    array = table.column(path[0])
+    for part in path[1:]:
+        if not pa.types.is_struct(array.type) or array.type.get_field_index(part) < 0:
+            return None
+        array = pc.struct_field(array, part)
+    return array
+
+
+def _candidates(table: pa.Table, matcher: Matcher) -> Any:
+    """A boolean mask: rows that may hold a subject's value (a superset of the matches)."""
+    mask = None
+    for path, name, values in matcher.rules:
+        array = _column(table, path)
+        if array is None:
+            continue
+        kind = array.type
+        if pa.types.is_string(kind) or pa.types.is_large_string(kind):
+            if name == "email":
+                lowered = pa.array(sorted({v.lower() for v in values if v.isascii()}), kind)
+                hit = pc.or_(pc.is_in(pc.utf8_lower(array), value_set=lowered),
+                             pc.invert(pc.string_is_ascii(array)))
+            else:
+                hit = pc.is_in(array, value_set=pa.array(sorted(values), kind))
+        elif pa.types.is_integer(kind):
+            ints = sorted({int(v) for v in values if v.lstrip("-").isdigit()})
+            hit = pc.is_in(array, value_set=pa.array(ints, pa.int64()).cast(kind, safe=False))
+        elif pa.types.is_nested(kind) or pa.types.is_dictionary(kind):
+            hit = pc.is_valid(array)  # lists, maps, dictionaries: confirm every row
+        else:
+            continue  # floats, booleans, dates never match (as in JSON)
+        hit = pc.fill_null(hit, False)
+        mask = hit if mask is None else pc.or_(mask, hit)
+    return mask
+
+
+def _may_match(stats: Any, name: str, values: frozenset[str]) -> bool:
+    """False only if the row group's min/max prove no value of ``values`` is in it."""
+    if stats is None or not stats.has_min_max:
+        return True
+    low, high = stats.min, stats.max
+    if isinstance(low, bytes) or isinstance(high, bytes):
+        return True
+    if isinstance(low, str) and isinstance(high, str):
+        if name == "email":
+            return any(not v.isascii() or high >= v.upper() for v in values)
+        return any(low <= v <= high for v in values)
+    if isinstance(low, int) and isinstance(high, int) and not isinstance(low, bool):
+        return any(v.lstrip("-").isdigit() and low <= int(v) <= high for v in values)
+    return True
+
+
+class ParquetScan:
+    """The subject's rows in one Parquet object: ``matches()`` yields ``(row, record)``."""
+
+    def __init__(self, source: IO[bytes] | Any, key: str, matcher: Matcher) -> None:
+        self.file = pq.ParquetFile(source, pre_buffer=True)
+        self.meta = self.file.metadata
+        self.matcher = matcher
+        self.fixed = partitions(key)
+        self.groups_skipped = 0
+        self._rows: dict[int, list[int]] = {}
+
+    def _group_may_match(self, index: int) -> bool:
+        group = self.meta.row_group(index)
+        paths = {self.meta.schema.column(i).path: i for i in range(self.meta.num_columns)}
+        for path, name, values in self.matcher.rules:
+            column = paths.get(".".join(path))
+            if column is None or not _may_match(group.column(column).statistics, name, values):
+                continue
+            return True
+        return False
+
+    def _whole_file(self) -> bool | None:
+        """True/False when a partition column alone decides; None when rows must be read."""
+        if not self.fixed:
+            return None
+        if self.matcher(dict(self.fixed)):
+            return True
+        in_file = set(self.file.schema_arrow.names)
+        return False if all(p[0] in self.fixed and p[0] not in in_file
+                            for p, _n, _v in self.matcher.rules) else None
+
+    def matching_rows(self, index: int) -> list[int]:
+        """Row numbers (within row group ``index``) of the subject's rows (computed once)."""
+        if index not in self._rows:
+            self._rows[index] = self._matching_rows(index)
+        return self._rows[index]
+
+    def _matching_rows(self, index: int) -> list[int]:
+        whole = self._whole_file()
+        if whole is not None:
+            return list(range(self.meta.row_group(index).num_rows)) if whole else []
+        if not self._group_may_match(index):
+            self.groups_skipped += 1
+            return []
+        names = self.file.schema_arrow.names
+        columns = sorted({p[0] for p, _n, _v in self.matcher.rules if p[0] in names})
+        keys = self.file.read_row_group(index, columns=columns)
+        mask = _candidates(keys, self.matcher)
+        if mask is None:
+            return []
+        rows = pc.indices_nonzero(mask).to_pylist()
+        if not rows:
+            return []
+        picked = keys.take(pa.array(rows)).to_pylist()
+        return [row for row, record in zip(rows, picked, strict=True) if self.matcher(record)]
+
+    def matches(self) -> Iterator[tuple[int, int, dict[str, Any]]]:
+        """``(row group, row number in the file, record)`` of each subject's row; partition
+        columns of the key are in the record, as pyarrow's dataset reader shows them."""
+        offset = 0
+        for index in range(self.meta.num_row_groups):
+            rows = self.matching_rows(index)
+            if rows:
+                table = self.file.read_row_group(index).take(pa.array(rows))
+                for row, record in zip(rows, table.to_pylist(), strict=True):
+                    yield index, offset + row, {**self.fixed, **record}
+            offset += self.meta.row_group(index).num_rows
+
+    def count(self) -> int:
+        return sum(len(self.matching_rows(i)) for i in range(self.meta.num_row_groups))
+
+    def rewrite(self, out: IO[bytes]) -> list[int]:
+        """Write the file without the subject's rows to ``out``; the removed row numbers."""
+        schema = self.file.schema_arrow
+        first = self.meta.row_group(0) if self.meta.num_row_groups else None
+        codecs = {}
+        if first is not None:
+            for i in range(first.num_columns):
+                column = first.column(i)
+                codec = column.compression.lower()
+                codecs[column.path_in_schema] = "none" if codec == "uncompressed" else codec
+        compression: Any = codecs or "snappy"
+        metadata = dict(self.meta.metadata or {})
+        metadata.pop(b"ARROW:schema", None)
+        removed: list[int] = []
+        offset = 0
+        version = self.meta.format_version
+        writer = pq.ParquetWriter(
+            out, schema.with_metadata(metadata), compression=compression,
+            version=version if version in ("1.0", "2.4", "2.6") else "2.6",
+        )
+        try:
+            for index in range(self.meta.num_row_groups):
+                rows = self.matching_rows(index)
+                table = self.file.read_row_group(index)
+                if rows:
+                    removed.extend(offset + r for r in rows)
+                    keep = pc.invert(_mask(table.num_rows, rows))
+                    table = table.filter(keep)
+                offset += self.meta.row_group(index).num_rows
+                if table.num_rows:
+                    writer.write_table(table, row_group_size=max(table.num_rows, 1))
+        finally:
+            writer.close()
+        return removed
+
+
+def _mask(length: int, rows: list[int]) -> pa.Array:
+    flags = [False] * length
+    for row in rows:
+        flags[row] = True
+    return pa.array(flags, pa.bool_())
+
+
+def open_parquet(
+    client: Any, bucket: str, key: str, version_id: str | None, matcher: Matcher
+) -> tuple[dict[str, Any], ParquetScan] | None:
+    """``(head of the version, scan)``, or None if the object has gone."""
+    try:
+        source = RangeFile(client, bucket, key, version_id)
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NoSuchVersion"):
+            return None
+        raise
+    try:
+        return source.head, ParquetScan(source, key, matcher)
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise NotParquet(str(exc)) from None
+
+
+class NotParquet(ValueError):
+    """The object is not a readable Parquet file."""
+
+
+def parquet_segments(scan: ParquetScan) -> Iterator[Segment]:
+    """The subject's rows as segments: ``raw`` is the row as canonical JSON, ``line`` its
+    1-based row number in the file."""
+    for _group, row, record in scan.matches():
+        plain = jsonable(record)
+        raw = json.dumps(plain, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        yield b"", raw.encode() + b"\n", row + 1, plain
+
+
+def jsonable(value: Any) -> Any:
+    """A Parquet value as JSON: dates and times in ISO 8601, decimals as text, bytes base64."""
+    if isinstance(value, dict):
+        return {k: jsonable(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [jsonable(v) for v in value]
+    if isinstance(value, (dt.date, dt.time, dt.datetime)):
+        return value.isoformat()
+    if isinstance(value, dt.timedelta):
+        return value.total_seconds()
+    if isinstance(value, decimal.Decimal):
+        return str(value)
+    if isinstance(value, bytes):
+        return base64.b64encode(value).decode()
+    return value
