@@ -6,8 +6,12 @@ measures, over the same objects:
 
 - ``boto3 read``: a plain ``get_object`` + ``iter_chunks`` read (the transfer ceiling);
 - ``boto3 read + json.loads``: the same, splitting lines and parsing each (the parse ceiling);
-- ``connector collect``: :meth:`S3Connector.collect` for one subject (streamed scan, matching,
-  evidence), into a sink that drops rows.
+- ``connector collect, full parse``: :meth:`S3Connector.collect` for one subject with the
+  candidate search and range reads off (``prefilter=False, range_workers=1``: how it scanned
+  before), into a sink that drops rows;
+- ``connector collect``: the same with the defaults (candidate search, parallel range reads);
+- ``connector collect, 100 subjects' needles``: the candidate search with 100 email values
+  (the Aho-Corasick path a batched erasure takes).
 
 Throughput is from untraced runs; peak memory is a second run under ``tracemalloc`` (Python
 allocations of this process; the moto server runs in its own process).
@@ -109,16 +113,21 @@ def main(argv: list[str] | None = None) -> int:
         print(f"uploaded {total / 1e6:.0f} MB in {len(keys)} objects to moto "
               f"({time.perf_counter() - t0:.0f} s); subject has {hits} records", flush=True)
 
-        connector = open_s3(server.url, s3_system(BUCKET, shared=[SPEC]))
+        system = s3_system(BUCKET, shared=[SPEC])
+        before = open_s3(server.url, system, prefilter=False, range_workers=1)
+        connector = open_s3(server.url, system)
+        many = {"email": SUBJECT["email"] | {f"other{n}@example.org" for n in range(99)}}
 
-        def collect() -> None:
-            ev = connector.collect(SUBJECT, NullSink()).evidence[0]
+        def collect(conn: Any = connector, keys: Any = SUBJECT) -> None:
+            ev = conn.collect(keys, NullSink()).evidence[0]
             assert ev.found == hits, (ev.found, hits)
 
         runs = [
             ("boto3 read (bytes only)", lambda: plain_read(s3, keys)),
             ("boto3 read + json.loads per line", lambda: plain_parse(s3, keys)),
+            ("connector collect, full parse (before)", lambda: collect(before)),
             ("connector collect (one subject)", collect),
+            ("connector collect, 100 subjects' needles", lambda: collect(connector, many)),
         ]
         rows = []
         for name, fn in runs:
