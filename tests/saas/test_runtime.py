@@ -209,3 +209,16 @@ def test_a_vendor_retry_after_is_shared(tmp_path: Path) -> None:
         second.close()
     finally:
         emulator.stop()
+
+
+def test_the_documented_vendor_format_is_valid() -> None:
+    import re
+
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "saas.md").read_text()
+    blocks = re.findall(r"```yaml\n(.*?)```", doc, re.S)
+    definition = parse_definition(blocks[1], "docs/saas.md")
+    assert set(definition.resources) == {"users", "notes", "tickets", "events"}
+    from dsar.datamap.loader import parse_datamap
+
+    datamap = parse_datamap("systems:\n" + blocks[0], "docs/saas.md")
+    assert [s.vendor for s in datamap.systems] == ["stripe", "mailchimp"]  # type: ignore[union-attr]
