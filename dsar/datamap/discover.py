@@ -63,6 +63,7 @@ CATEGORIES = [
     (re.compile(r"iban|card|account_?number"), "user.financial"),
     (re.compile(r"company|employer|job|title"), "user.workplace"),
     (re.compile(r"gender|nationality"), "user.demographic"),
+    (re.compile(r"^(body|message|comments?|notes?|content|free_?text)$"), "user.content"),
 ]
 
 LOOKUP = re.compile(r"countr|currenc|language|locale|status|type|kind|categor|genre|region|"
