@@ -20,7 +20,9 @@ class CollectionEvidence:
     Counts are of rows, objects or records as the connector kind defines them. ``remaining`` is
     what a recount found after erasure that erasure should have removed: anything other than 0
     means erasure did not complete. ``counts`` holds kind-specific extras such as S3's
-    ``versions_deleted`` or ``uploads_aborted``.
+    ``versions_deleted`` or ``uploads_aborted``, and SQL's ``kept_shared`` (rows left as they
+    were because other records still point at them; never counted as remaining) and
+    ``kept_findable`` (masked rows still findable by a column the map keeps on purpose).
     """
 
     system: str
