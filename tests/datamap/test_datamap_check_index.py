@@ -5,6 +5,7 @@ look-ups themselves (exactly lower()'s matches, also on a ``_ci`` or ``citext`` 
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -148,6 +149,9 @@ def test_plan_shows_what_check_finds(tmp_path: Path, chinook_dir: Path) -> None:
     assert checked.exit_code == 0, checked.output
     assert "error: chinook.Invoice: deleting Customer rows is refused" in checked.output
     assert "this erasure would be refused" in checked.output
+    as_json = json.loads(runner.invoke(plan, [*args, "--json"], env={"CHINOOK_URL": url}).output)
+    assert [f["table"] for f in as_json["findings"] if f["severity"] == "error"] == ["Invoice"]
+    assert as_json["not_checked"] == []
     unchecked = runner.invoke(plan, args, env={"CHINOOK_URL": ""})
     assert "not checked against the database: chinook (set CHINOOK_URL)" in unchecked.output
     assert "error:" not in unchecked.output
