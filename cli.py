@@ -2,6 +2,11 @@
 
 Every command that prints data takes ``--json``. A mistake in the input prints one line, what
 is wrong and how to fix it, and exits non-zero with nothing changed; a traceback means a bug.
+Under ``--json`` that line is a JSON object on standard output.
+
+Commands are imported when they run, not at start-up (:class:`DsarGroup`, :data:`COMMANDS`):
+``dsar --help`` and ``--version`` load no database, broker or rich code
+(``bench/cli_startup.py`` measures it).
 """
 
 from __future__ import annotations
@@ -10,36 +15,158 @@ import getpass
 import inspect
 import os
 import sys
+from importlib import import_module
+from importlib.util import find_spec
 from typing import Any
 
 import click
 from click.exceptions import NoArgsIsHelpError
 
 from dsar import __version__
-from dsar.commands import admin, exits
-from dsar.commands import requests as request_commands
-from dsar.commands.context import CliState
-from dsar.commands.output import err_console, styled
+from dsar.commands import exits
 from dsar.errors import DsarError
+
+#: Every command: its name, and the module of dsar.commands and the attribute that define it.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "agents": ("agents", "agents"),
+    "approve": ("requests", "approve"),
+    "bundle": ("bundles", "bundle"),
+    "cancel": ("requests", "cancel"),
+    "config": ("admin", "config"),
+    "confirm-identity": ("requests", "confirm_identity"),
+    "datamap": ("datamap", "datamap"),
+    "db": ("admin", "db_group"),
+    "demo": ("demo", "demo"),
+    "extend": ("requests", "extend"),
+    "keys": ("records", "keys"),
+    "ledger": ("records", "ledger"),
+    "list": ("requests", "list_cmd"),
+    "notify": ("notify", "notify"),
+    "pause": ("requests", "pause"),
+    "plan": ("datamap", "plan"),
+    "record": ("records", "record"),
+    "reject": ("requests", "reject"),
+    "report": ("records", "report"),
+    "resume": ("requests", "resume"),
+    "retry": ("fleet", "retry"),
+    "serve": ("bundles", "serve"),
+    "show": ("requests", "show"),
+    "submit": ("requests", "submit"),
+    "verify": ("records", "verify"),
+    "worker": ("fleet", "worker"),
+}
+
+#: The one-line help ``dsar --help`` lists, so listing loads no command module
+#: (tests/test_cli_reading_startup.py checks each against its command's own help).
+SHORT_HELP: dict[str, str] = {
+    "agents": "Tokens with which authorised agents use the API (/api/v1) to file requests.",
+    "approve": "Approve a request waiting for approval, so that work starts.",
+    "bundle": ("Show where a request's export bundle is, its digest, and until when it can "
+               "be fetched."),
+    "cancel": "Cancel a request (for example, withdrawn by the subject).",
+    "config": "Show the effective settings (secrets hidden) and where each comes from.",
+    "confirm-identity": "Record that the subject's identity was verified.",
+    "datamap": "Write, check and import data maps.",
+    "db": "The state database.",
+    "demo": ("Build a sample company and run an access, an export and an erasure request end "
+             "to end."),
+    "extend": "Take the regime's extension (once, with a reason, before the first period ends).",
+    "keys": "The Ed25519 keys that sign completion records and ledger checkpoints.",
+    "ledger": "The append-only ledger of completion records and its signed checkpoints.",
+    "list": "List requests, soonest due first.",
+    "notify": "Queue message KIND to the person who made REQUEST_ID, by email.",
+    "pause": "Wait for clarification from the subject.",
+    "plan": "Show what a request of ACTION would do, without touching any data.",
+    "record": ("Write the completion record bundle of a request (JSON, the default; --json "
+               "says so)."),
+    "reject": "Refuse a request, with the reason the subject will be given (Art. 12(4)).",
+    "report": "Requests answered, on time or not, for a reviewer or a regulator.",
+    "resume": "The subject answered: end the pause and carry on.",
+    "retry": ("Resume a request that needs attention: failed tasks run again, finished ones "
+              "are kept."),
+    "serve": ("Serve the data subjects' portal under uvicorn: the request form, "
+              "verification, status and bundle downloads, to many clients at once."),
+    "show": "Show one request: identities (masked), state, deadlines and its full timeline.",
+    "submit": "Record a new access, export or erasure request.",
+    "verify": "Check a completion record bundle offline, and print every check.",
+    "worker": "Run workers that execute requests until stopped.",
+}
 
 
 class DsarGroup(click.Group):
-    """A group that turns DsarError into one clear line and its exit code."""
+    """The root group: commands load on use, and a DsarError becomes one line (JSON under
+    ``--json``) with its exit code."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        ctx.meta["dsar.json"] = "--json" in args[:args.index("--")] if "--" in args else \
+            "--json" in args
+        return super().parse_args(ctx, args)
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(set(self.commands) | {name for name, (module, _) in COMMANDS.items()
+                                            if find_spec(f"dsar.commands.{module}")})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in self.commands or cmd_name not in COMMANDS:
+            return self.commands.get(cmd_name)
+        module, attribute = COMMANDS[cmd_name]
+        try:
+            loaded = import_module(f"dsar.commands.{module}")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"dsar.commands.{module}":
+                raise
+            return None
+        command = getattr(loaded, attribute, None)
+        if isinstance(command, click.Command):
+            self.commands[cmd_name] = command
+        return command
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        names = self.list_commands(ctx)
+        if names:
+            limit = formatter.width - 6 - max(len(name) for name in names)
+            rows = [(name, _shorten(SHORT_HELP.get(name) or _loaded_help(self, ctx, name),
+                                    limit)) for name in names]
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
         except DsarError as err:
-            # One line, and the text shown verbatim: a value the user typed may look like markup.
-            err_console.print(styled("[red]error:[/] {}", err.one_line()))
-            ctx.exit(err.exit_code)
+            _fail(ctx, err.one_line(), err.problem, err.fix, err.exit_code)
         except click.UsageError as err:
             if isinstance(err, NoArgsIsHelpError):
                 raise
             command = err.ctx.command_path if err.ctx is not None else ctx.command_path
-            err_console.print(styled("[red]error:[/] {}; see `{} --help`",
-                                     err.format_message().rstrip("."), command))
-            ctx.exit(err.exit_code)
+            problem = err.format_message().rstrip(".")
+            fix = f"see `{command} --help`"
+            _fail(ctx, f"{problem}; {fix}", problem, fix, err.exit_code)
+
+
+def _shorten(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[:max(limit - 3, 10)].rsplit(" ", 1)[0] + "..."
+
+
+def _loaded_help(group: click.Group, ctx: click.Context, name: str) -> str:
+    command = group.get_command(ctx, name)
+    return command.get_short_help_str(limit=300) if command is not None else ""
+
+
+def _fail(ctx: click.Context, line: str, problem: str, fix: str | None, code: int) -> None:
+    """Print an error: one line on standard error, or under --json a JSON object on standard
+    output (``{"error", "fix", "exit_code"}``); then exit with ``code``."""
+    if ctx.meta.get("dsar.json"):
+        import json
+
+        sys.stdout.write(json.dumps({"error": problem, "fix": fix, "exit_code": code},
+                                    ensure_ascii=False) + "\n")
+    else:
+        from dsar.commands.output import err_console, styled
+
+        # One line, and the text shown verbatim: a value the user typed may look like markup.
+        err_console.print(styled("[red]error:[/] {}", line))
+    ctx.exit(code)
 
 
 def _default_actor() -> str:
@@ -68,44 +195,16 @@ def main(ctx: click.Context, actor: str) -> None:
       dsar list --due-within 7d                   what is due soon
       dsar show ID                                one request and its timeline
 
-    Settings come from DSAR_* environment variables; `dsar config` shows them.
+    Settings come from DSAR_* environment variables; `dsar config` shows them. Shell
+    completion: see the README ("Shell completion").
     """
+    from dsar.commands.context import CliState
+
     ctx.obj = CliState(actor=actor)
 
 
 main.help = inspect.cleandoc(main.help or "") + "\n\n" + exits.help_block()
 
-
-for command in request_commands.COMMANDS:
-    main.add_command(command)
-main.add_command(admin.db_group)
-main.add_command(admin.config)
-
-
-def _optional_commands() -> None:
-    """Command groups that live with their features."""
-    from importlib import import_module
-
-    for module, names in (("dsar.commands.datamap", ("datamap", "plan")),
-                          ("dsar.commands.fleet", ("worker", "retry")),
-                          ("dsar.commands.records", ("record", "verify", "keys", "ledger",
-                                                     "report")),
-                          ("dsar.commands.bundles", ("bundle", "serve")),
-                          ("dsar.commands.notify", ("notify",)),
-                          ("dsar.commands.agents", ("agents",)),
-                          ("dsar.commands.demo", ("demo",))):
-        try:
-            mod = import_module(module)
-        except ModuleNotFoundError as exc:
-            if exc.name != module:
-                raise
-            continue
-        for name in names:
-            if hasattr(mod, name):
-                main.add_command(getattr(mod, name))
-
-
-_optional_commands()
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -12,6 +12,7 @@ CONNECTOR_FAILED = 5
 BUNDLE_CORRUPTED = 6  # dsar.bundles.errors.BundleCorrupted
 NEEDS_ATTENTION = 7
 STILL_RUNNING = 8
+ORIGIN_UNCHECKED = 9  # verify without --public-key: intact, but who signed it is not checked
 
 #: (code, meaning), as ``dsar --help`` prints them
 TABLE: tuple[tuple[int, str], ...] = (
@@ -26,6 +27,8 @@ TABLE: tuple[tuple[int, str], ...] = (
     (BUNDLE_CORRUPTED, "a stored bundle failed its integrity check (changed, or the wrong key)"),
     (NEEDS_ATTENTION, "submit --wait: the request needs attention (`dsar show ID` says why)"),
     (STILL_RUNNING, "submit --wait: still in progress when the wait ended (after an hour)"),
+    (ORIGIN_UNCHECKED, "verify: every check passed with the key inside the bundle, but its\n"
+                       "origin was not checked (give --public-key to check who signed it)"),
 )
 
 

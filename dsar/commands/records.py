@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo
 
 import click
 
+from dsar.commands import exits
 from dsar.commands.context import CliState, pass_state
 from dsar.commands.output import (
     console,
@@ -101,29 +102,42 @@ def verify(ctx: click.Context, bundle_file: Path, public_key: Path | None,
 
     Checks the signature, canonical form, the evidence Merkle root, the timeline and deadline
     rule, the checkpoint signature and the inclusion proof; with --ledger also that the ledger's
-    checkpoints are consistent and the record is in it. Exits 1 if any check fails.
+    checkpoints are consistent and the record is in it. Exits 1 if any check fails, and 9
+    when every check passed but no --public-key was given: the record is intact, but the key
+    it carries proves nothing about who signed it.
 
     \b
     Example:
       dsar verify record.json --public-key dsar-keys.pem --ledger ledger.json
     """
-    bundle = load_json_file(bundle_file, "record bundle")
-    trusted = keyring.load_public_key_file(public_key) if public_key else None
-    exported = load_json_file(ledger_file, "ledger file") if ledger_file else None
-    result = verify_bundle(bundle, public_keys=trusted, ledger=exported)
+    try:
+        bundle = load_json_file(bundle_file, "record bundle")
+        trusted = keyring.load_public_key_file(public_key) if public_key else None
+        exported = load_json_file(ledger_file, "ledger file") if ledger_file else None
+        result = verify_bundle(bundle, public_keys=trusted, ledger=exported)
+    except RecursionError:
+        raise InvalidInput(f"{bundle_file} is nested too deeply to be a record bundle",
+                           "pass the file `dsar record` wrote") from None
+    origin_checked = trusted is not None
     if as_json:
-        print_json(result.to_dict())
+        print_json({**result.to_dict(), "origin_checked": origin_checked})
     else:
         width = max(len(c.name) for c in result.checks)
         for check in result.checks:
             mark = "[green]pass[/]" if check.ok else "[red]FAIL[/]"
             console.print(styled(mark + "  {}  {}", check.name.ljust(width), check.detail))
-        if result.ok:
+        if not result.ok:
+            console.print(styled("[red]verification failed:[/] {}", ", ".join(result.failed())))
+        elif origin_checked:
             console.print(styled("[green]record verified[/]"))
         else:
-            console.print(styled("[red]verification failed:[/] {}", ", ".join(result.failed())))
+            console.print(styled("[yellow]record intact, origin NOT checked:[/] it verifies "
+                                 "with the key it carries, which anyone can make; give "
+                                 "--public-key with the controller's published key"))
     if not result.ok:
-        ctx.exit(1)
+        ctx.exit(exits.CHECK_FAILED)
+    if not origin_checked:
+        ctx.exit(exits.ORIGIN_UNCHECKED)
 
 
 @click.group("keys")

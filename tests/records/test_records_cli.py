@@ -67,8 +67,9 @@ def test_record_ledger_keys_and_verify(app: App, tmp_path: Path) -> None:
                     env={"DSAR_DATABASE_URL": "postgresql+psycopg://nobody@127.0.0.1:1/none"})
     assert result.exit_code == 0, result.output
     assert "record verified" in result.output and "pass  ledger-entry" in result.output
-    result = invoke(None, "verify", str(out), "--json")
-    assert result.exit_code == 0 and json.loads(result.output)["ok"] is True
+    result = invoke(None, "verify", str(out), "--json")  # no trust anchor: its own exit code
+    assert result.exit_code == 9 and json.loads(result.output)["ok"] is True
+    assert json.loads(result.output)["origin_checked"] is False
 
 
 def test_errors_are_one_line_with_a_fix(app: App, tmp_path: Path) -> None:
