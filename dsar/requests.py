@@ -24,6 +24,7 @@ from dsar.db.models import AuditEvent, IdentityRow, Pause, Request
 from dsar.db.rows import insert_rows
 from dsar.errors import IllegalTransition, InvalidInput, NotFound
 from dsar.identities import Identity
+from dsar.intake import KeysReachNothing as KeysReachNothing  # re-exported: callers catch it
 from dsar.intake import check_keys_reach
 from dsar.lifecycle import PAUSABLE, PAUSED, TERMINAL, State, check_transition
 from dsar.outbox import enqueue

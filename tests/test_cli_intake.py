@@ -153,3 +153,19 @@ def test_dsar_plan_says_the_same_in_one_line(tmp_path: Path) -> None:
     assert result.stderr.startswith("error: no collection of the data map is looked up by "
                                     "customer_id; the map looks subjects up by account_no, email")
     assert len(result.stderr.splitlines()) == 1
+
+
+def test_the_agents_api_refuses_it_too_and_files_nothing(backend: Backend, tmp_path: Path) -> None:
+    from dsar.portal import agents
+
+    app: App = backend.make_app(DSAR_DATAMAP=str(write_map(tmp_path, {"phone": "phone"})),
+                                DSAR_PUBLIC_URL="https://portal.example")
+    token = agents.issue(app, "Acme Agents")
+    with TestClient(make_portal(app, sweep_expired=False), base_url="https://portal.example",
+                    follow_redirects=False) as client:
+        answer = client.post("/api/v1/requests", headers={"Authorization": f"Bearer {token}"},
+                             json={"kind": "access", "email": "pat@example.org",
+                                   "place": "DE", "language": "en"})
+    assert answer.status_code == 503, answer.text
+    assert "nothing was recorded" in answer.text
+    assert requests.list_requests(app) == []
