@@ -347,3 +347,17 @@ def test_keep_is_read_with_mask_only_and_never_with_the_same_column() -> None:
     with pytest.raises(DataMapError, match="both masked and kept"):
         load({"action": "mask", "mask": {"email": {"strategy": "hash"}},
               "keep": {"email": "needed"}})
+
+
+def test_check_names_a_missing_kept_column_and_a_key_identity(shop_url: str) -> None:
+    doc = yaml.safe_load(shop_map({"action": "mask", "mask": {"email": {"strategy": "hash"}},
+                                   "keep": {"emial": "typo"}}))
+    tables = {t["name"]: t for t in doc["systems"][0]["tables"]}
+    tables["customers"]["identities"] = {"email": "email", "customer_id": "id"}
+    tables["customers"]["erasure"] = {"action": "mask", "mask": {
+        "email": {"strategy": "hash"}, "name": {"strategy": "null"}}}
+    findings = check_datamap(parse_datamap(yaml.safe_dump(doc)), {"SHOP_URL": shop_url})
+    errors = {(f.table, f.column): f for f in findings if f.severity == "error"}
+    assert {("service_request", "emial"), ("customers", "id")} <= set(errors)
+    assert "'email'" in errors[("service_request", "emial")].fix
+    assert "primary key cannot be masked" in errors[("customers", "id")].fix
