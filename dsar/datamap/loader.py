@@ -366,13 +366,14 @@ def used_keys(datamap: DataMap) -> Iterator[tuple[str, str, str | None, str]]:
 
 
 def provided_keys(datamap: DataMap) -> set[str]:
-    return {
+    keys = {
         key
         for system in datamap.systems
         if isinstance(system, SqlSystem)
         for table in system.tables
         for key in table.provides
     }
+    return keys | {k for s in datamap.systems if isinstance(s, SaaSSystem) for k in s.provides}
 
 
 def cross_reference(datamap: DataMap, where: Any = dotted_path) -> list[Finding]:

@@ -97,3 +97,15 @@ def test_saas_resources_are_planned_and_provide_keys() -> None:
     assert files.needs == ("stripe_customer_id",)
     assert files.depends_on == ("payments:erase",)
     assert plan.unreachable == ()
+
+
+def test_keys_a_saas_system_provides_are_not_warned_about() -> None:
+    warnings: list = []
+    parse_datamap(MAP.format(vendor="stripe") + """
+  - name: billing_files
+    kind: s3
+    bucket: invoices
+    objects:
+      - {name: pdfs, prefix: "invoices/{stripe_customer_id}/", category: financial.invoice}
+""", warnings=warnings)
+    assert not [w for w in warnings if "stripe_customer_id" in w.problem]
