@@ -8,7 +8,8 @@
   plain reflection hides (:class:`Layout`): PostgreSQL partitions (a map names the partitioned
   parent; foreign keys declared on partitions, or pointing at them, count as the parent's),
   inheritance children, views and partitioned MariaDB/MySQL tables; and it marks the text
-  columns the database already compares without case (``CASE_INSENSITIVE`` in ``Table.info``).
+  columns the database already compares without case (``CASE_INSENSITIVE`` in ``Table.info``);
+  both read by :mod:`connectors.sql_layout`.
 - :func:`begin` opens the one transaction a task runs in, with the dialect's statement timeout.
 - :func:`translate_error` turns driver errors into :class:`~dsar.errors.ConnectorError` with a
   stable ``code``, whether retrying may help (``transient``), and no data values in the text.
@@ -26,6 +27,14 @@ from typing import Any, TypeVar
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
+from connectors.sql_layout import (
+    BINARY_COLLATION,
+    CASE_INSENSITIVE,
+    Layout,
+    case_insensitive_columns,
+    referrer_query,
+    reflect_layout,
+)
 from dsar.errors import ConnectorError
 
 T = TypeVar("T")
@@ -123,95 +132,6 @@ class ForeignKey:
     parent_schema: str | None = None
 
 
-CASE_INSENSITIVE = "dsar_case_insensitive"
-"""Key of ``Table.info``: the names of the columns whose equality already ignores case (a
-``_ci`` collation on MariaDB/MySQL, ``citext`` on PostgreSQL)."""
-BINARY_COLLATION = "dsar_binary_collation"
-"""Key of ``Table.info``: column name -> the binary collation of its character set
-(MariaDB/MySQL ``_ci`` columns), for comparisons that must not equate accents."""
-
-
-@dataclass(frozen=True)
-class Layout:
-    """What one schema holds besides plain tables, as a data map must see it.
-
-    ``tables``: the tables a map may name (partitions left out). ``partitions``: partition ->
-    its top partitioned table. ``inherits``: PostgreSQL ``INHERITS`` child -> parent (a query
-    on the parent also returns the child's rows). ``partitioned``: tables split into
-    partitions (PostgreSQL parents; MariaDB/MySQL tables, whose partitions reflection never
-    shows). ``views``: views (never mapped: rows live in their base tables)."""
-
-    tables: tuple[str, ...]
-    partitions: dict[str, str]
-    inherits: dict[str, str]
-    partitioned: frozenset[str]
-    views: tuple[str, ...]
-
-    def root(self, name: str) -> str:
-        """``name``, or the partitioned table it is a partition of."""
-        return self.partitions.get(name, name)
-
-
-_PG_INHERITS = sa.text("""
-    SELECT c.relname, p.relname, c.relispartition, p.relkind = 'p'
-    FROM pg_inherits i
-    JOIN pg_class c ON c.oid = i.inhrelid JOIN pg_namespace cn ON cn.oid = c.relnamespace
-    JOIN pg_class p ON p.oid = i.inhparent JOIN pg_namespace pn ON pn.oid = p.relnamespace
-    WHERE cn.nspname = coalesce(:schema, current_schema())
-      AND pn.nspname = cn.nspname AND c.relkind IN ('r', 'p')""")
-_PG_PARTITIONED = sa.text("""
-    SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-    WHERE c.relkind = 'p' AND n.nspname = coalesce(:schema, current_schema())""")
-_PG_CITEXT = sa.text("""
-    SELECT a.attname FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid
-    WHERE a.attrelid = CAST(:table AS regclass) AND t.typname = 'citext'
-      AND a.attnum > 0 AND NOT a.attisdropped""")
-_MY_PARTITIONED = sa.text("""
-    SELECT DISTINCT TABLE_NAME FROM information_schema.PARTITIONS
-    WHERE TABLE_SCHEMA = coalesce(:schema, database()) AND PARTITION_NAME IS NOT NULL""")
-_PG_REFERRERS = sa.text("""
-    SELECT DISTINCT n.nspname FROM pg_constraint k
-    JOIN pg_class c ON c.oid = k.conrelid JOIN pg_namespace n ON n.oid = c.relnamespace
-    JOIN pg_class p ON p.oid = k.confrelid JOIN pg_namespace pn ON pn.oid = p.relnamespace
-    WHERE k.contype = 'f' AND pn.nspname = coalesce(:schema, current_schema())
-      AND n.nspname <> pn.nspname ORDER BY 1""")
-_MY_REFERRERS = sa.text("""
-    SELECT DISTINCT TABLE_SCHEMA FROM information_schema.KEY_COLUMN_USAGE
-    WHERE REFERENCED_TABLE_SCHEMA = coalesce(:schema, database())
-      AND TABLE_SCHEMA <> REFERENCED_TABLE_SCHEMA ORDER BY 1""")
-_MY_CI = sa.text("""
-    SELECT COLUMN_NAME, CHARACTER_SET_NAME FROM information_schema.COLUMNS
-    WHERE TABLE_SCHEMA = coalesce(:schema, database()) AND TABLE_NAME = :table
-      AND COLLATION_NAME LIKE '%\\_ci'""")
-
-
-def reflect_layout(conn: Connection, schema: str | None = None) -> Layout:
-    """The :class:`Layout` of ``schema`` (the default schema if None), read from the catalog."""
-    inspector = sa.inspect(conn)
-    names = inspector.get_table_names(schema=schema)
-    views = tuple(sorted(inspector.get_view_names(schema=schema)))
-    backend = conn.dialect.name
-    parents: dict[str, str] = {}
-    inherits: dict[str, str] = {}
-    partitioned: set[str] = set()
-    if backend == "postgresql":
-        for child, parent, is_partition, _parent_partitioned in conn.execute(
-                _PG_INHERITS, {"schema": schema}):
-            (parents if is_partition else inherits)[child] = parent
-        partitioned = {r[0] for r in conn.execute(_PG_PARTITIONED, {"schema": schema})}
-    elif backend in ("mysql", "mariadb"):
-        partitioned = {r[0] for r in conn.execute(_MY_PARTITIONED, {"schema": schema})}
-    partitions: dict[str, str] = {}
-    for name in parents:
-        root, seen = name, {name}
-        while root in parents and parents[root] not in seen:  # sub-partitions: the top
-            root = parents[root]
-            seen.add(root)
-        partitions[name] = root
-    tables = tuple(sorted(n for n in names if n not in partitions))
-    return Layout(tables, partitions, inherits, frozenset(partitioned), views)
-
-
 class Catalog:
     """Reflected tables and foreign keys of one engine, cached until :meth:`invalidate`.
 
@@ -268,9 +188,7 @@ class Catalog:
     def referrers(self, conn: Connection, schema: str | None = None) -> tuple[str, ...]:
         """The other schemas that declare foreign keys into ``schema`` (their tables' rows
         keep the database from deleting rows of ``schema`` they point at)."""
-        backend = conn.dialect.name
-        query = _PG_REFERRERS if backend == "postgresql" else _MY_REFERRERS if backend in (
-            "mysql", "mariadb") else None
+        query = referrer_query(conn.dialect.name)
         if query is None:
             return ()
         return self.memo(("referrers", schema), lambda: tuple(
@@ -286,7 +204,7 @@ class Catalog:
                     warnings.filterwarnings("ignore", "Skipped unsupported reflection",
                                             sa.exc.SAWarning)
                     table = sa.Table(name, sa.MetaData(), autoload_with=conn, schema=schema)
-                table.info[BINARY_COLLATION] = binary = _case_insensitive(conn, table)
+                table.info[BINARY_COLLATION] = binary = case_insensitive_columns(conn, table)
                 table.info[CASE_INSENSITIVE] = frozenset(binary)
                 self._tables[key] = table
             return self._tables[key]
@@ -332,19 +250,6 @@ class Catalog:
         with self._lock:
             self._fks[schema] = result
         return result
-
-
-def _case_insensitive(conn: Connection, table: sa.Table) -> dict[str, str | None]:
-    """The columns of ``table`` whose ``=`` ignores case (see :data:`CASE_INSENSITIVE`), with
-    their character set's binary collation (None for ``citext``)."""
-    backend = conn.dialect.name
-    if backend in ("mysql", "mariadb"):
-        rows = conn.execute(_MY_CI, {"schema": table.schema, "table": table.name})
-        return {name: f"{charset}_bin" for name, charset in rows}
-    if backend == "postgresql":
-        qualified = conn.dialect.identifier_preparer.format_table(table)
-        return {r[0]: None for r in conn.execute(_PG_CITEXT, {"table": qualified})}
-    return {}
 
 
 @contextmanager
