@@ -94,3 +94,16 @@ def test_submit_wait_exits_zero_when_completed_or_waiting_for_a_step(
     waiting = cli("submit", "access", "--email", "a@example.org", "--wait", env=env)
     assert waiting.exit_code == 0, (waiting.output, waiting.exception)
     assert "awaiting_identity" in waiting.stdout
+
+
+def test_submit_wait_exits_8_when_the_wait_ends_before_the_request_settles(
+        cli: Cli, backend: Backend, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No worker serves this broker: the request stays in progress and the wait gives up."""
+    from dsar.commands import fleet
+
+    env = {**shop(tmp_path, with_orders=True), "DSAR_BROKER_URL": "redis://127.0.0.1:6379/15"}
+    monkeypatch.setattr(fleet.wait_with_progress, "__defaults__", (0.3,))
+    result = cli("submit", "access", "--email", "a@example.org", "--identity-verified", "test",
+                 "--wait", "--json", env=env)
+    assert result.exit_code == exits.STILL_RUNNING, (result.output, result.exception)
+    assert json.loads(result.stdout)["state"] == "in_progress"
