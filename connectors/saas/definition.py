@@ -88,7 +88,8 @@ class Call(_Strict):
     def _shape(self) -> Call:
         if self.single and (self.items or self.paging.style != "none"):
             raise ValueError("a 'single' call returns one item: drop 'items' and 'paging'")
-        for text in [self.path, *self.params.values(), *(self.form or {}).values()]:
+        for text in [self.path, *self.params.values(), *(self.form or {}).values(),
+                     *_strings(self.json_body)]:
             for root, filt in PLACEHOLDER.findall(text):
                 if root.split(".")[0] not in ROOTS:
                     raise ValueError(f"unknown placeholder {{{root}}}: use one of "
@@ -96,6 +97,17 @@ class Call(_Strict):
                 if filt and filt not in FILTERS:
                     raise ValueError(f"unknown filter {filt!r}: use one of {', '.join(FILTERS)}")
         return self
+
+
+def _strings(value: Any) -> list[str]:
+    """Every string inside a JSON value (the templates of a ``json`` body)."""
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, dict):
+        return [s for v in value.values() for s in _strings(v)]
+    if isinstance(value, list):
+        return [s for v in value for s in _strings(v)]
+    return []
 
 
 class Finder(Call):

@@ -65,12 +65,33 @@ def render(text: str, scope: Scope, *, path: bool) -> str:
     return PLACEHOLDER.sub(one, text)
 
 
+def _render_json(value: Any, scope: Scope) -> Any:
+    if isinstance(value, str):
+        return render(value, scope, path=False)
+    if isinstance(value, dict):
+        return {k: _render_json(v, scope) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_render_json(v, scope) for v in value]
+    return value
+
+
 def render_call(call: Call, scope: Scope, system: str) -> tuple[str, dict[str, Any]]:
-    """The path and query parameters of ``call`` for ``scope``; a ConnectorError (nothing
-    sent) when a value is unusable or a field the template names is missing."""
+    """The path and query parameters of ``call`` for ``scope``; see :func:`render_parts`."""
+    path, params, _, _ = render_parts(call, scope, system)
+    return path, params
+
+
+def render_parts(call: Call, scope: Scope, system: str
+                 ) -> tuple[str, dict[str, Any], Any, dict[str, str] | None]:
+    """Path, query, JSON body and form of ``call`` for ``scope``, every string template
+    filled; a ConnectorError (nothing sent) when a value is unusable or a field the template
+    names is missing."""
     try:
         path = render(call.path, scope, path=True)
         params = {k: render(v, scope, path=False) for k, v in call.params.items()}
+        body = _render_json(call.json_body, scope)
+        form = ({k: render(v, scope, path=False) for k, v in call.form.items()}
+                if call.form is not None else None)
     except KeyError as exc:
         raise ConnectorError(
             f"the vendor's answer has no field {exc.args[0]!r} needed by {call.path}",
@@ -80,7 +101,7 @@ def render_call(call: Call, scope: Scope, system: str) -> tuple[str, dict[str, A
         raise ConnectorError(f"{exc}; nothing was sent",
                              "correct the key value of the request", system=system,
                              code="saas_unsafe_value") from None
-    return path, params
+    return path, params, body, form
 
 
 class Pager:

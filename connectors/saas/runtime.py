@@ -33,7 +33,7 @@ import httpx
 
 from connectors.saas.auth import Credentials, HeaderAuth, OAuth2ClientCredentials, refused
 from connectors.saas.definition import Call, VendorDefinition
-from connectors.saas.paging import Pager, Scope, get_path, render_call
+from connectors.saas.paging import Pager, Scope, get_path, render_call, render_parts
 from connectors.saas.ratelimit import AccountLimiter
 from dsar.errors import ConnectorError
 
@@ -96,7 +96,7 @@ class VendorClient:
              ) -> httpx.Response | None:
         """Send ``call`` for ``scope`` (or fetch ``url``, a next-page link); see the module
         docstring for what each answer becomes."""
-        path, query = render_call(call, scope, self.system)
+        path, query, body, form = render_parts(call, scope, self.system)
         if params is not None:
             query = dict(params)
         if url is not None:
@@ -119,7 +119,7 @@ class VendorClient:
             self.calls += 1
             try:
                 response = self.http.request(call.method, path, params=query, headers=headers,
-                                             json=call.json_body, data=call.form)
+                                             json=body, data=form)
             except httpx.TransportError as exc:
                 last_wait = self._backoff(attempt)
                 if attempt + 1 < retries.attempts:

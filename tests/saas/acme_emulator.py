@@ -36,7 +36,8 @@ resources:
     provides: {acme_user_id: id}
     erase:
       kind: anonymise
-      call: {method: PATCH, path: "/users/{item.id}", json: {email: null, name: "anonymous"}}
+      call:
+        {method: PATCH, path: "/users/{item.id}", json: {email: null, name: "anonymous {item.id}"}}
   notes:
     parent: users
     list:

@@ -37,13 +37,13 @@ def test_shipped_vendors_load() -> None:
 
 
 @pytest.mark.parametrize(("edit", "line", "says"), [
-    (("  notes:\n    parent: users", "  notes:\n    parent: userz"), 24, "unknown parent 'userz'"),
-    (("size: 3, total", "size: 0, total"), 29, "greater than or equal to 1"),
+    (("  notes:\n    parent: users", "  notes:\n    parent: userz"), 25, "unknown parent 'userz'"),
+    (("size: 3, total", "size: 0, total"), 30, "greater than or equal to 1"),
     (('"/users/{item.id}"', '"/users/{thing.id}"'), 23, "unknown placeholder {thing.id}"),
     (('{email: "{value}"}', '{email: "{value|sha1}"}'), 12, "unknown filter 'sha1'"),
     (("type: oauth2_client_credentials, token_url: /oauth/token", "type: oauth2"), 4,
      "'bearer', 'basic', 'api_key_header' or 'oauth2_client_credentials'"),
-    (("style: link}", "style: link}\n      bogus: 1"), 44, "Extra inputs are not permitted"),
+    (("style: link}", "style: link}\n      bogus: 1"), 45, "Extra inputs are not permitted"),
 ])
 def test_a_malformed_vendor_file_names_its_line(edit: tuple[str, str], line: int,
                                                  says: str) -> None:
@@ -136,6 +136,7 @@ def test_anonymise_delete_and_retained(acme: tuple[AcmeEmulator, SaaSConnector])
     assert result["tickets"].counts == {"erased_with_parent": 3}
     assert result["events"].retained == 5 and result["events"].action == "retain"
     assert emulator.users[uid]["email"] is None and not emulator.tickets[uid]
+    assert emulator.users[uid]["name"] == f"anonymous {uid}"  # a template in the JSON body
     writes = [p for m, p in emulator.log if m in ("PATCH", "DELETE")]
     assert len(writes) == 5
     again = conn.erase(keys)
