@@ -206,8 +206,11 @@ def test_full_timeline(backend: Backend, clock: Clock) -> None:
     # GDPR: 2 days waiting for identity + 4 days of clarification = 6 paused days
     assert r.due == date(2025, 10, 7)
     assert r.extended_due == date(2025, 12, 8)  # 12-07 is a Sunday
-    with app.db.session() as session:
-        assert session.scalars(sa.select(OutboxMessage.args)).all() == [[rid]]
+    with app.db.session() as session:  # the plan, and the extension notice to the person
+        assert session.scalars(sa.select(OutboxMessage.args).where(
+            OutboxMessage.actor != "send_message")).all() == [[rid]]
+        assert session.scalars(sa.select(OutboxMessage.actor).where(
+            OutboxMessage.actor == "send_message")).all() == ["send_message"]
 
 
 def test_reveal_is_audited(app: App, clock: Clock) -> None:
