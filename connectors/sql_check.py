@@ -39,7 +39,7 @@ from connectors.sql_check_index import missing_email_index
 from connectors.sql_check_mask import check_mask
 from connectors.sql_engine import Catalog, ForeignKey
 from connectors.sql_mask import column_length, fixed_problem, is_textual
-from connectors.sql_shared import guard_covers
+from connectors.sql_shared import check_beyond_shared, guard_covers
 from dsar.datamap.findings import Finding
 from dsar.datamap.schema import SqlSystem, SqlTable
 from dsar.planning import Link, SystemWalk, walk_sql_system
@@ -133,6 +133,7 @@ def check_sql_system(
             "(email, phone and provided keys)", "add identities, a 'provides' upstream, or a "
             "reference with direction inbound/outbound; otherwise it is only searched with --id")
     _check_erasure(system, walk, reflected, db_fks, add)
+    check_beyond_shared(system, walk, add)  # rows hanging off shared rows (sql_shared)
     return out, walk
 
 

@@ -133,6 +133,26 @@ def guard_covers(system: SqlSystem, walk: SystemWalk, child: str, columns: Seque
         c in spec.mask and spec.mask[c].strategy == "null" for c in columns))
 
 
+def check_beyond_shared(system: SqlSystem, walk: SystemWalk, add: Callable[..., None]
+                        ) -> None:
+    """``datamap check``: warn about tables reached only through rows reached by ``outbound``
+    references (reviews hanging off a product the subject bought). Those rows may be other
+    people's, yet access collects them and erasure changes them as the subject's; only the map
+    can say whose they are."""
+    derived = set(outbound_only(system, walk))
+    for name in walk.discovery:
+        matches = walk.matches.get(name, ())
+        if name in derived or not matches or any(m.source not in derived for m in matches):
+            continue
+        derived.add(name)
+        via = sorted({m.source for m in matches if m.source})
+        add("warning", name, None, f"reached only through {', '.join(via)}, whose rows the "
+            "subject shares with others (an outbound reference): its rows hang off those "
+            "and may be other people's, yet access collects them and erasure changes them",
+            "if they are not the subject's, set that reference's direction to none; if they "
+            "are, reach them by a key or an inbound reference from the subject's own rows")
+
+
 def referrers(system: SqlSystem, name: str, db_fks: Sequence[ForeignKey]
               ) -> list[Referrer]:
     """Every relation pointing at table ``name``: the map's references, then the database's

@@ -361,3 +361,17 @@ def test_check_names_a_missing_kept_column_and_a_key_identity(shop_url: str) -> 
     assert {("service_request", "emial"), ("customers", "id")} <= set(errors)
     assert "'email'" in errors[("service_request", "emial")].fix
     assert "primary key cannot be masked" in errors[("customers", "id")].fix
+
+
+def test_check_warns_about_rows_hanging_off_shared_rows(shop_url: str) -> None:
+    """reviews hang off products (inbound), which the subject reaches only through her order
+    lines (outbound): other people's reviews would be collected and erased as hers."""
+    doc = yaml.safe_load(shop_map())
+    doc["systems"][0]["tables"].append(
+        {"name": "reviews", "primary_key": ["id"],
+         "references": [ref(["product_id"], "products", ["id"], "inbound")]})
+    findings = check_datamap(parse_datamap(yaml.safe_dump(doc)), {"SHOP_URL": shop_url})
+    warned = [f for f in findings if f.table == "reviews" and f.severity == "warning"]
+    assert len(warned) == 1 and "products" in warned[0].problem
+    assert "direction to none" in warned[0].fix
+    assert not [f for f in findings if f.table == "addresses" and "reached only" in f.problem]
