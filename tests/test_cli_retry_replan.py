@@ -195,3 +195,23 @@ def test_replan_never_drops_the_proof_of_an_erasure_already_done(fleet: Fleet) -
     assert len(refused.stderr.splitlines()) == 1
     assert fleet.tasks(request_id) == before and fleet.evidence(request_id) == evidence
     assert fleet.state(request_id) == "needs_attention"
+
+
+def test_replan_after_a_failed_assembly_completes_the_request(fleet: Fleet) -> None:
+    """Every task done, the assembly failed (the map broke in between): after replanning on the
+    repaired, changed map, the task that runs again is followed by a new assembly."""
+    app = fleet.app
+    request_id = fleet.submit("access")
+    runner.plan(app, request_id)
+    for task in fleet.tasks(request_id):
+        runner.run_task(app, task["id"])
+    Path(fleet.env["DSAR_DATAMAP"]).write_text("systems: [")
+    runner.assemble(app, request_id)
+    assert fleet.state(request_id) == "needs_attention"
+    change_map(fleet)
+    replanned = dsar_cli(fleet.env, "retry", request_id, "--replan", "--json")
+    assert replanned.returncode == 0, replanned.stderr
+    assert json.loads(replanned.stdout)["planned_tasks"] == ["shop_b:collect"]
+    with InProcessFleet(app, threads=2):
+        assert wait_for(app, request_id, timeout=30).state == "completed"
+    assert ("shop_b", n("invoice_line")) not in bundle_collections(fleet, request_id)

@@ -23,7 +23,9 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from dsar.app import App
+from dsar.db.models import OutboxMessage
 from dsar.errors import ConnectorError, DsarError
+from dsar.outbox import withdraw
 
 MAX_ATTEMPTS = 8
 BASE_DELAY = 1.0
@@ -63,6 +65,10 @@ def backoff(attempt: int, retry_after: float | None = None) -> float:
         return min(MAX_DELAY, max(retry_after, 0.0))
     ceiling = min(MAX_DELAY, BASE_DELAY * 2 ** (attempt - 1))
     return random.uniform(ceiling / 2, ceiling)
+
+
+_UNSENT_ASSEMBLIES = sa.select(OutboxMessage.id, OutboxMessage.args).where(
+    OutboxMessage.sent_at.is_(None), OutboxMessage.actor == "assemble_request")
 
 
 @dataclass(frozen=True)
@@ -152,8 +158,14 @@ def replan(app: App, request_id: str, actor: str) -> Replanned:
             for t in planned.tasks if t.id not in kept)
         reason = (f"planned again from data map {digest[:19]}: {len(kept)} finished task(s) "
                   f"kept, {len(remaining)} planned")
+        # The new tasks' last one enqueues the assembly (with none left, create_tasks does):
+        # an assembly enqueued for the old plan must neither stop it nor run before it.
+        for message_id, args in session.execute(_UNSENT_ASSEMBLIES):
+            if args == [request.id]:
+                withdraw(session, message_id)
         update_row(session, request, state=State.IN_PROGRESS.value, attention_reason=None,
-                   updated_at=now, plan=plan_dict, datamap_digest=digest)
+                   updated_at=now, plan=plan_dict, datamap_digest=digest,
+                   assembly_enqueued=False)
         requests.add_event(session, request, now, actor, "replanned",
                            State.NEEDS_ATTENTION.value, State.IN_PROGRESS.value, reason)
         kinds = {s.name: s.kind for s in datamap.systems}
