@@ -12,6 +12,7 @@ from dsar.app import App
 from dsar.errors import DsarError
 from dsar.mail.queue import ACTOR, QUEUE
 from dsar.mail.send import send_message
+from dsar.mail.smtp import MailNotConfigured
 
 log = logging.getLogger("dsar.mail")
 
@@ -25,6 +26,8 @@ def declare(broker: dramatiq.Broker, app_factory: Callable[[], App]) -> dict[str
     def send(message_id: int) -> None:
         try:
             send_message(app_factory(), message_id)
+        except MailNotConfigured:  # the embedded default: no mail server, and that is fine
+            log.info("message %d waits: no mail server is configured", message_id)
         except DsarError as err:
             log.warning("message %d waits: %s", message_id, type(err).__name__)
 
