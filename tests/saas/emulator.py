@@ -130,7 +130,10 @@ class Emulator:
                 parts = urlsplit(self.path)
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else b""
-                req = Req(self.command, parts.path, dict(parse_qsl(parts.query)),
+                query: dict[str, str] = {}
+                for key, value in parse_qsl(parts.query):  # a repeated key: comma-joined
+                    query[key] = f"{query[key]},{value}" if key in query else value
+                req = Req(self.command, parts.path, query,
                           {k.lower(): v for k, v in self.headers.items()}, body)
                 status, payload, headers = emulator.handle(req)
                 data = b"" if payload is None else json.dumps(payload).encode()

@@ -15,6 +15,7 @@ from connectors.base import ConnectorContext
 from connectors.saas.connector import SaaSConnector
 from dsar.datamap.schema import SaaSSystem
 from tests.saas.emulator import Emulator
+from tests.saas.hubspot_emulator import HubSpotEmulator
 from tests.saas.mailchimp_emulator import MailchimpEmulator, subscriber_hash
 from tests.saas.stripe_emulator import StripeEmulator
 
@@ -78,6 +79,10 @@ class Harness:
             self.emulator.add_customer(email, charges=n)
             return {"customers": 1, "payment_methods": 1, "subscriptions": 1, "charges": n,
                     "invoices": 1}
+        if isinstance(self.emulator, HubSpotEmulator):
+            n = 1200 if many else 2
+            self.emulator.add_contact(email, deals=n)
+            return {"contacts": 1, "deals": n, "tickets": 1, "notes": 3}
         assert isinstance(self.emulator, MailchimpEmulator)
         lists = self.extra.setdefault("lists", [])
         while len(lists) < (1005 if many else 3):
@@ -95,6 +100,10 @@ class Harness:
                    if c["email"] == email and c["id"] not in em.deleted}
             return len(ids) + sum(1 for p in em.objects["payment_methods"]
                                   if p["customer"] in ids)
+        if isinstance(em, HubSpotEmulator):
+            ids = [c["id"] for c in em.contacts.values()
+                   if c["properties"]["email"] == email.lower()]
+            return len(ids) + sum(len(v) for k, v in em.associations.items() if k[0] in ids)
         assert isinstance(em, MailchimpEmulator)
         h = subscriber_hash(email)
         return sum(1 for members in em.members.values() if h in members)
@@ -107,6 +116,11 @@ def make_harness(vendor: str) -> Harness:
                        ["customers", "payment_methods", "subscriptions", "charges",
                         "invoices"], ["customers", "payment_methods"],
                        ["subscriptions", "charges", "invoices"], "stripe_customer_id")
+    if vendor == "hubspot":
+        hubspot = HubSpotEmulator("pat-eu1-contract")
+        return Harness("hubspot", hubspot, hubspot.start(), "HUBSPOT_TOKEN", hubspot.token,
+                       ["contacts", "deals", "tickets", "notes"],
+                       ["contacts", "deals", "tickets", "notes"], [], "hubspot_contact_id")
     mailchimp = MailchimpEmulator("00112233445566778899aabbccddeeff-us6")
     return Harness("mailchimp", mailchimp, mailchimp.start(), "MAILCHIMP_API_KEY",
                    mailchimp.api_key, ["members", "activity"], ["members", "activity"], [],

@@ -18,7 +18,7 @@ BYSTANDER = "max.mustermann@example.com"
 KEYS = {"email": frozenset({SUBJECT})}
 
 
-@pytest.fixture(params=["stripe", "mailchimp"])
+@pytest.fixture(params=["stripe", "mailchimp", "hubspot"])
 def vendor(request: pytest.FixtureRequest) -> Iterator[Harness]:
     harness = make_harness(request.param)
     yield harness
@@ -85,7 +85,7 @@ def test_many_pages(vendor: Harness) -> None:
 
 def test_a_429_storm_is_waited_out(vendor: Harness) -> None:
     expected = vendor.seed(SUBJECT)
-    vendor.emulator.rate_limit = (4, 1.0)
+    vendor.emulator.rate_limit = (2, 1.0)
     with vendor.connector() as conn:
         assert found(conn.count(KEYS)) == expected
         throttled = conn.client.throttled

@@ -120,3 +120,45 @@ def test_mailchimp_client_sees_a_refused_key(
     with pytest.raises(ApiClientError) as err:
         client.ping.get()
     assert err.value.status_code == 401
+
+
+def test_hubspot_client_reads_searches_and_gdpr_deletes() -> None:
+    from hubspot import HubSpot
+    from hubspot.crm.contacts import (
+        ApiException,
+        PublicGdprDeleteInput,
+        PublicObjectSearchRequest,
+        SimplePublicObjectInputForCreate,
+    )
+
+    from tests.saas.hubspot_emulator import HubSpotEmulator
+
+    emulator = HubSpotEmulator("pat-eu1-official")
+    url = emulator.start()
+    try:
+        client = HubSpot(access_token="pat-eu1-official", host=url)
+        contacts = client.crm.contacts
+        made = contacts.basic_api.create(SimplePublicObjectInputForCreate(
+            properties={"email": "Ada@Example.com", "phone": "+4930123"}))
+        got = contacts.basic_api.get_by_id(contact_id="ada@example.com", id_property="email",
+                                           properties=["email", "phone"])
+        assert got.id == made.id and got.properties["email"] == "ada@example.com"
+        found = contacts.search_api.do_search(public_object_search_request=(
+            PublicObjectSearchRequest(filter_groups=[{"filters": [
+                {"propertyName": "phone", "operator": "EQ", "value": "+4930123"}]}])))
+        assert [c.id for c in found.results] == [made.id]
+        contacts.basic_api.purge(public_gdpr_delete_input=PublicGdprDeleteInput(
+            object_id=made.id))
+        with pytest.raises(ApiException) as err:
+            contacts.basic_api.get_by_id(contact_id=made.id)
+        assert err.value.status == 404
+        with pytest.raises(ApiException) as err:  # the address is blocklisted
+            contacts.basic_api.create(SimplePublicObjectInputForCreate(
+                properties={"email": "ada@example.com"}))
+        assert err.value.status == 400
+        emulator.refuse = True
+        with pytest.raises(ApiException) as err:
+            contacts.basic_api.get_page()
+        assert err.value.status == 401
+    finally:
+        emulator.stop()

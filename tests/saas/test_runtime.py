@@ -31,7 +31,7 @@ from tests.services import REDIS_URL
 
 
 def test_shipped_vendors_load() -> None:
-    assert known_vendors() == ["mailchimp", "stripe"]
+    assert known_vendors() == ["hubspot", "mailchimp", "stripe"]
     for name in known_vendors():
         assert vendor_definition(name).name == name
 
