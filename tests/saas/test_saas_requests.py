@@ -79,3 +79,22 @@ def test_access_then_erasure(vendors: tuple[Harness, Harness], tmp_path: Path) -
     assert erased[("payments", "charges")]["retained"] == 2
     assert erased[("newsletter", "members")]["deleted"] == 2
     assert all(s["remaining"] == 0 for s in erased.values())
+
+
+def test_a_refused_credential_puts_the_request_in_needs_attention(
+        vendors: tuple[Harness, Harness], tmp_path: Path) -> None:
+    stripe, mailchimp = vendors
+    stripe.seed(SUBJECT)
+    datamap = tmp_path / "datamap.yaml"
+    datamap.write_text(MAP)
+    env = {"DSAR_DATA_DIR": str(tmp_path / "data"), "DSAR_DATAMAP": str(datamap),
+           "STRIPE_API_KEY": "sk_test_revoked", "STRIPE_URL": stripe.url,
+           "MAILCHIMP_API_KEY": mailchimp.token, "MAILCHIMP_URL": mailchimp.url,
+           "DSAR_RATE_LIMIT_URL": "memory://"}
+    erasure = run(["submit", "erasure", "--email", SUBJECT, "--identity-verified",
+                   "account", "--wait"], env)
+    assert erasure.exit_code == 7, erasure.output
+    assert "saas_refused_credential" in erasure.output
+    assert "set STRIPE_API_KEY to a valid credential" in erasure.output
+    assert "sk_test_revoked" not in erasure.output
+    assert stripe.emulator.calls == 1 and stripe.holds(SUBJECT) == 2
