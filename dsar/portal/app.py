@@ -14,6 +14,7 @@
     GET  /records/{id}.json     a closed request's record bundle (no personal data in it)
     GET  /healthz               "ok" when the state database answers
     /api/v1/…                   the API for authorised agents (dsar.portal.api)
+    /.well-known/data-rights.json, /drp/v1/…   the Data Rights Protocol (dsar.portal.drp)
 
 Every post carries a CSRF token and is rate-limited per client address; wrong methods get 405.
 """
@@ -38,7 +39,7 @@ from dsar.errors import DsarError
 from dsar.intake import KeysReachNothing
 from dsar.locale import N_, long_date
 from dsar.mail import verification as verify
-from dsar.portal import api, downloads, intake, records, status
+from dsar.portal import api, downloads, drp, intake, records, status
 from dsar.portal.forms import MAX_BODY, BodyRefused, Form, read_form
 from dsar.portal.guards import (
     CSRF_FIELD,
@@ -226,7 +227,7 @@ async def not_allowed(request: Request, exc: Exception) -> Response:
 
 async def http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
-    if request.url.path.startswith("/api/"):
+    if request.url.path.startswith(("/api/", "/drp/")):
         return api.problem(exc.status_code, "Not found" if exc.status_code == 404 else
                            "Not allowed" if exc.status_code == 405 else "Error",
                            "See /api/v1/openapi.json for the API's operations.",
@@ -256,6 +257,10 @@ def make_portal(app: App, *, sweep_expired: bool = True) -> Starlette:
         Route("/api/v1/requests", api.file_request, methods=["POST"]),
         Route("/api/v1/requests/{request_id}", api.get_request, methods=["GET"]),
         Route("/api/v1/requests/{request_id}/download-links", api.issue_link, methods=["POST"]),
+        Route("/.well-known/data-rights.json", drp.discovery, methods=["GET"]),
+        Route("/drp/v1/data-rights-request", drp.exercise, methods=["POST"]),
+        Route("/drp/v1/data-rights-request/{request_id}", drp.status, methods=["GET"]),
+        Route("/drp/v1/data-rights-request/{request_id}", drp.revoke, methods=["DELETE"]),
     ]
 
     @contextlib.asynccontextmanager
