@@ -67,7 +67,27 @@ SETTINGS_DOC: dict[str, tuple[str, str]] = {
                                 "officer (an address or email), shown on the portal's form"),
     "DSAR_PORTAL_ACCOUNT_KEY": ("account_id", "the data map's key name for the account id a "
                                 "person may give on the portal's form"),
+    "DSAR_ACTOR": ("your login name", "who the audit log says acted, for CLI commands"),
+    "DSAR_RATE_LIMIT_URL": ("the broker if Redis, else memory://", "where connectors count "
+                            "calls to SaaS APIs, shared by the fleet"),
+    "DSAR_METRICS_PORT": ("none", "`dsar worker --metrics-port`: the port of the worker's "
+                          "Prometheus metrics and health"),
+    "DSAR_WATCH_INTERVAL": ("30", "seconds between a worker's checks for late work and lost "
+                            "messages"),
+    "DSAR_TASK_LEASE_SECONDS": ("60", "how long a worker holds a task before another may take "
+                                "it over"),
+    "DSAR_LOST_MESSAGE_SECONDS": ("900", "how long a message may wait before the watch takes it "
+                                  "for lost and sends it again"),
+    "DSAR_RETENTION_SWEEP_SECONDS": ("300", "seconds between a worker's deletions of bundles "
+                                     "whose retention ended"),
+    "DSAR_ORPHAN_SWEEP_SECONDS": ("86400", "seconds between a worker's listings of the bundle "
+                                  "store for bundles without a request"),
+    "DSAR_PARTIAL_SWEEP_SECONDS": ("3600", "seconds between a worker's clean-ups of half-written "
+                                   "bundles"),
 }
+SECRET_FIELDS = frozenset({"master_key", "smtp_password"})
+URL_FIELDS = frozenset({"database_url", "broker_url", "smtp_url", "rate_limit_storage",
+                        "rate_limit_url"})
 
 
 def env_name(field_name: str) -> str:
@@ -110,6 +130,15 @@ class Settings:
     privacy_notice_url: str | None = None
     controller_contact: str | None = None
     portal_account_key: str = "account_id"
+    actor: str | None = None
+    rate_limit_url: str | None = field(default=None, repr=False)
+    metrics_port: int | None = None
+    watch_interval: float = 30.0
+    task_lease_seconds: float = 60.0
+    lost_message_seconds: float = 900.0
+    retention_sweep_seconds: float = 300.0
+    orphan_sweep_seconds: float = 86400.0
+    partial_sweep_seconds: float = 3600.0
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -165,7 +194,41 @@ class Settings:
             ledger_origin=env.get("DSAR_LEDGER_ORIGIN", "dsar.local/ledger"),
             log_format=log_format,
             **_mail_settings(env),
+            **_fleet_settings(env),
         )
+
+    @staticmethod
+    def sources(environ: Mapping[str, str] | None = None) -> dict[str, str]:
+        """Where each field's value comes from: ``environment`` (its variable is set and not
+        empty), ``file`` (the master key generated into the data directory) or ``default``."""
+        env = os.environ if environ is None else environ
+        data_dir = Path(env.get("DSAR_DATA_DIR") or platformdirs.user_data_dir("dsar"))
+        out: dict[str, str] = {}
+        for f in fields(Settings):
+            if (env.get(env_name(f.name)) or "").strip():
+                out[f.name] = "environment"
+            elif f.name == "master_key" and (data_dir / "master.key").exists():
+                out[f.name] = "file"
+            else:
+                out[f.name] = "default"
+        return out
+
+    def typed(self) -> dict[str, object]:
+        """Every setting as a JSON value of its type (numbers, true/false, lists, null), with
+        secrets and URL passwords hidden as in :meth:`redacted`."""
+        shown = self.redacted()
+        out: dict[str, object] = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.name in SECRET_FIELDS or f.name in URL_FIELDS:
+                out[f.name] = None if value is None and f.name != "master_key" else shown[f.name]
+            elif isinstance(value, frozenset):
+                out[f.name] = sorted(value)
+            elif isinstance(value, Path):
+                out[f.name] = str(value)
+            else:
+                out[f.name] = value
+        return out
 
     @property
     def is_embedded(self) -> bool:
@@ -181,13 +244,16 @@ class Settings:
                 value = "(set)" if value else "(generated file in the data directory)"
             elif f.name == "smtp_password":
                 value = "(set)" if value else "none"
-            elif f.name in ("database_url", "broker_url", "smtp_url", "rate_limit_storage") \
-                    and value:
+            elif f.name in URL_FIELDS and value:
                 value = _hide_password(str(value))
             elif isinstance(value, frozenset):
                 value = ",".join(sorted(value)) or "none"
             elif value is None:
                 value = "none"
+            elif isinstance(value, bool):
+                value = "yes" if value else "no"
+            elif isinstance(value, float):
+                value = f"{value:g}"
             out[f.name] = str(value)
         return out
 
@@ -254,6 +320,41 @@ def _portal_settings(env: Mapping[str, str]) -> dict[str, object]:
     return {"privacy_notice_url": notice,
             "controller_contact": (env.get("DSAR_CONTROLLER_CONTACT") or "").strip() or None,
             "portal_account_key": key}
+
+
+def _fleet_settings(env: Mapping[str, str]) -> dict[str, object]:
+    """Who acts, the SaaS limiter's store, metrics and the workers' timings, checked. The
+    workers read the timing variables themselves too (tests change them while running)."""
+    port = (env.get("DSAR_METRICS_PORT") or "").strip()
+    if port and not (port.isdigit() and 0 < int(port) < 65536):
+        raise InvalidInput(f"DSAR_METRICS_PORT={port!r} is not a port",
+                           "set DSAR_METRICS_PORT to a number from 1 to 65535, e.g. 9191")
+    out: dict[str, object] = {
+        "actor": (env.get("DSAR_ACTOR") or "").strip() or None,
+        "rate_limit_url": (env.get("DSAR_RATE_LIMIT_URL") or "").strip() or None,
+        "metrics_port": int(port) if port else None,
+    }
+    for name, default in (("DSAR_WATCH_INTERVAL", 30.0), ("DSAR_TASK_LEASE_SECONDS", 60.0),
+                          ("DSAR_LOST_MESSAGE_SECONDS", 900.0),
+                          ("DSAR_RETENTION_SWEEP_SECONDS", 300.0),
+                          ("DSAR_ORPHAN_SWEEP_SECONDS", 86400.0),
+                          ("DSAR_PARTIAL_SWEEP_SECONDS", 3600.0)):
+        out[name.removeprefix("DSAR_").lower()] = _positive_seconds(env, name, default)
+    return out
+
+
+def _positive_seconds(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = (env.get(name) or "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        value = 0.0
+    if not value > 0 or value == float("inf"):
+        raise InvalidInput(f"{name}={raw!r} is not a positive number of seconds",
+                           f"set {name}={default:g}")
+    return value
 
 
 def _positive_int(env: Mapping[str, str], name: str, default: int) -> int:

@@ -235,8 +235,10 @@ def test_config_hides_secrets(tmp_path: Path) -> None:
     for output in (text, json.dumps(data)):
         for secret in (MASTER_KEY, password, "Broker-Pw", "pg-Secret"):
             assert secret not in output
-    assert data["database_url"] == "postgresql+psycopg://dsar:***@db.example:5432/dsar"
-    assert data["master_key"] == "(set)"
+    assert data["DSAR_DATABASE_URL"]["value"] == (
+        "postgresql+psycopg://dsar:***@db.example:5432/dsar")
+    assert data["DSAR_MASTER_KEY"] == {**data["DSAR_MASTER_KEY"], "value": "(set)",
+                                       "source": "environment"}
     assert "DSAR_MASTER_KEY" in text and "(set)" in text
     assert not (tmp_path / "master.key").exists()
 

@@ -37,12 +37,34 @@ def db_upgrade(as_json: bool) -> None:
 @click.command("config")
 @json_option
 def config(as_json: bool) -> None:
-    """Show the effective settings (secrets hidden) and where each comes from."""
+    """Show every setting, its value (secrets hidden) and where it comes from.
+
+    Source is ``environment`` (its DSAR_* variable is set), ``file`` (the master key generated
+    into the data directory) or ``default``. --json gives typed values: numbers, true/false,
+    lists and null.
+    """
     settings = Settings.from_env()
-    values = settings.redacted()
+    sources = Settings.sources()
     if as_json:
-        print_json(values)
+        typed = settings.typed()
+        print_json({env_name(name): {"field": name, "value": typed[name],
+                                     "source": sources[name],
+                                     "default": SETTINGS_DOC[env_name(name)][0],
+                                     "meaning": SETTINGS_DOC[env_name(name)][1]}
+                    for name in typed})
         return
-    console.print(table("effective settings", ["setting", "value", "meaning"], [
-        [env_name(field), value, SETTINGS_DOC[env_name(field)][1]]
-        for field, value in values.items()]))
+    rows = [[env_name(name), value, sources[name], SETTINGS_DOC[env_name(name)][1]]
+            for name, value in settings.redacted().items()]
+    # Values (paths, URLs) are read whole; the meanings wrap into what is left, or, when that
+    # is less than _MEANING_MIN, are left out for --json and wide terminals to show.
+    whole = sum(max(len(r[i]) for r in rows) for i in range(3)) + 9
+    if console.width - whole >= _MEANING_MIN:
+        console.print(table("effective settings", ["setting", "value", "source", "meaning"],
+                            rows))
+        return
+    out = table("effective settings", ["setting", "value", "source"], [r[:3] for r in rows])
+    out.caption = "narrow terminal: meaning left out (--json or a wider terminal has it)"
+    console.print(out)
+
+
+_MEANING_MIN = 24
