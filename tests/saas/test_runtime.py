@@ -9,6 +9,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import given
@@ -223,3 +224,54 @@ def test_the_documented_vendor_format_is_valid() -> None:
 
     datamap = parse_datamap("systems:\n" + blocks[0], "docs/saas.md")
     assert [s.vendor for s in datamap.systems] == ["stripe", "mailchimp"]  # type: ignore[union-attr]
+
+
+# -- where the account is, and writes ---------------------------------------------------------
+
+
+def _base(vendor: str, token: str, **fields: str) -> str:
+    from connectors.saas.session import base_url, credentials
+
+    system = SaaSSystem(name="s", kind="saas", vendor=vendor, token_env="T", **fields)
+    context = ConnectorContext(hash_key=b"k" * 32, environ={"T": token, "U": "http://u"})
+    definition = vendor_definition(vendor)
+    return base_url(definition, system, context, credentials(definition, system, context))
+
+
+def test_the_base_url_per_region() -> None:
+    assert _base("mailchimp", "abc-us6") == "https://us6.api.mailchimp.com"
+    assert _base("mailchimp", "abc", region="eu1") == "https://eu1.api.mailchimp.com"
+    assert _base("mailchimp", "abc-us6", base_url_env="U") == "http://u"
+    assert _base("stripe", "sk_test_x") == "https://api.stripe.com"
+    with pytest.raises(ConnectorError) as err:
+        _base("mailchimp", "abc")
+    assert err.value.code == "saas_no_region" and "T" in str(err.value)
+    with pytest.raises(ConnectorError):
+        _base("mailchimp", "abc", region="us6.evil.example/")
+
+
+def test_writes_carry_a_stable_idempotency_key() -> None:
+    emulator = StripeEmulator("sk_test_idem")
+    url = emulator.start()
+    seen: list[str] = []
+    original = emulator.handle
+
+    def recording(req: Any) -> Any:
+        if req.method == "DELETE":
+            seen.append(req.headers.get("idempotency-key", ""))
+        return original(req)
+
+    emulator.handle = recording  # type: ignore[method-assign]
+    try:
+        emulator.add_customer("ada@example.com")
+        emulator.fail_every = 2  # the delete is retried after a 500
+        env = {"K": "sk_test_idem", "U": url, "DSAR_RATE_LIMIT_URL": "memory://"}
+        system = SaaSSystem(name="pay", kind="saas", vendor="stripe", token_env="K",
+                            base_url_env="U", resources=["customers"])
+        with SaaSConnector(system, ConnectorContext(hash_key=b"i" * 32, environ=env),
+                           sleep=lambda s: None) as conn:
+            result = conn.erase({"email": frozenset({"ada@example.com"})})
+        assert result.evidence[0].deleted == 1
+        assert len(seen) >= 1 and len(set(seen)) == 1 and len(seen[0]) == 40
+    finally:
+        emulator.stop()
