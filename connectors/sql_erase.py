@@ -235,7 +235,7 @@ class _Eraser:
                 table, layout.columns, width, pred, self.shared_test(name).clause()),
                 self.dialect))
         out = run(self.conn, query, params, self.direct)
-        return [tuple(r[:-1]) for r in out], {tuple(r[:width]) for r in out if not r[-1]}
+        return [tuple(r[:-1]) for r in out], {tuple(r[:width]) for r in out if r[-1]}
 
     def lookup(self) -> SubjectLookup:
         """A look-up binding the values kept so far (a new one per step: shapes change as

@@ -228,21 +228,22 @@ class SharedTest:
                 cond.append((own[0] if len(own) == 1 else sa.tuple_(*own)).not_in(
                     sa.bindparam(f"_mine{i}", expanding=True)))
                 params[f"_mine{i}"] = [k[0] if len(own) == 1 else tuple(k) for k in keys]
-            clauses.append(sa.exists(sa.select(sa.literal(1)).select_from(other).where(*cond)))
+            clauses.append(sa.exists(sa.select(sa.literal_column("1")).select_from(other)
+                                     .where(*cond)))
         return (sa.or_(*clauses) if clauses else sa.false()), params
 
 
 def guarded_delete(table: sa.Table, columns: Sequence[str], width: int, pred: Any,
                    shared: sa.ColumnElement[bool]) -> sa.Select[Any]:
     """PostgreSQL: one statement that reads the rows of ``table`` matching ``pred`` (its
-    ``columns``, the first ``width`` the primary key, in key order, then whether the row was
-    deleted) and deletes those ``shared`` (:meth:`SharedTest.clause`) is false for."""
+    ``columns``, the first ``width`` the primary key, in key order, then whether the row is
+    kept) and deletes those ``shared`` (:meth:`SharedTest.clause`) is false for:
+    ``WITH found AS (SELECT …, <shared> AS _kept …), erased AS (DELETE … USING found WHERE
+    <key> = found.<key> AND NOT found._kept) SELECT * FROM found``."""
     pk = list(columns[:width])
-    rows = sa.select(*[table.c[c] for c in columns]).where(pred).cte("found")
-    key = sa.tuple_(*[table.c[c] for c in pk]) if width > 1 else table.c[pk[0]]
-    erased = sa.delete(table).where(key.in_(sa.select(*[rows.c[c] for c in pk]))).where(
-        sa.not_(shared)).returning(*[table.c[c] for c in pk]).cte("erased")
-    gone = sa.exists(sa.select(sa.literal(1)).select_from(erased).where(
-        *[erased.c[c] == rows.c[c] for c in pk]))
-    return sa.select(*[rows.c[c] for c in columns], gone.label("_gone")).order_by(
-        *[rows.c[c] for c in pk])
+    found = sa.select(*[table.c[c] for c in columns], shared.label("_kept")).where(
+        pred).cte("found")
+    erased = sa.delete(table).where(*[table.c[c] == found.c[c] for c in pk]).where(
+        sa.not_(found.c["_kept"])).cte("erased")
+    return sa.select(*[found.c[c] for c in columns], found.c["_kept"]).add_cte(
+        erased).order_by(*[found.c[c] for c in pk])
