@@ -117,10 +117,12 @@ def test_a_person_gets_their_data_in_chromium(fleet: Fleet, inbox: Inbox, lang: 
         page.goto(base + "/records/check")
         assert words["check"] in page.content()
         check.check("record-check")
+        page.goto(base + "/verify")
+        check.check("enter-code")
         page.goto(base + "/no-such-page")
         check.check("not-found")
         browser.close()
-    assert len(check.seen) == 10
+    assert len(check.seen) == 11
 
 
 def test_the_checker_fails_on_a_violation_and_on_sideways_scrolling(tmp_path: Path) -> None:
