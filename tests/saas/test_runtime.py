@@ -275,3 +275,34 @@ def test_writes_carry_a_stable_idempotency_key() -> None:
         assert len(seen) >= 1 and len(set(seen)) == 1 and len(seen[0]) == 40
     finally:
         emulator.stop()
+
+
+@given(st.integers(0, 250), st.integers(1, 40),
+       st.sampled_from(["starting_after", "offset", "page", "cursor"]))
+def test_every_paging_style_visits_each_item_once(n: int, size: int, style: str) -> None:
+    from connectors.saas.definition import Paging
+    from connectors.saas.paging import Pager
+
+    items = [{"id": f"obj_{k}"} for k in range(n)]
+    paging = Paging(style=style, param="p", size_param="limit", size=size,  # type: ignore[arg-type]
+                    next="next" if style == "cursor" else None,
+                    total="total" if style == "offset" else None)
+    pager = Pager(paging, {"email": "a@example.com"})
+    seen: list[dict[str, str]] = []
+    for _ in range(n + 2):
+        params = pager.params
+        assert params["email"] == "a@example.com" and params["limit"] == str(size)
+        if style == "starting_after":
+            ids = [i["id"] for i in items]
+            start = ids.index(params["p"]) + 1 if "p" in params else 0
+        elif style == "page":
+            start = (int(params["p"]) - 1) * size
+        else:
+            start = int(params.get("p") or 0)
+        page = items[start:start + size]
+        more = start + size < n
+        body = {"has_more": more, "total": n, "next": str(start + size) if more else None}
+        seen += page
+        if not pager.advance(body, page, None):
+            break
+    assert seen == items
