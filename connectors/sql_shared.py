@@ -7,19 +7,21 @@ row of a table whose map entry references it (in any direction), and no row of a
 database foreign key points at it (tables outside the map too).
 
 The test runs inside the erasure's transaction at the table's turn in the erase order, after
-the tables referencing it (children first) — so the subject's own referencing rows are already
-deleted, or masked: any row still pointing at it is another record's, or one of the subject's
-that erasure leaves pointing at it (retained, ``none``), which keeps it too. On PostgreSQL it is
-part of the one statement that reads and deletes the table's subject rows (``DELETE … WHERE …
-AND NOT EXISTS (…)``); elsewhere one ``SELECT <pk> FROM t WHERE <pk> IN (…) AND (EXISTS
-(SELECT 1 FROM s WHERE s.c = t.c) OR …)`` per chunk of keys. For a ``mask``, the
-subject's own rows still pointing at it (masked or retained, found by their keys) do not
-count: masking breaks no reference, and the row is the subject's. Rows it returns are kept and
-counted in the evidence (``counts["kept_shared"]``); the recount does not count them as left.
+the tables referencing it (children first), so the subject's own referencing rows are deleted
+or masked by then. For a ``delete``, any row still pointing at it keeps it (another record's,
+or one of the subject's that erasure leaves pointing at it, a plan ``datamap check`` refuses
+where the database declares the key: :func:`guard_covers`). For a ``mask``, the subject's own
+rows (by their keys) do not count: masking breaks no reference. On PostgreSQL a delete's test
+is part of the one statement that reads and deletes the rows (:func:`guarded_delete`);
+otherwise it is one ``SELECT <pk> FROM t WHERE <pk> IN (…) AND (EXISTS (SELECT 1 FROM s WHERE
+s.c = t.c) OR …)`` per chunk of keys. Rows kept are counted in the evidence
+(``counts["kept_shared"]``), and the recount does not count them as left.
+
 A table reached both ways (by a key or an ``inbound`` reference, and by an ``outbound`` one) is
 tested too, except for its rows the other ways find (:func:`own_walk`): those are the
-subject's own, erased whoever points at them (``datamap check`` says where the database would
-refuse).
+subject's own, erased whoever points at them (the database decides if it may).
+:func:`check_beyond_shared` warns about tables the walk reaches only *through* rows reached
+outbound (reviews hanging off a product), whose rows may be other people's.
 """
 
 from __future__ import annotations
@@ -47,7 +49,7 @@ _OWN_LOCK = threading.Lock()
 @dataclass(frozen=True)
 class Referrer:
     """Table ``table`` points at the tested table: its ``columns`` hold the tested table's
-    ``to`` columns. ``in_map``: the map lists ``table`` (its subject rows are excluded)."""
+    ``to`` columns. ``in_map``: the map lists ``table`` (a mask leaves its subject rows out)."""
 
     table: str
     schema: str | None
