@@ -28,6 +28,12 @@ from dsar.errors import ConnectorError, DataMapError
 from tests.connectors.sql_dialects import DIALECTS, filled_database, sql_connector
 from tests.connectors.sql_dialects import snapshot as dialect_snapshot
 from tests.connectors.test_sql_chinook import ListSink
+from tests.connectors.test_sql_erase_paths import KEYS as PATHS_KEYS
+from tests.connectors.test_sql_erase_paths import MD as PATHS_MD
+from tests.connectors.test_sql_erase_paths import ROWS as PATHS_ROWS
+from tests.connectors.test_sql_erase_paths import make as paths_connector
+from tests.connectors.test_sql_erase_paths import paths_map
+from tests.connectors.test_sql_erase_paths import snapshot as paths_snapshot
 
 ALICE = {"email": frozenset({"a@example.org"})}
 BOB = {"email": frozenset({"b@example.org"})}
@@ -375,3 +381,33 @@ def test_check_warns_about_rows_hanging_off_shared_rows(shop_url: str) -> None:
     assert len(warned) == 1 and "products" in warned[0].problem
     assert "direction to none" in warned[0].fix
     assert not [f for f in findings if f.table == "addresses" and "reached only" in f.problem]
+
+
+@pytest.fixture(params=DIALECTS)
+def paths_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    yield from filled_database(request, tmp_path, "paths", PATHS_MD, PATHS_ROWS)
+
+
+def test_a_masked_row_still_found_by_a_discovered_key_is_remaining(
+        paths_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """posts are looked up by the handle profiles provide (a key found while erasing): masking
+    a post's body but not its author_handle leaves it found by that key."""
+    doc = yaml.safe_load(paths_map())
+    tables = {t["name"]: t for t in doc["systems"][0]["tables"]}
+    tables["posts"]["erasure"] = {"action": "mask", "mask": {"body": {"strategy": "null"}}}
+    tables["posts"]["columns"] = {"body": {"category": "user.content"}}
+    text = yaml.safe_dump(doc)
+    errors = [f for f in check_datamap(parse_datamap(text), {"PATHS_URL": paths_url})
+              if f.severity == "error"]
+    assert [(f.table, f.column) for f in errors] == [("posts", "author_handle")]
+    before = paths_snapshot(paths_url)
+    monkeypatch.setattr(SqlConnector, "_refuse", lambda self, findings: None)
+    with paths_connector(paths_url, text) as conn, pytest.raises(ConnectorError) as info:
+        conn.erase(PATHS_KEYS)
+    assert (info.value.code, info.value.collection) == ("recount_failed", "posts")
+    assert paths_snapshot(paths_url) == before
+    tables["posts"]["erasure"]["keep"] = {"author_handle": "public attribution stays"}
+    with paths_connector(paths_url, yaml.safe_dump(doc)) as conn:
+        by = {e.collection: e for e in conn.erase(PATHS_KEYS).evidence}
+    assert (by["posts"].masked, by["posts"].remaining) == (2, 0)
+    assert by["posts"].counts == {"kept_findable": 2}
