@@ -92,6 +92,15 @@ class SaaSConnector(Connector):
                 f"use some of: {', '.join(self.definition.resources)}",
                 system=system.name, code="saas_unknown_resource")
         self.wanted = list(system.resources) or list(self.definition.resources)
+        for name in self.wanted:
+            parent = self.definition.resources[name].parent
+            if (self.definition.resources[name].erase.with_parent
+                    and system.erasure.action == "delete" and parent not in self.wanted):
+                raise ConnectorError(
+                    f"{self.definition.label} erases {name} only with their {parent}, "
+                    f"which 'resources' does not list",
+                    f"add {parent} to the system's resources (or drop {name})",
+                    system=system.name, code="saas_unknown_resource")
         self.order = self.definition.order(self.wanted)
         limit = (RateLimit(calls=system.rate_limit.calls, seconds=system.rate_limit.seconds)
                  if system.rate_limit else None)

@@ -44,6 +44,8 @@ def erase_items(conn: SaaSConnector, keys: SubjectKeys) -> ConnectorResult:
         ev = CollectionEvidence(system.name, conn._collection(name), conn._action(name),
                                 found=len(counted[name]))
         evidence[name] = ev
+        if name not in conn.wanted:
+            continue  # walked only to reach its children: never changed
         if mode != "delete":
             ev.retained = ev.found
             ev.retained_ground = (system.erasure.retain.ground if system.erasure.retain

@@ -147,3 +147,19 @@ def test_all_resources_as_one_collection(vendor: Harness) -> None:
         result = conn.count(KEYS)
     assert {e.collection for e in result.evidence} == {vendor.vendor}
     assert sum(e.found for e in result.evidence) == sum(expected.values())
+
+
+def test_a_parent_walked_for_its_children_is_never_erased() -> None:
+    harness = make_harness("stripe")
+    try:
+        harness.seed(SUBJECT)
+        with harness.connector(harness.system(resources=["charges"])) as conn:
+            result = conn.erase(KEYS)
+        assert [(e.collection, e.retained) for e in result.evidence] == [("charges", 2)]
+        assert harness.holds(SUBJECT) == 2  # the customer and its card are untouched
+        assert not [m for m, _ in harness.emulator.log if m != "GET"]
+        with pytest.raises(ConnectorError) as err:
+            harness.connector(harness.system(resources=["payment_methods"]))
+        assert "add customers to the system's resources" in err.value.one_line()
+    finally:
+        harness.emulator.stop()
