@@ -57,7 +57,7 @@ DONE, READY, WAITING, RUNNING, FAILED, CANCELLED = (
 
 
 def lease_length() -> timedelta:
-    return timedelta(seconds=float(os.environ.get("DSAR_TASK_LEASE_SECONDS", "60")))
+    return timedelta(seconds=float(os.environ.get("DSAR_TASK_LEASE_SECONDS", "30")))
 
 
 def priority_for(request: Request, now: datetime) -> int:

@@ -10,7 +10,8 @@ could wait up to fourteen minutes for Dramatiq's random maintenance or dsar's 90
 
 ``DSAR_KILL_ROUNDS`` sets the rounds per broker (default 2, to fit CI; the issue's fifty by
 hand: ``DSAR_KILL_ROUNDS=50 pytest -s tests/workflows/test_worker_redelivery.py``); the longest
-stall is printed.
+stall is printed. A task the killed worker was running waits for its lease to end: the fleet
+tests' 3 s here, ``DSAR_KILL_LEASE_SECONDS`` to try another (the default is 60).
 """
 
 from __future__ import annotations
@@ -45,7 +46,9 @@ def test_sigkill_at_random_moments_stalls_under_a_minute(
         broker_url: str, postgres_url: str, tmp_path: Path, chinook_dir: Path) -> None:
     fleet = Fleet(tmp_path / "fleet", postgres_url, broker_url, chinook_map("sqlite"),
                   {"CHINOOK_URL": copy_sqlite(chinook_dir, tmp_path),
-                   "DSAR_TEST_TASK_DELAY": "0.3"})
+                   "DSAR_TEST_TASK_DELAY": "0.3",
+                   # the fleet tests' 3 s lease; DSAR_KILL_LEASE_SECONDS=60 measures the default
+                   "DSAR_TASK_LEASE_SECONDS": os.environ.get("DSAR_KILL_LEASE_SECONDS", "3")})
     rng = random.Random(os.environ.get("DSAR_KILL_SEED"))
     stalls: list[float] = []
     try:
