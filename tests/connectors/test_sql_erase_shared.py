@@ -261,18 +261,6 @@ def test_action_none_leaves_the_catalogue_as_it_is(shop_url: str) -> None:
     assert snapshot(shop_url)["products"] == before["products"]
 
 
-def test_check_warns_about_none_with_personal_data_and_unmasked_categories(
-        shop_url: str) -> None:
-    doc = yaml.safe_load(shop_map({"action": "mask", "mask": {"email": {"strategy": "hash"}}}))
-    tables = {t["name"]: t for t in doc["systems"][0]["tables"]}
-    tables["addresses"]["erasure"] = {"action": "none"}
-    findings = check_datamap(parse_datamap(yaml.safe_dump(doc)), {"SHOP_URL": shop_url})
-    warnings = {(f.table, f.column) for f in findings if f.severity == "warning"}
-    assert ("addresses", None) in warnings  # street is personal, none never changes it
-    assert ("service_request", "body") in warnings  # user.content left unmasked
-    assert not [f for f in findings if f.severity == "error"]
-
-
 def test_a_table_reached_both_ways_tests_only_the_rows_reached_outbound(shop_url: str) -> None:
     """Addresses are also looked up by their delivery contact's email: the one whose contact is
     Alice (10) is hers and goes; ship addresses reached through orders alone are tested, and the
@@ -319,68 +307,6 @@ def test_a_masked_shared_address_is_left_unmasked(shop_url: str) -> None:
     assert a_row(after, "addresses", 10)[1] is None and a_row(after, "addresses", 50)[1] is None
     for pk in (20, 30, 40):
         assert a_row(after, "addresses", pk) == a_row(before, "addresses", pk)
-
-
-def test_check_refuses_deleting_what_the_subjects_own_masked_row_still_points_at(
-        shop_url: str) -> None:
-    """customers masked without nulling home_id, addresses deleted: the home address could
-    never go (her own row keeps pointing at it), so check says so rather than erasure
-    quietly keeping it."""
-    doc = yaml.safe_load(shop_map())
-    tables = {t["name"]: t for t in doc["systems"][0]["tables"]}
-    tables["customers"]["erasure"] = {"action": "mask", "mask": {
-        "email": {"strategy": "hash"}, "name": {"strategy": "fixed", "value": "erased"}}}
-    findings = check_datamap(parse_datamap(yaml.safe_dump(doc)), {"SHOP_URL": shop_url})
-    errors = [f for f in findings if f.severity == "error"]
-    assert [f.table for f in errors] == ["customers"]
-    assert "home_id" in errors[0].problem and "mask" in errors[0].fix
-    tables["customers"]["erasure"]["mask"]["home_id"] = {"strategy": "null"}
-    tables["customers"]["columns"]["home_id"] = {"category": "user.contact.address"}
-    findings = check_datamap(parse_datamap(yaml.safe_dump(doc)), {"SHOP_URL": shop_url})
-    assert [f for f in findings if f.severity == "error"] == []
-    with make(shop_url, yaml.safe_dump(doc)) as conn:
-        by = {e.collection: e for e in conn.erase(ALICE).evidence}
-    assert (by["addresses"].deleted, by["addresses"].counts) == (2, {"kept_shared": 1})
-    assert ids(snapshot(shop_url)["addresses"]) == [20, 30, 40]
-
-
-def test_keep_is_read_with_mask_only_and_never_with_the_same_column() -> None:
-    def load(erasure: dict[str, Any]) -> None:
-        parse_datamap(shop_map(erasure))
-
-    with pytest.raises(DataMapError, match="'keep' is only read with action 'mask'"):
-        load({"action": "delete", "keep": {"email": "needed"}})
-    with pytest.raises(DataMapError, match="both masked and kept"):
-        load({"action": "mask", "mask": {"email": {"strategy": "hash"}},
-              "keep": {"email": "needed"}})
-
-
-def test_check_names_a_missing_kept_column_and_a_key_identity(shop_url: str) -> None:
-    doc = yaml.safe_load(shop_map({"action": "mask", "mask": {"email": {"strategy": "hash"}},
-                                   "keep": {"emial": "typo"}}))
-    tables = {t["name"]: t for t in doc["systems"][0]["tables"]}
-    tables["customers"]["identities"] = {"email": "email", "customer_id": "id"}
-    tables["customers"]["erasure"] = {"action": "mask", "mask": {
-        "email": {"strategy": "hash"}, "name": {"strategy": "null"}}}
-    findings = check_datamap(parse_datamap(yaml.safe_dump(doc)), {"SHOP_URL": shop_url})
-    errors = {(f.table, f.column): f for f in findings if f.severity == "error"}
-    assert {("service_request", "emial"), ("customers", "id")} <= set(errors)
-    assert "'email'" in errors[("service_request", "emial")].fix
-    assert "primary key cannot be masked" in errors[("customers", "id")].fix
-
-
-def test_check_warns_about_rows_hanging_off_shared_rows(shop_url: str) -> None:
-    """reviews hang off products (inbound), which the subject reaches only through her order
-    lines (outbound): other people's reviews would be collected and erased as hers."""
-    doc = yaml.safe_load(shop_map())
-    doc["systems"][0]["tables"].append(
-        {"name": "reviews", "primary_key": ["id"],
-         "references": [ref(["product_id"], "products", ["id"], "inbound")]})
-    findings = check_datamap(parse_datamap(yaml.safe_dump(doc)), {"SHOP_URL": shop_url})
-    warned = [f for f in findings if f.table == "reviews" and f.severity == "warning"]
-    assert len(warned) == 1 and "products" in warned[0].problem
-    assert "direction to none" in warned[0].fix
-    assert not [f for f in findings if f.table == "addresses" and "reached only" in f.problem]
 
 
 @pytest.fixture(params=DIALECTS)
