@@ -11,8 +11,10 @@ generated column, a fixed mask value longer than the column or on a unique colum
 errors. A map that names a
 PostgreSQL partition or a view is an error (map the partitioned parent, the base tables);
 foreign keys declared on partitions count as their parent's, and tables are matched by name
-and schema. It warns when no index serves the case-insensitive email look-up, with the
-statement that adds one (:mod:`connectors.sql_check_index`).
+and schema; a kept inheritance child of a deleted or masked parent is an error (PostgreSQL
+changes the children's rows with the parent's). It warns when no index serves the
+case-insensitive email look-up, with the statement that adds one
+(:mod:`connectors.sql_check_index`).
 
 The checks read the database through the connector's :class:`~connectors.sql_engine.Catalog`
 (tables and foreign keys reflected from the live database, kept until a statement fails). Their
@@ -134,7 +136,25 @@ def check_sql_system(
             "reference with direction inbound/outbound; otherwise it is only searched with --id")
     _check_erasure(system, walk, reflected, db_fks, add)
     check_beyond_shared(system, walk, add)  # rows hanging off shared rows (sql_shared)
+    _check_inheritance(system, conn, catalog, add)
     return out, walk
+
+
+def _check_inheritance(system: SqlSystem, conn: Connection, catalog: Catalog, add: Any) -> None:
+    """PostgreSQL inheritance: a DELETE or UPDATE on a parent also changes its children's
+    rows, so a child the map keeps must not have a parent the map deletes or masks."""
+    entries = {(t.db_schema, t.name): t for t in system.tables}
+    for (schema, name), entry in entries.items():
+        parent_name = catalog.layout(conn, schema).inherits.get(name)
+        parent = entries.get((schema, parent_name)) if parent_name else None
+        if parent is None or parent.erasure.action not in ("delete", "mask") or \
+                entry.erasure.action not in ("retain", "none"):
+            continue
+        done = "deletes" if parent.erasure.action == "delete" else "masks"
+        add("error", name, None, f"{name} inherits from {parent.name}: erasing {parent.name} "
+            f"{done} the subject's {name} rows too, which the map keeps "
+            f"({entry.erasure.action})", f"give {parent.name} an action that keeps rows, or "
+            f"erase {name} as {parent.name} is")
 
 
 def _map_foreign_keys(system: SqlSystem, conn: Connection, catalog: Catalog
@@ -250,7 +270,12 @@ def _check_erasure(system: SqlSystem, walk: SystemWalk, reflected: dict[str, sa.
         rule = (ondelete or "").upper()
         cols = ", ".join(columns)
         if child == parent:
-            if in_db and rule not in ("CASCADE", "SET NULL"):
+            if in_db and rule == "CASCADE":
+                add("error", child, None, f"{child}.{cols} references {child} itself with ON "
+                    f"DELETE CASCADE: deleting the subject's row also deletes every other "
+                    f"{child} row that points at it (other people's)", f"erase {child} with "
+                    "action mask (keep the row, mask its personal columns)")
+            elif in_db and rule != "SET NULL":
                 add("error", child, None, f"{child}.{cols} references {child} itself: deleting "
                     f"the subject's row is refused by the database while another {child} row "
                     "points at it", f"erase {child} with action mask (keep the row, mask its "

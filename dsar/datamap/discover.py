@@ -336,7 +336,9 @@ def _table(table: str, db: Reflected, idents: dict[str, str], personal: dict[str
         lines.append(f"        # review: {why}")
         lines.append("        erasure: {action: none}")
     else:
-        if FINANCIAL.search(table):
+        if why:
+            lines.append(f"        # review: {why}")
+        elif FINANCIAL.search(table):
             lines.append("        # review: if a law requires keeping these rows (e.g. tax "
                          "records, Art. 17(3)(b)), use action retain and mask the rows they "
                          "point at")

@@ -11,7 +11,9 @@ made and said (the caller writes each reason as a ``# review:`` line):
   the map reaches), is ``mask``: deleting it would be refused by the database (or cascade into
   kept rows). Decided until nothing changes, since masking a table keeps its rows, which then
   point at their own parents.
-- everything else is ``delete``.
+- everything else is ``delete``;
+- a PostgreSQL inheritance child of a table erased by delete or mask is erased the same way (a
+  statement on the parent changes the child's rows too), never kept.
 
 Masks never touch primary-key, foreign-key or generated columns; nullable columns are nulled,
 NOT NULL text gets a keyed hash (random for short columns), other NOT NULL columns of a type
@@ -114,6 +116,8 @@ def erasure_actions(db: Reflected, reached: list[str], identities: dict[str, dic
         else:
             actions[table] = ("delete", "")
     by_table = db.fks_by_table()
+    inherits = {child: parent for layout in db.layouts.values()
+                for child, parent in layout.inherits.items()}
     changed = True
     while changed:
         changed = False
@@ -127,6 +131,14 @@ def erasure_actions(db: Reflected, reached: list[str], identities: dict[str, dic
             actions[table] = ("mask", reason) if rules else (
                 "none", f"{reason}, and no column can be masked: review")
             changed = True
+        for child in reached:  # PostgreSQL changes a child's rows with its parent's
+            parent = inherits.get(child)
+            kind = actions[parent][0] if parent in actions else None
+            if kind in ("delete", "mask") and actions[child][0] in ("retain", "none"):
+                rules, _skipped = mask_rules(db, child, set(personal[child]), by_table[child])
+                why = f"inherits from {parent}, whose erasure ({kind}) changes these rows too"
+                actions[child] = ("mask" if kind == "mask" and rules else "delete", why)
+                changed = True
     return actions
 
 
@@ -141,10 +153,12 @@ def _blocker(table: str, reached: list[str], actions: dict[str, tuple[str, str]]
             rule = (fk.ondelete or "").upper()
             cols = ", ".join(fk.columns)
             kept = child in actions and actions[child][0] != "delete"
+            if child == table and rule != "SET NULL":  # other people's rows of this table
+                return f"other {table} rows may point at the subject's ({cols})" + (
+                    ", and deleting it would delete them too (ON DELETE CASCADE)"
+                    if rule == "CASCADE" else "")
             if rule == "SET NULL" or (rule == "CASCADE" and not kept):
                 continue
-            if child == table:
-                return f"other {table} rows may point at the subject's ({cols})"
             if child not in reached:
                 return f"{child} rows ({cols}) point at it and are not erased with it"
             if kept:

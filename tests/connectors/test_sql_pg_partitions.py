@@ -131,6 +131,13 @@ def test_check_rejects_what_the_database_would(shop: str) -> None:
     found = findings(yaml.safe_dump(doc), shop)
     assert any(f.severity == "error" and f.table == "payment" and "not in the data map"
                in f.problem for f in found)
+    doc = yaml.safe_load(shop_map({"action": "delete"}))
+    doc["systems"][0]["tables"].append({
+        "name": "phone_contact", "primary_key": ["id"], "identities": {"phone": "phone"},
+        "erasure": {"action": "none"}})
+    found = findings(yaml.safe_dump(doc), shop)
+    assert any(f.severity == "error" and f.table == "phone_contact" and "inherits from contact"
+               in f.problem for f in found)
     found = findings(shop_map({"action": "delete"}, "payment_03"), shop)
     assert any(f.severity == "error" and f.table == "payment_03" and "a partition of payment"
                in f.problem for f in found)
