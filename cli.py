@@ -142,6 +142,12 @@ class DsarGroup(click.Group):
             problem = err.format_message().rstrip(".")
             fix = f"see `{command} --help`"
             _fail(ctx, f"{problem}; {fix}", problem, fix, err.exit_code)
+        except Exception as err:  # the state database out of reach: one line, not a traceback
+            from dsar.db.engine import unreachable
+
+            if (error := unreachable(err)) is None:
+                raise
+            _fail(ctx, error.one_line(), error.problem, error.fix, error.exit_code)
 
 
 def _shorten(text: str, limit: int) -> str:

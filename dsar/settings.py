@@ -172,11 +172,19 @@ class Settings:
         if log_format not in ("text", "json"):
             raise InvalidInput(f"DSAR_LOG_FORMAT={log_format!r} is unknown", "use text or json")
         calendar = (env.get("DSAR_HOLIDAY_CALENDAR") or "").strip().upper() or None
+        broker_url = env.get("DSAR_BROKER_URL") or "memory://"
+        if not re.match(r"^(amqps?|rediss?|memory)://", broker_url):
+            scheme, sep, _ = broker_url.partition("://")  # the rest may hold a password
+            raise InvalidInput(
+                f"DSAR_BROKER_URL has the scheme {scheme!r}, not a broker dsar can use" if sep
+                else "DSAR_BROKER_URL is not a URL (it has no scheme://)",
+                "use amqp://user:pass@host:5672/ (RabbitMQ), redis://host:6379/0 or memory://",
+            )
         return cls(
             data_dir=data_dir,
             database_url=env.get("DSAR_DATABASE_URL")
             or f"sqlite:///{data_dir / 'state.sqlite3'}",
-            broker_url=env.get("DSAR_BROKER_URL", "memory://"),
+            broker_url=broker_url,
             datamap_path=Path(env.get("DSAR_DATAMAP") or data_dir / "datamap.yaml"),
             export_url=env.get("DSAR_EXPORT_URL") or str(data_dir / "exports"),
             export_endpoint_url=env.get("DSAR_EXPORT_ENDPOINT_URL") or None,

@@ -18,16 +18,61 @@ from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from dsar.errors import DsarError
+from dsar.errors import DsarError, InvalidInput
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
 
+_URL_EXAMPLES = "write e.g. postgresql+psycopg://user:password@host:5432/dsar or sqlite:///path"
+
+
 def create_state_engine(url: str) -> Engine:
-    """An engine for ``url`` with the settings the state database needs on each dialect."""
-    parsed = sa.make_url(url)
+    """An engine for ``url`` with the settings the state database needs on each dialect; raises
+    InvalidInput (one line, no password) when the URL cannot be parsed or names a driver that is
+    not installed."""
+    try:
+        parsed = sa.make_url(url)
+    except (sa.exc.ArgumentError, ValueError):  # ValueError: a port that is not a number
+        raise InvalidInput("DSAR_DATABASE_URL is not a database URL", _URL_EXAMPLES) from None
     if parsed.drivername == "postgresql":
         parsed = parsed.set(drivername="postgresql+psycopg")
+    try:
+        return _engine(parsed)
+    except (sa.exc.NoSuchModuleError, ImportError, ValueError, TypeError) as exc:
+        # ValueError, TypeError: a malformed driver name or query option
+        raise InvalidInput(
+            f"DSAR_DATABASE_URL names the driver {parsed.drivername!r}, which dsar cannot load "
+            f"with its options ({type(exc).__name__})", _URL_EXAMPLES) from None
+
+
+class StateDatabaseUnreachable(DsarError):
+    """The state database could not be reached: refused, unknown host, wrong password."""
+
+    exit_code = 5
+
+
+def unreachable(exc: BaseException) -> StateDatabaseUnreachable | None:
+    """The one-line error for ``exc`` when it says the state database (``DSAR_DATABASE_URL``)
+    could not be reached, else None. For the command line only: workers keep the original
+    error, which their retries know for a transient one."""
+    if not isinstance(exc, sa.exc.OperationalError | sa.exc.InterfaceError):
+        return None
+    from dsar.settings import Settings
+
+    try:
+        url = sa.make_url(Settings.from_env().database_url)
+        where = f" {url.render_as_string(hide_password=True)}"
+    except Exception:  # the URL is shown as a courtesy only
+        where = ""
+    lines = str(getattr(exc, "orig", None) or type(exc).__name__).strip().splitlines()
+    return StateDatabaseUnreachable(
+        f"cannot reach the state database{where}: {lines[0] if lines else type(exc).__name__}",
+        "check DSAR_DATABASE_URL (host, port, user, password, database) and that the server "
+        "is running; `dsar config` shows the URL in use",
+    )
+
+
+def _engine(parsed: sa.URL) -> Engine:
     if parsed.get_backend_name() == "sqlite":
         if parsed.database:
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
