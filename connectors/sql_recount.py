@@ -216,6 +216,7 @@ def recount(conn: Connection, system: SqlSystem, walk: SystemWalk, plan: WalkSta
     subject's identity: it counts as remaining)."""
     kept = kept or {}
     remaining: dict[str, int] = {}
+    identified: set[str] = set()
     counted: list[tuple[str, Any, Any]] = []  # (name, shape, predicate)
     count_params: dict[str, Any] = {}
     for name in walk.erase_order:
@@ -255,8 +256,10 @@ def recount(conn: Connection, system: SqlSystem, walk: SystemWalk, plan: WalkSta
                 lambda p=pred, b=build_read: DirectStatement(b(p), conn.dialect))  # type: ignore[misc]
             left |= {_pk(r, len(pk)) for r in unmasked(run(conn, query, params, direct), funcs,
                                                        len(pk))}
-        left |= _still_found(conn, by_key, name, table, pk, direct)
-        remaining[name] = len(left - shared)
+        by_identity = _still_found(conn, by_key, name, table, pk, direct) - shared
+        if by_identity and not (left - shared):
+            identified.add(name)  # masks hold, but the row still holds the identity
+        remaining[name] = len((left | by_identity) - shared)
     if counted:  # the look-up run again for every delete table, in one round trip
         def build() -> DirectStatement:
             counts = [sa.select(sa.func.count()).select_from(plan.tables[name]).where(pred)
@@ -268,7 +271,7 @@ def recount(conn: Connection, system: SqlSystem, walk: SystemWalk, plan: WalkSta
         row = run(conn, query, count_params, direct)[0]
         for i, (name, _shape, _pred) in enumerate(counted):
             remaining[name] += int(row[i])
-    _settle(system, walk, remaining, evidence, state)
+    _settle(system, walk, remaining, evidence, state, identified)
 
 
 def _pk(params: dict[str, Any], width: int) -> Pk:
@@ -277,13 +280,21 @@ def _pk(params: dict[str, Any], width: int) -> Pk:
 
 
 def _settle(system: SqlSystem, walk: SystemWalk, remaining: dict[str, int],
-            evidence: dict[str, CollectionEvidence], state: Any) -> None:
+            evidence: dict[str, CollectionEvidence], state: Any, identified: set[str]) -> None:
     for name in walk.erase_order:
         if name not in remaining:
             continue
         state.collection = name
         action = system.table(name).erasure.action
         evidence[name].remaining = remaining[name]
+        if remaining[name] and name in identified:
+            raise ConnectorError(
+                f"{system.name}.{name}: the recount after erasure still finds "
+                f"{remaining[name]} masked row(s) by the subject's identity; nothing was "
+                "changed (rolled back)", "mask the column the subject is found by, or keep it "
+                "on purpose with the reason (erasure: keep: {column: reason}); dsar datamap "
+                "check names it", system=system.name, collection=name,
+                code="recount_failed", transient=False)
         if remaining[name]:
             raise ConnectorError(
                 f"{system.name}.{name}: the recount after erasure found {remaining[name]} "

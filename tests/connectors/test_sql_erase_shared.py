@@ -235,6 +235,7 @@ def test_a_mask_that_leaves_the_identity_is_refused_by_check_and_by_the_recount(
     with make(shop_url, leaky) as conn, pytest.raises(ConnectorError) as info:
         conn.erase(ALICE)
     assert (info.value.code, info.value.collection) == ("recount_failed", "service_request")
+    assert not info.value.transient and "keep" in (info.value.fix or "")
     assert snapshot(shop_url) == before
 
 
