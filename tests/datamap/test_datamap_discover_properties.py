@@ -1,8 +1,8 @@
-"""Property test of ``discover`` on generated schemas, in SQLite files and in PostgreSQL schemas
-of their own (``--schema``): whatever the tables, columns, foreign keys (nullable or not,
-``ON DELETE`` rules, self-references) and generated columns, the draft loads, ``check`` finds no
-error in it, and an erasure run with it on filled tables is never refused by the database and
-finds nobody afterwards in what it deletes or masks."""
+"""Property test of ``discover`` on generated schemas, in SQLite files, MariaDB databases and
+PostgreSQL schemas of their own (``--schema``): whatever the tables, columns, foreign keys
+(nullable or not, ``ON DELETE`` rules, self-references) and generated columns, the draft loads,
+``check`` finds no error in it, and an erasure run with it on filled tables is never refused by
+the database and finds nobody afterwards in what it deletes or masks."""
 
 from __future__ import annotations
 
@@ -21,6 +21,7 @@ from dsar.datamap.check import check_datamap
 from dsar.datamap.discover import discover
 from dsar.datamap.loader import parse_datamap
 from dsar.errors import DataMapError
+from tests import services
 from tests.connectors.test_sql_chinook import ListSink
 
 NAMES = ["customer", "employee", "invoice", "orders", "address", "product", "country", "note",
@@ -71,13 +72,14 @@ def value(column: str, person: int) -> Any:
             "quantity": person}.get(column, f"v{person}")
 
 
-def fill(url: str, tables: list[dict[str, Any]], schema: str | None = None) -> None:
+def fill(url: str, tables: list[dict[str, Any]], schema: str | None = None,
+         mariadb: bool = False) -> None:
     engine = sa.create_engine(url)
     with engine.begin() as conn:
         if schema:
             conn.exec_driver_sql(f"CREATE SCHEMA {schema}")
             conn.exec_driver_sql(f"SET search_path TO {schema}")
-        else:
+        elif not mariadb:
             conn.exec_driver_sql("PRAGMA foreign_keys=ON")
         for table in tables:
             conn.exec_driver_sql(ddl(table))
@@ -114,6 +116,17 @@ def test_postgresql_drafts_in_their_own_schema_pass_too(postgres_url: str,
     schema = f"s{next(SCHEMAS)}"
     fill(postgres_url, tables, schema)
     draft_runs(postgres_url, tables, schema)
+
+
+@settings(max_examples=8, deadline=None, suppress_health_check=list(HealthCheck))
+@given(tables=schemas())
+def test_mariadb_drafts_pass_too(tables: list[dict[str, Any]]) -> None:
+    url = services.create_mariadb_database("dsar_prop")
+    try:
+        fill(url, tables, mariadb=True)
+        draft_runs(url, tables, None)
+    finally:
+        services.drop_mariadb_database(url)
 
 
 def draft_runs(url: str, tables: list[dict[str, Any]], schema: str | None) -> None:
