@@ -120,10 +120,10 @@ class SaaSConnector(Connector):
                     ) -> Iterator[dict[str, Any]]:
         seen: set[str] = set()
         for key_name, lookup in self.system.identities.items():
-            finder = res.find.get(lookup)
-            if finder is None:
-                continue
-            for value in sorted(keys.get(key_name, ())):
+            found = res.find.get(lookup)
+            finders = found if isinstance(found, list) else [found] if found else []
+            for finder, value in ((f, v) for f in finders
+                                  for v in sorted(keys.get(key_name, ()))):
                 eaches: Any = [None] if finder.each is None else self.client.items(
                     finder.each, {"value": value})
                 for each in eaches:
@@ -133,9 +133,16 @@ class SaaSConnector(Connector):
                         ident = str(item.get(res.id_field, id(item)))
                         if each is not None:
                             ident = f"{each.get('id')}/{ident}"
-                        if ident not in seen:
-                            seen.add(ident)
-                            yield item
+                        if ident in seen:
+                            continue
+                        if finder.confirm is not None:
+                            confirmed = self.client.single(finder.confirm, {**scope,
+                                                                            "item": item})
+                            if confirmed is None:
+                                continue
+                            item = confirmed
+                        seen.add(ident)
+                        yield item
 
     def _walk(self, keys: SubjectKeys, parents: Found | None = None
               ) -> Iterator[tuple[str, Iterator[tuple[dict[str, Any], dict[str, Any] | None]]]]:

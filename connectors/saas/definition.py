@@ -112,10 +112,19 @@ def _strings(value: Any) -> list[str]:
 
 class Finder(Call):
     """How items are found by one lookup (``email``, ``phone``, ``id``). With ``each``, the
-    call runs once per item of that list (Mailchimp: once per audience)."""
+    call runs once per item of that list (Mailchimp: once per audience). With ``confirm``,
+    each hit is fetched again by a consistent ``single`` call on ``{item.<field>}`` and kept
+    only if that finds it (a search index that lags deletions)."""
 
     each: Call | None = None
+    confirm: Call | None = None
     missing: list[int] = Field(default_factory=lambda: [404])
+
+    @model_validator(mode="after")
+    def _confirm_single(self) -> Finder:
+        if self.confirm is not None and not self.confirm.single:
+            raise ValueError("'confirm' fetches one item: give it 'single: true'")
+        return self
 
 
 class Erase(_Strict):
@@ -150,7 +159,8 @@ class Resource(_Strict):
     label: str | None = None
     category: str = "saas.record"
     id_field: str = "id"
-    find: dict[Annotated[str, Field(pattern=NAME)], Finder] = Field(default_factory=dict)
+    find: dict[Annotated[str, Field(pattern=NAME)], Finder | list[Finder]] = Field(
+        default_factory=dict)
     parent: str | None = None
     list_call: Call | None = Field(default=None, alias="list")
     provides: dict[Annotated[str, Field(pattern=NAME)], str] = Field(default_factory=dict)
@@ -250,7 +260,7 @@ class VendorDefinition(_Strict):
         return [n for n in self.resources if n in closed]
 
 
-FILTERS = ("md5_lower", "lower")
+FILTERS = ("md5_lower", "lower", "escape_quotes")
 
 # -- loading ----------------------------------------------------------------------------------
 

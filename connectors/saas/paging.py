@@ -33,6 +33,8 @@ def get_path(obj: Any, path: str | None) -> Any:
 def _filter(value: str, name: str) -> str:
     if name == "lower":
         return value.lower()
+    if name == "escape_quotes":  # inside a quoted string of a search query language
+        return value.replace("\\", "\\\\").replace("'", "\\'").replace('"', '\\"')
     if name == "md5_lower":
         return hashlib.md5(value.strip().lower().encode(), usedforsecurity=False).hexdigest()
     raise ValueError(name)  # pragma: no cover - definitions are validated

@@ -163,3 +163,23 @@ def test_a_parent_walked_for_its_children_is_never_erased() -> None:
         assert "add customers to the system's resources" in err.value.one_line()
     finally:
         harness.emulator.stop()
+
+
+def test_stripe_finds_another_capitalisation_and_never_a_deleted_hit() -> None:
+    harness = make_harness("stripe")
+    try:
+        harness.seed("Jenny.Rosen@Example.com")
+        stripe = harness.emulator
+        with harness.connector() as conn:
+            first = {e.collection: e for e in conn.erase(KEYS).evidence}
+            assert first["customers"].deleted == 1 and first["customers"].remaining == 0
+            # a search index that still lists the deleted customer (Stripe's lags a minute)
+            stripe.deleted.clear()
+            gone = next(iter(stripe.customers))
+            stripe.route("GET", "/v1/customers/" + gone, lambda req: (
+                200, {"id": gone, "object": "customer", "deleted": True}, {}))
+            stripe.routes.insert(0, stripe.routes.pop())
+            recount = conn.count(KEYS)
+        assert {e.collection: e.found for e in recount.evidence}["customers"] == 0
+    finally:
+        harness.emulator.stop()

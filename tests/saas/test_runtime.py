@@ -75,6 +75,8 @@ def test_filters() -> None:
     md5 = hashlib.md5(b"ada@example.com").hexdigest()
     assert render("{value|md5_lower}", {"value": " Ada@Example.com"}, path=False) == md5
     assert render("{value|lower}", {"value": "Ada"}, path=False) == "ada"
+    assert render("email:'{value|escape_quotes}'", {"value": "o'brien\\x@y"}, path=False) \
+        == "email:'o\\'brien\\\\x@y'"
     assert render("/m/{each.id}", {"each": {"id": "a/b"}}, path=True) == "/m/a%2Fb"
 
 
