@@ -1,9 +1,10 @@
 """The bundle's zip, streamed: members from the spool, hashed on the way into manifest.json.
 
-Member order: ``report.html``, ``data.json``, ``csv/<system>/<collection>.csv`` (one per
-collection with rows), ``files/<system>/<collection>/<name>`` (objects, stored uncompressed since
-their size and CRC are known from the spool), and ``manifest.json`` last, listing every other
-member with its size and SHA-256. Nothing is held in memory beyond one block per stage.
+Member order: ``report.html``, ``data.json``, ``data.schema.json`` (its JSON Schema),
+``csv/<system>/<collection>.csv`` (one per collection with rows),
+``files/<system>/<collection>/<name>`` (objects, stored uncompressed since their size and
+CRC are known from the spool), and ``manifest.json`` last, listing every other member
+with its size and SHA-256. Nothing is held in memory beyond one block per stage.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from dsar.bundles.datajson import data_json
 from dsar.bundles.describe import CollectionFacts, describe, order_key
 from dsar.bundles.items import BundleMeta
 from dsar.bundles.names import UniqueNames, entry
-from dsar.bundles.report import FORMAT, context, render
+from dsar.bundles.report import FORMAT, SCHEMA, SCHEMA_ENTRY, context, render
 from dsar.bundles.spool import Spool, SpooledCollection
 from dsar.datamap.schema import DataMap
 
@@ -106,6 +107,7 @@ def members(
     body = data_json(meta, bundle_id, datamap.controller, collections, spool, created_at,
                      expires_at)
     yield "data.json", created_at, MODE, ZIP_64, manifest.tap("data.json", body)
+    yield SCHEMA_ENTRY, created_at, MODE, ZIP_64, manifest.tap(SCHEMA_ENTRY, [SCHEMA.read_bytes()])
     for coll, _, csv in collections:
         if csv:
             yield csv, created_at, MODE, ZIP_64, manifest.tap(csv, csv_chunks(spool, coll))

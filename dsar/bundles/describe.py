@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 from dsar.bundles.labels import category_label, name_label
 from dsar.datamap.schema import Art15Info, DataMap, S3System, SaaSSystem, SqlSystem
+from dsar.locale import N_
 
 SystemModel = SqlSystem | S3System | SaaSSystem
 
@@ -34,6 +35,8 @@ class CollectionFacts:
     info: Art15Info
     categories: tuple[Category, ...] = ()
     column_labels: dict[str, str] = field(default_factory=dict)
+    money: dict[str, tuple[str, str]] = field(default_factory=dict)
+    """Columns the map formats as money: ``{column: (format, currency)}``."""
 
 
 def _system(datamap: DataMap, name: str) -> SystemModel | None:
@@ -82,9 +85,12 @@ def _describe(datamap: DataMap, system: str, collection: str) -> CollectionFacts
     info = (own or Art15Info()).merged_over(sys_model.info)
     by_code: dict[str, list[str]] = {}
     column_labels: dict[str, str] = {}
+    money: dict[str, tuple[str, str]] = {}
     for column, col_spec in (getattr(spec, "columns", None) or {}).items():
         by_code.setdefault(col_spec.category, []).append(column)
         column_labels[column] = col_spec.label or category_label(col_spec.category)
+        if col_spec.format and col_spec.currency:
+            money[column] = (col_spec.format, col_spec.currency)
     if spec is not None and getattr(spec, "category", None):
         by_code.setdefault(spec.category, [])
     categories = tuple(
@@ -98,6 +104,7 @@ def _describe(datamap: DataMap, system: str, collection: str) -> CollectionFacts
         info=info,
         categories=categories,
         column_labels=column_labels,
+        money=money,
     )
 
 
@@ -148,26 +155,26 @@ def rights(infos: list[Art15Info]) -> list[Right]:
     bases = _bases(infos)
     unknown = not bases
     out = [
-        Right("Correct your data", "Art. 16",
-              "You can ask us to correct data about you that is wrong or incomplete."),
-        Right("Have your data erased", "Art. 17",
-              "You can ask us to delete your data; we tell you if a legal duty makes us keep "
-              "some of it, and for how long."),
-        Right("Restrict processing", "Art. 18",
-              "You can ask us to stop using your data, other than storing it, while a question "
-              "about it is settled."),
+        Right(N_("Correct your data"), "Art. 16",
+              N_("You can ask us to correct data about you that is wrong or incomplete.")),
+        Right(N_("Have your data erased"), "Art. 17",
+              N_("You can ask us to delete your data; we tell you if a legal duty makes us "
+                 "keep some of it, and for how long.")),
+        Right(N_("Restrict processing"), "Art. 18",
+              N_("You can ask us to stop using your data, other than storing it, while a "
+                 "question about it is settled.")),
     ]
     if unknown or bases & {"legitimate", "public"}:
-        out.append(Right("Object to processing", "Art. 21",
-                         "Where we rely on legitimate interests or a public task you can object; "
-                         "we then stop unless we have compelling grounds. You can always object "
-                         "to direct marketing."))
+        out.append(Right(N_("Object to processing"), "Art. 21",
+                         N_("Where we rely on legitimate interests or a public task you can "
+                            "object; we then stop unless we have compelling grounds. You can "
+                            "always object to direct marketing.")))
     if unknown or bases & {"consent", "contract"}:
-        out.append(Right("Take your data elsewhere", "Art. 20",
-                         "Data you gave us under consent or a contract is in this bundle in "
-                         "machine-readable form (data.json and CSV) to reuse elsewhere."))
+        out.append(Right(N_("Take your data elsewhere"), "Art. 20",
+                         N_("Data you gave us under consent or a contract is in this bundle in "
+                            "machine-readable form (data.json and CSV) to reuse elsewhere.")))
     if unknown or "consent" in bases:
-        out.append(Right("Withdraw consent", "Art. 7(3)",
-                         "Where we rely on your consent you can withdraw it at any time; this "
-                         "does not affect what we did before."))
+        out.append(Right(N_("Withdraw consent"), "Art. 7(3)",
+                         N_("Where we rely on your consent you can withdraw it at any time; "
+                            "this does not affect what we did before.")))
     return out

@@ -13,27 +13,24 @@ from collections.abc import Iterator, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
-from jinja2 import Environment, FileSystemLoader, select_autoescape
-from markupsafe import Markup, escape
+from markupsafe import Markup
 
+from dsar.bundles.cells import CellFormat, html
 from dsar.bundles.describe import CollectionFacts, rights
 from dsar.bundles.errors import format_when
 from dsar.bundles.items import BundleMeta
+from dsar.bundles.labels import name_label
 from dsar.bundles.names import entry
 from dsar.bundles.spool import SpooledCollection
-from dsar.bundles.values import dumps
 from dsar.datamap.schema import Controller
+from dsar.locale import LANGUAGES, N_, environment, translations
 
-TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 FORMAT = "dsar-export/1"
-MAX_CELL = 200
-
-_env = Environment(
-    loader=FileSystemLoader(TEMPLATES),
-    autoescape=select_autoescape(["html", "j2"]),
-    trim_blocks=False,
-)
+SCHEMA_ENTRY = "data.schema.json"
+SCHEMA = Path(__file__).resolve().parent / SCHEMA_ENTRY
+"""data.json's JSON Schema, shipped in every bundle and published as docs/data-json.schema.json."""
 
 
 def human_size(size: int) -> str:
@@ -45,26 +42,6 @@ def human_size(size: int) -> str:
     return f"{size} bytes"  # pragma: no cover
 
 
-def _display(value: Any) -> str | None:
-    if value is None:
-        return None
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    text = value if isinstance(value, str) else str(value) if type(value) is int else dumps(value)
-    return text if len(text) <= MAX_CELL else text[: MAX_CELL - 1] + "…"
-
-
-_EMPTY_CELL = '<td class="empty">—<span class="sr"> (empty)</span></td>'
-
-
-_SPECIAL = re.compile(r"[&<>\"']")
-
-
-def _html(text: str) -> str:
-    """``text`` escaped for HTML (most values have nothing to escape)."""
-    return str(escape(text)) if _SPECIAL.search(text) else text
-
-
 # The preview table is built here rather than by the template's loops: a few hundred cells
 # per bundle, each escaped once.
 
@@ -72,20 +49,15 @@ def _html(text: str) -> str:
 def _header_cells(columns: Sequence[str], labels: dict[str, str]) -> Markup:
     cells = []
     for name in columns:
-        label = labels.get(name, name)
-        code = f"<br><code>{_html(name)}</code>" if label != name else ""
-        cells.append(f'<th scope="col">{_html(label)}{code}</th>')
+        label = labels.get(name) or name_label(name)
+        cells.append(f'<th scope="col">{html(label)}<br><code>{html(name)}</code></th>')
     return Markup("".join(cells))
 
 
-def _cell(value: Any) -> str:
-    text = value if type(value) is str and len(value) <= MAX_CELL else _display(value)
-    return _EMPTY_CELL if text is None else f"<td>{_html(text)}</td>"
-
-
-def _preview_rows(preview: Sequence[dict[str, Any]], columns: Sequence[str]) -> Markup:
+def _preview_rows(preview: Sequence[dict[str, Any]], columns: Sequence[str],
+                  cells: CellFormat) -> Markup:
     return Markup("".join(
-        f"<tr>{''.join([_cell(row.get(column)) for column in columns])}</tr>\n"
+        f"<tr>{''.join([cells.cell(column, row.get(column)) for column in columns])}</tr>\n"
         for row in preview))
 
 
@@ -94,21 +66,23 @@ def _anchor(*parts: str) -> str:
 
 
 def _collection_context(
-    coll: SpooledCollection, facts: CollectionFacts, csv_entry: str | None, listed: int
+    coll: SpooledCollection, facts: CollectionFacts, csv_entry: str | None, listed: int,
+    cells: CellFormat,
 ) -> dict[str, Any]:
     columns = list(coll.columns)
+    cells.types, cells.money = coll.types, facts.money
     return {
         "anchor": _anchor("c", coll.system, coll.collection),
         "label": facts.label,
         "info": facts.info,
-        "categories": "; ".join(c.label for c in facts.categories),
+        "categories": "; ".join(cells.gettext(c.label) for c in facts.categories),
         "row_count": coll.row_count,
         "nothing_found": not coll.row_count and not coll.objects,
         "row_count_text": f"{coll.row_count:,}",
         "truncated": coll.row_count > len(coll.preview),
         "csv": csv_entry,
         "header_cells": _header_cells(columns, facts.column_labels),
-        "preview_rows": _preview_rows(coll.preview, columns),
+        "preview_rows": _preview_rows(coll.preview, columns, cells),
         "preview_count": len(coll.preview),
         "objects": [
             {"name": o.name, "size": human_size(o.size), "entry": o.entry}
@@ -121,7 +95,9 @@ def _collection_context(
 
 
 def _controller(controller: Controller | None) -> dict[str, Any]:
-    data = controller.model_dump() if controller else {"name": "The controller"}
+    data = controller.model_dump() if controller else {
+        "name": N_("The controller"), "contact": None, "dpo": None,
+        "supervisory_authority": None, "supervisory_authority_url": None}
     url = data.get("supervisory_authority_url") or ""
     if not re.match(r"^https?://", url):
         data["supervisory_authority_url"] = None
@@ -136,23 +112,27 @@ def context(
     expires_at: datetime,
 ) -> dict[str, Any]:
     """Everything the template shows. ``collections`` come in display order."""
+    language = meta.language if meta.language in LANGUAGES else "en"
+    zone = ZoneInfo(meta.timezone)
+    gettext = translations(language).gettext
+    cells = CellFormat(language=language, zone=zone, gettext=gettext)
     systems: list[dict[str, Any]] = []
     by_system: dict[str, dict[str, Any]] = {}
     for coll, facts, csv_entry in collections:
         if coll.system not in by_system:
             by_system[coll.system] = {
                 "anchor": _anchor("s", coll.system), "label": facts.system_label,
-                "collections": [], "cats": {},
+                "collections": [], "cats": {}, "found": False,
             }
             systems.append(by_system[coll.system])
         system = by_system[coll.system]
         system["collections"].append(
-            _collection_context(coll, facts, csv_entry, meta.listed_objects)
+            _collection_context(coll, facts, csv_entry, meta.listed_objects, cells)
         )
         if coll.row_count or coll.objects:  # what a searched, empty collection holds: nothing
             system["found"] = True
             for cat in facts.categories:
-                where = system["cats"].setdefault(cat.label, [])
+                where = system["cats"].setdefault(gettext(cat.label), [])
                 where.append(facts.label)
     for system in systems:
         system["categories"] = [
@@ -162,10 +142,16 @@ def context(
     rows = sum(c.row_count for c, _, _ in collections)
     found = sum(1 for system in systems if system.get("found"))
     objects = [o for c, _, _ in collections for o in c.objects]
-    title = "A copy of your personal data" if meta.kind == "access" else "Your data export"
+    title = (N_("A copy of your personal data") if meta.kind == "access"
+             else N_("Your data export"))
+    searched = [(system["label"], [c["label"] for c in system["collections"]])
+                for system in systems]
     return {
-        "language": meta.language,
-        "title": title,
+        "language": language,
+        "title": gettext(title),
+        "timezone": meta.timezone,
+        "searched": searched,
+        "schema": SCHEMA_ENTRY,
         "format": FORMAT,
         "request_id": meta.request_id,
         "controller": _controller(controller),
@@ -187,6 +173,7 @@ def context(
 def render(ctx: dict[str, Any], block: int = 64 * 1024) -> Iterator[bytes]:
     """The page as UTF-8 in blocks of ``block`` bytes. Its size is bounded (see above), so it
     is rendered whole, then cut."""
-    page = _env.get_template("report.html.j2").render(**ctx).encode()
+    template = environment(ctx["language"], "report").get_template("report.html.j2")
+    page = template.render(**ctx).encode()
     for start in range(0, len(page), block):
         yield page[start:start + block]

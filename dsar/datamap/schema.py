@@ -27,14 +27,29 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+class Transfer(Strict):
+    """A transfer to a third country or an international organisation (Art. 15(2)): where to,
+    and the safeguard it relies on (Art. 46: "Standard Contractual Clauses", an adequacy
+    decision under Art. 45, ...)."""
+
+    to: str = Field(min_length=2)
+    safeguards: str = Field(min_length=3)
+
+
 class Art15Info(Strict):
-    """What Art. 15(1) requires the controller to tell the subject about a collection."""
+    """What Art. 15(1) and 15(2) require the controller to tell the subject about a collection.
+
+    ``automated_decisions`` (Art. 15(1)(h)): automated decision-making, including profiling,
+    with the logic involved and its significance and consequences; unset means none is made.
+    ``transfers`` (Art. 15(2)): transfers to third countries and their safeguards."""
 
     purposes: list[str] = Field(default_factory=list)
     legal_basis: str | None = None
     recipients: list[str] = Field(default_factory=list)
     retention: str | None = None
     source: str | None = None
+    automated_decisions: str | None = None
+    transfers: list[Transfer] = Field(default_factory=list)
 
     def merged_over(self, parent: Art15Info | None) -> Art15Info:
         """This info with blanks filled from ``parent`` (table info over system info)."""
@@ -46,6 +61,8 @@ class Art15Info(Strict):
             recipients=self.recipients or parent.recipients,
             retention=self.retention or parent.retention,
             source=self.source or parent.source,
+            automated_decisions=self.automated_decisions or parent.automated_decisions,
+            transfers=self.transfers or parent.transfers,
         )
 
 
@@ -115,10 +132,21 @@ class ErasureSpec(Strict):
 
 
 class ColumnSpec(Strict):
-    """A column that holds personal data, with its data category (e.g. ``contact.email``)."""
+    """A column that holds personal data, with its data category (e.g. ``contact.email``).
+
+    ``format: money`` shows the column's amounts as money in ``currency`` (ISO 4217, e.g.
+    ``EUR``); ``money_minor`` when they are stored in minor units (cents: 1999 is 19.99)."""
 
     category: str
     label: str | None = None
+    format: Literal["money", "money_minor"] | None = None
+    currency: Annotated[str, Field(pattern=r"^[A-Z]{3}$")] | None = None
+
+    @model_validator(mode="after")
+    def _currency(self) -> ColumnSpec:
+        if self.format and not self.currency:
+            raise ValueError(f"format {self.format!r} needs a currency (an ISO 4217 code: EUR)")
+        return self
 
 
 class Reference(Strict):

@@ -144,7 +144,8 @@ def test_bundle_rebuild_with_same_id_replaces_it(datamap, local_store, key, now,
 def test_bundle_empty_subject(datamap, local_store, key, secret, now):
     info = build_bundle(BundleMeta("r"), datamap, lambda: [], local_store, key, now)
     archive = zipfile.ZipFile(io.BytesIO(_download(local_store, info, key, secret, now)))
-    assert archive.namelist() == ["report.html", "data.json", "manifest.json"]
+    assert archive.namelist() == ["report.html", "data.json", "data.schema.json",
+                                  "manifest.json"]
     assert load_data(archive)["collections"] == []
     assert "We found no personal data" in archive.read("report.html").decode()
 

@@ -45,7 +45,7 @@ def test_searched_empty_collections_are_listed(datamap, local_store, key, secret
 
     page = archive.read("report.html").decode()
     assert page.count("Searched, nothing found") == 2
-    assert "about you in <strong>1</strong> system." in page  # the one where data was found
+    assert "about you in <strong>1</strong> system:" in page  # the one where data was found
     assert "(searched, nothing found)</li>" in page  # media, in the list of systems
 
 
@@ -56,7 +56,9 @@ def test_nothing_found_anywhere_lists_what_was_searched(datamap, local_store, ke
     (only,) = load_data(archive)["collections"]
     assert (only["collection"], only["row_count"]) == ("customer", 0)
     page = archive.read("report.html").decode()
-    assert "We found <strong>0</strong> records" in page
+    assert "We found no personal data about you." in page
+    assert "These are the places we searched:" in page
+    assert "<li>Customer database: Your customer profile</li>" in page
     assert "Searched, nothing found" in page
 
 
