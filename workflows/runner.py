@@ -81,6 +81,8 @@ def flag_attention(app: App, request_id: str, reason: str) -> None:
             State.NEEDS_ATTENTION.value, reason, now)
         requests.add_event(session, request, now, "worker", "plan_failed",
                         State.IN_PROGRESS.value, State.NEEDS_ATTENTION.value, reason)
+    log.warning("request %s needs attention: its planning failed (`dsar show` says why)",
+                request_id, extra={"request_id": request_id})
 
 
 def plan(app: App, request_id: str, *, run_here: Collection[str] = ()) -> fanout.Handoff | None:

@@ -48,8 +48,12 @@ def worker(state: CliState, processes: int, threads: int, queues: tuple[str, ...
     if metrics_port:
         os.environ["DSAR_METRICS_PORT"] = str(metrics_port)
     if app.settings.broker_url.startswith("memory://"):
+        from dsar import logs
         from workflows.runtime import InProcessFleet
 
+        # What it does (planned, task done, completed, needs attention) goes to standard error
+        # as the RabbitMQ and Redis workers' processes say it (workflows.entry).
+        logs.configure(app.settings.log_format)
         stop = threading.Event()
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, lambda *_: stop.set())
