@@ -31,7 +31,7 @@ from typing import IO, Any
 from dsar.bundles.aead import EncryptedFileWriter, StreamEncryptor, decrypt_stream
 from dsar.bundles.items import CollectedItem, RowsBatch, StagedObject
 from dsar.bundles.names import UniqueNames, entry
-from dsar.bundles.values import dumps, encode, kind_of, merge_kind
+from dsar.bundles.values import column_types, dumps, encode, kind_of, merge_kind
 
 SEGMENT = struct.Struct(">Q")
 WRITE_BLOCK = 256 * 1024
@@ -67,7 +67,7 @@ class SpooledCollection:
 
     @property
     def types(self) -> dict[str, str]:
-        return {c: k for c, k in self.kinds.items() if k is not None}
+        return column_types(self.kinds)
 
 
 class Spool:

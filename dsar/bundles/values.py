@@ -33,8 +33,17 @@ from typing import Any
 NATIVE = (str, int, bool)
 
 
+TEXT = "text"
+"""What :func:`kind_of` says of a string: it needs no type, but a column that mixes strings
+with values written *as* strings (a date, a non-finite float) is ``mixed``, never typed, so a
+reader does not try to parse the column's own strings."""
+
+
 def kind_of(value: Any) -> str | None:
-    """The type name a value needs recorded, ``None`` for plain JSON scalars and nulls."""
+    """The type name a value needs recorded: ``None`` for plain JSON scalars and nulls,
+    :data:`TEXT` for strings (see :func:`merge_kind`)."""
+    if isinstance(value, str):
+        return TEXT
     if value is None or isinstance(value, NATIVE):
         return None
     if isinstance(value, float):
@@ -78,22 +87,25 @@ def encode(value: Any) -> Any:
 
 
 def merge_kind(known: str | None, new: str | None) -> str | None:
-    """A column's type after seeing one more value's type."""
+    """A column's type after seeing one more value's type (strings and ``json`` values mix
+    freely: lists and dicts stay native in JSON)."""
     if new is None or known == new:
         return known
     if known is None:
         return new
+    if TEXT in (known, new) and "json" in (known, new):
+        return "json"
     return "mixed"
 
 
 def column_types(seen: dict[str, str | None]) -> dict[str, str]:
     """Only the columns that need a type."""
-    return {column: kind for column, kind in seen.items() if kind is not None}
+    return {column: kind for column, kind in seen.items() if kind not in (None, TEXT)}
 
 
 def decode(value: Any, kind: str | None) -> Any:
     """The original value from its JSON form and its column's type (inverse of :func:`encode`)."""
-    if value is None or kind is None or kind in {"mixed", "json"}:
+    if value is None or kind is None or kind in {"mixed", "json", TEXT}:
         return value
     if not isinstance(value, str):
         return value
