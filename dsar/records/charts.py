@@ -24,6 +24,7 @@ GOOD, BAD, WARN = "#2e8540", "#b3261e", "#e08a00"
 _W, _H = 480, 220
 _LEFT, _RIGHT, _TOP, _BOTTOM = 36, 8, 10, 44
 _FONT = 'font-family="system-ui, sans-serif" font-size="11"'
+_CHAR_W = 6.2  # the width of a character of _FONT, about
 
 
 @dataclass(frozen=True)
@@ -78,6 +79,8 @@ def bar_chart(chart_id: str, title: str, categories: Sequence[str], series: Sequ
     slot = plot_w / max(len(categories), 1)
     bar_w = slot * 0.7 / (1 if stacked else max(len(series), 1))
     every = max(1, -(-len(categories) // 8))  # at most 8 category labels
+    # Labels wider than their slot are turned so that they do not run into each other.
+    turn = max((len(c) for c in categories), default=0) * _CHAR_W > slot * every * 0.9
     for i, category in enumerate(categories):
         x0, base = _LEFT + slot * i + slot * 0.15, 0.0
         for j, s in enumerate(series):
@@ -94,9 +97,11 @@ def bar_chart(chart_id: str, title: str, categories: Sequence[str], series: Sequ
             if stacked:
                 base += value
         if i % every == 0:
-            cx = _LEFT + slot * i + slot / 2
-            body.append(f'<text x="{cx:.1f}" y="{_H - _BOTTOM + 14}" text-anchor="middle" '
-                        f'{_FONT} fill="#1b1f24">{escape(category)}</text>')
+            cx, ty = _LEFT + slot * i + slot / 2, _H - _BOTTOM + 14
+            place = (f'text-anchor="end" transform="rotate(-30 {cx + 4:.1f} {ty - 4})"'
+                     if turn else 'text-anchor="middle"')
+            body.append(f'<text x="{cx + (4 if turn else 0):.1f}" y="{ty - (4 if turn else 0)}" '
+                        f'{place} {_FONT} fill="#1b1f24">{escape(category)}</text>')
     if reference is not None:
         value, label = reference
         y = _TOP + plot_h - plot_h * value / top
