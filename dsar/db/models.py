@@ -339,3 +339,40 @@ class AgentToken(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class SharedBatch(Base):
+    """Erasures of one system's shared S3 files that run as one pass (``workflows.shared_batch``):
+    ``open`` while members join, ``running`` under a lease (``claimed_until``), then ``done``.
+    ``run_at`` is the earliest time a member's deadline, less the safety margin, or the
+    maximum wait requires."""
+
+    __tablename__ = "shared_batches"
+    __table_args__ = (Index("ix_shared_batches_system_state", "system", "state"),)
+
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    system: Mapped[str] = mapped_column(String(64))
+    state: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    run_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    claimed_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class SharedBatchMember(Base):
+    """One erasure task in a shared batch: its deadline, the evidence of what it erased on its
+    own (per-subject objects), the pre-count and then the evidence of the shared pass. Evidence
+    only (hashes and counts); the member's keys stay in its request's encrypted rows."""
+
+    __tablename__ = "shared_batch_members"
+
+    task_id: Mapped[int] = mapped_column(ForeignKey("tasks.id"), primary_key=True)
+    batch_id: Mapped[str] = mapped_column(ForeignKey("shared_batches.id"), index=True)
+    request_id: Mapped[str] = mapped_column(ForeignKey("requests.id"))
+    deadline: Mapped[date] = mapped_column(Date)
+    joined_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    own_evidence: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
+    precount: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    shared_evidence: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)

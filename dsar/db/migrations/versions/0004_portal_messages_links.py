@@ -5,6 +5,8 @@ token or code), sends its messages through the outbox (``messages``: one row per
 kind, stamped when sent) and records every download link it issues (``download_links``: the
 token's hash, so a link can be revoked). Authorised agents call the API with tokens the privacy
 team issues (``agent_tokens``: the token's hash only).
+Erasures of shared S3 files wait in a batch (``shared_batches``, ``shared_batch_members``:
+ids, deadlines and evidence, never keys) so one pass over each file removes every member.
 
 Revision ID: 0004
 Revises: 0003
@@ -75,9 +77,38 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("name"),
         sa.UniqueConstraint("token_hash"),
     )
+    op.create_table(
+        "shared_batches",
+        sa.Column("id", sa.String(length=32), nullable=False),
+        sa.Column("system", sa.String(length=64), nullable=False),
+        sa.Column("state", sa.String(length=16), nullable=False),
+        _time("created_at"), _time("run_at"), _time("claimed_until", nullable=True),
+        sa.Column("attempts", sa.Integer(), nullable=False),
+        _time("started_at", nullable=True), _time("finished_at", nullable=True),
+        sa.PrimaryKeyConstraint("id"),
+    )
+    op.create_index("ix_shared_batches_system_state", "shared_batches", ["system", "state"])
+    op.create_table(
+        "shared_batch_members",
+        sa.Column("task_id", sa.Integer(), nullable=False),
+        sa.Column("batch_id", sa.String(length=32), nullable=False),
+        sa.Column("request_id", sa.String(length=32), nullable=False),
+        sa.Column("deadline", sa.Date(), nullable=False),
+        _time("joined_at"),
+        sa.Column("own_evidence", sa.JSON(), nullable=False),
+        sa.Column("precount", sa.JSON(), nullable=True),
+        sa.Column("shared_evidence", sa.JSON(), nullable=True),
+        sa.ForeignKeyConstraint(["task_id"], ["tasks.id"]),
+        sa.ForeignKeyConstraint(["batch_id"], ["shared_batches.id"]),
+        sa.ForeignKeyConstraint(["request_id"], ["requests.id"]),
+        sa.PrimaryKeyConstraint("task_id"),
+    )
+    op.create_index("ix_shared_batch_members_batch_id", "shared_batch_members", ["batch_id"])
 
 
 def downgrade() -> None:
+    op.drop_table("shared_batch_members")
+    op.drop_table("shared_batches")
     op.drop_table("agent_tokens")
     op.drop_table("verifications")
     op.drop_table("messages")
