@@ -12,9 +12,8 @@ from pathlib import Path
 
 import click
 from rich.table import Table
-from rich.text import Text
 
-from dsar.commands.output import console, json_option, print_json
+from dsar.commands.output import console, json_option, print_json, table
 from dsar.datamap.findings import Finding
 from dsar.datamap.loader import load_datamap
 from dsar.errors import InvalidInput
@@ -114,12 +113,11 @@ def check_command(file: str, as_json: bool) -> None:
     elif not findings:
         console.print(f"{file}: no problems found")
     else:
-        table = Table("severity", "where", "problem", "fix", show_lines=True)
-        for f in findings:
-            where = ".".join(p for p in (f.system, f.table, f.column) if p)
-            colour = "red" if f.severity == "error" else "yellow"
-            table.add_row(Text(f.severity, style=colour), where, f.problem, f.fix)
-        console.print(table)
+        # Where and the suggested fix are copied: table() keeps "where" whole and wraps the
+        # rest at spaces; a row too wide for that is shown as "column value" lines.
+        console.print(table(None, ["severity", "where", "problem", "fix"], [
+            [f.severity, ".".join(p for p in (f.system, f.table, f.column) if p), f.problem,
+             f.fix] for f in findings]))
         console.print(f"{len(errors)} error(s), {len(findings) - len(errors)} warning(s)")
     if errors:
         raise SystemExit(1)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import sys
+import textwrap
 from collections.abc import Callable, Sequence
 from datetime import date, datetime
 from typing import Any, TypeVar
@@ -90,7 +91,8 @@ def shown(value: Any) -> str:
 #: Columns whose values are copied or compared whole (ids, states, dates): never wrapped or cut.
 WHOLE = frozenset({"id", "request", "state", "received", "due", "responded", "when",
                    "days left", "left", "setting", "kind", "regime", "channel", "on time",
-                   "source", "event", "from", "to"})
+                   "source", "event", "from", "to", "severity", "where", "system",
+                   "collection"})
 
 _FOLD_MIN = 10  # the narrowest a wrapping column gets
 
@@ -130,8 +132,8 @@ def table(title: str | None, columns: Sequence[str], rows: Sequence[Sequence[Any
             keep.remove(columns.index(name))
             dropped.append(name)
     names = [columns[i] for i in keep]
-    caption = (f"narrow terminal: {', '.join(dropped)} left out (--json has every field)"
-               if dropped else None)
+    caption = (textwrap.fill(f"narrow terminal: {', '.join(dropped)} left out (--json has "
+                             "every field)", width) if dropped else None)
     if _need(names, [[r[i] for i in keep] for r in cells]) > width:
         return _vertical(title, list(columns), cells)
     out = Table(title=title, title_justify="left", caption=caption, caption_justify="left",

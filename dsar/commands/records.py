@@ -302,7 +302,7 @@ def report(state: CliState, start: date | None, end: date | None, as_csv: bool, 
                                      "responded", "on time", "denial basis"],
                         [[r["request_id"], r["received_on"], r["kind"], r["channel"],
                           r["response"], r["responded_on"], r["on_time"], r["denial_basis"]]
-                         for r in data["requests"]]))
+                         for r in data["requests"]], optional=("denial basis", "channel")))
 
 
 def _ccpa_report(app: Any, year: int, as_json: bool) -> None:

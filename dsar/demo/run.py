@@ -180,13 +180,14 @@ def run_one(app: App, console: Console, kind: str, identities: list[Any],
 
 
 def print_evidence(console: Console, kind: str, bodies: list[dict[str, Any]]) -> None:
-    table = Table(title="found per system" if kind != "erasure" else "erasure evidence",
-                  title_justify="left")
+    """What each system found (and, for an erasure, did), fitted to ``console``'s width
+    without cutting systems or collections: the reasons and details go first when narrow."""
+    from dsar.commands.output import table
+
     columns = ["system", "collection", "found"]
     columns += ["collected"] if kind != "erasure" else ["deleted", "masked", "retained",
                                                          "left", "kept because", "details"]
-    for column in columns:
-        table.add_column(column)
+    rows = []
     for body in bodies:
         row = [body["system"], body["collection"], str(body["found"])]
         if kind != "erasure":
@@ -196,7 +197,9 @@ def print_evidence(console: Console, kind: str, bodies: list[dict[str, Any]]) ->
             details = ", ".join(f"{k.replace('_', ' ')} {v}"
                                 for k, v in sorted(body.get("counts", {}).items()) if v)
             row += [str(body["deleted"]), str(body["masked"]), str(body["retained"]),
-                    "-" if remaining is None else str(remaining),
-                    body.get("retained_ground") or "", details]
-        table.add_row(*row)
-    console.print(table)
+                    "—" if remaining is None else str(remaining),
+                    body.get("retained_ground") or "—", details or "—"]
+        rows.append(row)
+    console.print(table("found per system" if kind != "erasure" else "erasure evidence",
+                        columns, rows, optional=("details", "kept because"),
+                        width=console.width))
