@@ -64,7 +64,7 @@ SHORT_HELP: dict[str, str] = {
     "bundle": ("Show where a request's export bundle is, its digest, and until when it can "
                "be fetched."),
     "cancel": "Cancel a request (for example, withdrawn by the subject).",
-    "config": "Show the effective settings (secrets hidden) and where each comes from.",
+    "config": "Show every setting, its value (secrets hidden) and where it comes from.",
     "confirm-identity": "Record that the subject's identity was verified.",
     "datamap": "Write, check and import data maps.",
     "db": "The state database.",
