@@ -43,6 +43,9 @@ def one_line(result: subprocess.CompletedProcess[str], code: int, *needles: str)
      ("cannot reach the state database", "no-such-host.invalid", "check DSAR_DATABASE_URL")),
     ("postgresql+psycopg://h11_no_such_role@127.0.0.1:5432/dsar", 5,
      ("cannot reach the state database", "h11_no_such_role", "check DSAR_DATABASE_URL")),
+    ("sqlite:////proc/no-such-folder/state.sqlite3", 2,
+     ("/proc/no-such-folder/state.sqlite3 cannot be made", "a folder you can write")),
+    (f"sqlite:///{Path(__file__).resolve()}", 5, ("file is not a database",)),
 ])
 def test_bad_state_database_url_is_one_line(tmp_path: Path, url: str, code: int,
                                             needles: tuple[str, ...]) -> None:

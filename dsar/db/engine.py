@@ -55,7 +55,9 @@ def unreachable(exc: BaseException) -> StateDatabaseUnreachable | None:
     """The one-line error for ``exc`` when it says the state database (``DSAR_DATABASE_URL``)
     could not be reached, else None. For the command line only: workers keep the original
     error, which their retries know for a transient one."""
-    if not isinstance(exc, sa.exc.OperationalError | sa.exc.InterfaceError):
+    not_a_database = isinstance(exc, sa.exc.DatabaseError) and "file is not a database" in str(
+        getattr(exc, "orig", ""))
+    if not (not_a_database or isinstance(exc, sa.exc.OperationalError | sa.exc.InterfaceError)):
         return None
     from dsar.settings import Settings
 
@@ -75,7 +77,13 @@ def unreachable(exc: BaseException) -> StateDatabaseUnreachable | None:
 def _engine(parsed: sa.URL) -> Engine:
     if parsed.get_backend_name() == "sqlite":
         if parsed.database:
-            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+            try:
+                Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise InvalidInput(
+                    f"the folder of the SQLite state database {parsed.database} cannot be "
+                    f"made ({exc.strerror or type(exc).__name__})",
+                    "set DSAR_DATABASE_URL (or DSAR_DATA_DIR) to a folder you can write") from None
         engine = sa.create_engine(parsed, connect_args={"timeout": 30})
 
         @event.listens_for(engine, "connect")
