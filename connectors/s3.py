@@ -27,6 +27,7 @@ one (S3-compatible stores, moto in tests); credentials come from the standard AW
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from connectors.base import (
@@ -37,12 +38,14 @@ from connectors.base import (
     SubjectKeys,
     register,
 )
+from connectors.s3_batch import count_shared_batch, erase_shared_batch
 from connectors.s3_client import Bucket, S3Settings, make_client
 from connectors.s3_keys import KeyTemplate, TemplateError, UnsafeKeyValue, parse_template
 from connectors.s3_objects import Target, collect_objects, count_objects, erase_objects
 from connectors.s3_shared import collect_shared, count_shared, erase_shared, matcher_for
 from dsar.datamap.schema import S3ObjectSpec, S3System
 from dsar.errors import ConnectorError
+from dsar.evidence import CollectionEvidence
 
 __all__ = ["S3Connector", "S3Settings"]
 
@@ -138,6 +141,34 @@ class S3Connector(Connector):
         for shared in self.system.shared:
             result.evidence.append(erase_shared(b, shared, matcher_for(shared, keys)))
         return result
+
+    def erase_objects(self, keys: SubjectKeys) -> ConnectorResult:
+        """:meth:`erase` of the per-subject ``objects`` only: what a batched erasure does at
+        once, before its shared files wait for the batch (see :mod:`connectors.s3_batch`)."""
+        targets = self._all_targets(keys)
+        b = self.bucket
+        return ConnectorResult(evidence=[erase_objects(b, spec, targets[spec.name])
+                                         for spec in self.system.objects])
+
+    def count_shared_batch(self, keys_by_member: Mapping[str, SubjectKeys]
+                           ) -> dict[str, list[CollectionEvidence]]:
+        """Each member's records in the shared collections, from one scan of each file."""
+        out: dict[str, list[CollectionEvidence]] = {m: [] for m in keys_by_member}
+        for shared in self.system.shared:
+            for member, ev in count_shared_batch(self.bucket, shared, keys_by_member).items():
+                out[member].append(ev)
+        return out
+
+    def erase_shared_batch(self, keys_by_member: Mapping[str, SubjectKeys]
+                           ) -> dict[str, list[CollectionEvidence]]:
+        """Erase every member's records from the shared collections in one pass over each
+        file; each member's evidence has its own counts, hashes and recount (``remaining``
+        is 0 for every member, or this raises)."""
+        out: dict[str, list[CollectionEvidence]] = {m: [] for m in keys_by_member}
+        for shared in self.system.shared:
+            for member, ev in erase_shared_batch(self.bucket, shared, keys_by_member).items():
+                out[member].append(ev)
+        return out
 
     def count(self, keys: SubjectKeys) -> ConnectorResult:
         """Counts only: objects, versions, markers, uploads; records in shared files."""

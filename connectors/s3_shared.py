@@ -310,10 +310,12 @@ def _rewrite(
 
 
 def _read_kept(
-    b: Bucket, spec: S3SharedSpec, v: Version, matcher: Matcher, spool: IO[bytes]
+    b: Bucket, spec: S3SharedSpec, v: Version, matcher: Matcher, spool: IO[bytes],
+    records: list[tuple[int, Any]] | None = None,
 ) -> tuple[dict[str, Any], list[int]] | None:
     """Write the current version without the subject's records to ``spool``:
-    ``(response, dropped lines or rows)``, or None if the object has gone."""
+    ``(response, dropped lines or rows)``, or None if the object has gone. With ``records``,
+    each dropped ``(line, record)`` is appended to it (a batch attributes them)."""
     if spec.format == "parquet":
         scanned = _parquet_scan(b, spec, v, matcher)
         if scanned is None:
@@ -322,6 +324,8 @@ def _read_kept(
         head["TagCount"] = 1  # HeadObject does not say; _attributes asks for the tags
         if not scan.count():
             return head, []
+        if records is not None:
+            records.extend((row + 1, record) for _group, row, record in scan.matches())
         return head, [row + 1 for row in scan.rewrite(spool)]
     opened = _open(b, spec, v, matcher)
     if opened is None:
@@ -332,6 +336,8 @@ def _read_kept(
     for seg in segments:
         if seg[3] is not None and matcher(seg[3]):
             dropped.append(seg[2])
+            if records is not None:
+                records.append((seg[2], seg[3]))
         else:
             writer.keep(seg)
     writer.finish()

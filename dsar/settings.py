@@ -84,6 +84,11 @@ SETTINGS_DOC: dict[str, tuple[str, str]] = {
                                   "store for bundles without a request"),
     "DSAR_PARTIAL_SWEEP_SECONDS": ("3600", "seconds between a worker's clean-ups of half-written "
                                    "bundles"),
+    "DSAR_SHARED_ERASURE_MAX_WAIT_HOURS": ("0", "how long an erasure of shared S3 files may wait "
+                                           "to join a batch (one pass removes everyone "
+                                           "pending); 0: each erasure rewrites them alone"),
+    "DSAR_SHARED_ERASURE_MARGIN_DAYS": ("3", "a batch of shared erasures runs at least this many "
+                                        "days before its earliest member's deadline"),
 }
 SECRET_FIELDS = frozenset({"master_key", "smtp_password"})
 URL_FIELDS = frozenset({"database_url", "broker_url", "smtp_url", "rate_limit_storage",
@@ -139,6 +144,8 @@ class Settings:
     retention_sweep_seconds: float = 300.0
     orphan_sweep_seconds: float = 86400.0
     partial_sweep_seconds: float = 3600.0
+    shared_erasure_max_wait_hours: float = 0.0
+    shared_erasure_margin_days: int = 3
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -203,6 +210,7 @@ class Settings:
             log_format=log_format,
             **_mail_settings(env),
             **_fleet_settings(env),
+            **_batch_settings(env),
         )
 
     @staticmethod
@@ -348,6 +356,23 @@ def _fleet_settings(env: Mapping[str, str]) -> dict[str, object]:
                           ("DSAR_ORPHAN_SWEEP_SECONDS", 86400.0),
                           ("DSAR_PARTIAL_SWEEP_SECONDS", 3600.0)):
         out[name.removeprefix("DSAR_").lower()] = _positive_seconds(env, name, default)
+    return out
+
+
+def _batch_settings(env: Mapping[str, str]) -> dict[str, object]:
+    """How long shared erasures may wait for a batch, and the margin before deadlines."""
+    out: dict[str, object] = {}
+    for name, default, kind in (("DSAR_SHARED_ERASURE_MAX_WAIT_HOURS", "0", float),
+                                ("DSAR_SHARED_ERASURE_MARGIN_DAYS", "3", int)):
+        raw = (env.get(name) or "").strip() or default
+        try:
+            value = kind(raw)
+        except ValueError:
+            value = -1
+        if not 0 <= value < 24 * 366:
+            raise InvalidInput(f"{name}={raw!r} is not a number from 0 up to a year",
+                               f"set {name}={default} (0 waits not at all)")
+        out[name.removeprefix("DSAR_").lower()] = value
     return out
 
 

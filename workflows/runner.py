@@ -28,7 +28,7 @@ from dsar.errors import DataMapError
 from dsar.evidence import CollectionEvidence
 from dsar.lifecycle import State
 from dsar.planning import Plan, plan_request
-from workflows import fanout
+from workflows import fanout, shared_batch
 from workflows.leases import KEEPER
 from workflows.retry import classify
 from workflows.staging import Collected, StagingSink
@@ -195,6 +195,9 @@ def _run_claimed(app: App, claim: fanout.Claim,
     except LeaseLost as lost:
         log.warning("%s", lost, extra=ids)
         return "lost", None
+    except shared_batch.Waiting as waiting:
+        log.info("task %s %s", task_id, waiting, extra=ids)
+        return shared_batch.wait(app, claim, waiting.until), None
     except Exception as exc:
         failure = classify(exc)
         if failure.code == "internal_error":
@@ -258,6 +261,8 @@ def _call_connector(app: App, claim: fanout.Claim
             sink = StagingSink(app, claim.request_id, claim.task_id)
             result = connector.collect(frozen, sink)
             return result, sink.take(), not sink.flushed
+        if shared_batch.applies(app, claim, connector):
+            return shared_batch.erase(app, claim, connector), None, True
         precount = claim.precount
         if precount is not None:  # an earlier attempt recorded what was there
             result = connector.erase(frozen)

@@ -1,0 +1,219 @@
+"""One pass over shared files for many people at once (issue #25, docs/decisions/0001).
+
+A batch is ``{member: Matcher}``: each member is one erasure request (its task id, as text).
+The search runs once with the union of every member's values (one Aho-Corasick pass for JSONL,
+one ``is_in`` push-down for Parquet, see :mod:`connectors.s3_scan` and
+:mod:`connectors.s3_parquet`), each file is rewritten once without every member's records, and
+every record found is attributed to each member whose own matcher accepts it (a record two
+members share counts for both). Each member gets evidence of its own: its ``found``, its
+``deleted``, the keyed hashes of its own lines and its own recount; never another member's.
+
+Crash safety is the single erasure's (:mod:`connectors.s3_shared`): each file is rewritten with
+a conditional write, so a pass killed midway leaves every file old or new, and a rerun finds
+what is left.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from connectors.s3_client import Bucket, Lock, Version, is_conflict, read_lock
+from connectors.s3_client import retained_summary as _summary
+from connectors.s3_objects import ERASE_COUNTS, _elapsed
+from connectors.s3_records import Matcher
+from connectors.s3_shared import (
+    _delete_version,
+    _open,
+    _read_kept,
+    _upload,
+    _versions,
+    matcher_for,
+)
+from dsar.datamap.schema import S3SharedSpec
+from dsar.errors import ConnectorError
+from dsar.evidence import CollectionEvidence
+
+Members = Mapping[str, Matcher]
+
+
+def members_for(spec: S3SharedSpec, keys_by_member: Mapping[str, Any]) -> dict[str, Matcher]:
+    """One matcher per member, from each member's own keys."""
+    return {member: matcher_for(spec, keys) for member, keys in keys_by_member.items()}
+
+
+def union_of(spec: S3SharedSpec, keys_by_member: Mapping[str, Any]) -> Matcher:
+    """The matcher of every member's values together: what the search looks for."""
+    merged: dict[str, set[str]] = {}
+    for keys in keys_by_member.values():
+        for name, values in keys.items():
+            merged.setdefault(name, set()).update(values)
+    return matcher_for(spec, {name: frozenset(values) for name, values in merged.items()})
+
+
+def owners(members: Members, record: Any) -> list[str]:
+    """The members a record belongs to (usually one)."""
+    return [member for member, matcher in members.items() if matcher(record)]
+
+
+def _attributed(b: Bucket, spec: S3SharedSpec, v: Version, members: Members,
+                union: Matcher) -> dict[str, int]:
+    """Each member's records in one version, from one read of it."""
+    hits = dict.fromkeys(members, 0)
+    with b.guard(spec.name, f"scanning {v.key!r}"):
+        opened = _open(b, spec, v, union)
+        if opened is None:
+            return hits
+        for seg in opened[2]:
+            if seg[3] is not None and union(seg[3]):
+                for member in owners(members, seg[3]):
+                    hits[member] += 1
+    return hits
+
+
+def count_shared_batch(b: Bucket, spec: S3SharedSpec,
+                       keys_by_member: Mapping[str, Any]) -> dict[str, CollectionEvidence]:
+    """Each member's records in current versions (``found``) and older ones
+    (``counts["noncurrent_records"]``), in one scan of every version."""
+    start = time.monotonic()
+    members = {m: x for m, x in members_for(spec, keys_by_member).items() if not x.empty}
+    evs = {m: b.evidence(spec.name, "count") for m in keys_by_member}
+    noncurrent = dict.fromkeys(keys_by_member, 0)
+    if members:
+        union = union_of(spec, keys_by_member)
+        for v in _versions(b, spec):
+            for member, n in _attributed(b, spec, v, members, union).items():
+                if v.is_latest:
+                    evs[member].found += n
+                else:
+                    noncurrent[member] += n
+    for member, ev in evs.items():
+        ev.counts = {"noncurrent_records": noncurrent[member]}
+        ev.duration_ms = _elapsed(start)
+    return evs
+
+
+def erase_shared_batch(b: Bucket, spec: S3SharedSpec,
+                       keys_by_member: Mapping[str, Any]) -> dict[str, CollectionEvidence]:
+    """Remove every member's records from every version in one pass, then recount each
+    member. Raises ConnectorError (``s3_erasure_incomplete``, transient) if any member's
+    records are still there."""
+    start = time.monotonic()
+    evs = {m: b.evidence(spec.name, "erase") for m in keys_by_member}
+    counts = {m: dict.fromkeys(ERASE_COUNTS, 0) for m in keys_by_member}
+    members = {m: x for m, x in members_for(spec, keys_by_member).items() if not x.empty}
+    if spec.erasure.action == "retain" or not members:
+        found = count_shared_batch(b, spec, keys_by_member)
+        for member, ev in evs.items():
+            ev.found = found[member].found
+            if spec.erasure.retain is not None and ev.found:
+                ev.retained = counts[member]["objects_retained"] = ev.found
+                ev.retained_ground = spec.erasure.retain.ground
+                ev.retained_period = spec.erasure.retain.period
+            ev.remaining, ev.counts, ev.duration_ms = 0, counts[member], _elapsed(start)
+        return evs
+    union = union_of(spec, keys_by_member)
+    for v in _versions(b, spec):
+        if v.is_latest:
+            _rewrite_batch(b, spec, v, members, union, counts, evs)
+            continue
+        hits = _attributed(b, spec, v, members, union)
+        if any(hits.values()):
+            deleted = dict.fromkeys(ERASE_COUNTS, 0)
+            _delete_version(b, spec, v.key, v.version_id, deleted)
+            for member, n in hits.items():
+                if n:
+                    counts[member]["versions_deleted"] += deleted["versions_deleted"]
+    remaining, locks = recount_shared_batch(b, spec, members, union)
+    for member, ev in evs.items():
+        own_locks = locks.get(member, [])
+        counts[member]["objects_retained"] = len(own_locks)
+        ev.deleted = counts[member]["records_redacted"]
+        ev.retained = len(own_locks)
+        ev.retained_ground, ev.retained_period = _summary(own_locks)
+        ev.remaining = remaining.get(member, 0)
+        ev.counts, ev.duration_ms = counts[member], _elapsed(start)
+    left = sum(remaining.values())
+    if left:
+        raise ConnectorError(
+            f"{left} record(s) of {sum(1 for n in remaining.values() if n)} batched subject(s) "
+            f"are still in shared files of {spec.name!r} in bucket {b.name!r} after erasure",
+            "a writer may be adding their records again; stop it and the batch runs again",
+            system=b.system, collection=spec.name, code="s3_erasure_incomplete", transient=True,
+        )
+    return evs
+
+
+def recount_shared_batch(b: Bucket, spec: S3SharedSpec, members: Members, union: Matcher
+                         ) -> tuple[dict[str, int], dict[str, list[Lock]]]:
+    """``(remaining, locks)`` per member: records still erasable, and locks of kept versions
+    that hold the member's records."""
+    remaining = dict.fromkeys(members, 0)
+    locks: dict[str, list[Lock]] = {}
+    for v in _versions(b, spec):
+        hits = _attributed(b, spec, v, members, union)
+        if not any(hits.values()):
+            continue
+        if not v.is_latest:
+            with b.guard(spec.name, f"reading the lock of {v.key!r}"):
+                lock = read_lock(b.client, b.name, v.key, v.version_id)
+            if lock.active:
+                for member, n in hits.items():
+                    if n:
+                        locks.setdefault(member, []).append(lock)
+                continue
+        for member, n in hits.items():
+            remaining[member] += n
+    return remaining, locks
+
+
+def _rewrite_batch(b: Bucket, spec: S3SharedSpec, v: Version, members: Members,
+                   union: Matcher, counts: dict[str, dict[str, int]],
+                   evs: dict[str, CollectionEvidence]) -> None:
+    """:func:`connectors.s3_shared._rewrite` with the union matcher, each removed line
+    credited to its members."""
+    s = b.settings
+    for _attempt in range(s.write_attempts):
+        dropped: list[tuple[int, Any]] = []
+        with tempfile.SpooledTemporaryFile(max_size=s.spool_memory) as spool:
+            with b.guard(spec.name, f"reading {v.key!r}"):
+                read = _read_kept(b, spec, Version(v.key, v.version_id, True, False, v.size),
+                                  union, spool, dropped)
+                if read is None:
+                    return
+                obj, lines = read
+            if not lines:
+                return
+            if s.before_write is not None:
+                s.before_write(v.key)
+            with b.guard(spec.name, f"rewriting {v.key!r}"):
+                try:
+                    _upload(b, v.key, spool, obj)
+                except ClientError as exc:
+                    if is_conflict(exc) or exc.response["Error"].get("Code") == "NoSuchKey":
+                        continue  # changed or deleted since we read it: read again
+                    raise
+        version = obj.get("VersionId") or "null"
+        touched: set[str] = set()
+        for line, record in dropped:
+            for member in owners(members, record):
+                touched.add(member)
+                counts[member]["records_redacted"] += 1
+                evs[member].found += 1
+                evs[member].item_hashes.append(b.item_hash(v.key, version, line))
+        if version != "null":
+            deleted = dict.fromkeys(ERASE_COUNTS, 0)
+            _delete_version(b, spec, v.key, version, deleted)
+            for member in touched:
+                counts[member]["versions_deleted"] += deleted["versions_deleted"]
+        return
+    raise ConnectorError(
+        f"shared file {v.key!r} in bucket {b.name!r} kept changing while it was being rewritten "
+        f"({s.write_attempts} attempts)",
+        "retry later; another process writes to this file continuously",
+        system=b.system, collection=spec.name, code="s3_write_conflict", transient=True,
+    )
