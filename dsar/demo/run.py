@@ -1,4 +1,5 @@
-"""Run the demo: build the sample company, then an access, an export and an erasure request
+"""Run the demo: build the sample company (a database, an S3 bucket, and Stripe and Mailchimp
+accounts on local emulators), then an access, an export and an erasure request
 for one person through the real worker code on the in-process broker, and verify each
 completion record.
 
@@ -14,7 +15,7 @@ import os
 import shutil
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,6 +32,7 @@ from dsar.app import App
 from dsar.datamap.loader import load_datamap
 from dsar.db.models import Bundle, EvidenceRow
 from dsar.demo.company import build_database, fill_bucket
+from dsar.demo.saas import saas_emulators
 from dsar.identities import parse_identities, subject_keys
 from dsar.planning import plan_request
 from dsar.records import keys as keyring
@@ -95,15 +97,20 @@ def run_demo(folder: Path, console: Console, customers: int = 300) -> DemoResult
     if folder.exists():
         shutil.rmtree(folder)
     folder.mkdir(parents=True)
-    with s3_server() as endpoint:
+    with ExitStack() as stack:
+        endpoint = stack.enter_context(s3_server())
         os.environ.update(demo_environment(folder, endpoint))
         subject, people = build_database(folder / "shop.sqlite3", customers)
         s3 = boto3.client("s3", endpoint_url=endpoint)
         fill_bucket(s3, BUCKET, people)
+        saas = stack.enter_context(saas_emulators(people))
+        os.environ.update(saas.environment())
         shutil.copyfile(DATAMAP, folder / "datamap.yaml")
         console.print(Text.assemble(("Sample company", "bold"),
                                     f" in {folder}: {customers} customers in shop.sqlite3, "
                                     f"files in s3://{BUCKET} (moto on {endpoint}), "
+                                    f"payments in Stripe ({saas.stripe}) and a newsletter "
+                                    f"in Mailchimp ({saas.mailchimp}), both local emulators, "
                                     "described by datamap.yaml"))
         console.print(Text.assemble(("Data subject", "bold"),
                                     f": {subject.name} <{subject.email}>\n"))

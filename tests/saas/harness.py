@@ -14,10 +14,10 @@ from typing import Any
 from connectors.base import ConnectorContext
 from connectors.saas.connector import SaaSConnector
 from dsar.datamap.schema import SaaSSystem
-from tests.saas.emulator import Emulator
+from dsar.demo.emulators.mailchimp import MailchimpEmulator, subscriber_hash
+from dsar.demo.emulators.server import Emulator
+from dsar.demo.emulators.stripe import StripeEmulator
 from tests.saas.hubspot_emulator import HubSpotEmulator
-from tests.saas.mailchimp_emulator import MailchimpEmulator, subscriber_hash
-from tests.saas.stripe_emulator import StripeEmulator
 
 HASH_KEY = b"k" * 32
 FAST = {"calls": 100_000, "seconds": 1}

@@ -12,8 +12,8 @@ from click.testing import CliRunner
 from dsar.commands.datamap import datamap
 from dsar.datamap.check import check_datamap
 from dsar.datamap.loader import parse_datamap
+from dsar.demo.emulators.stripe import StripeEmulator
 from dsar.planning import plan_request
-from tests.saas.stripe_emulator import StripeEmulator
 
 MAP = """
 systems:

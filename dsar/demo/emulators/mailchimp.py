@@ -16,7 +16,7 @@ import hashlib
 import itertools
 from typing import Any
 
-from tests.saas.emulator import Answer, Emulator, Req
+from dsar.demo.emulators.server import Answer, Emulator, Req
 
 _ids = itertools.count(1)
 TITLES = {400: "Invalid Resource", 401: "API Key Invalid", 404: "Resource Not Found",

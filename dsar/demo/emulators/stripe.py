@@ -19,7 +19,7 @@ import itertools
 import re
 from typing import Any
 
-from tests.saas.emulator import Answer, Emulator, Req, page_after
+from dsar.demo.emulators.server import Answer, Emulator, Req, page_after
 
 _ids = itertools.count(1)
 

@@ -1,6 +1,6 @@
 """A small HTTP server for vendor emulators: routes, auth, rate limits and fault injection.
 
-Each vendor emulator (:mod:`tests.saas.stripe_emulator`, :mod:`tests.saas.mailchimp_emulator`)
+Each vendor emulator (:mod:`dsar.demo.emulators.stripe`, :mod:`dsar.demo.emulators.mailchimp`)
 subclasses :class:`Emulator`, adds its routes and says how it authenticates and how its errors
 look. The server runs in a thread on a free port of 127.0.0.1 and speaks HTTP/1.1 with
 keep-alive, as the vendors do. Knobs a test turns:
