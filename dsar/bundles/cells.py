@@ -23,14 +23,18 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from babel.dates import format_date, format_datetime
-from babel.numbers import format_currency, get_currency_precision
+from babel.numbers import format_currency, format_decimal, get_currency_precision
 from markupsafe import escape
+
+from dsar.locale import N_
 
 MAX_TEXT = 200
 MAX_DEPTH = 4
 MAX_ITEMS = 30
 """Items shown per nested list or object; the rest are counted ("and 12 more")."""
 
+EMPTY = N_("empty")
+"""What a null shows (marked here: the f-strings below hide it from the extractor)."""
 _SPECIAL = re.compile(r"[&<>\"']")
 
 
@@ -57,7 +61,7 @@ class CellFormat:
     def cell(self, column: str, value: Any) -> str:
         """The ``<td>`` for ``value`` of ``column``."""
         if value is None:
-            return f'<td class="empty">—<span class="sr"> ({self.gettext("empty")})</span></td>'
+            return f'<td class="empty">—<span class="sr"> ({self.gettext(EMPTY)})</span></td>'
         if column in self.money:
             shown = self.amount(value, *self.money[column])
             if shown is not None:
@@ -69,9 +73,13 @@ class CellFormat:
                 return f'<td><time datetime="{html(value)}">{html(shown)}</time></td>'
         if kind == "bytes" and isinstance(value, str):
             size = len(value) * 3 // 4 - value.count("=")
-            text = self.gettext("binary data (%(size)s bytes)") % {"size": f"{size:,}"}
+            text = self.gettext("binary data (%(size)s bytes)") % {"size": self.number(size)}
             return f'<td class="empty">{html(text)}</td>'
         return f"<td>{self.nested(value, 0)}</td>"
+
+    def number(self, count: int) -> str:
+        """``1,234`` / ``1.234`` / ``1 234``: a count in the page's language."""
+        return format_decimal(count, locale=self.language)
 
     def amount(self, value: Any, fmt: str, currency: str) -> str | None:
         """``value`` as money, or None when it is not a number."""
@@ -102,7 +110,7 @@ class CellFormat:
     def nested(self, value: Any, depth: int) -> str:
         """A JSON value as escaped text or nested lists."""
         if value is None:
-            return f'<span class="empty">{self.gettext("empty")}</span>'
+            return f'<span class="empty">{self.gettext(EMPTY)}</span>'
         if isinstance(value, bool):
             return self.gettext("yes") if value else self.gettext("no")
         if isinstance(value, str):
@@ -112,7 +120,7 @@ class CellFormat:
         if not isinstance(value, list | dict):
             return html(_short(str(value)))
         if not value:
-            return f'<span class="empty">{self.gettext("empty")}</span>'
+            return f'<span class="empty">{self.gettext(EMPTY)}</span>'
         if depth >= MAX_DEPTH:
             return html(self.gettext("more levels: see data.json"))
         items = list(value.items()) if isinstance(value, dict) else list(enumerate(value))
@@ -125,7 +133,7 @@ class CellFormat:
             else:
                 parts.append(f"<li>{inner}</li>")
         if more > 0:
-            tail = html(self.gettext("and %(count)s more") % {"count": f"{more:,}"})
+            tail = html(self.gettext("and %(count)s more") % {"count": self.number(more)})
             parts.append(f"<div><dt>…</dt><dd>{tail}</dd></div>" if isinstance(value, dict)
                          else f"<li>… {tail}</li>")
         tag = "dl" if isinstance(value, dict) else "ul"

@@ -9,19 +9,20 @@ fonts or style sheets from anywhere, and a Content-Security-Policy that forbids 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from babel.numbers import format_decimal
 from markupsafe import Markup
 
 from dsar.bundles.cells import CellFormat, html
 from dsar.bundles.describe import CollectionFacts, rights
 from dsar.bundles.errors import format_when
 from dsar.bundles.items import BundleMeta
-from dsar.bundles.labels import name_label
+from dsar.bundles.labels import localise, name_label
 from dsar.bundles.names import entry
 from dsar.bundles.spool import SpooledCollection
 from dsar.datamap.schema import Controller
@@ -46,10 +47,11 @@ def human_size(size: int) -> str:
 # per bundle, each escaped once.
 
 
-def _header_cells(columns: Sequence[str], labels: dict[str, str]) -> Markup:
+def _header_cells(columns: Sequence[str], labels: dict[str, str],
+                  gettext: Callable[[str], str]) -> Markup:
     cells = []
     for name in columns:
-        label = labels.get(name) or name_label(name)
+        label = localise(labels.get(name) or name_label(name), gettext)
         cells.append(f'<th scope="col">{html(label)}<br><code>{html(name)}</code></th>')
     return Markup("".join(cells))
 
@@ -75,13 +77,13 @@ def _collection_context(
         "anchor": _anchor("c", coll.system, coll.collection),
         "label": facts.label,
         "info": facts.info,
-        "categories": "; ".join(cells.gettext(c.label) for c in facts.categories),
+        "categories": "; ".join(localise(c.label, cells.gettext) for c in facts.categories),
         "row_count": coll.row_count,
         "nothing_found": not coll.row_count and not coll.objects,
-        "row_count_text": f"{coll.row_count:,}",
+        "row_count_text": format_decimal(coll.row_count, locale=cells.language),
         "truncated": coll.row_count > len(coll.preview),
         "csv": csv_entry,
-        "header_cells": _header_cells(columns, facts.column_labels),
+        "header_cells": _header_cells(columns, facts.column_labels, cells.gettext),
         "preview_rows": _preview_rows(coll.preview, columns, cells),
         "preview_count": len(coll.preview),
         "objects": [
@@ -89,7 +91,7 @@ def _collection_context(
             for o in coll.objects[:listed]
         ],
         "objects_more": max(0, len(coll.objects) - listed),
-        "object_count_text": f"{len(coll.objects):,}",
+        "object_count_text": format_decimal(len(coll.objects), locale=cells.language),
         "files_dir": entry("files", coll.system, coll.collection) + "/",
     }
 
@@ -132,7 +134,7 @@ def context(
         if coll.row_count or coll.objects:  # what a searched, empty collection holds: nothing
             system["found"] = True
             for cat in facts.categories:
-                where = system["cats"].setdefault(gettext(cat.label), [])
+                where = system["cats"].setdefault(localise(cat.label, gettext), [])
                 where.append(facts.label)
     for system in systems:
         system["categories"] = [
@@ -161,10 +163,10 @@ def context(
         "expires_text": format_when(expires_at),
         "systems": systems,
         "totals": {
-            "rows": f"{rows:,}", "rows_n": rows,
-            "objects": f"{len(objects):,}", "objects_n": len(objects),
+            "rows": format_decimal(rows, locale=language), "rows_n": rows,
+            "objects": format_decimal(len(objects), locale=language), "objects_n": len(objects),
             "object_bytes": human_size(sum(o.size for o in objects)),
-            "systems": f"{found:,}", "systems_n": found,
+            "systems": format_decimal(found, locale=language), "systems_n": found,
         },
         "rights": rights([facts.info for _, facts, _ in collections]),
     }
