@@ -376,3 +376,47 @@ class SharedBatchMember(Base):
     own_evidence: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
     precount: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     shared_evidence: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)
+
+
+class StaffUser(Base):
+    """A member of the privacy team who signs in to the portal's staff area (``dsar staff
+    add``): only an argon2id hash of the password is kept. After repeated failed sign-ins the
+    account is locked until ``locked_until``."""
+
+    __tablename__ = "staff_users"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    password_hash: Mapped[str] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    password_changed_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    failed_sign_ins: Mapped[int] = mapped_column(Integer, default=0)
+    locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class StaffSession(Base):
+    """A signed-in browser: the cookie's token is random and only its SHA-256 is kept, so the
+    database cannot hand out a session; it ends when idle too long, at sign-out, or when the
+    user is removed or their password changes."""
+
+    __tablename__ = "staff_sessions"
+
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_name: Mapped[str] = mapped_column(
+        ForeignKey("staff_users.name", ondelete="CASCADE"), index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class StaffEvent(Base):
+    """The staff area's own audit trail: sign-ins (succeeded, failed, locked), sign-outs and
+    reveals of a request's identities. ``actor`` is the name typed or signed in; ``detail``
+    says why, never a password or a subject's identity."""
+
+    __tablename__ = "staff_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    actor: Mapped[str] = mapped_column(String(64))
+    event: Mapped[str] = mapped_column(String(32))
+    request_id: Mapped[str | None] = mapped_column(ID)
+    detail: Mapped[str | None] = mapped_column(Text)

@@ -7,6 +7,9 @@ token's hash, so a link can be revoked). Authorised agents call the API with tok
 team issues (``agent_tokens``: the token's hash only).
 Erasures of shared S3 files wait in a batch (``shared_batches``, ``shared_batch_members``:
 ids, deadlines and evidence, never keys) so one pass over each file removes every member.
+The staff area signs in the privacy team (``staff_users``: argon2 hashes only), keeps their
+sessions server-side (``staff_sessions``: the token's SHA-256) and audits every sign-in and
+reveal (``staff_events``: names, request ids and outcomes, no personal data of subjects).
 
 Revision ID: 0004
 Revises: 0003
@@ -104,9 +107,41 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("task_id"),
     )
     op.create_index("ix_shared_batch_members_batch_id", "shared_batch_members", ["batch_id"])
+    op.create_table(
+        "staff_users",
+        sa.Column("name", sa.String(length=64), nullable=False),
+        sa.Column("password_hash", sa.String(length=255), nullable=False),
+        _time("created_at"), _time("password_changed_at"),
+        sa.Column("failed_sign_ins", sa.Integer(), nullable=False),
+        _time("locked_until", nullable=True),
+        sa.PrimaryKeyConstraint("name"),
+    )
+    op.create_table(
+        "staff_sessions",
+        sa.Column("token_hash", sa.String(length=64), nullable=False),
+        sa.Column("user_name", sa.String(length=64), nullable=False),
+        _time("created_at"), _time("last_seen_at"),
+        sa.ForeignKeyConstraint(["user_name"], ["staff_users.name"], ondelete="CASCADE"),
+        sa.PrimaryKeyConstraint("token_hash"),
+    )
+    op.create_index("ix_staff_sessions_user_name", "staff_sessions", ["user_name"])
+    op.create_table(
+        "staff_events",
+        sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
+        _time("at"),
+        sa.Column("actor", sa.String(length=64), nullable=False),
+        sa.Column("event", sa.String(length=32), nullable=False),
+        sa.Column("request_id", sa.String(length=32), nullable=True),
+        sa.Column("detail", sa.Text(), nullable=True),
+        sa.PrimaryKeyConstraint("id"),
+    )
+    op.create_index("ix_staff_events_at", "staff_events", ["at"])
 
 
 def downgrade() -> None:
+    op.drop_table("staff_events")
+    op.drop_table("staff_sessions")
+    op.drop_table("staff_users")
     op.drop_table("shared_batch_members")
     op.drop_table("shared_batches")
     op.drop_table("agent_tokens")
