@@ -43,7 +43,14 @@ class Paging(_Strict):
     - ``offset``: ``param`` (offset) grows by ``size`` (sent as ``size_param``); ends on a
       short page or when ``total`` (a body path) is reached;
     - ``page``: ``param`` counts pages from ``first_page``; ends on a short page;
-    - ``link``: the ``Link`` header's ``rel="next"`` URL is fetched as is.
+    - ``link``: the ``Link`` header's ``rel="next"`` URL is fetched as is; with ``next``, the
+      URL (absolute, or a path on the base URL's host) is read from that body path instead,
+      and a ``has_more`` path whose value is ``false`` ends the list too (Zendesk's
+      ``links.next`` with ``meta.has_more``, Salesforce's ``nextRecordsUrl``).
+
+    With ``location: body`` (a search sent as POST) ``param`` and ``size_param`` are dotted
+    paths in the JSON body instead of query parameters (Intercom's
+    ``pagination.starting_after``).
     """
 
     style: Literal["none", "starting_after", "cursor", "offset", "page", "link"] = "none"
@@ -55,6 +62,7 @@ class Paging(_Strict):
     next: str | None = None
     total: str | None = None
     first_page: int = 1
+    location: Literal["query", "body"] = "query"
 
     @model_validator(mode="after")
     def _complete(self) -> Paging:
@@ -63,6 +71,8 @@ class Paging(_Strict):
             raise ValueError(f"paging style {self.style!r} needs 'param' (the query parameter)")
         if self.style == "cursor" and not self.next:
             raise ValueError("paging style 'cursor' needs 'next' (the body path of the cursor)")
+        if self.location == "body" and self.style in ("none", "link"):
+            raise ValueError(f"paging style {self.style!r} has no parameter to put in the body")
         return self
 
 
@@ -70,7 +80,9 @@ class Call(_Strict):
     """One HTTP request. ``path`` and ``params`` values are templates: ``{value}`` (the
     subject's key value), ``{each.f}``, ``{parent.f}``, ``{item.f}`` (fields of the item
     being iterated, the parent item, the item itself), optionally filtered: ``{value|md5_lower}``.
-    Path values are percent-encoded whole, so a value can never add a path segment."""
+    Path values are percent-encoded whole, so a value can never add a path segment.
+    A ``single`` call's ``items``, if any, is where the one item is in the body
+    (Zendesk's ``{"user": {…}}``)."""
 
     method: Literal["GET", "POST", "PUT", "PATCH", "DELETE"] = "GET"
     path: str = Field(pattern=r"^/")
@@ -86,8 +98,8 @@ class Call(_Strict):
 
     @model_validator(mode="after")
     def _shape(self) -> Call:
-        if self.single and (self.items or self.paging.style != "none"):
-            raise ValueError("a 'single' call returns one item: drop 'items' and 'paging'")
+        if self.single and self.paging.style != "none":
+            raise ValueError("a 'single' call returns one item: drop 'paging'")
         for text in [self.path, *self.params.values(), *(self.form or {}).values(),
                      *_strings(self.json_body)]:
             for root, filt in PLACEHOLDER.findall(text):
@@ -136,9 +148,13 @@ class Erase(_Strict):
       checks it;
     - ``retained_by_vendor``: the vendor keeps it for its own legal duties (the text is the
       ground shown in evidence), so nothing is asked and nothing is expected gone.
+
+    ``then`` (with ``call``) are further requests per item, sent in order after ``call``
+    succeeds: Zendesk's permanent deletion of a soft-deleted user (404: already gone).
     """
 
     call: Call | None = None
+    then: list[Call] = Field(default_factory=list)
     with_parent: bool = False
     retained_by_vendor: str | None = Field(default=None, min_length=3)
     kind: Literal["delete", "anonymise", "privacy_delete"] = "delete"
@@ -149,6 +165,8 @@ class Erase(_Strict):
         if sum(chosen) != 1:
             raise ValueError("give exactly one of 'call', 'with_parent: true' or "
                              "'retained_by_vendor: <ground>'")
+        if self.then and self.call is None:
+            raise ValueError("'then' follows a 'call': give the 'call' first")
         return self
 
 
@@ -225,6 +243,7 @@ class VendorDefinition(_Strict):
     rate_limit: RateLimit
     retries: Retries = Field(default_factory=Retries)
     idempotency_header: str | None = None
+    headers: dict[str, str] = Field(default_factory=dict)  # sent on every call (a version)
     resources: dict[Annotated[str, Field(pattern=NAME)], Resource] = Field(min_length=1)
 
     @model_validator(mode="after")
@@ -260,7 +279,7 @@ class VendorDefinition(_Strict):
         return [n for n in self.resources if n in closed]
 
 
-FILTERS = ("md5_lower", "lower", "escape_quotes")
+FILTERS = ("md5_lower", "lower", "escape_quotes", "soql")
 
 # -- loading ----------------------------------------------------------------------------------
 

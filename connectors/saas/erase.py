@@ -65,11 +65,13 @@ def erase_items(conn: SaaSConnector, keys: SubjectKeys) -> ConnectorResult:
         assert res.erase.call is not None
         gone = 0
         for item, parent in counted[name]:
-            if conn.client.send(res.erase.call, {"item": item, "parent": parent},
-                                allow_missing=True) is None:
+            scope = {"item": item, "parent": parent}
+            if conn.client.send(res.erase.call, scope, allow_missing=True) is None:
                 gone += 1
             else:
                 ev.counts[res.erase.kind] = ev.counts.get(res.erase.kind, 0) + 1
+            for then in res.erase.then:  # a 404: that step was done before
+                conn.client.send(then, scope, allow_missing=True)
         ev.deleted = ev.found - gone
         if gone:
             ev.counts["already_gone"] = gone

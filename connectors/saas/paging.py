@@ -15,6 +15,9 @@ from urllib.parse import quote
 from connectors.saas.definition import PLACEHOLDER, Call, Paging
 from dsar.errors import ConnectorError
 
+SOQL_ESCAPES = str.maketrans({"\\": "\\\\", "'": "\\'", '"': '\\"', "\n": "\\n",
+                              "\r": "\\r", "\t": "\\t", "\b": "\\b", "\f": "\\f"})
+
 Scope = Mapping[str, Any]
 """``value`` (a key value, a string) and ``each`` / ``parent`` / ``item`` (JSON objects)."""
 
@@ -35,6 +38,8 @@ def _filter(value: str, name: str) -> str:
         return value.lower()
     if name == "escape_quotes":  # inside a quoted string of a search query language
         return value.replace("\\", "\\\\").replace("'", "\\'").replace('"', '\\"')
+    if name == "soql":  # inside a SOQL string literal: every escape Salesforce defines
+        return value.translate(SOQL_ESCAPES)
     if name == "md5_lower":
         return hashlib.md5(value.strip().lower().encode(), usedforsecurity=False).hexdigest()
     raise ValueError(name)  # pragma: no cover - definitions are validated
@@ -106,19 +111,40 @@ def render_parts(call: Call, scope: Scope, system: str
     return path, params, body, form
 
 
-class Pager:
-    """Follows one list through its pages per :class:`Paging`."""
+def _set_path(body: dict[str, Any], path: str, value: Any) -> dict[str, Any]:
+    """A copy of ``body`` with the dotted ``path`` set to ``value``."""
+    head, _, rest = path.partition(".")
+    out = dict(body)
+    out[head] = _set_path(dict(out.get(head) or {}), rest, value) if rest else value
+    return out
 
-    def __init__(self, paging: Paging, params: dict[str, Any]) -> None:
+
+class Pager:
+    """Follows one list through its pages per :class:`Paging`. ``params`` is the query and
+    ``body`` the JSON body of the next request (``location: body`` pages in the body)."""
+
+    def __init__(self, paging: Paging, params: dict[str, Any], body: Any = None) -> None:
         self.paging = paging
         self.params = dict(params)
+        self.body = body
         self.url: str | None = None
         if paging.size_param:
-            self.params[paging.size_param] = str(paging.size)
+            self._set(paging.size_param, paging.size)
         if paging.style == "offset":
-            self.params[paging.param or ""] = "0"
+            self._set(paging.param or "", 0)
         elif paging.style == "page":
-            self.params[paging.param or ""] = str(paging.first_page)
+            self._set(paging.param or "", paging.first_page)
+
+    def _set(self, name: str, value: Any) -> None:
+        if self.paging.location == "body":
+            self.body = _set_path(self.body if isinstance(self.body, dict) else {}, name, value)
+        else:
+            self.params[name] = str(value)
+
+    def _get(self, name: str) -> Any:
+        if self.paging.location == "body":
+            return get_path(self.body, name)
+        return self.params[name]
 
     def advance(self, body: Any, items: Sequence[Any], next_link: str | None) -> bool:
         """Prepare the next request from this page; False when the list has ended."""
@@ -131,27 +157,32 @@ class Pager:
             last = items[-1].get(p.id_field) if isinstance(items[-1], Mapping) else None
             if last is None:
                 return False
-            self.params[p.param or ""] = str(last)
+            self._set(p.param or "", str(last))
             return True
         if p.style == "cursor":
             cursor = get_path(body, p.next)
             if not cursor:
                 return False
-            self.params[p.param or ""] = str(cursor)
+            self._set(p.param or "", str(cursor))
             return True
         if p.style == "offset":
-            offset = int(self.params[p.param or ""]) + len(items)
+            offset = int(self._get(p.param or "")) + len(items)
             total = get_path(body, p.total) if p.total else None
             if len(items) < p.size or (isinstance(total, int) and offset >= total):
                 return False
-            self.params[p.param or ""] = str(offset)
+            self._set(p.param or "", offset)
             return True
         if p.style == "page":
             if len(items) < p.size:
                 return False
-            self.params[p.param or ""] = str(int(self.params[p.param or ""]) + 1)
+            self._set(p.param or "", int(self._get(p.param or "")) + 1)
             return True
-        if not next_link:  # link
+        if p.next:  # link, read from the body
+            if get_path(body, p.has_more) is False:
+                return False
+            found = get_path(body, p.next)
+            next_link = found if isinstance(found, str) else None
+        if not next_link:
             return False
         self.url, self.params = next_link, {}
         return True

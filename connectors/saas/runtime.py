@@ -27,13 +27,13 @@ import random
 import time
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import urljoin, urlsplit
 
 import httpx
 
 from connectors.saas.auth import Credentials, HeaderAuth, OAuth2ClientCredentials, refused
 from connectors.saas.definition import Call, VendorDefinition
-from connectors.saas.paging import Pager, Scope, get_path, render_call, render_parts
+from connectors.saas.paging import Pager, Scope, get_path, render_parts
 from connectors.saas.ratelimit import AccountLimiter
 from dsar.errors import ConnectorError
 
@@ -70,8 +70,10 @@ class VendorClient:
         self.definition, self.system = definition, system
         self.auth, self.creds, self.limiter = auth, creds, limiter
         self.origin = urlsplit(base_url)
+        self.base_url = base_url.rstrip("/") + "/"
         self.http = httpx.Client(base_url=base_url.rstrip("/"), timeout=timeout,
-                                 transport=transport, headers={"User-Agent": "dsar"})
+                                 transport=transport,
+                                 headers={"User-Agent": "dsar", **definition.headers})
         self._sleep = sleep
         self.calls = 0
         self.throttled = 0
@@ -93,13 +95,18 @@ class VendorClient:
 
     def send(self, call: Call, scope: Scope, *, allow_missing: bool = False,
              params: Mapping[str, Any] | None = None, url: str | None = None,
-             ) -> httpx.Response | None:
-        """Send ``call`` for ``scope`` (or fetch ``url``, a next-page link); see the module
-        docstring for what each answer becomes."""
+             json_body: Any = None) -> httpx.Response | None:
+        """Send ``call`` for ``scope`` (or fetch ``url``, a next-page link, absolute or a path
+        on the base URL's host; ``params`` and ``json_body`` replace the call's own, for the
+        next page); see the module docstring for what each answer becomes."""
         path, query, body, form = render_parts(call, scope, self.system)
         if params is not None:
             query = dict(params)
+        if json_body is not None:
+            body = json_body
         if url is not None:
+            if url.startswith("/"):  # a path: on the base URL's host, never elsewhere
+                url = urljoin(self.base_url, url)
             target = urlsplit(url)
             if (target.scheme, target.netloc) != (self.origin.scheme, self.origin.netloc):
                 raise self._error(call, "sent a next-page link to another host",
@@ -187,7 +194,7 @@ class VendorClient:
         response = self.send(call, scope, allow_missing=missing)
         if response is None:
             return None
-        body = self.json(call, response)
+        body = get_path(self.json(call, response), call.items)
         if not isinstance(body, dict):
             raise self._error(call, "answered with something other than an object",
                               "correct the vendor definition", "saas_bad_definition")
@@ -202,15 +209,16 @@ class VendorClient:
             if one is not None:
                 yield one
             return
-        pager = Pager(call.paging, render_call(call, scope, self.system)[1])
+        _, query, first_body, _ = render_parts(call, scope, self.system)
+        pager = Pager(call.paging, query, first_body)
         previous: tuple[str | None, dict[str, Any]] | None = None
         while True:
-            if previous == (pager.url, pager.params):
+            if previous == (pager.url, {**pager.params, "": pager.body}):
                 raise self._error(call, "sent the same page twice", "correct 'paging' in the "
                                   "vendor definition", "saas_bad_definition")
-            previous = (pager.url, dict(pager.params))
+            previous = (pager.url, {**pager.params, "": pager.body})
             response = self.send(call, scope, allow_missing=missing, params=pager.params,
-                                 url=pager.url)
+                                 url=pager.url, json_body=pager.body)
             if response is None:
                 return
             body = self.json(call, response)
