@@ -36,6 +36,7 @@ from connectors.base import Connector, ConnectorResult
 from dsar.app import App
 from dsar.db.models import Request, SharedBatch, SharedBatchMember, Task
 from dsar.evidence import CollectionEvidence
+from dsar.lifecycle import State
 from dsar.outbox import withdraw
 from workflows import fanout, slots
 from workflows.leases import KEEPER
@@ -204,8 +205,11 @@ def _pass(app: App, batch_id: str, attempt: int, connector: Any) -> None:
     with app.db.session() as session:
         members = list(session.scalars(sa.select(SharedBatchMember).where(
             SharedBatchMember.batch_id == batch_id).order_by(SharedBatchMember.task_id)))
-        keys = {str(m.task_id): fanout.subject_keys_of(
-            session, app, session.get_one(Request, m.request_id)) for m in members}
+        requests = {m.request_id: session.get_one(Request, m.request_id) for m in members}
+        # a request cancelled while it waited is not erased; it has no share to record
+        members = [m for m in members if requests[m.request_id].state != State.CANCELLED]
+        keys = {str(m.task_id): fanout.subject_keys_of(session, app, requests[m.request_id])
+                for m in members}
         precounts = {str(m.task_id): m.precount for m in members}
     if any(p is None for p in precounts.values()):
         found = connector.count_shared_batch(keys)

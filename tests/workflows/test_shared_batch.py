@@ -233,3 +233,24 @@ def test_access_requests_never_wait(lake: Any, s3: Any) -> None:
     assert shared_batch.OPEN == "open"
     with fleet.app.db.session() as session:
         assert session.scalar(sa.select(sa.func.count()).select_from(SharedBatch)) == 0
+
+
+def test_a_request_cancelled_while_waiting_is_not_erased(lake: Any, s3: Any) -> None:
+    from dsar import requests
+
+    fleet, bucket, files, clock = lake
+    ids = submit_erasures(fleet, PEOPLE)
+    assert run_ready(fleet, ids) == ["waiting"] * 3
+    requests.cancel(fleet.app, ids[2], "withdrawn by the person", "test")
+    clock.now += timedelta(hours=49)
+    assert run_ready(fleet, ids[:2]) == ["done", "done"]
+    settle(fleet, ids[:2])
+    with fleet.app.db.session() as session:
+        (cancelled,) = session.scalars(sa.select(SharedBatchMember).where(
+            SharedBatchMember.request_id == ids[2]))
+        assert cancelled.shared_evidence is None
+        sizes = {m.shared_evidence[0]["counts"]["batch_size"] for m in session.scalars(
+            sa.select(SharedBatchMember).where(SharedBatchMember.request_id != ids[2]))}
+        assert sizes == {2}
+    for key, body in files.items():
+        assert current(s3, bucket, key) == expected_lines(body, PEOPLE[:2])
