@@ -51,6 +51,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "retry": ("fleet", "retry"),
     "serve": ("bundles", "serve"),
     "show": ("requests", "show"),
+    "staff": ("staff", "staff"),
     "submit": ("requests", "submit"),
     "verify": ("records", "verify"),
     "worker": ("fleet", "worker"),
@@ -87,6 +88,7 @@ SHORT_HELP: dict[str, str] = {
     "serve": ("Serve the data subjects' portal under uvicorn: the request form, "
               "verification, status and bundle downloads, to many clients at once."),
     "show": "Show one request: identities (masked), state, deadlines and its full timeline.",
+    "staff": "Users of the portal's staff area (/staff): the privacy team.",
     "submit": "Record a new access, export or erasure request.",
     "verify": "Check a completion record bundle offline, and print every check.",
     "worker": "Run workers that execute requests until stopped.",
