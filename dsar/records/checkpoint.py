@@ -12,9 +12,11 @@ followed by a blank line and a signature line::
 
 The signature covers the text including its final newline. The 4-byte key hash is
 ``SHA-256(origin || "\\n" || 0x01 || raw public key)[:4]`` (0x01 marks Ed25519), so the key
-name of a checkpoint signer is its origin. Verification follows signed-note rules:
-signature lines from other keys are ignored, but a line that claims the expected key and
-does not verify rejects the checkpoint.
+name of a checkpoint signer is its origin. A P-256 key (AWS KMS) signs with the signed-note
+type 0x02 (ECDSA, as in github.com/transparency-dev/witness): key hash
+``SHA-256(origin || "\\n" || 0x02 || DER SubjectPublicKeyInfo)[:4]``, signature ASN.1 DER.
+Verification follows signed-note rules: signature lines from other keys are ignored, but a
+line that claims the expected key and does not verify rejects the checkpoint.
 """
 
 from __future__ import annotations
@@ -24,11 +26,12 @@ import binascii
 import hashlib
 import re
 
-from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from dsar.errors import InvalidInput
+from dsar.records import algorithms
+from dsar.records.algorithms import PublicKey, Signer
 from dsar.records.errors import CheckpointError
 from dsar.records.merkle import HASH_SIZE
 
@@ -42,6 +45,7 @@ __all__ = [
 ]
 
 _ED25519 = b"\x01"
+_ECDSA = b"\x02"
 _DASH = "\u2014 "
 _SIZE = re.compile(r"0|[1-9][0-9]{0,19}")
 _SIG_LINE = re.compile(r"\u2014 (\S+) ([A-Za-z0-9+/]+={0,2})")
@@ -49,8 +53,11 @@ _MAX_SIGNATURES = 100
 _FIX = "fetch the checkpoint again from the ledger export; if it still fails, it was altered"
 
 
-def _raw(public_key: Ed25519PublicKey) -> bytes:
-    return public_key.public_bytes(Encoding.Raw, PublicFormat.Raw)
+def _raw(public_key: PublicKey) -> bytes:
+    """Signature type byte and key encoding of the signed-note key hash."""
+    if isinstance(public_key, Ed25519PublicKey):
+        return _ED25519 + public_key.public_bytes(Encoding.Raw, PublicFormat.Raw)
+    return _ECDSA + public_key.public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
 
 
 def _check_origin(origin: str) -> None:
@@ -65,22 +72,22 @@ def _check_origin(origin: str) -> None:
         )
 
 
-def key_hash(name: str, public_key: Ed25519PublicKey) -> bytes:
-    """The signed-note key hash: ``SHA-256(name || 0x0A || 0x01 || public key)[:4]``."""
-    return hashlib.sha256(name.encode("utf-8") + b"\n" + _ED25519 + _raw(public_key)).digest()[:4]
+def key_hash(name: str, public_key: PublicKey) -> bytes:
+    """The signed-note key hash: ``SHA-256(name || 0x0A || type || public key)[:4]``."""
+    return hashlib.sha256(name.encode("utf-8") + b"\n" + _raw(public_key)).digest()[:4]
 
 
-def verifier_key(name: str, public_key: Ed25519PublicKey) -> str:
+def verifier_key(name: str, public_key: PublicKey) -> str:
     """The signed-note verifier key string ``<name>+<hex key hash>+<base64(0x01 || key)>``.
 
     Lets standard tools (e.g. Go's ``golang.org/x/mod/sumdb/note``) verify our checkpoints.
     """
     _check_origin(name)
-    encoded = base64.b64encode(_ED25519 + _raw(public_key)).decode("ascii")
+    encoded = base64.b64encode(_raw(public_key)).decode("ascii")
     return f"{name}+{key_hash(name, public_key).hex()}+{encoded}"
 
 
-def sign_note(text: str, name: str, key: Ed25519PrivateKey) -> str:
+def sign_note(text: str, name: str, key: Ed25519PrivateKey | Signer) -> str:
     """Sign ``text`` as a C2SP signed note under key name ``name``; return the whole note.
 
     ``text`` must end with a newline and contain no control characters other than newline.
@@ -92,11 +99,13 @@ def sign_note(text: str, name: str, key: Ed25519PrivateKey) -> str:
             "build the text with sign_checkpoint",
         )
     signature = key.sign(text.encode("utf-8"))
-    blob = base64.b64encode(key_hash(name, key.public_key()) + signature).decode("ascii")
+    public = key.public_key() if isinstance(key, Ed25519PrivateKey) else key.public_key
+    blob = base64.b64encode(key_hash(name, public) + signature).decode("ascii")
     return f"{text}\n{_DASH}{name} {blob}\n"
 
 
-def sign_checkpoint(origin: str, size: int, root: bytes, key: Ed25519PrivateKey) -> str:
+def sign_checkpoint(origin: str, size: int, root: bytes,
+                    key: Ed25519PrivateKey | Signer) -> str:
     """The signed checkpoint note for a tree of ``size`` leaves with ``root``.
 
     Raises :class:`~dsar.errors.InvalidInput` for an invalid origin, a negative size or a
@@ -131,7 +140,7 @@ def _b64(text: str) -> bytes:
     return data
 
 
-def open_note(note: str | bytes, name: str, pubkey: Ed25519PublicKey) -> str:
+def open_note(note: str | bytes, name: str, pubkey: PublicKey) -> str:
     """Verify a signed note's signature by ``pubkey`` under ``name``; return the note text.
 
     Signature lines of other keys are ignored; a line for this key that does not verify
@@ -162,10 +171,8 @@ def open_note(note: str | bytes, name: str, pubkey: Ed25519PublicKey) -> str:
             raise CheckpointError("checkpoint signature is too short", _FIX)
         if sig_name != name or blob[:4] != wanted:
             continue  # someone else's signature (e.g. a witness): ignore it
-        try:
-            pubkey.verify(blob[4:], body.encode("utf-8"))
-        except InvalidSignature as err:
-            raise CheckpointError("checkpoint signature does not verify", _FIX) from err
+        if not algorithms.verify(pubkey, blob[4:], body.encode("utf-8")):
+            raise CheckpointError("checkpoint signature does not verify", _FIX)
         return body
     raise CheckpointError(
         f"checkpoint is not signed by the expected key for {name}",
@@ -174,7 +181,7 @@ def open_note(note: str | bytes, name: str, pubkey: Ed25519PublicKey) -> str:
 
 
 def parse_and_verify_checkpoint(
-    text: str | bytes, origin: str, pubkey: Ed25519PublicKey
+    text: str | bytes, origin: str, pubkey: PublicKey
 ) -> tuple[int, bytes]:
     """Verify a signed checkpoint for ``origin`` under ``pubkey``; return ``(size, root)``.
 

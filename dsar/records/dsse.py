@@ -1,11 +1,14 @@
-"""DSSE v1 envelopes signed with Ed25519, and the in-toto Statement v1 they carry.
+"""DSSE v1 envelopes signed with Ed25519 (or ECDSA P-256), and the in-toto Statement v1 they
+carry.
 
 An envelope is the standard DSSE JSON object::
 
     {"payload": "<base64>", "payloadType": "<type>",
      "signatures": [{"keyid": "<hex sha256 of raw public key>", "sig": "<base64>"}]}
 
-Each signature is Ed25519 over the Pre-Authentication Encoding (PAE)::
+Each signature is over the Pre-Authentication Encoding (PAE), with the algorithm of the key
+its ``keyid`` names (Ed25519 by default, ECDSA P-256 SHA-256 for an AWS KMS key: see
+:mod:`dsar.records.algorithms`)::
 
     "DSSEv1" SP len(type) SP type SP len(body) SP body
 
@@ -21,17 +24,16 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
 import json
 import re
 from collections.abc import Mapping
 from typing import Any
 
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
-from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from dsar.errors import InvalidInput
+from dsar.records import algorithms
+from dsar.records.algorithms import PublicKey, Signer
 from dsar.records.canonical import canonical_json
 from dsar.records.errors import EnvelopeError
 
@@ -57,10 +59,10 @@ _SHA256_HEX = re.compile(r"[0-9a-f]{64}")
 _ENVELOPE_FIX = "re-fetch the record from its source; if it still fails, it was altered"
 
 
-def keyid_of(public_key: Ed25519PublicKey) -> str:
-    """The key id used in envelopes and the keyring: hex SHA-256 of the raw 32-byte key."""
-    raw = public_key.public_bytes(Encoding.Raw, PublicFormat.Raw)
-    return hashlib.sha256(raw).hexdigest()
+def keyid_of(public_key: PublicKey) -> str:
+    """The key id used in envelopes and the keyring: hex SHA-256 of the raw 32-byte Ed25519
+    key (of the DER SubjectPublicKeyInfo for a P-256 key)."""
+    return algorithms.keyid_of(public_key)
 
 
 def pae(payload_type: str, payload: bytes) -> bytes:
@@ -96,12 +98,13 @@ def _b64decode_canonical(text: Any, field: str) -> bytes:
 
 
 def sign_envelope(
-    payload: bytes, payload_type: str, key: Ed25519PrivateKey, keyid: str
+    payload: bytes, payload_type: str, key: Ed25519PrivateKey | Signer, keyid: str
 ) -> dict[str, Any]:
     """Sign ``payload`` and return the DSSE JSON envelope (a plain ``dict``) with one signature.
 
-    ``keyid`` is recorded as given; pass :func:`keyid_of` of the key's public half so
-    verifiers can find the key.
+    ``key`` is an Ed25519 private key or any :class:`~dsar.records.algorithms.Signer` (a KMS
+    key signs through it). ``keyid`` is recorded as given; pass :func:`keyid_of` of the key's
+    public half so verifiers can find the key.
     """
     if not payload_type:
         raise InvalidInput(
@@ -117,7 +120,7 @@ def sign_envelope(
 
 def verify_envelope(
     env: Mapping[str, Any],
-    public_keys: Mapping[str, Ed25519PublicKey],
+    public_keys: Mapping[str, PublicKey],
     *,
     payload_type: str | None = None,
 ) -> bytes:
@@ -163,11 +166,8 @@ def verify_envelope(
         else:
             candidates = list(public_keys.values())
         for candidate in candidates:
-            try:
-                candidate.verify(sig, message)
-            except InvalidSignature:
-                continue
-            return payload
+            if algorithms.verify(candidate, sig, message):
+                return payload
     if seen and not any(k in public_keys for k in seen):
         raise EnvelopeError(
             f"DSSE envelope is signed by unknown key {', '.join(seen)}",
@@ -207,7 +207,7 @@ def make_statement(
 
 
 def sign_statement(
-    statement: Mapping[str, Any], key: Ed25519PrivateKey, keyid: str,
+    statement: Mapping[str, Any], key: Ed25519PrivateKey | Signer, keyid: str,
     *, predicate_json: bytes | None = None,
 ) -> dict[str, Any]:
     """Serialize ``statement`` as canonical JSON and sign it into an in-toto DSSE envelope.
@@ -228,7 +228,7 @@ def sign_statement(
 
 
 def verify_statement(
-    env: Mapping[str, Any], public_keys: Mapping[str, Ed25519PublicKey]
+    env: Mapping[str, Any], public_keys: Mapping[str, PublicKey]
 ) -> dict[str, Any]:
     """Verify an in-toto envelope and return its Statement.
 

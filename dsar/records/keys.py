@@ -1,4 +1,4 @@
-"""The keyring: Ed25519 signing keys kept as files in one directory.
+"""The keyring: Ed25519 signing keys kept as files in one directory, and PEM key parsing.
 
 Layout of a keyring directory (created ``0700``)::
 
@@ -19,10 +19,10 @@ from __future__ import annotations
 import os
 import re
 import stat
-from dataclasses import dataclass
 from pathlib import Path
 
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import (
     Encoding,
     NoEncryption,
@@ -33,7 +33,7 @@ from cryptography.hazmat.primitives.serialization import (
 )
 
 from dsar.errors import InvalidInput, NotFound
-from dsar.records.dsse import keyid_of
+from dsar.records.algorithms import LocalSigner, PublicKey, algorithm_of, is_supported, keyid_of
 
 __all__ = [
     "Signer",
@@ -41,6 +41,7 @@ __all__ = [
     "active_signer",
     "export_public",
     "generate",
+    "load_private_pem",
     "load_public_key_file",
     "load_public_pem",
     "public_keys",
@@ -52,20 +53,11 @@ _KEYID = re.compile(r"[0-9a-f]{64}")
 _PEM_BLOCK = re.compile(r"-----BEGIN PUBLIC KEY-----\r?\n.*?-----END PUBLIC KEY-----", re.DOTALL)
 
 
-@dataclass(frozen=True)
-class Signer:
-    """The active signing key: its keyid and both halves."""
-
-    keyid: str
-    private_key: Ed25519PrivateKey
-    public_key: Ed25519PublicKey
-
-    def sign(self, data: bytes) -> bytes:
-        """An Ed25519 signature over ``data``."""
-        return self.private_key.sign(data)
+Signer = LocalSigner
+"""The active signing key of a keyring: its keyid and both halves."""
 
 
-def _public_pem(key: Ed25519PublicKey) -> bytes:
+def _public_pem(key: PublicKey) -> bytes:
     return key.public_bytes(Encoding.PEM, PublicFormat.SubjectPublicKeyInfo)
 
 
@@ -186,8 +178,7 @@ def active_signer(directory: Path | str) -> Signer:
             f"{path} holds a different key than its name says",
             "restore the keyring from backup; do not rename key files",
         )
-    signer = _SIGNERS[version] = Signer(keyid=keyid, private_key=key,
-                                        public_key=key.public_key())
+    signer = _SIGNERS[version] = LocalSigner.of(key)
     return signer
 
 
@@ -197,14 +188,14 @@ _SIGNERS: dict[tuple[str, int, int, int], Signer] = {}
 # or replaced key file has another name or version, so it is loaded and checked afresh.
 
 
-def public_keys(directory: Path | str) -> dict[str, Ed25519PublicKey]:
+def public_keys(directory: Path | str) -> dict[str, PublicKey]:
     """Every key in the keyring, active and retired, by keyid.
 
     Raises :class:`~dsar.errors.NotFound` if there are none, and
     :class:`~dsar.errors.InvalidInput` if a ``.pub`` file is unreadable or misnamed.
     """
     directory = Path(directory)
-    keys: dict[str, Ed25519PublicKey] = {}
+    keys: dict[str, PublicKey] = {}
     paths = sorted(directory.glob("*.pub")) if directory.is_dir() else []
     for path in paths:
         loaded = load_public_key_file(path)
@@ -227,41 +218,49 @@ def export_public(directory: Path | str) -> str:
     :func:`load_public_pem`, which recomputes keyids from the keys.
     """
     directory = Path(directory)
-    keys = public_keys(directory)
-    active = _read_active(directory)
+    return format_public(public_keys(directory), _read_active(directory))
+
+
+def format_public(keys: dict[str, PublicKey], active: str | None) -> str:
+    """``keys`` as one PEM bundle, each block after ``# keyid <hex> (active|retired)`` and,
+    for a key that is not Ed25519, its algorithm (``, ECDSA P-256 SHA-256``)."""
     parts = []
     for keyid, key in sorted(keys.items()):
         status = "active" if keyid == active else "retired"
+        if algorithm_of(key) != "Ed25519":
+            status += f", {algorithm_of(key)}"
         parts.append(f"# keyid {keyid} ({status})\n{_public_pem(key).decode('ascii')}")
     return "".join(parts)
 
 
 def load_public_pem(
     data: str | bytes, source: str = "the public key file"
-) -> dict[str, Ed25519PublicKey]:
-    """Parse every ``PUBLIC KEY`` PEM block in ``data``; return Ed25519 keys by keyid.
+) -> dict[str, PublicKey]:
+    """Parse every ``PUBLIC KEY`` PEM block in ``data``; return the keys by keyid.
 
     Raises :class:`~dsar.errors.InvalidInput` if there are no blocks, a block is not
-    valid, or a key is not Ed25519. ``source`` names the input in error messages.
+    valid, or a key is neither Ed25519 nor ECDSA P-256 (see :mod:`dsar.records.algorithms`).
+    ``source`` names the input in error messages.
     """
     text = data.decode("ascii", errors="replace") if isinstance(data, bytes) else data
     blocks = _PEM_BLOCK.findall(text)
     fix = "export the keys with `dsar keys export-public` on the signing host"
     if not blocks:
         raise InvalidInput(f"{source} contains no PEM public key", fix)
-    keys: dict[str, Ed25519PublicKey] = {}
+    keys: dict[str, PublicKey] = {}
     for block in blocks:
         try:
             key = load_pem_public_key(block.encode("ascii"))
         except (ValueError, TypeError) as err:
             raise InvalidInput(f"{source} contains a malformed PEM public key", fix) from err
-        if not isinstance(key, Ed25519PublicKey):
-            raise InvalidInput(f"{source} contains a key that is not Ed25519", fix)
-        keys[keyid_of(key)] = key
+        if not is_supported(key):
+            raise InvalidInput(f"{source} contains a key that is neither Ed25519 nor ECDSA "
+                               "P-256", fix)
+        keys[keyid_of(key)] = key  # type: ignore[arg-type]
     return keys
 
 
-def load_public_key_file(path: Path | str) -> dict[str, Ed25519PublicKey]:
+def load_public_key_file(path: Path | str) -> dict[str, PublicKey]:
     """Load a PEM public key file or bundle (as written by :func:`export_public`)."""
     path = Path(path)
     try:
@@ -269,3 +268,21 @@ def load_public_key_file(path: Path | str) -> dict[str, Ed25519PublicKey]:
     except FileNotFoundError as err:
         raise NotFound(f"public key file {path} does not exist", "check the path") from err
     return load_public_pem(data, source=str(path))
+
+
+def load_private_pem(data: bytes, source: str) -> LocalSigner:
+    """A signer from an unencrypted PEM private key (PKCS#8 or traditional): Ed25519 or
+    ECDSA P-256. ``source`` names where it came from (a file, ``DSAR_SIGNING_KEY``) in the
+    one-line error for anything else."""
+    fix = (f"put an unencrypted Ed25519 PEM private key in {source} (e.g. the .key file "
+           "`dsar keys generate` writes)")
+    try:
+        key = load_pem_private_key(data, password=None)
+    except (ValueError, TypeError):
+        raise InvalidInput(f"{source} is not a readable unencrypted PEM private key",
+                           fix) from None
+    if isinstance(key, ec.EllipticCurvePrivateKey) and not isinstance(key.curve, ec.SECP256R1):
+        raise InvalidInput(f"{source} is an EC key on {key.curve.name}, not P-256", fix)
+    if not isinstance(key, Ed25519PrivateKey | ec.EllipticCurvePrivateKey):
+        raise InvalidInput(f"{source} is neither an Ed25519 nor an ECDSA P-256 key", fix)
+    return LocalSigner.of(key)

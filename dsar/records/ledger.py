@@ -186,7 +186,7 @@ def issue_checkpoint(session: Session, app: App) -> Checkpoint:
     frontier = _frontier_after(session, latest, current)
     tree_root = merkle.root_from_frontier(frontier)
     signer = load_signer(app.settings)
-    note = sign_checkpoint(app.settings.ledger_origin, current, tree_root, signer.private_key)
+    note = sign_checkpoint(app.settings.ledger_origin, current, tree_root, signer)
     made = Checkpoint(size=current, root=tree_root, frontier=b"".join(frontier), note=note,
                       issued_at=app.now())
     session.add(made)

@@ -267,7 +267,7 @@ def build_record(session: Session, app: App, request: Request, *, new: bool = Fa
     predicate_json = canonical_json(predicate)  # serialized once: digest and statement
     statement = make_statement(SUBJECT_PREFIX + request.id, _sha256_hex(predicate_json),
                                PREDICATE_TYPE, predicate)
-    envelope = sign_statement(statement, signer.private_key, signer.keyid,
+    envelope = sign_statement(statement, signer, signer.keyid,
                               predicate_json=predicate_json)
     now = app.now()
     index = ledger.append(session, canonical_json(envelope), now)

@@ -17,10 +17,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-
 from dsar.errors import DsarError
 from dsar.records import merkle
+from dsar.records.algorithms import PublicKey, algorithm_of
 from dsar.records.bundle import BUNDLE_FORMAT
 from dsar.records.canonical import canonical_json, is_canonical
 from dsar.records.checkpoint import parse_and_verify_checkpoint
@@ -44,7 +43,8 @@ __all__ = ["CHECKS", "Check", "Verification", "verify_bundle"]
 CHECKS: dict[str, str] = {
     "bundle-format": "the file is a dsar record bundle with every field present",
     "public-key": "which key is trusted: --public-key, or (integrity only) the bundle's own",
-    "signature": "the DSSE envelope's Ed25519 signature verifies under a trusted key",
+    "signature": "the DSSE envelope's signature (Ed25519, or ECDSA P-256 for a KMS key) "
+                 "verifies under a trusted key",
     "canonical-form": "the signed payload is RFC 8785 canonical JSON",
     "subject-digest": "the statement names this request and its digest pins the predicate",
     "evidence-root": "the Merkle root over the bundle's evidence equals the signed root",
@@ -144,7 +144,7 @@ def _note_claim(note: str) -> tuple[int, bytes]:
     return int(lines[1]), base64.b64decode(lines[2], validate=True)
 
 
-def _open_checkpoint(note: str, origin: str, keys: Mapping[str, Ed25519PublicKey]
+def _open_checkpoint(note: str, origin: str, keys: Mapping[str, PublicKey]
                      ) -> tuple[int, bytes, str]:
     """``(size, root, keyid)`` of a checkpoint signed by any of ``keys``; _Fail otherwise."""
     errors = []
@@ -159,7 +159,7 @@ def _open_checkpoint(note: str, origin: str, keys: Mapping[str, Ed25519PublicKey
 
 
 class _Verifier:
-    def __init__(self, bundle: dict[str, Any], keys: Mapping[str, Ed25519PublicKey],
+    def __init__(self, bundle: dict[str, Any], keys: Mapping[str, PublicKey],
                  result: Verification) -> None:
         self.bundle, self.keys, self.result = bundle, keys, result
         self.led: dict[str, Any] = bundle["ledger"]
@@ -173,7 +173,8 @@ class _Verifier:
         statement = verify_statement(self.bundle["envelope"], self.keys)
         self.statement = statement
         keyid = self.bundle["envelope"]["signatures"][0].get("keyid", "?")
-        return f"Ed25519 signature by key {keyid[:16]}… verifies ({INTOTO_PAYLOAD_TYPE})"
+        algorithm = algorithm_of(self.keys[keyid]) if keyid in self.keys else "the"
+        return f"{algorithm} signature by key {keyid[:16]}… verifies ({INTOTO_PAYLOAD_TYPE})"
 
     def canonical(self) -> str:
         _require(is_canonical(self.payload), "the payload is not RFC 8785 canonical JSON")
@@ -248,8 +249,8 @@ class _Verifier:
         return f"leaf {self.led['index']} of {size}"
 
 
-def _trusted_keys(bundle: dict[str, Any], public_keys: Mapping[str, Ed25519PublicKey] | None
-                  ) -> tuple[dict[str, Ed25519PublicKey], str]:
+def _trusted_keys(bundle: dict[str, Any], public_keys: Mapping[str, PublicKey] | None
+                  ) -> tuple[dict[str, PublicKey], str]:
     if public_keys:
         return dict(public_keys), f"{len(public_keys)} key(s) given with --public-key"
     keys = load_public_pem(str(bundle.get("public_key_pem", "")), "the bundle's public_key_pem")
@@ -257,7 +258,7 @@ def _trusted_keys(bundle: dict[str, Any], public_keys: Mapping[str, Ed25519Publi
                   "with the controller's published key to prove who signed")
 
 
-def verify_bundle(bundle: Any, *, public_keys: Mapping[str, Ed25519PublicKey] | None = None,
+def verify_bundle(bundle: Any, *, public_keys: Mapping[str, PublicKey] | None = None,
                   ledger: Any | None = None) -> Verification:
     """Run every check on ``bundle`` (parsed JSON); never raises for bad input.
 
@@ -268,7 +269,7 @@ def verify_bundle(bundle: Any, *, public_keys: Mapping[str, Ed25519PublicKey] | 
     result = Verification()
     if not result.add("bundle-format", lambda: _bundle_format(bundle)):
         return result
-    keys: dict[str, Ed25519PublicKey] = {}
+    keys: dict[str, PublicKey] = {}
 
     def anchor() -> str:
         nonlocal keys
@@ -294,7 +295,7 @@ def verify_bundle(bundle: Any, *, public_keys: Mapping[str, Ed25519PublicKey] | 
 
 
 def _ledger_checks(result: Verification, bundle: dict[str, Any], data: Any,
-                   keys: Mapping[str, Ed25519PublicKey]) -> None:
+                   keys: Mapping[str, PublicKey]) -> None:
     """The chain checks against an exported ledger (``dsar ledger export``)."""
     origin = bundle["ledger"]["origin"]
     exported = ExportedLedger([], [], [])

@@ -121,12 +121,12 @@ def test_load_public_pem_rejects_bad_input(tmp_path: Path) -> None:
     bogus = "-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n"
     with pytest.raises(InvalidInput, match="malformed"):
         keys.load_public_pem(bogus)
-    ec_pem = (
-        ec.generate_private_key(ec.SECP256R1())
+    ec_pem = (  # P-256 is accepted (AWS KMS signs with it); other curves are not
+        ec.generate_private_key(ec.SECP384R1())
         .public_key()
         .public_bytes(Encoding.PEM, PublicFormat.SubjectPublicKeyInfo)
     )
-    with pytest.raises(InvalidInput, match="not Ed25519"):
+    with pytest.raises(InvalidInput, match="neither Ed25519 nor ECDSA P-256"):
         keys.load_public_pem(ec_pem)
     with pytest.raises(NotFound):
         keys.load_public_key_file(tmp_path / "missing.pem")
