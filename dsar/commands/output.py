@@ -9,6 +9,7 @@ name) is never eaten or turned into a style. Styling is asked for explicitly, wi
 from __future__ import annotations
 
 import json
+import os
 import sys
 import textwrap
 from collections.abc import Callable, Sequence
@@ -18,15 +19,27 @@ from zoneinfo import ZoneInfo
 
 import click
 from rich import box
-from rich.console import Console
+from rich.console import Console, ConsoleDimensions
 from rich.table import Table
 from rich.text import Text
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-console = Console(markup=False, emoji=False, highlight=False, soft_wrap=True)
-err_console = Console(stderr=True, markup=False, emoji=False, highlight=False,
-                      soft_wrap=True)
+class _Console(Console):
+    """A console whose width follows ``COLUMNS`` as it is when printing, not as it was when the
+    console was made: rich reads ``COLUMNS`` once, at construction, and these consoles are made
+    at import, before ``CliRunner`` or a script sets the variable for one command."""
+
+    @property  # type: ignore[override]
+    def size(self) -> ConsoleDimensions:
+        columns = os.environ.get("COLUMNS", "")
+        self._width = int(columns) if columns.isdigit() else None
+        return super().size
+
+
+console = _Console(markup=False, emoji=False, highlight=False, soft_wrap=True)
+err_console = _Console(stderr=True, markup=False, emoji=False, highlight=False,
+                       soft_wrap=True)
 
 
 _SLOT = "\x00"  # where a value goes: a character no template holds
