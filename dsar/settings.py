@@ -74,7 +74,7 @@ SETTINGS_DOC: dict[str, tuple[str, str]] = {
                           "Prometheus metrics and health"),
     "DSAR_WATCH_INTERVAL": ("30", "seconds between a worker's checks for late work and lost "
                             "messages"),
-    "DSAR_TASK_LEASE_SECONDS": ("60", "how long a worker holds a task before another may take "
+    "DSAR_TASK_LEASE_SECONDS": ("30", "how long a worker holds a task before another may take "
                                 "it over"),
     "DSAR_LOST_MESSAGE_SECONDS": ("900", "how long a message may wait before the watch takes it "
                                   "for lost and sends it again"),
@@ -350,7 +350,7 @@ def _fleet_settings(env: Mapping[str, str]) -> dict[str, object]:
         "rate_limit_url": (env.get("DSAR_RATE_LIMIT_URL") or "").strip() or None,
         "metrics_port": int(port) if port else None,
     }
-    for name, default in (("DSAR_WATCH_INTERVAL", 30.0), ("DSAR_TASK_LEASE_SECONDS", 60.0),
+    for name, default in (("DSAR_WATCH_INTERVAL", 30.0), ("DSAR_TASK_LEASE_SECONDS", 30.0),
                           ("DSAR_LOST_MESSAGE_SECONDS", 900.0),
                           ("DSAR_RETENTION_SWEEP_SECONDS", 300.0),
                           ("DSAR_ORPHAN_SWEEP_SECONDS", 86400.0),
