@@ -27,6 +27,7 @@ from dsar.db import direct
 from dsar.db.models import (
     Bundle,
     EvidenceRow,
+    MessageRow,
     Request,
     StagedItem,
     SubjectKey,
@@ -68,19 +69,33 @@ def searched_collections(bodies: list[dict[str, Any]]) -> tuple[tuple[str, str],
         if b.get("action") == "collect" and b.get("outcome", "ok") == "ok"))
 
 
+def request_language(conn: sa.Connection, request_id: str) -> str:
+    """The language the person used: that of the request's first message (the portal's form
+    writes it), English for a request filed without one (the CLI)."""
+    language = conn.scalar(sa.select(MessageRow.language)
+                           .where(MessageRow.request_id == request_id)
+                           .order_by(MessageRow.id).limit(1))
+    return language or "en"
+
+
 def _make_bundle(app: App, request: Request, items: ItemsFactory | None = None,
-                 bodies: list[dict[str, Any]] | None = None) -> BundleInfo:
+                 bodies: list[dict[str, Any]] | None = None,
+                 language: str | None = None) -> BundleInfo:
     """Build and store the bundle from ``items`` (by default the staged data), under the same
     id each time, so a re-run replaces it. ``bodies``: the request's evidence (read if not
-    given), which names the collections searched, listed in the bundle even when empty."""
+    given), which names the collections searched, listed in the bundle even when empty;
+    ``language``: report.html's, the person's (:func:`request_language`, read if not given)."""
     datamap, _digest = load_map(app)
-    if bodies is None:
+    if bodies is None or language is None:
         with app.db.engine.connect() as conn:
-            bodies = list(conn.scalars(_EVIDENCE_OF, {"request_id": request.id}))
+            if bodies is None:
+                bodies = list(conn.scalars(_EVIDENCE_OF, {"request_id": request.id}))
+            language = language or request_language(conn, request.id)
     meta = BundleMeta(request_id=request.id, kind=request.kind,  # type: ignore[arg-type]
                       bundle_id=f"b_{request.id}", timezone=request.timezone,
                       link_ttl=timedelta(days=app.settings.link_ttl_days),
-                      searched=searched_collections(bodies))
+                      searched=searched_collections(bodies),
+                      language=language)
     return build_bundle(meta, datamap, items or (lambda: read_staged(app, request.id)),
                         bundle_store(app), app.keys.bundle_key, app.now())
 
@@ -185,7 +200,7 @@ class CompleteHere:
                 bodies = list(session.connection().scalars(_EVIDENCE_OF,
                                                            {"request_id": request.id}))
             info = _make_bundle(app, request, lambda: staged.items() if staged else iter(()),
-                                bodies)
+                                bodies, request_language(session.connection(), request.id))
         complete_request(session, app, request, info, purge_staged=False, purge_keys=purge_keys,
                          in_hand=in_hand)
         self.completed = True
