@@ -24,7 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from dsar.errors import DataMapError
 
 NAME = r"^[a-z][a-z0-9_]*$"
-PLACEHOLDER = re.compile(r"\{([a-z_][a-z0-9_.]*)(?:\|([a-z0-9_]+))?\}")
+PLACEHOLDER = re.compile(r"\{([a-z_][A-Za-z0-9_.]*)(?:\|([a-z0-9_]+))?\}")
 ROOTS = ("value", "each", "parent", "item")
 
 

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from typing import Any
 
 from tests.saas.harness import Harness
+from tests.saas.salesforce_emulator import SalesforceEmulator
 from tests.saas.zendesk_emulator import ZendeskEmulator
 
 
@@ -35,4 +36,35 @@ def _zendesk() -> Harness:
                           ["users", "tickets"], ["users", "tickets"], [], "zendesk_user_id")
 
 
-HARNESSES: dict[str, Callable[[], Harness]] = {"zendesk": _zendesk}
+class SalesforceHarness(Harness):
+    emulator: SalesforceEmulator
+
+    def system(self, **overrides: Any) -> Any:
+        return super().system(**{"region": "example", "client_id_env": "SALESFORCE_CLIENT_ID",
+                                 **overrides})
+
+    def environ(self, **more: str) -> dict[str, str]:
+        return super().environ(SALESFORCE_CLIENT_ID=self.emulator.client_id, **more)
+
+    def seed(self, email: str, many: bool = False) -> dict[str, int]:
+        n = 450 if many else 2
+        self.emulator.add_contact(email, cases=n)
+        return {"contacts": 1, "leads": 1, "cases": n}
+
+    def holds(self, email: str) -> int:
+        em = self.emulator
+        live = {k: [r for r in v.values() if r["Id"] not in em.deleted]
+                for k, v in em.records.items()}
+        ids = {r["Id"] for r in live["Contact"] if r["Email"].lower() == email.lower()}
+        leads = sum(1 for r in live["Lead"] if r["Email"].lower() == email.lower())
+        return len(ids) + leads + sum(1 for r in live["Case"] if r["ContactId"] in ids)
+
+
+def _salesforce() -> Harness:
+    em = SalesforceEmulator(secret="sf-contract-secret")
+    return SalesforceHarness("salesforce", em, em.start(), "SALESFORCE_CLIENT_SECRET",
+                             em.secret, ["contacts", "leads", "cases"],
+                             ["contacts", "leads", "cases"], [], "salesforce_contact_id")
+
+
+HARNESSES: dict[str, Callable[[], Harness]] = {"zendesk": _zendesk, "salesforce": _salesforce}
