@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from tests.saas.braze_emulator import BrazeEmulator
 from tests.saas.harness import Harness
 from tests.saas.salesforce_emulator import SalesforceEmulator
 from tests.saas.zendesk_emulator import ZendeskEmulator
@@ -67,4 +68,30 @@ def _salesforce() -> Harness:
                              ["contacts", "leads", "cases"], [], "salesforce_contact_id")
 
 
-HARNESSES: dict[str, Callable[[], Harness]] = {"zendesk": _zendesk, "salesforce": _salesforce}
+class BrazeHarness(Harness):
+    emulator: BrazeEmulator
+    storm_calls = 1  # one export call finds everything
+    read_paths = ("/users/export/ids",)
+
+    def system(self, **overrides: Any) -> Any:
+        return super().system(**{"region": "iad-01", **overrides})
+
+    def seed(self, email: str, many: bool = False) -> dict[str, int]:
+        n = 60 if many else 2  # Braze lets several profiles share an address
+        for _ in range(n):
+            self.emulator.add_user(email)
+        return {"users": n}
+
+    def holds(self, email: str) -> int:
+        return sum(1 for u in self.emulator.users.values()
+                   if u["email"].lower() == email.lower())
+
+
+def _braze() -> Harness:
+    em = BrazeEmulator("braze-contract")
+    return BrazeHarness("braze", em, em.start(), "BRAZE_API_KEY", em.api_key, ["users"],
+                        ["users"], [], "braze_id")
+
+
+HARNESSES: dict[str, Callable[[], Harness]] = {"zendesk": _zendesk, "salesforce": _salesforce,
+                                               "braze": _braze}
