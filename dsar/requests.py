@@ -361,9 +361,20 @@ def _close(app: App, request_id: str, target: State, reason: str, actor: str, ev
 
 
 def _tell_subject(session: Session, app: App, request: Request, kind: str) -> None:
-    """Queue message ``kind`` to the person in this transaction, if they gave an email."""
-    from dsar.mail.queue import tell_subject
+    """Queue message ``kind`` to the person in this transaction, if they gave an email.
 
+    No refusal goes to the address of a request filed on the form or the API (``web``,
+    ``api``) that was never verified: it was typed by someone who has not shown it is theirs,
+    and the refusal would tell its holder (or them) what the privacy team wrote. The audit
+    trail says so (``message_withheld``); ``dsar notify ID refusal`` sends one on purpose. A
+    request the privacy team filed (``cli``) is answered at the address they entered."""
+    from dsar.mail.queue import can_write_to, tell_subject
+
+    if kind == "refusal" and request.identity_verified_at is None and request.channel != "cli":
+        if can_write_to(session, request.id):
+            add_event(session, request, app.now(), "mailer", "message_withheld", None, None,
+                      "refusal: the email address was never verified")
+        return
     tell_subject(session, app, request, kind)
 
 
