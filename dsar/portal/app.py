@@ -39,7 +39,7 @@ from dsar.errors import DsarError
 from dsar.intake import KeysReachNothing
 from dsar.locale import N_, long_date
 from dsar.mail import verification as verify
-from dsar.portal import api, downloads, drp, intake, records, status
+from dsar.portal import api, downloads, drp, intake, records, staff, status
 from dsar.portal.forms import MAX_BODY, BodyRefused, Form, read_form
 from dsar.portal.guards import (
     CSRF_FIELD,
@@ -261,6 +261,7 @@ def make_portal(app: App, *, sweep_expired: bool = True) -> Starlette:
         Route("/drp/v1/data-rights-request", drp.exercise, methods=["POST"]),
         Route("/drp/v1/data-rights-request/{request_id}", drp.status, methods=["GET"]),
         Route("/drp/v1/data-rights-request/{request_id}", drp.revoke, methods=["DELETE"]),
+        *staff.ROUTES,  # the privacy team's area under /staff (dsar.portal.staff)
     ]
 
     @contextlib.asynccontextmanager
