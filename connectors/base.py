@@ -1,18 +1,39 @@
-"""The connector contract shared by SQL, S3 and SaaS connectors.
+"""The connector contract shared by SQL, S3, SaaS and plug-in connectors, on one screen.
 
-A *system* is one entry of the data map (a database, a bucket, a SaaS account); a *collection*
-is a table, an object set or an API resource inside it. A connector is opened for one system,
-used for one action, and closed.
+Shape: a *system* is one data-map entry (database, bucket, SaaS account; its kind, from
+:mod:`dsar.kinds`, names the :class:`Connector` class); a *collection* is a table, object set
+or API resource in it. A connector is opened for one system (:func:`open_connector`), used for
+one action, and closed (``with``; ``close`` is safe twice).
 
-Keys: :data:`SubjectKeys` maps a key name (``email``, ``phone``, ``customer_id`` …) to the set of
-values known for the subject. Values are strings, normalised as :mod:`dsar.identities` does;
-connectors convert them to the column or field type they compare with, and always pass them
-as bound parameters, never in statement text.
+Input: :data:`SubjectKeys` maps a key name (``email``, ``customer_id`` …) to the subject's
+values, strings normalised as :mod:`dsar.identities` does. Convert them to the compared type;
+pass them as bound parameters or encoded request fields, never in statement text or logs.
+Secrets come from ``context.environ`` through the map's ``*_env`` names, never the file.
 
-Both ``collect`` and ``erase`` return the keys they discovered (the ``provides`` of the data map)
-so the fleet can feed them to collections in other systems. ``erase`` must be idempotent: run a
-second time it reports zero changes; and it must end with a recount whose ``remaining`` is 0 for
-every collection it was asked to clear, or raise.
+Operations (each returns a :class:`ConnectorResult`):
+- ``count(keys)``: what the subject has, changing and returning nothing;
+- ``collect(keys, sink)``: stream every record into the :class:`CollectionSink` in bounded
+  batches (``write_rows``) or byte chunks (``write_object``);
+- ``erase(keys)``: apply the map's erasure (delete, mask, retain), then recount. Idempotent
+  (a second run changes nothing and reports zero changes), and it ends with ``remaining == 0``
+  for every collection it was asked to clear, or raises;
+- ``erase_counted(keys, record_found)``: the evidence of what was there, handed over before
+  anything changes, so a retry after a crash credits this attempt.
+
+Evidence: one :class:`~dsar.evidence.CollectionEvidence` per collection touched (counts of
+rows, objects or items; ``remaining`` after erasure; ``retained_ground`` for what is kept;
+kind-specific ``counts``); per-item fingerprints only as :meth:`ConnectorContext.keyed_hash`,
+never a value. Evidence and records hold no personal data.
+
+Discovered keys: ``result.discover(name, values)`` for each ``provides`` key met on the way
+in ``collect`` and ``erase`` (``count`` may too), so the fleet feeds collections elsewhere.
+
+Errors: raise :class:`~dsar.errors.ConnectorError` (problem, fix, ``system``, ``collection``,
+``code``) for what a person must
+fix (a refused credential names its variable; needs attention), with ``transient=True`` for
+what a retry may cure (timeouts, 429, 5xx, lost connections) and ``retry_after`` seconds when
+the system said how long to wait. :class:`~dsar.errors.DataMapError` when the map disagrees
+with the system. Any other exception is an internal error.
 """
 
 from __future__ import annotations
@@ -20,7 +41,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import os
-import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -122,42 +142,22 @@ class Connector(ABC):
         self.close()
 
 
-_FACTORIES: dict[str, Callable[[Any, ConnectorContext], Connector]] = {}
-
-
 def register(kind: str) -> Callable[[type[Connector]], type[Connector]]:
-    """Class decorator: make ``open_connector`` use this class for systems of ``kind``."""
+    """Class decorator: mark a connector class as the one for systems of ``kind``. Which class
+    :func:`open_connector` uses is the kind's choice (``SystemKind.connector`` in
+    :mod:`dsar.kinds`); this only sets ``cls.kind``."""
 
     def decorate(cls: type[Connector]) -> type[Connector]:
         cls.kind = kind
-        _FACTORIES[kind] = cls
         return cls
 
     return decorate
 
 
-_BUILTIN_LOADED = threading.Event()
-_BUILTIN_LOCK = threading.Lock()
-
-
-def _load_builtin_connectors() -> None:
-    """Import the built-in connectors once; threads wait until all of them are registered."""
-    if _BUILTIN_LOADED.is_set():
-        return
-    with _BUILTIN_LOCK:
-        if not _BUILTIN_LOADED.is_set():
-            import connectors.s3
-            import connectors.saas
-            import connectors.sql  # noqa: F401
-
-            _BUILTIN_LOADED.set()
-
-
 def open_connector(system: Any, context: ConnectorContext) -> Connector:
-    """The connector for ``system`` (a data map system), by its ``kind``."""
-    _load_builtin_connectors()
-    try:
-        factory = _FACTORIES[system.kind]
-    except KeyError:
-        raise ValueError(f"no connector for systems of kind {system.kind!r}") from None
-    return factory(system, context)
+    """The connector for ``system`` (a data map system), from its kind (:mod:`dsar.kinds`:
+    built in, or a ``dsar.kinds`` entry-point plug-in)."""
+    from dsar.kinds import kind_of
+
+    connector: Connector = kind_of(system).open_connector(system, context)
+    return connector

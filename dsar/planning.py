@@ -27,9 +27,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
-from dsar.datamap.loader import template_keys
-from dsar.datamap.schema import DataMap, ErasureSpec, S3System, SaaSSystem, SqlSystem
+from dsar.datamap.schema import DataMap, ErasureSpec, SqlSystem
 from dsar.errors import DataMapError, InvalidInput
+from dsar.kinds import Reach, kind_of, systems_of
 
 RequestAction = Literal["access", "export", "erasure"]
 StepAction = Literal["collect", "delete", "mask", "retain", "none"]
@@ -248,46 +248,6 @@ def _toposort(
     return out
 
 
-def _system_collections(system: Any, available: set[str]) -> dict[str, tuple[Match, ...]]:
-    """Reached collections of an S3 or SaaS system, with their key matches."""
-    found: dict[str, tuple[Match, ...]] = {}
-    if isinstance(system, S3System):
-        for obj in system.objects:
-            needed = template_keys(obj.key or obj.prefix or "")
-            if needed and needed <= available:
-                found[obj.name] = tuple(Match("key", (), k, path=(k, obj.name))
-                                        for k in sorted(needed))
-        for shared in system.shared:
-            hits = [k for k in shared.match if k in available]
-            if hits:
-                found[shared.name] = tuple(
-                    Match("key", (shared.match[k],), k, path=(k, shared.name)) for k in hits)
-    elif isinstance(system, SaaSSystem):
-        hits = [k for k in system.identities if k in available]
-        for name in system.collection_names() if hits else ():
-            found[name] = tuple(Match("key", (system.identities[k],), k, path=(k, name))
-                                for k in hits)
-    return found
-
-
-def _all_collections(system: Any) -> list[str]:
-    if isinstance(system, SqlSystem):
-        return [t.name for t in system.tables]
-    if isinstance(system, S3System):
-        return [o.name for o in system.objects] + [s.name for s in system.shared]
-    return system.collection_names()
-
-
-def _erasure_of(system: Any, collection: str) -> ErasureSpec:
-    if isinstance(system, SqlSystem):
-        return system.table(collection).erasure
-    if isinstance(system, S3System):
-        for spec in [*system.objects, *system.shared]:
-            if spec.name == collection:
-                return spec.erasure
-    return system.erasure
-
-
 def _system_dependencies(
     reach: Mapping[str, Mapping[str, tuple[Match, ...]]],
     provided_at: Mapping[str, list[tuple[int, str]]], given: set[str],
@@ -340,21 +300,12 @@ def _in_dependency_order(datamap: DataMap, depends_on: Mapping[str, set[str]],
 
 
 def lookup_keys(datamap: DataMap) -> frozenset[str]:
-    """The key names the data map looks subjects up by: SQL tables' ``identities``, the keys in
-    S3 object templates and shared-file ``match``, SaaS ``identities``. A request needs at
-    least one of them to reach anything."""
-    names: set[str] = set()
-    for system in datamap.systems:
-        if isinstance(system, SqlSystem):
-            names.update(key for table in system.tables for key, _ in table.identity_items())
-        elif isinstance(system, S3System):
-            for obj in system.objects:
-                names |= template_keys(obj.key or obj.prefix or "")
-            for shared in system.shared:
-                names.update(shared.match)
-        elif isinstance(system, SaaSSystem):
-            names.update(system.identities)
-    return frozenset(names)
+    """The key names the data map looks subjects up by (each kind's
+    :meth:`~dsar.kinds.SystemKind.lookups`: SQL tables' ``identities``, the keys in S3 object
+    templates and shared-file ``match``, SaaS ``identities`` …). A request needs at least one
+    of them to reach anything."""
+    return frozenset(key for system, kind in systems_of(datamap.systems)
+                     for key, _, _ in kind.lookups(system))
 
 
 class NothingReached(DataMapError):
@@ -387,21 +338,15 @@ def plan_request(
         given = set(keys)
     level: dict[str, int] = {}
     provided_at: dict[str, list[tuple[int, str]]] = {}
-    reach: dict[str, dict[str, tuple[Match, ...]]] = {}
-    walks: dict[str, SystemWalk] = {}
+    reach: dict[str, Mapping[str, tuple[Match, ...]]] = {}
+    reaches: dict[str, Reach] = {}
     available = set(given)
     round_no = 0
     while True:
         new_keys: set[str] = set()
-        for system in datamap.systems:
-            if isinstance(system, SqlSystem):
-                walk = walk_sql_system(system, available)
-                walks[system.name] = walk
-                found = walk.matches
-                provides = {k for t in system.tables if t.name in found for k in t.provides}
-            else:
-                found = _system_collections(system, available)
-                provides = set(getattr(system, "provides", ())) if found else set()
+        for system, kind in systems_of(datamap.systems):
+            reaches[system.name] = kind.reach(system, available)
+            found, provides = reaches[system.name].matches, reaches[system.name].provides
             reach[system.name] = found
             if found and system.name not in level:
                 level[system.name] = round_no
@@ -427,14 +372,11 @@ def plan_request(
         needs = needs_of[system.name]
         depends = [f"{name}:{task_action}" for name in sorted(depends_on[system.name],
                                                                key=rank.__getitem__)]
-        if isinstance(system, SqlSystem):
-            walk = walks[system.name]
-            names = list(walk.erase_order if action == "erasure" else walk.discovery)
-            notes += walk.notes
-        else:
-            names = list(found)
+        kind = kind_of(system)
+        names = reaches[system.name].order(erasure=action == "erasure")
+        notes += reaches[system.name].notes
         for name in names:
-            spec = _erasure_of(system, name)
+            spec = kind.erasure(system, name)
             step_action: StepAction = "collect" if action != "erasure" else _erasure_action(spec)
             retain = spec.retain if step_action == "retain" else None
             steps.append(Step(system.name, name, step_action, len(steps), found[name],
@@ -443,8 +385,8 @@ def plan_request(
                           tuple(needs), tuple(dict.fromkeys(depends)), tuple(names)))
     if not steps:
         raise NothingReached(given, lookup_keys(datamap))
-    for system in datamap.systems:
-        for name in _all_collections(system):
+    for system, kind in systems_of(datamap.systems):
+        for name in kind.collections(system):
             if name not in reach.get(system.name, {}):
                 unreachable.append((system.name, name))
     return Plan(action, tuple(sorted(given)), tuple(steps), tuple(tasks), tuple(unreachable),  # type: ignore[arg-type]

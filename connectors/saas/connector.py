@@ -35,7 +35,8 @@ from connectors.base import (
     SubjectKeys,
     register,
 )
-from connectors.saas.definition import RateLimit, Resource, load_definition, vendor_definition
+from connectors.saas.definition import RateLimit, Resource, load_definition
+from connectors.saas.plugins import definition_for
 from connectors.saas.runtime import VendorClient
 from connectors.saas.session import open_client
 from dsar.datamap.schema import SaaSSystem
@@ -77,7 +78,7 @@ class SaaSConnector(Connector):
         super().__init__(system, context)
         try:
             self.definition = (load_definition(system.vendor_file) if system.vendor_file
-                               else vendor_definition(system.vendor))
+                               else definition_for(system.vendor))
             if self.definition.name != system.vendor:
                 raise DataMapError(f"{system.vendor_file}: defines vendor "
                                    f"{self.definition.name!r}, not {system.vendor!r}",

@@ -11,10 +11,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from dsar.bundles.labels import category_label, name_label
-from dsar.datamap.schema import Art15Info, DataMap, S3System, SaaSSystem, SqlSystem
+from dsar.datamap.schema import Art15Info, DataMap, SystemBase
+from dsar.kinds import kind_of
 from dsar.locale import N_
 
-SystemModel = SqlSystem | S3System | SaaSSystem
+SystemModel = SystemBase
 
 
 @dataclass(frozen=True)
@@ -47,15 +48,8 @@ def _system(datamap: DataMap, name: str) -> SystemModel | None:
 
 
 def _spec(system: SystemModel, collection: str) -> object | None:
-    if isinstance(system, SqlSystem):
-        for table in system.tables:
-            if collection in {table.name, f"{table.db_schema}.{table.name}"}:
-                return table
-    if isinstance(system, S3System):
-        for spec in [*system.objects, *system.shared]:
-            if spec.name == collection:
-                return spec
-    return None
+    """The map's entry for ``collection``, as the system's kind finds it."""
+    return kind_of(system).spec(system, collection)
 
 
 _FACTS: dict[tuple[int, str, str], tuple[DataMap, CollectionFacts]] = {}
@@ -113,13 +107,7 @@ def order_key(datamap: DataMap, system: str, collection: str) -> tuple[int, int,
     names = [s.name for s in datamap.systems]
     sys_index = names.index(system) if system in names else len(names)
     sys_model = _system(datamap, system)
-    specs: list[str] = []
-    if isinstance(sys_model, SqlSystem):
-        specs = [t.name for t in sys_model.tables]
-    elif isinstance(sys_model, S3System):
-        specs = [s.name for s in [*sys_model.objects, *sys_model.shared]]
-    elif isinstance(sys_model, SaaSSystem):
-        specs = sys_model.collection_names()
+    specs = kind_of(sys_model).collections(sys_model) if sys_model is not None else []
     col_index = specs.index(collection) if collection in specs else len(specs)
     return sys_index, col_index, system, collection
 

@@ -29,10 +29,11 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from dsar.datamap.findings import REQUEST_IDENTITIES, Finding, raise_for_errors
-from dsar.datamap.schema import DataMap, S3System, SaaSSystem, SqlSystem
+from dsar.datamap.schema import DataMap, SqlSystem
 from dsar.datamap.yaml_guard import ALIAS_EXPANSION_LIMIT as ALIAS_EXPANSION_LIMIT
 from dsar.datamap.yaml_guard import check_alias_expansion
 from dsar.errors import DataMapError
+from dsar.kinds import datamap_model, kind_of, kinds, systems_of
 
 PathT = tuple[str | int, ...]
 DOCS = "see docs/datamap.md"
@@ -72,7 +73,7 @@ def parse_datamap(
     errors: list[Finding] = []
     _reject_credentials(data, (), lines, source_name, errors)
     try:
-        datamap = DataMap.model_validate(data)
+        datamap = datamap_model().model_validate(data)
     except ValidationError as exc:
         for err in exc.errors():
             errors.append(_translate(err, data, lines, source_name))
@@ -202,7 +203,7 @@ def _unwrap(tp: Any) -> list[Any]:
 
 def _model_at(loc: tuple[Any, ...]) -> type[BaseModel] | None:
     """The model class whose field ``loc[-1]`` is (best effort, None when unsure)."""
-    candidates: list[Any] = [DataMap]
+    candidates: list[Any] = [datamap_model()]
     for part in loc[:-1]:
         nxt: list[Any] = []
         for tp in candidates:
@@ -224,6 +225,12 @@ def _model_at(loc: tuple[Any, ...]) -> type[BaseModel] | None:
     models = [t for tp in candidates for t in _unwrap(tp)
               if isinstance(t, type) and issubclass(t, BaseModel)]
     return models[0] if len(models) == 1 else None
+
+
+def _kind_choices() -> str:
+    """``'kind: sql', 'kind: s3' or 'kind: saas'`` for every registered kind."""
+    names = [f"'kind: {name}'" for name in kinds()]
+    return " or ".join([", ".join(names[:-1]), names[-1]] if len(names) > 1 else names)
 
 
 def _translate(err: Any, data: Any, lines: dict[PathT, int], source: str) -> Finding:
@@ -248,10 +255,10 @@ def _translate(err: Any, data: Any, lines: dict[PathT, int], source: str) -> Fin
     elif kind == "missing":
         problem, fix = f"{name!r} is required here", f"add '{name}: …' ({DOCS})"
     elif kind == "union_tag_not_found":
-        problem, fix = "this system has no 'kind'", "add 'kind: sql', 'kind: s3' or 'kind: saas'"
+        problem, fix = "this system has no 'kind'", f"add {_kind_choices()}"
     elif kind == "union_tag_invalid":
         problem = f"unknown system kind {ctx.get('tag')!r}"
-        fix = "write 'kind: sql', 'kind: s3' or 'kind: saas'"
+        fix = f"write {_kind_choices()} (a plug-in kind needs its package installed)"
     elif kind == "literal_error":
         problem, fix = msg, f"write one of {ctx.get('expected')}"
     elif kind == "string_pattern_mismatch":
@@ -297,71 +304,21 @@ def template_keys(template: str) -> set[str]:
 
 def used_keys(datamap: DataMap) -> Iterator[tuple[str, str, str | None, str]]:
     """Every key name a collection looks subjects up by: (key, system, collection, field)."""
-    for system in datamap.systems:
-        if isinstance(system, SqlSystem):
-            for table in system.tables:
-                for key in table.identities:
-                    yield key, system.name, table.name, "identities"
-        elif isinstance(system, S3System):
-            for obj in system.objects:
-                for key in template_keys(obj.key or obj.prefix or ""):
-                    yield key, system.name, obj.name, "key/prefix"
-            for shared in system.shared:
-                for key in shared.match:
-                    yield key, system.name, shared.name, "match"
-        elif isinstance(system, SaaSSystem):
-            for key in system.identities:
-                yield key, system.name, None, "identities"
+    for system, kind in systems_of(datamap.systems):
+        for key, collection, field in kind.lookups(system):
+            yield key, system.name, collection, field
 
 
 def provided_keys(datamap: DataMap) -> set[str]:
-    keys = {
-        key
-        for system in datamap.systems
-        if isinstance(system, SqlSystem)
-        for table in system.tables
-        for key in table.provides
-    }
-    return keys | {k for s in datamap.systems if isinstance(s, SaaSSystem) for k in s.provides}
+    """Every key name some system of the map can provide to others."""
+    return {key for system, kind in systems_of(datamap.systems) for key in kind.provided(system)}
 
 
 def cross_reference(datamap: DataMap, where: Any = dotted_path) -> list[Finding]:
     """Errors for dangling names inside the map, warnings for keys nobody provides."""
     out: list[Finding] = []
     for si, system in enumerate(datamap.systems):
-        if not isinstance(system, SqlSystem):
-            continue
-        names = {t.name: t for t in system.tables}
-        for ti, table in enumerate(system.tables):
-            base: PathT = ("systems", si, "tables", ti)
-
-            def err(path: PathT, problem: str, fix: str, column: str | None = None,
-                    _s: str = system.name, _t: str = table.name, _b: PathT = base) -> None:
-                out.append(Finding("error", _s, _t, column, problem, fix, where((*_b, *path))))
-
-            for ri, ref in enumerate(table.references):
-                target = names.get(ref.table)
-                if target is None:
-                    close = difflib.get_close_matches(ref.table, list(names), n=1)
-                    err(("references", ri, "table"), f"references unknown table {ref.table!r}",
-                        f"did you mean {close[0]!r}?" if close
-                        else "add that table to this system's tables, or remove the reference")
-                    continue
-                missing = [c for c in ref.to if c not in target.known_columns()]
-                if missing:
-                    err(("references", ri, "to"),
-                        f"reference to {ref.table} names columns {missing} the map does not "
-                        f"list for {ref.table}",
-                        f"list them on {ref.table} (primary_key or columns), or fix the names")
-            for ei, after in enumerate(table.erase_after):
-                if after not in names:
-                    err(("erase_after", ei), f"erase_after names unknown table {after!r}",
-                        "name a table of the same system")
-            for column in table.erasure.mask:
-                if column not in table.columns:
-                    err(("erasure", "mask", column), f"masked column {column!r} is not listed "
-                        "under columns", f"add '{column}: {{category: …}}' under columns",
-                        column)
+        out += kind_of(system).cross_reference(system, si, where)
     provided = provided_keys(datamap)
     for key, system_name, collection, field in sorted(set(used_keys(datamap)),
                                                       key=lambda k: (k[0], k[1], k[2] or "")):
@@ -373,4 +330,42 @@ def cross_reference(datamap: DataMap, where: Any = dotted_path) -> list[Finding]
                 f"{key}=…",
                 f"add 'provides: {{{key}: <column>}}' to the table that holds it",
             ))
+    return out
+
+
+def sql_cross_reference(system: SqlSystem, si: int, where: Any = dotted_path) -> list[Finding]:
+    """Dangling names inside SQL system number ``si``: references and ``erase_after`` to
+    unknown tables, reference columns the target does not list, unlisted masked columns."""
+    out: list[Finding] = []
+    names = {t.name: t for t in system.tables}
+    for ti, table in enumerate(system.tables):
+        base: PathT = ("systems", si, "tables", ti)
+
+        def err(path: PathT, problem: str, fix: str, column: str | None = None,
+                _s: str = system.name, _t: str = table.name, _b: PathT = base) -> None:
+            out.append(Finding("error", _s, _t, column, problem, fix, where((*_b, *path))))
+
+        for ri, ref in enumerate(table.references):
+            target = names.get(ref.table)
+            if target is None:
+                close = difflib.get_close_matches(ref.table, list(names), n=1)
+                err(("references", ri, "table"), f"references unknown table {ref.table!r}",
+                    f"did you mean {close[0]!r}?" if close
+                    else "add that table to this system's tables, or remove the reference")
+                continue
+            missing = [c for c in ref.to if c not in target.known_columns()]
+            if missing:
+                err(("references", ri, "to"),
+                    f"reference to {ref.table} names columns {missing} the map does not "
+                    f"list for {ref.table}",
+                    f"list them on {ref.table} (primary_key or columns), or fix the names")
+        for ei, after in enumerate(table.erase_after):
+            if after not in names:
+                err(("erase_after", ei), f"erase_after names unknown table {after!r}",
+                    "name a table of the same system")
+        for column in table.erasure.mask:
+            if column not in table.columns:
+                err(("erasure", "mask", column), f"masked column {column!r} is not listed "
+                    "under columns", f"add '{column}: {{category: …}}' under columns",
+                    column)
     return out
