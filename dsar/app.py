@@ -31,7 +31,7 @@ class App:
         """Build the context. In the embedded default the schema is upgraded automatically
         (a single local file, nobody else using it); elsewhere ``dsar db upgrade`` does it."""
         settings = Settings.from_env(environ)
-        keys = Keys.load(settings.master_key, settings.data_dir)
+        keys = Keys.load(settings.master_key, settings.data_dir, settings.master_key_file)
         db = state_db(settings.database_url)
         app = cls(settings=settings, keys=keys, db=db)
         if migrate:

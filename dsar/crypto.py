@@ -1,6 +1,7 @@
 """Keys and the two primitives that protect personal data at rest.
 
-One master key (``DSAR_MASTER_KEY`` or a file generated on first use in the embedded default)
+One master key (``DSAR_MASTER_KEY``, a mounted file named by ``DSAR_MASTER_KEY_FILE``, or a file
+generated on first use in the data directory in the embedded default)
 derives, through HKDF, a separate key per purpose, so a leaked lookup key reveals nothing
 about the encryption key. :class:`FieldCipher` seals values with AES-256-GCM (random 96-bit
 nonce, the purpose and an optional context bound as associated data); :meth:`Keys.lookup_hash`
@@ -65,20 +66,29 @@ class Keys:
     master: bytes
 
     @classmethod
-    def load(cls, master_key: str | None, data_dir: Path) -> Keys:
-        """From the setting, or from ``data_dir/master.key``, generating that file (mode 0600) if
-        absent. A key file that other users can read is refused, as signing keys are."""
+    def load(cls, master_key: str | None, data_dir: Path, key_file: Path | None = None) -> Keys:
+        """From the setting, else from ``key_file`` (a mounted secret; never created), else
+        from ``data_dir/master.key``, generating that file (mode 0600) if absent. A key file
+        that other users can read is refused, as signing keys are."""
         if master_key:
             return cls(_decode_master(master_key, "DSAR_MASTER_KEY"))
+        if key_file is not None:
+            try:
+                mode = key_file.stat().st_mode
+                text = key_file.read_text().strip()
+            except OSError:
+                raise InvalidInput(f"DSAR_MASTER_KEY_FILE {key_file} does not exist or cannot "
+                                   "be read", "mount the master key secret there, or correct "
+                                   "the path") from None
+            _refuse_shared(key_file, mode, " (Kubernetes: defaultMode: 0400)")
+            return cls(_decode_master(text, str(key_file)))
         path = data_dir / "master.key"
         if not path.exists():
             data_dir.mkdir(parents=True, exist_ok=True)
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             with os.fdopen(fd, "w") as fh:
                 fh.write(base64.b64encode(secrets.token_bytes(32)).decode() + "\n")
-        if os.name == "posix" and stat.S_IMODE(path.stat().st_mode) & 0o077:
-            raise InvalidInput(f"master key {path} can be read by other users",
-                               f"run `chmod 600 {path}`")
+        _refuse_shared(path, path.stat().st_mode)
         return cls(_decode_master(path.read_text().strip(), str(path)))
 
     @cached_property
@@ -110,6 +120,12 @@ class Keys:
         """HMAC-SHA256 of a normalised identity, scoped by its kind, as hex."""
         msg = f"{kind}\x00{value}".encode()
         return hmac.new(self._lookup_key, msg, hashlib.sha256).hexdigest()
+
+
+def _refuse_shared(path: Path, mode: int, hint: str = "") -> None:
+    if os.name == "posix" and stat.S_IMODE(mode) & 0o077:
+        raise InvalidInput(f"master key {path} can be read by other users",
+                           f"run `chmod 600 {path}`{hint}")
 
 
 def _decode_master(text: str, where: str) -> bytes:

@@ -36,7 +36,15 @@ SETTINGS_DOC: dict[str, tuple[str, str]] = {
                         "aws:kms"),
     "DSAR_MASTER_KEY": ("generated into <data dir>/master.key", "base64 of 32 random bytes; "
                         "encryption and keyed-hash keys are derived from it (secret)"),
+    "DSAR_MASTER_KEY_FILE": ("none", "a file (a mounted secret) holding the master key, read "
+                             "when DSAR_MASTER_KEY is not set; must not be readable by others"),
     "DSAR_SIGNING_KEYS_DIR": ("<data dir>/signing-keys", "Ed25519 keys for completion records"),
+    "DSAR_SIGNING_KEY_FILE": ("none", "a PEM private key file (a mounted secret, Ed25519 or "
+                              "P-256) that signs records instead of the keyring's active key"),
+    "DSAR_SIGNING_KMS_KEY_ID": ("none", "an AWS KMS key (id, ARN or alias; ECC_NIST_P256) that "
+                                "signs records instead; AWS_ENDPOINT_URL_KMS for another endpoint"),
+    "DSAR_SIGNING_PUBLIC_KEYS_FILE": ("none", "PEM public keys of retired signing keys (from "
+                                      "`dsar keys export-public`), for bundles of older records"),
     "DSAR_TIMEZONE": ("UTC", "the controller's time zone (IANA name), for deadlines and display"),
     "DSAR_HOLIDAY_CALENDAR": ("none", "ISO country code of the public-holiday calendar, e.g. DE"),
     "DSAR_DEFAULT_REGIME": ("gdpr", "regime for requests that do not name one"),
@@ -136,6 +144,10 @@ class Settings:
     controller_contact: str | None = None
     portal_account_key: str = "account_id"
     actor: str | None = None
+    master_key_file: Path | None = None
+    signing_key_file: Path | None = None
+    signing_kms_key_id: str | None = None
+    signing_public_keys_file: Path | None = None
     rate_limit_url: str | None = field(default=None, repr=False)
     metrics_port: int | None = None
     watch_interval: float = 30.0
@@ -209,6 +221,7 @@ class Settings:
             ledger_origin=env.get("DSAR_LEDGER_ORIGIN", "dsar.local/ledger"),
             log_format=log_format,
             **_mail_settings(env),
+            **_key_settings(env),
             **_fleet_settings(env),
             **_batch_settings(env),
         )
@@ -223,7 +236,8 @@ class Settings:
         for f in fields(Settings):
             if (env.get(env_name(f.name)) or "").strip():
                 out[f.name] = "environment"
-            elif f.name == "master_key" and (data_dir / "master.key").exists():
+            elif f.name == "master_key" and ((env.get("DSAR_MASTER_KEY_FILE") or "").strip()
+                                             or (data_dir / "master.key").exists()):
                 out[f.name] = "file"
             else:
                 out[f.name] = "default"
@@ -336,6 +350,25 @@ def _portal_settings(env: Mapping[str, str]) -> dict[str, object]:
     return {"privacy_notice_url": notice,
             "controller_contact": (env.get("DSAR_CONTROLLER_CONTACT") or "").strip() or None,
             "portal_account_key": key}
+
+
+def _key_settings(env: Mapping[str, str]) -> dict[str, object]:
+    """Where the master key and the signing key come from when not the data directory: mounted
+    files, or an AWS KMS key. At most one signing source may be named."""
+    def path(name: str) -> Path | None:
+        raw = (env.get(name) or "").strip()
+        return Path(raw) if raw else None
+
+    out: dict[str, object] = {
+        "master_key_file": path("DSAR_MASTER_KEY_FILE"),
+        "signing_key_file": path("DSAR_SIGNING_KEY_FILE"),
+        "signing_kms_key_id": (env.get("DSAR_SIGNING_KMS_KEY_ID") or "").strip() or None,
+        "signing_public_keys_file": path("DSAR_SIGNING_PUBLIC_KEYS_FILE"),
+    }
+    if out["signing_key_file"] and out["signing_kms_key_id"]:
+        raise InvalidInput("both DSAR_SIGNING_KEY_FILE and DSAR_SIGNING_KMS_KEY_ID are set",
+                           "set only the one that should sign completion records")
+    return out
 
 
 def _fleet_settings(env: Mapping[str, str]) -> dict[str, object]:

@@ -31,6 +31,7 @@ from dsar.records import ledger as ledger_log
 from dsar.records import report as reports
 from dsar.records.bundle import load_json_file, make_bundle
 from dsar.records.glance import request_facts
+from dsar.records.signing import export_public
 from dsar.records.verify import verify_bundle
 from dsar.settings import Settings
 
@@ -177,9 +178,9 @@ def keys_rotate(as_json: bool) -> None:
 @keys.command("export-public")
 @click.option("-o", "--output", type=_FILE, help="Write to FILE instead of standard output.")
 def keys_export_public(output: Path | None) -> None:
-    """Print every public key (active and retired) as PEM: publish this for verifiers."""
-    _write(keyring.export_public(Settings.from_env().signing_keys_dir), output,
-           "the public keys")
+    """Print every public key (active and retired) as PEM: publish this for verifiers.
+    With DSAR_SIGNING_KMS_KEY_ID or DSAR_SIGNING_KEY_FILE set, that key is the active one."""
+    _write(export_public(Settings.from_env()), output, "the public keys")
 
 
 @click.group("ledger")

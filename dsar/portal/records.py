@@ -21,7 +21,7 @@ from dsar.lifecycle import TERMINAL
 from dsar.locale import N_
 from dsar.records.bundle import make_bundle
 from dsar.records.commitment import matches
-from dsar.records.keys import public_keys
+from dsar.records.signing import public_ring
 from dsar.records.verify import verify_bundle
 
 MAX_RECORD = 1024 * 1024
@@ -48,7 +48,7 @@ def check(app: App, record_text: str, receipt: str, identities: list[Identity]) 
     except (ValueError, TypeError, KeyError):
         raise DsarError(NOT_A_RECORD) from None
     try:
-        trusted = public_keys(app.settings.signing_keys_dir)
+        trusted = public_ring(app.settings)
     except DsarError:
         trusted = {}  # no keyring here: nothing can verify
     result = verify_bundle(bundle, public_keys=trusted) if trusted else None

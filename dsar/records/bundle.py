@@ -30,7 +30,7 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from sqlalchemy.orm import Session
 
 from dsar.errors import InvalidInput, NotFound
-from dsar.records import keys, ledger
+from dsar.records import ledger, signing
 from dsar.records.checkpoint import key_hash
 from dsar.records.record import evidence_bodies, record_for
 
@@ -79,10 +79,11 @@ def make_bundle(session: Session, app: App, request_id: str) -> dict[str, Any]:
     proof = ledger.inclusion_proof(session, record.ledger_index, checkpoint.size)
     envelope = record.envelope
     keyid = envelope["signatures"][0]["keyid"]
-    ring = keys.public_keys(app.settings.signing_keys_dir)
+    ring = signing.public_ring(app.settings)
     if keyid not in ring:
         raise NotFound(f"the key {keyid} that signed this record is not in the keyring",
-                       "restore the keyring's .pub files from backup")
+                       "restore the keyring's .pub files from backup (or list the key in "
+                       "DSAR_SIGNING_PUBLIC_KEYS_FILE)")
     origin = app.settings.ledger_origin
     needed = [keyid]
     cp_keyid = _checkpoint_keyid(checkpoint.note, origin, ring)

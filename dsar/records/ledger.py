@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import contextlib
 import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -31,7 +30,8 @@ from sqlalchemy.orm import Session
 from dsar.db import direct
 from dsar.db.models import Checkpoint, LedgerEntry
 from dsar.errors import InvalidInput, NotFound
-from dsar.records import keys, merkle
+from dsar.records import merkle, signing
+from dsar.records.algorithms import Signer
 from dsar.records.checkpoint import sign_checkpoint
 
 if TYPE_CHECKING:
@@ -60,26 +60,12 @@ LEDGER_FORMAT = "dsar-ledger/v1"
 """The ``format`` field of an exported ledger file (see docs/verify.md)."""
 
 
-def load_signer(settings: Settings) -> keys.Signer:
-    """The active signing key of ``settings.signing_keys_dir``.
-
-    In the embedded default (a SQLite state URL) a keyring is generated on first use. Elsewhere
-    a missing keyring raises :class:`~dsar.errors.NotFound` naming ``dsar keys generate``: in
-    production the key is an operator's decision, never a side effect of a worker.
-    """
-    directory = settings.signing_keys_dir
-    try:
-        return keys.active_signer(directory)
-    except NotFound:
-        if not settings.database_url.startswith("sqlite") or (directory / "active").exists():
-            raise NotFound(
-                f"no signing key in {directory} to sign completion records",
-                "run `dsar keys generate` on this host (or set DSAR_SIGNING_KEYS_DIR to the "
-                "keyring) and keep a backup of it",
-            ) from None
-    with contextlib.suppress(InvalidInput):  # another process may have generated it first
-        keys.generate(directory)
-    return keys.active_signer(directory)
+def load_signer(settings: Settings) -> Signer:
+    """The key that signs records and checkpoints: see :func:`dsar.records.signing.load_signer`
+    (an AWS KMS key, a mounted key file, or the keyring, generated on first use only in the
+    embedded default; elsewhere a missing keyring raises :class:`~dsar.errors.NotFound` naming
+    ``dsar keys generate``: in production the key is an operator's decision)."""
+    return signing.load_signer(settings)
 
 
 _LOCK = sa.text("LOCK TABLE ledger_entries IN EXCLUSIVE MODE")
