@@ -21,9 +21,10 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from types import SimpleNamespace
 from typing import Any, cast
+from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 from limits import parse
@@ -53,8 +54,15 @@ DONE = {"confirm-identity": "Identity confirmed.", "approve": "Approved: work ha
 
 def _render(request: Request, template: str, status: int = 200, **values: Any) -> HTMLResponse:
     token = csrf_token(request)
+    zone = ZoneInfo(cast(App, request.app.state.dsar).settings.timezone)
+
+    def when(moment: datetime | None) -> str:
+        """A time in the controller's zone, to the minute."""
+        return moment.astimezone(zone).strftime("%Y-%m-%d %H:%M") if moment else "—"
+
     body = environment("en").get_template(f"staff_{template}.html.j2").render(
-        controller=request.app.state.controller, csrf_field=CSRF_FIELD, csrf=token, **values)
+        controller=request.app.state.controller, csrf_field=CSRF_FIELD, csrf=token, when=when,
+        **values)
     response = HTMLResponse(body, status_code=status, headers={"Cache-Control": "no-store"})
     set_csrf(response, token, secure=_secure(request))
     return response
