@@ -33,9 +33,9 @@ from dsar.bundles.links import verify_link
 from dsar.bundles.record import read_record
 from dsar.db.models import Bundle, DownloadLink
 from dsar.errors import DsarError
-from dsar.locale import N_
+from dsar.locale import N_, translations
 from dsar.portal import links
-from dsar.portal.pages import page, problem
+from dsar.portal.pages import language, page, problem
 
 log = logging.getLogger("dsar.portal")
 
@@ -76,37 +76,56 @@ class Resolver:
             available_until=found.bundle.delete_after)
         return found, download
 
-    def expired_fix(self, err: LinkExpired) -> str:
+    def expired_fix(self, err: LinkExpired, lang: str = "en") -> str:
         """What the expired page tells the person, agreeing with ``dsar bundle --new-link``."""
+        gettext = translations(lang).gettext
         with self.app.db.session() as session:
             bundle = session.scalars(sa.select(Bundle).where(Bundle.id == err.bundle_id)).first()
         if bundle is None or bundle.deleted_at is not None or \
                 self.app.now() >= bundle.delete_after:
-            return "This copy of your data has since been deleted. Make a new request if you " \
-                   "still want a copy."
+            return gettext(DELETED) + " " + gettext(ASK_AGAIN)
         until = format_when(bundle.delete_after.astimezone(self.tz))
-        return (f"We keep this copy of your data until {until}. Ask us for a new link before "
-                "then; your request does not need to be made again.")
+        return gettext(N_("We keep this copy of your data until %(until)s. Ask us for a new link "
+                          "before then; your request does not need to be made again.")) % {
+            "until": until}
+
+
+# The problem pages show these, in the page's language, rather than the errors' own (English)
+# words: one text per kind of error, whatever the detail (which the log has).
+DELETED = N_("This copy of your data has since been deleted.")
+ASK_AGAIN = N_("Make a new request if you still want a copy.")
+REFUSALS: dict[type[DsarError], tuple[int, str, str, str]] = {
+    LinkExpired: (410, N_("This link has expired"),
+                  N_("Download links work for a limited time, and this one's has run out."), ""),
+    links.LinkRevoked: (410, N_("This link was withdrawn"),
+                        N_("We withdrew this download link."),
+                        N_("Ask us for a new link; your request does not need to be made "
+                           "again.")),
+    BundleMissing: (410, N_("Download not available"), DELETED, ASK_AGAIN),
+    LinkInvalid: (403, N_("Link not valid"),
+                  N_("This download link is not one we issued, or it is incomplete."),
+                  N_("Copy the whole link from the message you received, or ask us for a new "
+                     "one.")),
+}
+PREPARING = (N_("Your copy is still being prepared."), N_("Please try again in a few minutes."))
 
 
 def _refusal(request: Request, err: DsarError) -> Response:
     resolver: Resolver = request.app.state.downloads
-    fix = (err.fix or "")[:1].upper() + (err.fix or "")[1:] + "."
-    if isinstance(err, LinkExpired):
-        return problem(request, 410, N_("This link has expired"), err.problem + ".",
-                       resolver.expired_fix(err))
-    if isinstance(err, links.LinkRevoked):
-        return problem(request, 410, N_("This link was withdrawn"), err.problem + ".", fix)
-    if isinstance(err, BundleMissing):
-        return problem(request, 410, N_("Download not available"), err.problem + ".", fix)
-    if isinstance(err, LinkInvalid):
-        return problem(request, 403, N_("Link not valid"), err.problem + ".", fix)
     if isinstance(err, BundleCorrupted):
         log.error("bundle failed authentication: %s", err.problem)
         return problem(request, 500, N_("We could not open your download"),
                        N_("Your data is safe, but this copy could not be verified."),
                        N_("Please ask us for a new one."))
-    raise err
+    kind = next((k for k in REFUSALS if isinstance(err, k)), None)
+    if kind is None:
+        raise err
+    status, title, text, fix = REFUSALS[kind]
+    if isinstance(err, BundleMissing) and "prepared" in err.problem:  # download.py's words
+        text, fix = PREPARING
+    if isinstance(err, LinkExpired):
+        fix = resolver.expired_fix(err, language(request))
+    return problem(request, status, title, text, fix)
 
 
 async def landing(request: Request) -> Response:
