@@ -178,6 +178,26 @@ async def queue(request: Request) -> Response:
                    channels=CHANNELS, tz=tz)
 
 
+async def dashboard(request: Request) -> Response:
+    """The reviewer's dashboard, the page ``dsar report --html`` writes, for the whole history."""
+    user = await _signed_in(request)
+    if user is None:
+        return _to_login()
+    app: App = request.app.state.dsar
+
+    def build() -> str:
+        from dsar.records import report as reports
+        from dsar.records.html import render_dashboard_html
+
+        tz = app.settings.timezone
+        today = deadlines.local_date(app.now(), tz)
+        with app.db.session() as session:
+            data = reports.build_dashboard(session, today=today, start=None, end=None, tz=tz)
+        return render_dashboard_html(data)
+
+    return HTMLResponse(await asyncio.to_thread(build))
+
+
 def _details(app: App, request_id: str, reveal: bool) -> dict[str, Any]:
     request = requests.load(app, request_id)
     identities = requests.identities_of(app, request)
@@ -287,6 +307,7 @@ async def act(request: Request) -> Response:
 
 ROUTES = [
     Route("/staff", queue, methods=["GET"]),
+    Route("/staff/dashboard", dashboard, methods=["GET"]),
     Route("/staff/login", login, methods=["GET", "POST"]),
     Route("/staff/logout", logout, methods=["POST"]),
     Route("/staff/requests/{request_id}", request_page, methods=["GET"]),

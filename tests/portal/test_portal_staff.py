@@ -173,6 +173,18 @@ def test_queue_sorted_by_due_date_with_filters(client: TestClient, app: App) -> 
     assert "number of days" in answer.text
 
 
+def test_the_dashboard_is_in_the_staff_area(client: TestClient, app: App) -> None:
+    """The page ``dsar report --html`` writes, behind the same sign-in as the queue."""
+    submit(app, "erasure", channel="web")
+    submit(app, "access")
+    assert client.get("/staff/dashboard", follow_redirects=False).status_code == 303
+    sign_in(client, app)
+    page = client.get("/staff/dashboard")
+    assert page.status_code == 200 and "<svg" in page.text
+    assert 'data-series="web"' in page.text and 'data-series="cli"' in page.text
+    assert "/staff/dashboard" in client.get("/staff").text
+
+
 def test_request_page_masks_identities_until_revealed_and_audits_it(client: TestClient,
                                                                      app: App) -> None:
     request_id = submit(app)
