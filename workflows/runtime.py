@@ -31,6 +31,7 @@ from workflows import fanout
 from workflows.actors import TASK_KINDS, declare_actors
 from workflows.broker import make_broker, permanent
 from workflows.relay import Relay
+from workflows.tracing import install as install_tracing
 from workflows.watch import Watch
 
 log = logging.getLogger("dsar.worker")
@@ -40,6 +41,7 @@ def setup_broker(app: App) -> dramatiq.Broker:
     """The broker for the app's settings, with every actor declared, set as Dramatiq's global."""
     broker = make_broker(app.settings.broker_url)
     broker.add_middleware(PermanentErrors(app))
+    install_tracing(broker)  # OpenTelemetry spans, ids only, when installed
     declare_actors(broker, lambda: app)
     dramatiq.set_broker(broker)
     return broker
