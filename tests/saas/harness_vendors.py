@@ -9,6 +9,7 @@ from typing import Any
 
 from tests.saas.braze_emulator import BrazeEmulator
 from tests.saas.harness import Harness
+from tests.saas.intercom_emulator import IntercomEmulator
 from tests.saas.salesforce_emulator import SalesforceEmulator
 from tests.saas.zendesk_emulator import ZendeskEmulator
 
@@ -93,5 +94,29 @@ def _braze() -> Harness:
                         ["users"], [], "braze_id")
 
 
+class IntercomHarness(Harness):
+    emulator: IntercomEmulator
+    storm_calls = 1  # a contact search and a conversation search
+    read_paths = ("/contacts/search", "/conversations/search")
+
+    def seed(self, email: str, many: bool = False) -> dict[str, int]:
+        n = 320 if many else 2  # 150 a page: three pages
+        self.emulator.add_contact(email, conversations=n)
+        return {"contacts": 1, "conversations": n}
+
+    def holds(self, email: str) -> int:
+        em = self.emulator
+        ids = {c["id"] for c in em.contacts.values() if c["email"].lower() == email.lower()}
+        return len(ids) + sum(1 for v in em.conversations.values()
+                              if v["contacts"]["contacts"][0]["id"] in ids)
+
+
+def _intercom() -> Harness:
+    em = IntercomEmulator("dG9rOmNvbnRyYWN0")
+    return IntercomHarness("intercom", em, em.start(), "INTERCOM_TOKEN", em.token,
+                           ["contacts", "conversations"], ["contacts", "conversations"], [],
+                           "intercom_contact_id")
+
+
 HARNESSES: dict[str, Callable[[], Harness]] = {"zendesk": _zendesk, "salesforce": _salesforce,
-                                               "braze": _braze}
+                                               "braze": _braze, "intercom": _intercom}

@@ -1,5 +1,6 @@
 """What the contract suite cannot say in general about the second slice's vendors: SOQL string
-literals that no address can break out of (Salesforce), and Zendesk's two-step deletion."""
+literals that no address can break out of (Salesforce), Zendesk's two-step deletion, and
+Intercom's body paging, version header and order of deletion."""
 
 from __future__ import annotations
 
@@ -62,5 +63,25 @@ def test_zendesk_deletes_users_and_tickets_for_good() -> None:
         assert sum(p.startswith("/api/v2/deleted_tickets/") for p in writes) == 2
         assert not harness.emulator.users and not harness.emulator.tickets
         assert harness.emulator.purged
+    finally:
+        harness.emulator.stop()
+
+
+def test_intercom_pages_in_the_body_sends_its_version_and_deletes_conversations_first() -> None:
+    harness = HARNESSES["intercom"]()
+    try:
+        harness.seed("jenny@example.com", many=True)  # 320 conversations: three pages
+        other = harness.emulator.add_contact("max@example.com", conversations=3)
+        with harness.connector() as conn:
+            result = conn.erase({"email": frozenset({"Jenny@Example.com"})})
+        assert {e.collection: e.deleted for e in result.evidence} == {
+            "contacts": 1, "conversations": 320}
+        log = harness.emulator.log
+        assert sum(p == "/conversations/search" for _, p in log) == 3 + 1  # pages, recount
+        deletes = [p for m, p in log if m == "DELETE"]
+        assert deletes[-1].startswith("/contacts/") and len(deletes) == 321
+        assert harness.emulator.versions == {"2.13"}  # the definition's header, every call
+        assert list(harness.emulator.contacts) == [other]
+        assert len(harness.emulator.conversations) == 3
     finally:
         harness.emulator.stop()
