@@ -7,7 +7,8 @@ Endpoints: ``POST /services/oauth2/token`` (client credentials; ``{"access_token
 <Field> = '<literal>' [AND …]``, string literals with Salesforce's escapes; a malformed query
 is 400 ``MALFORMED_QUERY``; ``{"totalSize", "done", "records", "nextRecordsUrl"}`` with
 ``batch`` records a page), ``GET …/query/{locator}`` (the next page),
-``GET|DELETE …/sobjects/{type}/{id}`` (204; a deleted record is 404 ``ENTITY_IS_DELETED``).
+``GET|DELETE …/sobjects/{type}/{id}`` (204; a deleted record is 404 ``ENTITY_IS_DELETED``);
+a trailing slash is ignored.
 Records carry ``attributes: {type, url}``. Errors are a list of ``{"message", "errorCode"}``.
 The token endpoint is outside fault injection and rate limits (Salesforce serves it apart)
 but honours ``refuse``.
@@ -86,6 +87,7 @@ class SalesforceEmulator(Emulator):
         r("DELETE", f"{DATA}/sobjects/{{type}}/{{id}}", self.delete_record)
 
     def handle(self, req: Req) -> Answer:
+        req.path = req.path.rstrip("/") or "/"  # simple-salesforce sends ``…/query/``
         if req.path == "/services/oauth2/token" and req.method == "POST":
             with self.lock:
                 self.calls += 1

@@ -1,8 +1,9 @@
 """A Zendesk Support API emulator following https://developer.zendesk.com/api-reference for
 what dsar uses.
 
-Endpoints: ``GET /api/v2/users/search`` (``query=email:"…"``, case-insensitive; also as
-``search.json``), ``GET /api/v2/users/{id}`` (a soft-deleted user answers ``active: false``),
+Endpoints (each also with ``.json``, as zenpy sends them): ``GET /api/v2/users/search``
+(``query=email:"…"``, case-insensitive), ``GET /api/v2/users/{id}`` (a soft-deleted user
+answers ``active: false``),
 ``GET /api/v2/users/{id}/tickets/requested``, ``DELETE /api/v2/users/{id}`` (a soft delete:
 the user drops out of search and lands in deleted users), ``DELETE /api/v2/deleted_users/{id}``
 (permanent; only a soft-deleted user, else 404), ``DELETE /api/v2/tickets/{id}`` and
@@ -45,6 +46,11 @@ class ZendeskEmulator(Emulator):
         r("DELETE", "/api/v2/deleted_users/{id}", self.purge_user)
         r("DELETE", "/api/v2/tickets/{id}", self.delete_ticket)
         r("DELETE", "/api/v2/deleted_tickets/{id}", self.purge_ticket)
+
+    def handle(self, req: Req) -> Answer:
+        # Zendesk answers every path with or without ``.json`` (zenpy always adds it)
+        req.path = req.path.removesuffix(".json")
+        return super().handle(req)
 
     def authorized(self, req: Req) -> bool:
         auth = req.headers.get("authorization", "")
