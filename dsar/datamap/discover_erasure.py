@@ -118,13 +118,15 @@ def erasure_actions(db: Reflected, reached: list[str], identities: dict[str, dic
     by_table = db.fks_by_table()
     inherits = {child: parent for layout in db.layouts.values()
                 for child, parent in layout.inherits.items()}
+    owned = {t for t in reached if identities[t] or any(
+        directions.get((t, i), ("none",))[0] == "inbound" for i in range(len(by_table[t])))}
     changed = True
     while changed:
         changed = False
         for table in reached:
             if actions[table][0] != "delete":
                 continue
-            reason = _blocker(table, reached, actions, by_table, directions)
+            reason = _blocker(table, reached, actions, by_table, directions, owned)
             if reason is None:
                 continue
             rules, _skipped = mask_rules(db, table, set(personal[table]), by_table[table])
@@ -144,8 +146,14 @@ def erasure_actions(db: Reflected, reached: list[str], identities: dict[str, dic
 
 def _blocker(table: str, reached: list[str], actions: dict[str, tuple[str, str]],
              by_table: dict[str, list[Any]],
-             directions: dict[tuple[str, int], tuple[str, str]]) -> str | None:
-    """Why deleting ``table``'s rows may be refused, or cascade into kept rows (None: safe)."""
+             directions: dict[tuple[str, int], tuple[str, str]],
+             owned: set[str]) -> str | None:
+    """Why deleting ``table``'s rows may be refused, or cascade into kept rows (None: safe).
+
+    ``owned``: tables whose rows are found as the subject's own (an identity, or an inbound
+    reference); such rows are erased whoever points at them, so a child found *from* them
+    only by an outbound reference (other people's rows pointing at the subject's) blocks a
+    delete. Rows reached only outbound are guarded at run time instead (connectors.sql_shared)."""
     for child, fks in by_table.items():
         for i, fk in enumerate(fks):
             if fk.parent != table:
@@ -164,7 +172,8 @@ def _blocker(table: str, reached: list[str], actions: dict[str, tuple[str, str]]
             if kept:
                 return f"{child} rows ({cols}) point at it and erasure keeps them " \
                        f"({actions[child][0]})"
-            if directions.get((child, i), ("none",))[0] == "none":
+            direction = directions.get((child, i), ("none",))[0]
+            if direction == "none" or (direction == "outbound" and table in owned):
                 return f"{child} rows of other people ({cols}) may point at it"
     return None
 
