@@ -20,8 +20,8 @@ s.c = t.c) OR …)`` per chunk of keys. Rows kept are counted in the evidence
 A table reached both ways (by a key or an ``inbound`` reference, and by an ``outbound`` one) is
 tested too, except for its rows the other ways find (:func:`own_walk`): those are the
 subject's own, erased whoever points at them (the database decides if it may).
-:func:`check_beyond_shared` warns about tables the walk reaches only *through* rows reached
-outbound (reviews hanging off a product), whose rows may be other people's.
+:func:`check_beyond_shared` refuses (a ``check`` error) tables the walk reaches only *through*
+rows reached outbound (reviews hanging off a product), whose rows may be other people's.
 """
 
 from __future__ import annotations
@@ -137,10 +137,11 @@ def guard_covers(system: SqlSystem, walk: SystemWalk, child: str, columns: Seque
 
 def check_beyond_shared(system: SqlSystem, walk: SystemWalk, add: Callable[..., None]
                         ) -> None:
-    """``datamap check``: warn about tables reached only through rows reached by ``outbound``
-    references (reviews hanging off a product the subject bought). Those rows may be other
-    people's, yet access collects them and erasure changes them as the subject's; only the map
-    can say whose they are."""
+    """``datamap check``: an error for tables reached only through rows reached by
+    ``outbound`` references (reviews hanging off a product the subject bought). Those rows are
+    other people's unless the map says otherwise, yet access would collect them and erasure
+    change them as the subject's; the map must say whose they are (``direction: none``, or a
+    key or ``inbound`` path from the subject's own rows), and erasure refuses until it does."""
     derived = set(outbound_only(system, walk))
     for name in walk.discovery:
         matches = walk.matches.get(name, ())
@@ -148,9 +149,9 @@ def check_beyond_shared(system: SqlSystem, walk: SystemWalk, add: Callable[..., 
             continue
         derived.add(name)
         via = sorted({m.source for m in matches if m.source})
-        add("warning", name, None, f"reached only through {', '.join(via)}, whose rows the "
+        add("error", name, None, f"reached only through {', '.join(via)}, whose rows the "
             "subject shares with others (an outbound reference): its rows hang off those "
-            "and may be other people's, yet access collects them and erasure changes them",
+            "and may be other people's, yet access would collect them and erasure change them",
             "if they are not the subject's, set that reference's direction to none; if they "
             "are, reach them by a key or an inbound reference from the subject's own rows")
 

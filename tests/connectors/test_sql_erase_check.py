@@ -92,15 +92,19 @@ def test_check_names_a_missing_kept_column_and_a_key_identity(shop_url: str) -> 
     assert "primary key cannot be masked" in errors[("customers", "id")].fix
 
 
-def test_check_warns_about_rows_hanging_off_shared_rows(shop_url: str) -> None:
+def test_check_refuses_rows_hanging_off_shared_rows(shop_url: str) -> None:
     """reviews hang off products (inbound), which the subject reaches only through her order
-    lines (outbound): other people's reviews would be collected and erased as hers."""
+    lines (outbound): other people's reviews would be collected and erased as hers, so check
+    refuses the map (and erasure with it) until the map says whose they are."""
     doc = yaml.safe_load(shop_map())
     doc["systems"][0]["tables"].append(
         {"name": "reviews", "primary_key": ["id"],
          "references": [ref(["product_id"], "products", ["id"], "inbound")]})
     findings = check_datamap(parse_datamap(yaml.safe_dump(doc)), {"SHOP_URL": shop_url})
-    warned = [f for f in findings if f.table == "reviews" and f.severity == "warning"]
-    assert len(warned) == 1 and "products" in warned[0].problem
-    assert "direction to none" in warned[0].fix
+    refused = [f for f in findings if f.table == "reviews" and f.severity == "error"]
+    assert len(refused) == 1 and "products" in refused[0].problem
+    assert "direction to none" in refused[0].fix
+    doc["systems"][0]["tables"][-1]["references"][0]["direction"] = "none"
+    fixed = check_datamap(parse_datamap(yaml.safe_dump(doc)), {"SHOP_URL": shop_url})
+    assert not [f for f in fixed if f.table == "reviews" and f.severity == "error"]
     assert not [f for f in findings if f.table == "addresses" and "reached only" in f.problem]
