@@ -15,9 +15,10 @@ its ``keyid`` names (Ed25519 by default, ECDSA P-256 SHA-256 for an AWS KMS key:
 where lengths are ASCII decimal byte counts and ``type`` is UTF-8. The payload is never
 parsed before its signature has verified.
 
-Base64 fields are written in the standard alphabet with padding. Verification accepts the
-standard or URL-safe alphabet, padded or not, but only the *canonical* encoding of the
-decoded bytes, so that changing any character of a signed envelope makes it fail.
+Base64 fields are written, and read, in one form only: the standard alphabet (RFC 4648
+section 4) with ``=`` padding, zero padding bits and no whitespace. The decoder refuses the
+URL-safe alphabet, missing or extra padding and any other non-canonical spelling of the same
+bytes, so that changing any character of a signed envelope makes it fail.
 """
 
 from __future__ import annotations
@@ -75,24 +76,24 @@ def _b64encode(data: bytes) -> str:
     return base64.b64encode(data).decode("ascii")
 
 
-_BASE64 = re.compile(r"[A-Za-z0-9+/_-]*={0,2}")
+_BASE64 = re.compile(r"(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?")
+"""Standard base64 with padding, in whole quanta: the only spelling the decoder reads."""
 
 
 def _b64decode_canonical(text: Any, field: str) -> bytes:
-    """Decode standard or URL-safe base64, padded or not, accepting only canonical text."""
-    if not isinstance(text, str) or not _BASE64.fullmatch(text):
-        raise EnvelopeError(f"envelope field {field} is not a base64 string", _ENVELOPE_FIX)
-    urlsafe = "-" in text or "_" in text
-    unpadded = text.rstrip("=")
-    try:
-        data = base64.b64decode(
-            unpadded.replace("-", "+").replace("_", "/") + "=" * (-len(unpadded) % 4),
-            validate=True,
+    """Decode standard, padded base64, accepting only the canonical text of the bytes.
+
+    Refused: anything but a ``str``; the URL-safe alphabet; missing, partial or extra ``=``;
+    whitespace; non-zero padding bits (``QR==`` spells the same byte as ``QQ==``)."""
+    if not isinstance(text, str) or not text.isascii() or not _BASE64.fullmatch(text):
+        raise EnvelopeError(
+            f"envelope field {field} is not standard padded base64", _ENVELOPE_FIX
         )
-    except binascii.Error as err:
+    try:
+        data = base64.b64decode(text, validate=True)
+    except binascii.Error as err:  # pragma: no cover - the pattern admits only valid text
         raise EnvelopeError(f"envelope field {field} is not valid base64", _ENVELOPE_FIX) from err
-    again = (base64.urlsafe_b64encode if urlsafe else base64.b64encode)(data).decode("ascii")
-    if text not in (again, again.rstrip("=")):
+    if base64.b64encode(data).decode("ascii") != text:
         raise EnvelopeError(f"envelope field {field} is not canonical base64", _ENVELOPE_FIX)
     return data
 

@@ -53,12 +53,48 @@ def test_envelope_shape_and_round_trip() -> None:
     assert dsse.verify_envelope(json.loads(json.dumps(env)), KEYS, payload_type="text/plain")
 
 
-def test_accepts_url_safe_unpadded_base64() -> None:
-    payload = b"\xfb\xff\xfe"  # standard base64 would contain '+' and '/'
+_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+
+
+def _respell(canonical: str, how: str) -> str:
+    """Another spelling of the same bytes (or of nearly the same text) than ``canonical``,
+    standard padded base64 ending in ``==``."""
+    last = canonical[-3]  # the quantum's second character: its low 4 bits are padding bits
+    return {
+        "URL-safe alphabet": canonical.replace("+", "-").replace("/", "_"),
+        "padding missing": canonical.rstrip("="),
+        "padding partial": canonical[:-1],
+        "padding extra": canonical + "==",
+        "line break": canonical[:4] + "\n" + canonical[4:],
+        "leading space": " " + canonical,
+        "trailing space": canonical + " ",
+        "non-zero padding bits": canonical[:-3] + _ALPHABET[_ALPHABET.index(last) ^ 1] + "==",
+        "non-ASCII digit": canonical[:-1] + "\u0661",
+    }[how]
+
+
+@pytest.mark.parametrize(
+    "how",
+    ["URL-safe alphabet", "padding missing", "padding partial", "padding extra", "line break",
+     "leading space", "trailing space", "non-zero padding bits", "non-ASCII digit"],
+)
+@pytest.mark.parametrize("field", ["payload", "signatures[].sig"])
+def test_only_canonical_standard_padded_base64_is_read(how: str, field: str) -> None:
+    """Every other spelling is refused, in the payload and in a signature, with a message that
+    names the field; the canonical spelling itself is read."""
+    payload = b"\xfb\xff\xfe\x00"  # standard base64 "+//+AA==": '+', '/' and padding
     env = dsse.sign_envelope(payload, "x/y", KEY, KEYID)
-    env["payload"] = base64.urlsafe_b64encode(payload).decode().rstrip("=")
-    env["signatures"][0]["sig"] = env["signatures"][0]["sig"].rstrip("=")
+    assert env["payload"] == "+//+AA=="
     assert dsse.verify_envelope(env, KEYS) == payload
+    holder = env if field == "payload" else env["signatures"][0]
+    key = "payload" if field == "payload" else "sig"
+    canonical = holder[key]
+    assert "+" in canonical and canonical.endswith("==")  # so every respelling differs
+    holder[key] = _respell(canonical, how)
+    assert holder[key] != canonical
+    with pytest.raises(EnvelopeError, match="base64") as err:
+        dsse.verify_envelope(env, KEYS)
+    assert f"field {field} " in str(err.value)
 
 
 def test_wrong_payload_type_is_rejected() -> None:
