@@ -1,15 +1,26 @@
 """Logging set-up: plain text for people, one JSON object per line for log pipelines.
 
 Log lines name requests and tasks by id only; no identity or collected value is ever logged.
+
+:func:`configure` puts one handler on the root logger, so every library that logs through
+:mod:`logging` (Dramatiq, Alembic, pika, botocore) prints in the same format as dsar. The
+handler writes to whatever ``sys.stderr`` is when a line is logged: Dramatiq's worker processes
+point ``sys.stderr`` at a pipe their parent reads, and lines logged there stay whole.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import sys
 from datetime import UTC, datetime
+from typing import TextIO
 
 _EXTRAS = ("request_id", "task_id", "flag", "system")
+TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+# Libraries whose INFO lines are chatter in a worker's log (Alembic announces each of its
+# plugins every time a migration context is set up).
+QUIET = ("pika", "botocore", "urllib3", "alembic")
 
 
 class JsonFormatter(logging.Formatter):
@@ -28,15 +39,35 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(data)
 
 
-def configure(log_format: str = "text", level: int = logging.INFO) -> None:
-    handler = logging.StreamHandler()
+class StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """A stream handler on the current ``sys.stderr`` (looked up at each line, not once)."""
+
+    def __init__(self) -> None:
+        super().__init__(sys.stderr)
+
+    @property  # type: ignore[override]
+    def stream(self) -> TextIO:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: TextIO) -> None:  # StreamHandler.__init__ assigns it
+        pass
+
+
+def formatter(log_format: str) -> logging.Formatter:
+    """The formatter of ``log_format`` (``text`` or ``json``)."""
     if log_format == "json":
-        handler.setFormatter(JsonFormatter())
-    else:
-        handler.setFormatter(logging.Formatter(
-            "%(asctime)s %(levelname)s %(name)s: %(message)s", "%Y-%m-%dT%H:%M:%S%z"))
+        return JsonFormatter()
+    return logging.Formatter(TEXT_FORMAT, "%Y-%m-%dT%H:%M:%S%z")
+
+
+def configure(log_format: str = "text", level: int = logging.INFO) -> None:
+    """Make the root logger's only handler print ``log_format`` lines on standard error, at
+    ``level``, with the :data:`QUIET` libraries at WARNING."""
+    handler = StderrHandler()
+    handler.setFormatter(formatter(log_format))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
-    for noisy in ("pika", "botocore", "urllib3", "alembic"):
+    for noisy in QUIET:
         logging.getLogger(noisy).setLevel(logging.WARNING)

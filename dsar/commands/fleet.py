@@ -61,8 +61,9 @@ def worker(state: CliState, processes: int, threads: int, queues: tuple[str, ...
             console.print(f"in-process fleet running ({threads} threads); Ctrl-C to stop")
             stop.wait()
         return
-    argv = [sys.executable, "-m", "dramatiq", "workflows.entry", "--processes",
-            str(processes), "--threads", str(threads)]
+    # Dramatiq's command line, with dsar's log format for Dramatiq's own lines too
+    argv = [sys.executable, "-m", "workflows.launch", "--log-format", app.settings.log_format,
+            "workflows.entry", "--processes", str(processes), "--threads", str(threads)]
     if queues:
         argv += ["--queues", *queues]
     os.execv(sys.executable, argv)

@@ -1,12 +1,14 @@
 """Engines and sessions for the state database, and its migrations.
 
-``open_state(settings)`` is the one way code gets at the state database. SQLite (the embedded
-default) runs in WAL mode with foreign keys on and a busy timeout so worker threads and the CLI
-can share the file; PostgreSQL goes through psycopg 3.
+:func:`state_db` (one :class:`StateDB` per URL per process, reached through the App) is the
+one way code gets at the state database. SQLite (the embedded default) runs in WAL mode with
+foreign keys on and a busy timeout so worker threads and the CLI can share the file; PostgreSQL
+goes through psycopg 3.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import cache
@@ -19,6 +21,12 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from dsar.errors import DsarError, InvalidInput
+
+# Alembic announces each of its plugins at INFO whenever a migration context is set up (several
+# lines per process start, in Alembic's words between dsar's): held at WARNING unless the
+# process configured that logger itself.
+if logging.getLogger("alembic.runtime.plugins").level == logging.NOTSET:
+    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
