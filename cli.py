@@ -16,7 +16,6 @@ import inspect
 import os
 import sys
 from importlib import import_module
-from importlib.util import find_spec
 from typing import Any
 
 import click
@@ -105,22 +104,14 @@ class DsarGroup(click.Group):
         return super().parse_args(ctx, args)
 
     def list_commands(self, ctx: click.Context) -> list[str]:
-        return sorted(set(self.commands) | {name for name, (module, _) in COMMANDS.items()
-                                            if find_spec(f"dsar.commands.{module}")})
+        return sorted(set(self.commands) | set(COMMANDS))
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         if cmd_name in self.commands or cmd_name not in COMMANDS:
             return self.commands.get(cmd_name)
         module, attribute = COMMANDS[cmd_name]
-        try:
-            loaded = import_module(f"dsar.commands.{module}")
-        except ModuleNotFoundError as exc:
-            if exc.name != f"dsar.commands.{module}":
-                raise
-            return None
-        command = getattr(loaded, attribute, None)
-        if isinstance(command, click.Command):
-            self.commands[cmd_name] = command
+        command = getattr(import_module(f"dsar.commands.{module}"), attribute)
+        self.commands[cmd_name] = command
         return command
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:

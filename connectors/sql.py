@@ -233,9 +233,4 @@ def _all_keys(system: SqlSystem) -> list[str]:
     return sorted(keys)
 
 
-def connector_for(system: SqlSystem, context: ConnectorContext) -> SqlConnector:
-    """A connector without the registry (benchmarks, checks)."""
-    return SqlConnector(system, context)
-
-
-__all__ = ["SqlConnector", "connector_for"]
+__all__ = ["SqlConnector"]

@@ -425,15 +425,6 @@ def fail(app: App, claim: Claim, failure: Failure) -> str:
         return "failed"
 
 
-def release(app: App, claim: Claim) -> None:
-    """Give a task back after an unexpected error, so the next delivery can take it at once."""
-    with app.db.session() as session:
-        session.execute(sa.update(Task).where(
-            Task.id == claim.task_id, Task.attempts == claim.attempt, Task.state == RUNNING,
-        ).values(state=READY, lease_until=None))
-        slots.release(session, claim.task_id)
-
-
 def retry_request(app: App, request_id: str, actor: str) -> int:
     """Put a request that needs attention back to work: its failed tasks run again, finished
     tasks are kept. Returns the number of tasks restarted."""

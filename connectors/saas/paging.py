@@ -82,12 +82,6 @@ def _render_json(value: Any, scope: Scope) -> Any:
     return value
 
 
-def render_call(call: Call, scope: Scope, system: str) -> tuple[str, dict[str, Any]]:
-    """The path and query parameters of ``call`` for ``scope``; see :func:`render_parts`."""
-    path, params, _, _ = render_parts(call, scope, system)
-    return path, params
-
-
 def render_parts(call: Call, scope: Scope, system: str
                  ) -> tuple[str, dict[str, Any], Any, dict[str, str] | None]:
     """Path, query, JSON body and form of ``call`` for ``scope``, every string template

@@ -206,8 +206,3 @@ class EncryptedFileWriter:
             self._file.write(self._enc.finalize())
             self._file.close()
 
-
-def read_encrypted_file(path: Path, key: bytes, block: int = 1024 * 1024) -> Iterator[bytes]:
-    """The plaintext of an :class:`EncryptedFileWriter` file, in pieces."""
-    with open(path, "rb") as handle:
-        yield from decrypt_stream(iter(lambda: handle.read(block), b""), key)

@@ -91,14 +91,6 @@ class Subject:
     name: str
 
 
-@dataclass(frozen=True)
-class Company:
-    database: Path
-    bucket: str
-    subject: Subject
-    customers: int
-
-
 def _png(seed: int) -> bytes:
     """A tiny valid 8x8 PNG in one colour, so avatars are real images."""
     rng = random.Random(seed)
