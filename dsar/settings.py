@@ -73,6 +73,8 @@ SETTINGS_DOC: dict[str, tuple[str, str]] = {
                                 "portal's form"),
     "DSAR_CONTROLLER_CONTACT": ("none", "how to reach the controller or its data protection "
                                 "officer (an address or email), shown on the portal's form"),
+    "DSAR_DRP_BUSINESS_ID": ("none", "this controller's business-id in the Data Rights "
+                             "Protocol; signed DRP requests must name it (none: /drp refuses)"),
     "DSAR_PORTAL_ACCOUNT_KEY": ("account_id", "the data map's key name for the account id a "
                                 "person may give on the portal's form"),
     "DSAR_ACTOR": ("your login name", "who the audit log says acted, for CLI commands"),
@@ -142,6 +144,7 @@ class Settings:
     rate_limit_email: str = "5/hour"
     privacy_notice_url: str | None = None
     controller_contact: str | None = None
+    drp_business_id: str | None = None
     portal_account_key: str = "account_id"
     actor: str | None = None
     master_key_file: Path | None = None
@@ -349,6 +352,7 @@ def _portal_settings(env: Mapping[str, str]) -> dict[str, object]:
                            "use the data map's key name, e.g. customer_id")
     return {"privacy_notice_url": notice,
             "controller_contact": (env.get("DSAR_CONTROLLER_CONTACT") or "").strip() or None,
+            "drp_business_id": (env.get("DSAR_DRP_BUSINESS_ID") or "").strip() or None,
             "portal_account_key": key}
 
 

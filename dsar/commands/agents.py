@@ -1,4 +1,4 @@
-"""``dsar agents``: API tokens for authorised agents (issue, list, revoke)."""
+"""``dsar agents``: API tokens for authorised agents (issue, key, list, revoke)."""
 
 from __future__ import annotations
 
@@ -15,20 +15,38 @@ def agents() -> None:
 
 @agents.command("issue")
 @click.argument("name")
+@click.option("--verify-key", metavar="KEY",
+              help="the agent's Ed25519 verify key (base64 or hex), needed for /drp")
 @pass_state
-def agents_issue(state: CliState, name: str) -> None:
+def agents_issue(state: CliState, name: str, verify_key: str | None) -> None:
     """Issue a token for the agent NAME and print it once (only its hash is kept).
+
+    For the Data Rights Protocol, NAME is the agent's DRP agent-id and --verify-key its
+    published libsodium verify key: /drp accepts only requests signed with that key.
 
     \b
     Example:
       dsar agents issue "Acme Privacy Agents"
       curl -H "Authorization: Bearer dsar_agent_…" https://portal.example/api/v1/requests/ID
+      dsar agents issue ACME_AA --verify-key 3Xk1…=
     """
     from dsar.portal.agents import issue
 
-    token = issue(state.app, name)
+    token = issue(state.app, name, verify_key)
     console.print(styled("token for {} (shown once; keep it secret):", name))
     click.echo(token)
+
+
+@agents.command("key")
+@click.argument("name")
+@click.argument("verify_key")
+@pass_state
+def agents_key(state: CliState, name: str, verify_key: str) -> None:
+    """Register (or replace) the Ed25519 VERIFY_KEY (base64 or hex) of agent NAME for /drp."""
+    from dsar.portal.agents import set_verify_key
+
+    stored = set_verify_key(state.app, name, verify_key)
+    console.print(styled("verify key of {} registered: {}", name, stored))
 
 
 @agents.command("list")
@@ -44,8 +62,10 @@ def agents_list(state: CliState) -> None:
         used = agent.last_used_at.isoformat(timespec="seconds") if agent.last_used_at else "never"
         status = (f"revoked {agent.revoked_at.isoformat(timespec='seconds')}"
                   if agent.revoked_at else "active")
-        console.print(styled("{}  issued {}  last used {}  {}", agent.name,
-                             agent.created_at.isoformat(timespec="seconds"), used, status))
+        signs = f"verify key {agent.verify_key}" if agent.verify_key else "no verify key (no /drp)"
+        console.print(styled("{}  issued {}  last used {}  {}  {}", agent.name,
+                             agent.created_at.isoformat(timespec="seconds"), used, status,
+                             signs))
 
 
 @agents.command("revoke")

@@ -339,6 +339,8 @@ class AgentToken(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    #: the agent's Ed25519 verify key (base64) for DRP signed requests; None: it cannot use /drp
+    verify_key: Mapped[str | None] = mapped_column(String(64))
 
 
 class SharedBatch(Base):

@@ -3,7 +3,8 @@
 A token is ``dsar_agent_`` and 43 random URL-safe characters (256 bits), shown once when it is
 issued; the state database keeps its SHA-256 only (a high-entropy token needs no slow hash).
 :func:`authenticate` finds the agent a ``Bearer`` token belongs to, or None for a missing,
-unknown or revoked one.
+unknown or revoked one. For the Data Rights Protocol an agent also needs its Ed25519 verify key
+registered (:func:`set_verify_key`): /drp refuses requests not signed with it.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import sqlalchemy as sa
 from dsar.app import App
 from dsar.db.models import AgentToken
 from dsar.errors import InvalidInput, NotFound
+from dsar.portal.drp_signing import parse_verify_key
 
 PREFIX = "dsar_agent_"
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 ._-]{0,63}$")
@@ -30,14 +32,18 @@ class Agent:
     created_at: datetime
     last_used_at: datetime | None
     revoked_at: datetime | None
+    verify_key: str | None = None
 
 
 def _hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def issue(app: App, name: str) -> str:
-    """A new token for the agent ``name`` (unique); returned once, never stored."""
+def issue(app: App, name: str, verify_key: str | None = None) -> str:
+    """A new token for the agent ``name`` (unique); returned once, never stored.
+
+    ``verify_key`` (base64 or hex, checked) is the agent's DRP signing key's public half."""
+    key = parse_verify_key(verify_key) if verify_key is not None else None
     if not NAME.match(name):
         raise InvalidInput(f"agent name {name!r} is not usable",
                            "use up to 64 letters, digits, spaces, dots, dashes or underscores")
@@ -48,8 +54,26 @@ def issue(app: App, name: str) -> str:
                                f"revoke it first (dsar agents revoke {name!r}) or pick another "
                                "name")
         session.add(AgentToken(name=name, token_hash=_hash(token), created_at=app.now(),
-                               last_used_at=None, revoked_at=None))
+                               last_used_at=None, revoked_at=None, verify_key=key))
     return token
+
+
+def set_verify_key(app: App, name: str, verify_key: str) -> str:
+    """Register (or replace) the agent's DRP verify key; returns it as stored (base64)."""
+    key = parse_verify_key(verify_key)
+    with app.db.session() as session:
+        row = session.get(AgentToken, name)
+        if row is None:
+            raise NotFound(f"no agent named {name!r}", "see `dsar agents list`")
+        row.verify_key = key
+    return key
+
+
+def verify_key_of(app: App, name: str) -> str | None:
+    """The agent's registered DRP verify key (base64), or None."""
+    with app.db.session() as session:
+        row = session.get(AgentToken, name)
+        return row.verify_key if row is not None else None
 
 
 def revoke(app: App, name: str) -> None:
@@ -63,7 +87,7 @@ def revoke(app: App, name: str) -> None:
 
 def list_agents(app: App) -> list[Agent]:
     with app.db.session() as session:
-        return [Agent(r.name, r.created_at, r.last_used_at, r.revoked_at) for r in
+        return [Agent(r.name, r.created_at, r.last_used_at, r.revoked_at, r.verify_key) for r in
                 session.scalars(sa.select(AgentToken).order_by(AgentToken.name))]
 
 

@@ -77,6 +77,7 @@ def upgrade() -> None:
         sa.Column("token_hash", sa.String(length=64), nullable=False),
         _time("created_at"), _time("last_used_at", nullable=True),
         _time("revoked_at", nullable=True),
+        sa.Column("verify_key", sa.String(length=64), nullable=True),
         sa.PrimaryKeyConstraint("name"),
         sa.UniqueConstraint("token_hash"),
     )
