@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from importlib.util import find_spec
 from pathlib import Path
 
 import click
 
 from dsar.commands.output import console, json_option, print_json, styled
+from dsar.errors import DsarError
 
 
 @click.command()
@@ -23,6 +25,10 @@ def demo(folder: Path, customers: int, as_json: bool) -> None:
     worker code on the in-process broker, and verifies each signed completion record. Nothing
     outside the demo folder is touched.
     """
+    if find_spec("moto") is None or find_spec("flask") is None:  # moto's server needs flask
+        raise DsarError("the demo needs moto's S3 server, which is not installed",
+                        "install the 'demo' extra: pip install 'dsar[demo]' (or \".[demo]\" "
+                        "in a checkout)")
     from rich.console import Console
 
     from dsar.demo.run import run_demo
