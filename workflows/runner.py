@@ -28,7 +28,7 @@ from dsar.errors import DataMapError
 from dsar.evidence import CollectionEvidence
 from dsar.lifecycle import State
 from dsar.planning import Plan, plan_request
-from workflows import fanout, shared_batch
+from workflows import fanout, shared_batch, tracing
 from workflows.leases import KEEPER
 from workflows.retry import classify
 from workflows.staging import Collected, StagingSink
@@ -175,7 +175,12 @@ def run_claimed(app: App, claim: fanout.Claim,
     """:func:`run_task` for a task this worker has claimed already; tells
     :data:`TASK_OBSERVERS` how it went."""
     started = time.monotonic()
-    outcome, handoff = _run_claimed(app, claim, run_here)
+    with tracing.span("dsar.task", {"dsar.request_id": claim.request_id,
+                                    "dsar.task_id": claim.task_id, "dsar.system": claim.system,
+                                    "dsar.action": claim.action}) as current:
+        outcome, handoff = _run_claimed(app, claim, run_here)
+        if current is not None:
+            current.set_attribute("dsar.outcome", outcome)
     for observe in TASK_OBSERVERS:
         observe(claim.system, claim.action, outcome, time.monotonic() - started)
     return handoff
@@ -210,8 +215,10 @@ def _run_claimed(app: App, claim: fanout.Claim,
     assemble_here = "control" in run_here
     completion = CompleteHere(app) if assemble_here and whole else None
     try:
+        complete = None if completion is None else tracing.traced(
+            completion, "dsar.complete", {"dsar.request_id": claim.request_id})
         recorded, handoff = fanout.finish(app, claim, result, staged,
-                                          assemble_here=assemble_here, complete_here=completion)
+                                          assemble_here=assemble_here, complete_here=complete)
     except Exception as exc:
         if completion is None:
             raise
@@ -257,6 +264,7 @@ def _call_connector(app: App, claim: fanout.Claim
     frozen = claim.keys
     context = ConnectorContext(hash_key=app.keys.evidence_key)
     with open_connector(datamap.system(claim.system), context) as connector:
+        tracing.trace_connector(connector, claim.system)
         if claim.action == "collect":
             sink = StagingSink(app, claim.request_id, claim.task_id)
             result = connector.collect(frozen, sink)
@@ -307,7 +315,8 @@ def assemble(app: App, request_id: str, *, fallback_id: int | None = None,
     fallback message and the request as the handoff found it."""
     from workflows.assembly import assemble_request
 
-    assemble_request(app, request_id, fallback_id, known)
+    with tracing.span("dsar.assemble", {"dsar.request_id": request_id}):
+        assemble_request(app, request_id, fallback_id, known)
 
 
 def retry(app: App, request_id: str, actor: str) -> int:

@@ -8,6 +8,15 @@ queue. A failure sets the span's status to error with the exception's *type* onl
 texts may quote data. Broker messages carry ids only (DESIGN invariant 4), so nothing personal
 can reach a span from here.
 
+Inside a message, :func:`span` opens child spans for the steps a worker runs inline
+(``dsar.task`` for each task, ``dsar.complete`` for a completion in the last task's
+transaction, ``dsar.assemble`` for an assembly, see :mod:`workflows.runner`), and
+:func:`trace_connector` gives each connector call a span ``dsar.connector.<operation>``
+(``collect``, ``erase``, ``count``, ``erase_counted``) with the system's name and kind, and,
+once it returns, the names of the collections it reported on. Their attributes are ids and the
+data map's names only, never key values; exceptions are not recorded (their texts may quote
+data), only their type.
+
 OpenTelemetry is optional (``pip install dsar[otel]``): without it :func:`install` does
 nothing. With it, spans go to whatever tracer provider the process has; :func:`install` sets up
 an OTLP/HTTP exporter when ``OTEL_EXPORTER_OTLP_ENDPOINT`` (or the traces-specific variable) is
@@ -16,16 +25,91 @@ set and no provider was configured yet (the standard ``OTEL_*`` variables apply)
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import threading
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any
 
 import dramatiq
 
 log = logging.getLogger("dsar.tracing")
 
-__all__ = ["Tracing", "install"]
+__all__ = ["Tracing", "install", "span", "trace_connector", "traced"]
+
+_OPERATIONS = ("collect", "erase", "count", "erase_counted")
+
+
+@functools.cache
+def _tracer() -> Any:
+    """The tracer for spans inside a message, or None without OpenTelemetry."""
+    try:
+        from opentelemetry import trace
+    except ImportError:
+        return None
+    return trace.get_tracer("dsar.workflows")
+
+
+@contextmanager
+def span(name: str, attributes: Mapping[str, Any]) -> Iterator[Any]:
+    """A child span of the current one named ``name`` with ``attributes`` (ids and names
+    only); yields it (None without OpenTelemetry). An exception marks it as an error with the
+    exception's type, and goes on."""
+    tracer = _tracer()
+    if tracer is None:
+        yield None
+        return
+    from opentelemetry.trace import Status, StatusCode
+
+    with tracer.start_as_current_span(name, attributes=dict(attributes), record_exception=False,
+                                      set_status_on_exception=False) as current:
+        try:
+            yield current
+        except BaseException as exc:
+            current.set_status(Status(StatusCode.ERROR, type(exc).__name__))
+            current.set_attribute("error.type", type(exc).__name__)
+            raise
+
+
+def traced(call: Callable[..., Any], name: str,
+           attributes: Mapping[str, Any]) -> Callable[..., Any]:
+    """``call`` run inside :func:`span` ``(name, attributes)`` each time it is called."""
+
+    @functools.wraps(call)
+    def run(*args: Any, **kwargs: Any) -> Any:
+        with span(name, attributes):
+            return call(*args, **kwargs)
+
+    return run
+
+
+def trace_connector(connector: Any, system: str) -> Any:
+    """Give ``connector``'s collect, erase, count and erase_counted a span each (on this
+    instance, so its own calls between them are traced too); returns ``connector``."""
+    if _tracer() is None:
+        return connector
+    attributes = {"dsar.system": system, "dsar.connector.kind": getattr(connector, "kind", "")}
+    for operation in _OPERATIONS:
+        method = getattr(connector, operation, None)
+        if method is not None:
+            setattr(connector, operation, _traced_operation(method, operation, attributes))
+    return connector
+
+
+def _traced_operation(method: Callable[..., Any], operation: str,
+                      attributes: Mapping[str, Any]) -> Callable[..., Any]:
+    @functools.wraps(method)
+    def run(*args: Any, **kwargs: Any) -> Any:
+        with span(f"dsar.connector.{operation}", attributes) as current:
+            result = method(*args, **kwargs)
+            if current is not None:
+                names = sorted({e.collection for e in getattr(result, "evidence", ())})
+                current.set_attribute("dsar.collections", names)
+            return result
+
+    return run
 
 _ID_ARG = {"plan_request": "dsar.request_id", "assemble_request": "dsar.request_id",
            "send_message": "dsar.mail_id"}
