@@ -2,7 +2,10 @@
 
 :func:`open_download` validates the token (forged -> :class:`LinkInvalid`, expired ->
 :class:`LinkExpired` saying when and what to do), finds the bundle's record and streams the zip,
-decrypting it as it goes. Downloads do not consume the link: it works until it expires.
+decrypting it as it goes. A bundle whose record is not complete yet raises
+:class:`BundleNotReady` (a :class:`~dsar.bundles.errors.BundleMissing` that will come back),
+so callers tell "still being prepared" from "deleted" by class, not by wording. Downloads do not
+consume the link: it works until it expires.
 """
 
 from __future__ import annotations
@@ -17,6 +20,15 @@ from dsar.bundles.errors import BundleMissing, LinkExpired
 from dsar.bundles.links import verify_link
 from dsar.bundles.record import read_record
 from dsar.bundles.store import BundleStore
+
+
+class BundleNotReady(BundleMissing):
+    """The link is valid and the bundle is being written: ask again in a few minutes.
+
+    A subclass of :class:`BundleMissing` (nothing to download now), with ``code`` so pages and
+    APIs can tell it from a bundle that is gone for good."""
+
+    code = "bundle_not_ready"
 
 
 @dataclass
@@ -63,7 +75,7 @@ def open_download(
     if now >= until:
         raise LinkExpired(until.astimezone(display_tz or now.tzinfo))
     if not record.complete:
-        raise BundleMissing("your bundle is still being prepared", "try again in a few minutes")
+        raise BundleNotReady("your bundle is still being prepared", "try again in a few minutes")
     raw = store.open_stream(record.blob)
     if record.encrypted:
         if key is None:

@@ -21,7 +21,7 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
 from dsar.app import App
-from dsar.bundles.download import Download, open_download
+from dsar.bundles.download import BundleNotReady, Download, open_download
 from dsar.bundles.errors import (
     BundleCorrupted,
     BundleMissing,
@@ -121,8 +121,8 @@ def _refusal(request: Request, err: DsarError) -> Response:
     if kind is None:
         raise err
     status, title, text, fix = REFUSALS[kind]
-    if isinstance(err, BundleMissing) and "prepared" in err.problem:  # download.py's words
-        text, fix = PREPARING
+    if isinstance(err, BundleNotReady):  # not gone: it will be there in a few minutes
+        return problem(request, 503, title, *PREPARING, headers={"Retry-After": "300"})
     if isinstance(err, LinkExpired):
         fix = resolver.expired_fix(err, language(request))
     return problem(request, status, title, text, fix)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import html
 import re
+from dataclasses import replace
 from datetime import timedelta
 
 import pytest
@@ -12,6 +13,7 @@ from starlette.testclient import TestClient
 
 from dsar import requests
 from dsar.app import App
+from dsar.bundles.record import read_record, write_record
 from dsar.portal import links, make_portal
 from tests.portal.test_portal_downloads import Clock, completed, new_link
 
@@ -61,3 +63,27 @@ def test_download_problems_are_in_the_page_language(app: App, completed: str, la
         assert title in text and advice in text, (what, text)
         assert not ENGLISH.findall(text.replace("Link", "")), (what, text)
     assert requests.load(app, completed).state == "completed"
+
+
+@pytest.mark.parametrize(("lang", "words"), [("en", "still being prepared"),
+                                              ("de", "noch vorbereitet"),
+                                              ("fr", "encore en préparation")])
+def test_a_bundle_still_being_written_is_not_called_deleted(
+        app: App, completed: str, lang: str, words: str) -> None:
+    """The page tells "still being prepared" from "deleted" by the error's class
+    (BundleNotReady), whatever the error's wording."""
+    token = new_link(app, completed)
+    with app.db.session() as session:
+        bundle = links.bundle_of(session, completed)
+    store = links.store_of(app, bundle)
+    record = read_record(store, bundle.id)
+    write_record(store, replace(record, complete=False))
+    with TestClient(make_portal(app, sweep_expired=False),
+                    headers={"Accept-Language": lang}) as client:
+        got = client.get(f"/download/{token}/file")
+    assert got.status_code == 503 and got.headers["retry-after"] == "300"
+    text = _main(got.text)
+    assert words in text and "gelöscht" not in text and "deleted" not in text, text
+    write_record(store, record)
+    with TestClient(make_portal(app, sweep_expired=False)) as client:
+        assert client.get(f"/download/{token}/file").status_code == 200
