@@ -13,6 +13,33 @@ REPO = Path(__file__).resolve().parent.parent
 CHINOOK = REPO / "tests" / "data" / "chinook"  # the dataset and its licence, in the repository
 
 
+#: Fixtures that need a running service, by the marker they give the tests that use them
+#: (directly or through other fixtures). Every one of them also gives the marker ``services``,
+#: so ``pytest -m "not services"`` is the fast tier: nothing needs to be running.
+SERVICE_FIXTURES: dict[str, str] = {
+    "postgres_url": "postgres",
+    "session_postgres_url": "postgres",
+    "mariadb_url": "mariadb",
+    "moto_endpoint": "moto",
+    "redis_url": "redis",
+    "rabbitmq_url": "rabbitmq",
+}
+SERVICE_MARKERS = ("postgres", "mariadb", "redis", "rabbitmq", "moto")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark each test with the services its fixtures need, and ``services`` if any; a test
+    marked by hand with a service marker gets ``services`` too."""
+    for item in items:
+        needed = {SERVICE_FIXTURES[name] for name in getattr(item, "fixturenames", ())
+                  if name in SERVICE_FIXTURES}
+        needed |= {name for name in SERVICE_MARKERS if item.get_closest_marker(name)}
+        for marker in sorted(needed):
+            item.add_marker(marker)
+        if needed:
+            item.add_marker("services")
+
+
 @pytest.fixture
 def postgres_url() -> Iterator[str]:
     """A fresh, empty PostgreSQL database for one test."""
