@@ -26,7 +26,7 @@ from dsar.bundles.labels import localise, name_label
 from dsar.bundles.names import entry
 from dsar.bundles.spool import SpooledCollection
 from dsar.datamap.schema import Controller
-from dsar.locale import LANGUAGES, N_, environment, translations
+from dsar.locale import LANGUAGES, N_, environment, format_size, translations
 
 FORMAT = "dsar-export/1"
 SCHEMA_ENTRY = "data.schema.json"
@@ -34,13 +34,9 @@ SCHEMA = Path(__file__).resolve().parent / SCHEMA_ENTRY
 """data.json's JSON Schema, shipped in every bundle and published as docs/data-json.schema.json."""
 
 
-def human_size(size: int) -> str:
-    value = float(size)
-    for unit in ("bytes", "KB", "MB", "GB", "TB"):
-        if value < 1000 or unit == "TB":
-            return f"{int(value)} bytes" if unit == "bytes" else f"{value:.1f} {unit}"
-        value /= 1000
-    return f"{size} bytes"  # pragma: no cover
+def human_size(size: int, language: str = "en") -> str:
+    """``size`` bytes in the report's language ("1.5 MB", "1,5 Mo"): :func:`format_size`."""
+    return format_size(size, language)
 
 
 # The preview table is built here rather than by the template's loops: a few hundred cells
@@ -87,7 +83,7 @@ def _collection_context(
         "preview_rows": _preview_rows(coll.preview, columns, cells),
         "preview_count": len(coll.preview),
         "objects": [
-            {"name": o.name, "size": human_size(o.size), "entry": o.entry}
+            {"name": o.name, "size": human_size(o.size, cells.language), "entry": o.entry}
             for o in coll.objects[:listed]
         ],
         "objects_more": max(0, len(coll.objects) - listed),
@@ -100,6 +96,9 @@ def _controller(controller: Controller | None) -> dict[str, Any]:
     data = controller.model_dump() if controller else {
         "name": N_("The controller"), "contact": None, "dpo": None,
         "supervisory_authority": None, "supervisory_authority_url": None}
+    # no controller in the map: its name is a common noun, which some languages inflect
+    # (German "an den Verantwortlichen"), so such sentences have their own translations
+    data["unnamed"] = controller is None
     url = data.get("supervisory_authority_url") or ""
     if not re.match(r"^https?://", url):
         data["supervisory_authority_url"] = None
@@ -165,7 +164,7 @@ def context(
         "totals": {
             "rows": format_decimal(rows, locale=language), "rows_n": rows,
             "objects": format_decimal(len(objects), locale=language), "objects_n": len(objects),
-            "object_bytes": human_size(sum(o.size for o in objects)),
+            "object_bytes": human_size(sum(o.size for o in objects), language),
             "systems": format_decimal(found, locale=language), "systems_n": found,
         },
         "rights": rights([facts.info for _, facts, _ in collections]),

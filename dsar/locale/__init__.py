@@ -11,6 +11,7 @@ they are shown; templates use Jinja2's i18n extension (``{% trans %}``, ``_()``)
     negotiate(accept_language)        the best of LANGUAGES for an Accept-Language header
     environment(lang, kind)           a Jinja2 environment for the templates, in ``lang``
     long_date(day, lang)              "4 December 2026", "4. Dezember 2026", "4 décembre 2026"
+    format_size(size, lang)           "1.5 MB", "1,5 MB", "1,5 Mo"
 
 Update the catalogues after changing a text: ``pybabel extract -F dsar/locale/babel.cfg -o
 /tmp/dsar.pot . && pybabel update -i /tmp/dsar.pot -d dsar/locale -D dsar`` then translate
@@ -28,6 +29,7 @@ from pathlib import Path
 from babel.dates import format_date
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
+from babel.numbers import format_decimal
 from jinja2 import Environment, PackageLoader, StrictUndefined, Undefined, select_autoescape
 
 LANGUAGES = ("en", "de", "fr")
@@ -95,3 +97,27 @@ def environment(lang: str, kind: str = "portal") -> Environment:
 def long_date(day: date, lang: str) -> str:
     """``day`` written out in ``lang``."""
     return format_date(day, format="long", locale=lang)
+
+
+# Byte sizes in SI units (1 kB = 1000 bytes, as file managers show them); the unit names are in
+# the catalogues (French writes octets: ko, Mo, Go, To).
+SIZE_UNITS = (N_("%(size)s kB"), N_("%(size)s MB"), N_("%(size)s GB"), N_("%(size)s TB"))
+
+
+def format_size(size: int, lang: str = "en") -> str:
+    """``size`` bytes for a person reading ``lang``: "999 bytes", "1.5 MB", "1,5 Mo".
+
+    Whole bytes below 1000 (with the language's plural), then one decimal in kB, MB, GB or
+    TB; the number is formatted by Babel for the language (decimal comma in German, French)."""
+    lang = lang if lang in LANGUAGES else "en"
+    found = translations(lang)
+    if size < 1000:
+        return found.ngettext("%(size)s byte", "%(size)s bytes", size) % {
+            "size": format_decimal(size, locale=lang)}
+    value = size / 1000
+    for unit in SIZE_UNITS:
+        if value < 999.95 or unit == SIZE_UNITS[-1]:
+            break
+        value /= 1000
+    return found.gettext(unit) % {"size": format_decimal(round(value, 1), format="#,##0.0",
+                                                          locale=lang)}

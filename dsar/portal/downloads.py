@@ -33,7 +33,7 @@ from dsar.bundles.links import verify_link
 from dsar.bundles.record import read_record
 from dsar.db.models import Bundle, DownloadLink
 from dsar.errors import DsarError
-from dsar.locale import N_, translations
+from dsar.locale import N_, format_size, translations
 from dsar.portal import links
 from dsar.portal.pages import language, page, problem
 
@@ -138,7 +138,7 @@ async def landing(request: Request) -> Response:
     await asyncio.to_thread(links.record_download, resolver.app, found.bundle,
                             "download_page_viewed")
     return page(request, "download", token=token, filename=found.filename,
-                size=_size(found.size), request_id=found.bundle.request_id,
+                size=format_size(found.size, language(request)), request_id=found.bundle.request_id,
                 until=format_when(found.link_until.astimezone(resolver.tz)),
                 kept_until=format_when(found.bundle.delete_after.astimezone(resolver.tz)))
 
@@ -174,11 +174,3 @@ def _stream(download: Download) -> Iterator[bytes]:
 
 def _safe(name: str) -> str:
     return "".join(c if c.isalnum() or c in "._-" else "_" for c in name)
-
-
-def _size(size: int) -> str:
-    for unit in ("bytes", "KB", "MB", "GB"):
-        if size < 1024 or unit == "GB":
-            return f"{size:,} {unit}" if unit == "bytes" else f"{size:,.1f} {unit}"
-        size /= 1024  # type: ignore[assignment]
-    return str(size)
