@@ -3,7 +3,11 @@
 
     python3 verify_record.py record.json key.pem
 
-Checks: the DSSE signature (Ed25519 over the PAE), that the statement's subject digest is the
+Keys may be Ed25519 or ECDSA P-256 (AWS KMS, or a P-256 key file), or a mix (a PEM bundle of
+several keys, after a rotation).
+
+Checks: the DSSE signature (Ed25519, or ECDSA P-256 SHA-256 with a DER signature, over the
+PAE), that the statement's subject digest is the
 SHA-256 of the predicate, the RFC 9162 Merkle root over the bundle's evidence, the checkpoint's
 signature and the record's inclusion proof. Exits 1 if any check fails.
 
@@ -18,8 +22,36 @@ import hashlib
 import json
 import sys
 
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-from cryptography.hazmat.primitives.serialization import load_pem_public_key
+from cryptography.hazmat.primitives.serialization import (
+    Encoding,
+    PublicFormat,
+    load_pem_public_key,
+)
+
+
+def is_p256(key):
+    return isinstance(key, ec.EllipticCurvePublicKey) and isinstance(key.curve, ec.SECP256R1)
+
+
+def verify_with(key, sig, data):
+    """Raise InvalidSignature unless ``sig`` over ``data`` verifies under ``key``."""
+    if is_p256(key):
+        key.verify(sig, data, ec.ECDSA(hashes.SHA256()))
+    else:
+        key.verify(sig, data)
+
+
+def note_key_id(origin, key):
+    """Signed-note key hash: type 0x01 over the raw Ed25519 key, 0x02 over a P-256 key's DER
+    SubjectPublicKeyInfo."""
+    if is_p256(key):
+        tagged = b"\x02" + key.public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
+    else:
+        tagged = b"\x01" + key.public_bytes_raw()
+    return hashlib.sha256(origin.encode() + b"\n" + tagged).digest()[:4]
 
 
 def canonical(value):
@@ -64,13 +96,12 @@ def verify_checkpoint(note, origin, key):
     """Signed-note rules: find our key's signature line, verify it, return (size, root)."""
     body, _, signatures = note.rpartition("\n\n")
     body += "\n"
-    raw = key.public_bytes_raw()
-    key_id = hashlib.sha256(origin.encode() + b"\n\x01" + raw).digest()[:4]
+    key_id = note_key_id(origin, key)
     for line in signatures.strip("\n").split("\n"):
         name, blob = line.split(" ")[1:3]
         sig = base64.b64decode(blob)
         if name == origin and sig[:4] == key_id:
-            key.verify(sig[4:], body.encode())  # raises InvalidSignature
+            verify_with(key, sig[4:], body.encode())  # raises InvalidSignature
             got_origin, size, root = body.rstrip("\n").split("\n")
             assert got_origin == origin, "checkpoint is for another log"
             return int(size), base64.b64decode(root)
@@ -83,7 +114,10 @@ def main(bundle_path, key_path):
     with open(key_path, encoding="ascii") as f:  # one key, or a bundle of several (rotation)
         blocks = f.read().split("-----BEGIN PUBLIC KEY-----")[1:]
     keys = [load_pem_public_key(("-----BEGIN PUBLIC KEY-----" + b).encode()) for b in blocks]
-    assert keys and all(isinstance(k, Ed25519PublicKey) for k in keys), "need Ed25519 keys"
+    if not keys or not all(isinstance(k, Ed25519PublicKey) or is_p256(k) for k in keys):
+        print(f"{key_path}: need Ed25519 or ECDSA P-256 public keys (PEM), as `dsar keys "
+              "export-public` writes them")
+        return 2
     env, ledger, ok = bundle["envelope"], bundle["ledger"], True
 
     def check(name, run):
@@ -101,7 +135,7 @@ def main(bundle_path, key_path):
 
     def signature():
         sig = base64.b64decode(env["signatures"][0]["sig"])
-        assert any_key(lambda key: key.verify(sig, pae)), "no key's signature verifies"
+        assert any_key(lambda key: verify_with(key, sig, pae)), "no key's signature verifies"
 
     def any_key(run):
         for key in keys:
