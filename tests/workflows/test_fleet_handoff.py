@@ -307,11 +307,12 @@ def test_a_failed_completion_records_the_task_and_leaves_the_assembly_to_follow(
     request_id = one_system.submit("access")
     real, calls = assembly._make_bundle, []
 
-    def full_disk_once(app: Any, request: Any, items: Any = None, bodies: Any = None) -> Any:
+    def full_disk_once(app: Any, request: Any, items: Any = None, bodies: Any = None,
+                       language: Any = None) -> Any:
         calls.append("in hand" if items is not None else "staged")
         if len(calls) == 1:
             raise OSError(28, "No space left on device")
-        return real(app, request, items, bodies)
+        return real(app, request, items, bodies, language)
 
     monkeypatch.setattr(assembly, "_make_bundle", full_disk_once)
     handoff = runner.plan(app, request_id, run_here=EVERY_QUEUE)
