@@ -19,10 +19,10 @@ import sqlalchemy as sa
 import yaml
 
 import connectors.sql
-from connectors import base
 from dsar import requests
 from dsar.db.models import AuditEvent, Request
 from dsar.identities import parse_identities
+from dsar.kinds import kind_of
 from tests.chinook import chinook_map, copy_sqlite
 from tests.workflows.fleet_helpers import (
     CUSTOMER,
@@ -121,7 +121,7 @@ def test_system_cap_holds_across_workers(postgres_url: str, tmp_path: Path,
                     intervals.append((start, time.monotonic()))
             return result
 
-    monkeypatch.setitem(base._FACTORIES, "sql", SlowSql)
+    monkeypatch.setattr(kind_of("sql"), "open_connector", SlowSql)
     with rabbit_vhost() as url:
         fleet = Fleet(tmp_path / "fleet", postgres_url, url, datamap, env)
         fleet.apply_env(monkeypatch)

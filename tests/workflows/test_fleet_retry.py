@@ -13,9 +13,9 @@ import sqlalchemy as sa
 import yaml
 
 import connectors.sql
-from connectors import base
 from dsar.db.models import OutboxMessage
 from dsar.errors import ConnectorError
+from dsar.kinds import kind_of
 from tests.chinook import chinook_map
 from tests.workflows.fleet_helpers import Fleet, dsar_cli, several_chinooks, wait_until
 from workflows import retry, runner
@@ -61,7 +61,7 @@ def fleet(postgres_url: str, tmp_path: Path, chinook_dir: Path,
     datamap, env = several_chinooks(chinook_dir, tmp_path)
     fleet = Fleet(tmp_path / "fleet", postgres_url, "memory://", datamap, env)
     fleet.apply_env(monkeypatch)
-    monkeypatch.setitem(base._FACTORIES, "sql", FaultySql)
+    monkeypatch.setattr(kind_of("sql"), "open_connector", FaultySql)
     FAULTS.clear()
     FAIL_AFTER_COLLECT.clear()
     yield fleet
