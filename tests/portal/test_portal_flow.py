@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import logging
 import re
+import secrets
 
+import pytest
 import sqlalchemy as sa
 from starlette.testclient import TestClient
 
@@ -12,6 +14,7 @@ from dsar import requests
 from dsar.app import App
 from dsar.db.models import AuditEvent, MessageRow
 from dsar.portal.guards import RedactTokens
+from tests import services
 from tests.portal.conftest import Inbox, deliver
 
 
@@ -165,6 +168,28 @@ def test_rate_limit_per_address(tmp_path, inbox: Inbox) -> None:
         codes = [post_form(client, {"kind": "access", "email": f"p{i}@example.org"}).status_code
                  for i in range(5)]
     assert codes == [303, 303, 303, 429, 429]
+
+
+@pytest.mark.redis
+def test_rate_limits_are_shared_by_portal_processes_through_redis(tmp_path, inbox: Inbox) -> None:
+    """Two portal applications (two processes behind one proxy) count one address together
+    when DSAR_RATE_LIMIT_STORAGE names Redis; a per-process count would let 3 + 3 through."""
+    from dsar.portal import make_portal
+
+    services.require_port("Redis", "127.0.0.1", 6379)
+    env = {"DSAR_DATA_DIR": str(tmp_path), "DSAR_RATE_LIMIT_ADDRESS": "3/minute",
+           "DSAR_RATE_LIMIT_STORAGE": services.REDIS_URL}
+    address = (f"127.{secrets.randbelow(250)}.{secrets.randbelow(250)}."
+               f"{secrets.randbelow(250) + 1}", 50000)  # a label only: this run's own count
+    one, two = App.from_env(env), App.from_env(env)
+    with TestClient(make_portal(one, sweep_expired=False), follow_redirects=False,
+                    client=address) as first, \
+            TestClient(make_portal(two, sweep_expired=False), follow_redirects=False,
+                       client=address) as second:
+        codes = [post_form((first, second)[i % 2], {"kind": "access",
+                                                    "email": f"r{i}@example.org"}).status_code
+                 for i in range(6)]
+    assert codes == [303, 303, 303, 429, 429, 429]
 
 
 def test_rate_limit_per_email_gives_the_same_answer(client: TestClient, app: App) -> None:
