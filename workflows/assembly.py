@@ -69,9 +69,12 @@ def searched_collections(bodies: list[dict[str, Any]]) -> tuple[tuple[str, str],
         if b.get("action") == "collect" and b.get("outcome", "ok") == "ok"))
 
 
-def request_language(conn: sa.Connection, request_id: str) -> str:
+def request_language(conn: sa.Connection, request_id: str, channel: str | None = None) -> str:
     """The language the person used: that of the request's first message (the portal's form
-    writes it), English for a request filed without one (the CLI)."""
+    writes it), English for a request filed without one (the CLI: a ``channel`` other than
+    web or api is not looked up)."""
+    if channel is not None and channel not in ("web", "api"):
+        return "en"
     language = conn.scalar(sa.select(MessageRow.language)
                            .where(MessageRow.request_id == request_id)
                            .order_by(MessageRow.id).limit(1))
@@ -90,7 +93,7 @@ def _make_bundle(app: App, request: Request, items: ItemsFactory | None = None,
         with app.db.engine.connect() as conn:
             if bodies is None:
                 bodies = list(conn.scalars(_EVIDENCE_OF, {"request_id": request.id}))
-            language = language or request_language(conn, request.id)
+            language = language or request_language(conn, request.id, request.channel)
     meta = BundleMeta(request_id=request.id, kind=request.kind,  # type: ignore[arg-type]
                       bundle_id=f"b_{request.id}", timezone=request.timezone,
                       link_ttl=timedelta(days=app.settings.link_ttl_days),
@@ -199,8 +202,9 @@ class CompleteHere:
             if bodies is None:  # others' evidence is only in the database (this one's too, now)
                 bodies = list(session.connection().scalars(_EVIDENCE_OF,
                                                            {"request_id": request.id}))
+            language = request_language(session.connection(), request.id, request.channel)
             info = _make_bundle(app, request, lambda: staged.items() if staged else iter(()),
-                                bodies, request_language(session.connection(), request.id))
+                                bodies, language)
         complete_request(session, app, request, info, purge_staged=False, purge_keys=purge_keys,
                          in_hand=in_hand)
         self.completed = True

@@ -66,9 +66,11 @@ def can_write_to(session: Session, request_id: str) -> bool:
 
 def tell_subject(session: Session, app: App, request: Request, kind: str | None) -> bool:
     """Queue ``kind`` in the caller's transaction (the one that changes the request's state)
-    when the request has an email address; a request without one, or ``kind`` None, gets
-    nothing. Returns whether a message is queued."""
-    if kind is None or not can_write_to(session, request.id):
+    when a mail server is configured (``DSAR_SMTP_URL``) and the request has an email address;
+    otherwise, or with ``kind`` None, nothing: a notice nobody can send is not kept to go out
+    late once a server is configured (``dsar notify`` still queues one on purpose). Returns
+    whether a message is queued."""
+    if kind is None or app.settings.smtp_url is None or not can_write_to(session, request.id):
         return False
     queue_message(session, app, request, kind)
     return True
