@@ -9,6 +9,7 @@ with its size and SHA-256. Nothing is held in memory beyond one block per stage.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import stat
@@ -107,7 +108,7 @@ def members(
     body = data_json(meta, bundle_id, datamap.controller, collections, spool, created_at,
                      expires_at)
     yield "data.json", created_at, MODE, ZIP_64, manifest.tap("data.json", body)
-    yield SCHEMA_ENTRY, created_at, MODE, ZIP_64, manifest.tap(SCHEMA_ENTRY, [SCHEMA.read_bytes()])
+    yield SCHEMA_ENTRY, created_at, MODE, ZIP_64, manifest.tap(SCHEMA_ENTRY, [_schema_bytes()])
     for coll, _, csv in collections:
         if csv:
             yield csv, created_at, MODE, ZIP_64, manifest.tap(csv, csv_chunks(spool, coll))
@@ -119,6 +120,12 @@ def members(
     yield "manifest.json", created_at, MODE, ZIP_64, _later(
         lambda: [manifest.document(meta, bundle_id, created_at)]
     )
+
+
+@functools.cache
+def _schema_bytes() -> bytes:
+    """The JSON Schema of data.json, read once per process (it ships with the package)."""
+    return SCHEMA.read_bytes()
 
 
 def _later(make: Callable[[], Iterable[bytes]]) -> Iterator[bytes]:

@@ -19,9 +19,11 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
+from functools import cached_property
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from babel import Locale
 from babel.dates import format_date, format_datetime
 from babel.numbers import format_currency, format_decimal, get_currency_precision
 from markupsafe import escape
@@ -58,6 +60,11 @@ class CellFormat:
     types: dict[str, str] = field(default_factory=dict)
     money: dict[str, tuple[str, str]] = field(default_factory=dict)
 
+    @cached_property
+    def locale(self) -> Locale:
+        """The page's language, parsed once (Babel parses a language name on every call)."""
+        return Locale.parse(self.language)
+
     def cell(self, column: str, value: Any) -> str:
         """The ``<td>`` for ``value`` of ``column``."""
         if value is None:
@@ -79,7 +86,7 @@ class CellFormat:
 
     def number(self, count: int) -> str:
         """``1,234`` / ``1.234`` / ``1 234``: a count in the page's language."""
-        return format_decimal(count, locale=self.language)
+        return format_decimal(count, locale=self.locale)
 
     def amount(self, value: Any, fmt: str, currency: str) -> str | None:
         """``value`` as money, or None when it is not a number."""
@@ -93,19 +100,19 @@ class CellFormat:
             return None
         if fmt == "money_minor":
             number = number.scaleb(-get_currency_precision(currency))
-        return format_currency(number, currency, locale=self.language)
+        return format_currency(number, currency, locale=self.locale)
 
     def when(self, text: str, kind: str) -> str | None:
         """An ISO 8601 date or date-time written out; None when it does not parse."""
         try:
             if kind == "date":
-                return format_date(dt.date.fromisoformat(text), "long", locale=self.language)
+                return format_date(dt.date.fromisoformat(text), "long", locale=self.locale)
             moment = dt.datetime.fromisoformat(text)
         except ValueError:
             return None
         if moment.tzinfo is None:  # stored without a zone: shown as stored
-            return format_datetime(moment, "medium", tzinfo=dt.UTC, locale=self.language)
-        return format_datetime(moment, "medium", tzinfo=self.zone, locale=self.language)
+            return format_datetime(moment, "medium", tzinfo=dt.UTC, locale=self.locale)
+        return format_datetime(moment, "medium", tzinfo=self.zone, locale=self.locale)
 
     def nested(self, value: Any, depth: int) -> str:
         """A JSON value as escaped text or nested lists."""
