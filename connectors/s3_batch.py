@@ -15,14 +15,11 @@ what is left.
 
 from __future__ import annotations
 
-import tempfile
 import time
 from collections.abc import Mapping
 from typing import Any
 
-from botocore.exceptions import ClientError
-
-from connectors.s3_client import Bucket, Lock, Version, is_conflict, read_lock
+from connectors.s3_client import Bucket, Lock, Version, read_lock
 from connectors.s3_client import retained_summary as _summary
 from connectors.s3_objects import ERASE_COUNTS, _elapsed
 from connectors.s3_records import Matcher
@@ -30,9 +27,9 @@ from connectors.s3_shared import (
     _delete_version,
     _open,
     _read_kept,
-    _upload,
     _versions,
     matcher_for,
+    rewrite_conditionally,
 )
 from dsar.datamap.schema import S3SharedSpec
 from dsar.errors import ConnectorError
@@ -176,44 +173,25 @@ def _rewrite_batch(b: Bucket, spec: S3SharedSpec, v: Version, members: Members,
                    evs: dict[str, CollectionEvidence]) -> None:
     """:func:`connectors.s3_shared._rewrite` with the union matcher, each removed line
     credited to its members."""
-    s = b.settings
-    for _attempt in range(s.write_attempts):
-        dropped: list[tuple[int, Any]] = []
-        with tempfile.SpooledTemporaryFile(max_size=s.spool_memory) as spool:
-            with b.guard(spec.name, f"reading {v.key!r}"):
-                read = _read_kept(b, spec, Version(v.key, v.version_id, True, False, v.size),
-                                  union, spool, dropped)
-                if read is None:
-                    return
-                obj, lines = read
-            if not lines:
-                return
-            if s.before_write is not None:
-                s.before_write(v.key)
-            with b.guard(spec.name, f"rewriting {v.key!r}"):
-                try:
-                    _upload(b, v.key, spool, obj)
-                except ClientError as exc:
-                    if is_conflict(exc) or exc.response["Error"].get("Code") == "NoSuchKey":
-                        continue  # changed or deleted since we read it: read again
-                    raise
-        version = obj.get("VersionId") or "null"
-        touched: set[str] = set()
-        for line, record in dropped:
-            for member in owners(members, record):
-                touched.add(member)
-                counts[member]["records_redacted"] += 1
-                evs[member].found += 1
-                evs[member].item_hashes.append(b.item_hash(v.key, version, line))
-        if version != "null":
-            deleted = dict.fromkeys(ERASE_COUNTS, 0)
-            _delete_version(b, spec, v.key, version, deleted)
-            for member in touched:
-                counts[member]["versions_deleted"] += deleted["versions_deleted"]
+    dropped: list[tuple[int, Any]] = []
+
+    def read(latest: Version, spool: Any) -> tuple[Any, Any] | None:
+        dropped.clear()  # each attempt reads afresh
+        return _read_kept(b, spec, latest, union, spool, dropped)
+
+    done = rewrite_conditionally(b, spec, v, read)
+    if done is None:
         return
-    raise ConnectorError(
-        f"shared file {v.key!r} in bucket {b.name!r} kept changing while it was being rewritten "
-        f"({s.write_attempts} attempts)",
-        "retry later; another process writes to this file continuously",
-        system=b.system, collection=spec.name, code="s3_write_conflict", transient=True,
-    )
+    version = done[0].get("VersionId") or "null"
+    touched: set[str] = set()
+    for line, record in dropped:
+        for member in owners(members, record):
+            touched.add(member)
+            counts[member]["records_redacted"] += 1
+            evs[member].found += 1
+            evs[member].item_hashes.append(b.item_hash(v.key, version, line))
+    if version != "null":
+        deleted = dict.fromkeys(ERASE_COUNTS, 0)
+        _delete_version(b, spec, v.key, version, deleted)
+        for member in touched:
+            counts[member]["versions_deleted"] += deleted["versions_deleted"]

@@ -19,7 +19,7 @@ import hashlib
 import tempfile
 import time
 import urllib.parse
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import IO, Any
 
 from botocore.exceptions import ClientError
@@ -271,42 +271,54 @@ def recount_shared(b: Bucket, spec: S3SharedSpec, matcher: Matcher) -> tuple[int
     return remaining, locks
 
 
-def _rewrite(
-    b: Bucket, spec: S3SharedSpec, v: Version, matcher: Matcher, counts: dict[str, int], ev: Any
-) -> None:
+def rewrite_conditionally(b: Bucket, spec: S3SharedSpec, v: Version,
+                          read: Callable[[Version, IO[bytes]], tuple[Any, Any] | None]
+                          ) -> tuple[Any, Any] | None:
+    """Rewrite object ``v`` without what ``read`` drops: ``read(version, spool)`` writes the
+    kept records to ``spool`` and returns ``(object, dropped)`` (None when the object is gone).
+    The upload is conditional on the version read; when the object changed or went meanwhile it
+    is read again, up to ``write_attempts`` times, then a transient ``s3_write_conflict``.
+    Returns ``(object, dropped)`` as written, or None when there was nothing to drop."""
     s = b.settings
+    latest = Version(v.key, v.version_id, True, False, v.size)
     for _attempt in range(s.write_attempts):
         with tempfile.SpooledTemporaryFile(max_size=s.spool_memory) as spool:
             with b.guard(spec.name, f"reading {v.key!r}"):
-                read = _read_kept(b, spec, Version(v.key, v.version_id, True, False, v.size),
-                                  matcher, spool)
-                if read is None:
-                    return
-                obj, dropped = read
-            if not dropped:
-                return
+                result = read(latest, spool)
+            if result is None or not result[1]:
+                return None
             if s.before_write is not None:
                 s.before_write(v.key)
             with b.guard(spec.name, f"rewriting {v.key!r}"):
                 try:
-                    _upload(b, v.key, spool, obj)
+                    _upload(b, v.key, spool, result[0])
                 except ClientError as exc:
                     if is_conflict(exc) or exc.response["Error"].get("Code") == "NoSuchKey":
                         continue  # changed or deleted since we read it: read again
                     raise
-        version = obj.get("VersionId") or "null"
-        counts["records_redacted"] += len(dropped)
-        ev.found += len(dropped)
-        ev.item_hashes.extend(b.item_hash(v.key, version, line) for line in dropped)
-        if version != "null":
-            _delete_version(b, spec, v.key, version, counts)
-        return
+        return result
     raise ConnectorError(
         f"shared file {v.key!r} in bucket {b.name!r} kept changing while it was being rewritten "
         f"({s.write_attempts} attempts)",
         "retry later; another process writes to this file continuously",
         system=b.system, collection=spec.name, code="s3_write_conflict", transient=True,
     )
+
+
+def _rewrite(
+    b: Bucket, spec: S3SharedSpec, v: Version, matcher: Matcher, counts: dict[str, int], ev: Any
+) -> None:
+    done = rewrite_conditionally(b, spec, v, lambda latest, spool: _read_kept(
+        b, spec, latest, matcher, spool))
+    if done is None:
+        return
+    obj, dropped = done
+    version = obj.get("VersionId") or "null"
+    counts["records_redacted"] += len(dropped)
+    ev.found += len(dropped)
+    ev.item_hashes.extend(b.item_hash(v.key, version, line) for line in dropped)
+    if version != "null":
+        _delete_version(b, spec, v.key, version, counts)
 
 
 def _read_kept(
