@@ -4,6 +4,7 @@ dispatched further by ``vendor``). See :mod:`dsar.kinds` for the interface."""
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
+from types import SimpleNamespace
 from typing import Any
 
 from dsar.datamap.findings import Finding
@@ -134,6 +135,24 @@ class SaaSKind(SystemKind):
 
     def collections(self, system: SaaSSystem) -> list[str]:
         return system.collection_names()
+
+    def spec(self, system: SaaSSystem, collection: str) -> object | None:
+        """The vendor definition's resource ``collection``: its ``label`` and ``category`` name
+        SaaS data in bundles and records like a table's; None when the vendor cannot be read
+        (``datamap check`` says why)."""
+        from connectors.saas.definition import load_definition
+        from connectors.saas.plugins import definition_for
+        from dsar.errors import DsarError
+
+        try:
+            definition = (load_definition(system.vendor_file) if system.vendor_file
+                          else definition_for(system.vendor))
+        except DsarError:
+            return None
+        resource = definition.resources.get(collection)
+        if resource is None:
+            return None
+        return SimpleNamespace(label=resource.label, category=resource.category)
 
     def lookups(self, system: SaaSSystem) -> Iterator[tuple[str, str | None, str]]:
         for key in system.identities:

@@ -35,3 +35,21 @@ def test_demo_saas_systems_reach_the_subject_on_the_emulators() -> None:
         assert found[("payments", "customers")] == 1
         assert found[("newsletter", "members")] == 2  # the subject is in both audiences
         assert found[("newsletter", "activity")] == 4
+
+
+def test_saas_data_is_labelled_from_the_vendor_definition() -> None:
+    """Bundles and records name a SaaS resource by its vendor file's label and category, as a
+    table by its data map entry; a vendor dsar cannot read falls back to the plain name."""
+    from dsar.bundles.describe import describe
+    from dsar.datamap.loader import parse_datamap
+
+    datamap = load_datamap(DATAMAP)
+    customers = describe(datamap, "payments", "customers")
+    assert customers.label == "Stripe customer"
+    assert [c.code for c in customers.categories] == ["contact.profile"]
+    assert describe(datamap, "newsletter", "members").label == "Mailchimp audience memberships"
+    unknown = parse_datamap(
+        "systems:\n  - {name: crm, kind: saas, vendor: nosuchvendor, token_env: CRM_TOKEN,\n"
+        "     identities: {email: email}, resources: [people]}\n")
+    facts = describe(unknown, "crm", "people")
+    assert facts.label == "People" and facts.categories == ()
