@@ -159,25 +159,30 @@ def _own(app: App, request_id: str, agent: str) -> Request | None:
 NOT_YOURS = ("Not found", "No request with this id was filed with your token.")
 
 
-async def get_request(request: HttpRequest) -> Response:
+async def _agents_request(request: HttpRequest) -> tuple[str, Request] | Response:
+    """The calling agent and the request named in the path, if that agent filed it; else the
+    answer to send (401/403 for the token, 404 for a request that is not the agent's)."""
     agent = await _agent(request)
     if isinstance(agent, Response):
         return agent
-    app: App = request.app.state.dsar
-    found = await asyncio.to_thread(_own, app, request.path_params["request_id"], agent)
-    if found is None:
-        return problem(404, *NOT_YOURS)
-    return JSONResponse(await asyncio.to_thread(_view, app, found))
+    found = await asyncio.to_thread(_own, request.app.state.dsar,
+                                    request.path_params["request_id"], agent)
+    return problem(404, *NOT_YOURS) if found is None else (agent, found)
+
+
+async def get_request(request: HttpRequest) -> Response:
+    own = await _agents_request(request)
+    if isinstance(own, Response):
+        return own
+    return JSONResponse(await asyncio.to_thread(_view, request.app.state.dsar, own[1]))
 
 
 async def issue_link(request: HttpRequest) -> Response:
-    agent = await _agent(request)
-    if isinstance(agent, Response):
-        return agent
+    own = await _agents_request(request)
+    if isinstance(own, Response):
+        return own
+    agent, found = own
     app: App = request.app.state.dsar
-    found = await asyncio.to_thread(_own, app, request.path_params["request_id"], agent)
-    if found is None:
-        return problem(404, *NOT_YOURS)
 
     def issue() -> links.IssuedLink:
         with app.db.session() as session:
