@@ -139,6 +139,24 @@ class Finder(Call):
         return self
 
 
+class Settle(_Strict):
+    """The vendor applies the erasure call later than it answers (Braze queues deletions): a
+    recount that still finds items is repeated, waiting 1, 2, 4 … seconds (at most ``every``)
+    between passes, until nothing is left or ``within`` seconds of waiting have passed."""
+
+    within: float = Field(gt=0, le=900)
+    every: float = Field(default=10.0, gt=0)
+
+
+class KeptAfterDelete(_Strict):
+    """The erasure call moves items to a place where the vendor keeps them ``days`` days before
+    purging them (Salesforce's Recycle Bin): evidence reports them deleted from the live data
+    and retained, on ``ground``, until the date the vendor purges them."""
+
+    ground: str = Field(min_length=3)
+    days: int = Field(ge=1, le=3650)
+
+
 class Erase(_Strict):
     """What erasure does to a resource's items. Exactly one of:
 
@@ -151,6 +169,8 @@ class Erase(_Strict):
 
     ``then`` (with ``call``) are further requests per item, sent in order after ``call``
     succeeds: Zendesk's permanent deletion of a soft-deleted user (404: already gone).
+    ``settle`` and ``kept_after_delete`` (with ``call``) say what the vendor does after it
+    answers: :class:`Settle`, :class:`KeptAfterDelete`.
     """
 
     call: Call | None = None
@@ -158,6 +178,8 @@ class Erase(_Strict):
     with_parent: bool = False
     retained_by_vendor: str | None = Field(default=None, min_length=3)
     kind: Literal["delete", "anonymise", "privacy_delete"] = "delete"
+    settle: Settle | None = None
+    kept_after_delete: KeptAfterDelete | None = None
 
     @model_validator(mode="after")
     def _one(self) -> Erase:
@@ -165,8 +187,9 @@ class Erase(_Strict):
         if sum(chosen) != 1:
             raise ValueError("give exactly one of 'call', 'with_parent: true' or "
                              "'retained_by_vendor: <ground>'")
-        if self.then and self.call is None:
-            raise ValueError("'then' follows a 'call': give the 'call' first")
+        for name in ("then", "settle", "kept_after_delete"):
+            if getattr(self, name) and self.call is None:
+                raise ValueError(f"'{name}' follows a 'call': give the 'call' first")
         return self
 
 

@@ -4,12 +4,18 @@ Steps (see :mod:`connectors.saas.connector`): walk and count every wanted resour
 items of resources that have children; send each item's erasure call, children before parents
 (a 404 answer counts as already gone); recount, from the keys for root resources and from the
 parents found before for the others. Resources the vendor retains, and every resource when the
-data map says ``retain`` or ``none``, are counted and reported, never changed.
+data map says ``retain`` or ``none``, are counted and reported, never changed. Items the vendor
+keeps after deleting them (``kept_after_delete``: a recycle bin) are reported deleted and
+retained until the vendor purges them; a recount of a resource the vendor erases later than it
+answers (``settle``) is repeated until nothing is left.
 """
 
 from __future__ import annotations
 
+import math
 import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from connectors.base import ConnectorResult, SubjectKeys
@@ -75,6 +81,12 @@ def erase_items(conn: SaaSConnector, keys: SubjectKeys) -> ConnectorResult:
         ev.deleted = ev.found - gone
         if gone:
             ev.counts["already_gone"] = gone
+        kept = res.erase.kept_after_delete
+        if kept is not None and ev.deleted:
+            until = (datetime.now(UTC) + timedelta(days=kept.days)).date()
+            ev.retained = ev.counts["kept_by_vendor_after_delete"] = ev.deleted
+            ev.retained_ground = kept.ground
+            ev.retained_period = f"{kept.days} days, until {until.isoformat()} (UTC)"
     if mode == "delete":
         _recount(conn, keys, found_parents, evidence)
     elapsed = int((time.monotonic() - started) * 1000)
@@ -85,20 +97,54 @@ def erase_items(conn: SaaSConnector, keys: SubjectKeys) -> ConnectorResult:
     return result
 
 
+def _settle_waits(conn: SaaSConnector) -> Iterator[float]:
+    """The waits between recount passes: 1, 2, 4 … seconds, at most the wanted resources'
+    smallest ``settle.every``, until their largest ``settle.within`` is used up."""
+    chosen = [s for s in (conn.definition.resources[n].erase.settle for n in conn.wanted)
+              if s is not None]
+    if not chosen:
+        return
+    within, every = max(s.within for s in chosen), min(s.every for s in chosen)
+    waited, attempt = 0.0, 0
+    while waited < within:
+        wait = min(every, 2.0 ** attempt, within - waited)
+        waited, attempt = waited + wait, attempt + 1
+        yield wait
+
+
 def _recount(conn: SaaSConnector, keys: SubjectKeys, parents: dict[str, Any],
              evidence: dict[str, CollectionEvidence]) -> None:
-    left: list[str] = []
+    waits, waited = _settle_waits(conn), 0.0
+    while True:
+        left = _recount_once(conn, keys, parents, evidence)
+        settling = [n for n in left if conn.definition.resources[n].erase.settle]
+        wait = next(waits, None) if left and len(settling) == len(left) else None
+        if wait is None:
+            break
+        conn.client._sleep(wait)  # the vendor is still applying the erasure
+        waited += wait
+    if waited:
+        for name in conn.wanted:
+            if conn.definition.resources[name].erase.settle:
+                evidence[name].counts["recount_waited_s"] = math.ceil(waited)
+    if left:
+        held = ", ".join(f"{n} {name}" for name, n in left.items())
+        raise ConnectorError(
+            f"{conn.definition.label} still holds {held} after erasure",
+            "the vendor may apply deletions with a delay; the task is retried",
+            system=conn.system.name, code="saas_not_erased", transient=True, retry_after=30.0)
+
+
+def _recount_once(conn: SaaSConnector, keys: SubjectKeys, parents: dict[str, Any],
+                  evidence: dict[str, CollectionEvidence]) -> dict[str, int]:
+    """One recount pass: how many items of each wanted resource are left, where any are."""
+    left: dict[str, int] = {}
     for name, items in conn._walk(keys, parents=parents):
         res = conn.definition.resources[name]
         if res.erase.retained_by_vendor:
             continue  # not listed again: the generator is never started
         n = sum(1 for _ in items)
-        ev = evidence[name]
-        ev.remaining = n
+        evidence[name].remaining = n
         if n and name in conn.wanted:
-            left.append(f"{n} {name}")
-    if left:
-        raise ConnectorError(
-            f"{conn.definition.label} still holds {', '.join(left)} after erasure",
-            "the vendor may apply deletions with a delay; the task is retried",
-            system=conn.system.name, code="saas_not_erased", transient=True, retry_after=30.0)
+            left[name] = n
+    return left
