@@ -1,17 +1,19 @@
-"""The module ``dsar worker`` hands to Dramatiq's worker processes (RabbitMQ or Redis).
+"""What ``dsar worker`` hands to Dramatiq's worker processes (RabbitMQ or Redis):
+``workflows.entry:setup``, which Dramatiq calls in each process before it starts the worker.
 
-Each process first arranges to stop when Dramatiq's parent process dies
-(:func:`workflows.lifeline.die_with_parent`), builds the app from the environment, declares the
-actors, and, once its worker has booted, runs an outbox relay and the periodic watch beside it,
-and on Redis gives a dead worker's messages back every few seconds
-(:func:`workflows.broker.requeue_dead_workers`); all stop before the worker shuts down, after
-the tasks in hand are finished (Dramatiq's SIGTERM handling).
+Importing this module builds nothing. In each process :func:`setup` first arranges to stop
+when Dramatiq's parent process dies (:func:`workflows.lifeline.die_with_parent`), builds the
+app from the environment and declares the actors; once its worker has booted, the process runs
+an outbox relay and the periodic watch beside it, and on Redis gives a dead worker's messages
+back every few seconds (:func:`workflows.broker.requeue_dead_workers`); all stop before the
+worker shuts down, after the tasks in hand are finished (Dramatiq's SIGTERM handling). Modules
+named after it on Dramatiq's command line (``dsar worker --test-hook``) are imported after
+:func:`setup`, and can reach the App through :func:`workflows.runtime.app_of`.
 """
 
 from __future__ import annotations
 
 import logging
-import os
 import threading
 
 import dramatiq
@@ -39,7 +41,7 @@ class FleetServices(dramatiq.Middleware):
 
     def after_worker_boot(self, broker: dramatiq.Broker, worker: dramatiq.Worker) -> None:
         self.relay = Relay(self.app, broker)
-        self.watch = Watch(self.app, float(os.environ.get("DSAR_WATCH_INTERVAL", "30")))
+        self.watch = Watch(self.app, self.app.settings.watch_interval)
         self.relay.start()
         self.watch.start()
         if type(broker).__name__ == "RedisBroker":  # RabbitMQ does it by itself
@@ -60,12 +62,16 @@ class FleetServices(dramatiq.Middleware):
                 service.stop()
 
 
-die_with_parent()
-app = App.from_env()
-logs.configure(app.settings.log_format)
-broker = setup_broker(app)
-broker.add_middleware(FleetServices(app))
-if os.environ.get("DSAR_METRICS_PORT"):
-    from workflows.metrics import FleetMetrics
+def setup() -> None:
+    """Build this worker process's App from the environment and its broker with every actor,
+    the fleet's services and, with DSAR_METRICS_PORT, the metrics; the broker becomes
+    Dramatiq's global one, which Dramatiq's command line then runs."""
+    die_with_parent()
+    app = App.from_env()
+    logs.configure(app.settings.log_format)
+    broker = setup_broker(app)
+    broker.add_middleware(FleetServices(app))
+    if app.settings.metrics_port:
+        from workflows.metrics import FleetMetrics
 
-    broker.add_middleware(FleetMetrics(app, float(os.environ.get("DSAR_WATCH_INTERVAL", "15"))))
+        broker.add_middleware(FleetMetrics(app, min(15.0, app.settings.watch_interval)))

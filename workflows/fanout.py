@@ -21,7 +21,6 @@ step never decides whether it runs: the same claims, fencing and fan-in apply.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -56,8 +55,10 @@ DONE, READY, WAITING, RUNNING, FAILED, CANCELLED = (
     "done", "ready", "waiting", "running", "failed", "cancelled")
 
 
-def lease_length() -> timedelta:
-    return timedelta(seconds=float(os.environ.get("DSAR_TASK_LEASE_SECONDS", "30")))
+def lease_length(app: App) -> timedelta:
+    """How long a worker holds a task before another may take it over
+    (DSAR_TASK_LEASE_SECONDS)."""
+    return timedelta(seconds=app.settings.task_lease_seconds)
 
 
 def priority_for(request: Request, now: datetime) -> int:
@@ -140,20 +141,22 @@ def enqueue_assembly(session: Session, request: Request, now: datetime,
 
 def create_tasks(session: Session, request: Request, plan: Plan, kinds: Mapping[str, str],
                  caps: Mapping[str, int], now: datetime, run_here: Collection[str] = (),
-                 keys: Mapping[str, frozenset[str]] | None = None) -> Handoff | None:
+                 keys: Mapping[str, frozenset[str]] | None = None, *,
+                 lease_for: timedelta) -> Handoff | None:
     """Save the plan's task graph and enqueue what can start now. Call once per request, in
     the transaction that stores its plan (see :func:`workflows.runner.plan`).
 
     ``run_here`` names the queues of the calling worker: the first ready task on one of them
     that can take a slot of its system is claimed here and handed off to the caller (its
     message becomes a fallback); the others are enqueued. ``keys`` are the subject's keys
-    (its identities), which the handed-off claim carries."""
+    (its identities), which the handed-off claim carries; ``lease_for`` is how long a claim
+    holds (:func:`lease_length`)."""
     if not plan.tasks:
         enqueue_assembly(session, request, now)
         return None
     for system in dict.fromkeys(p.system for p in plan.tasks):
         slots.ensure(session, system, caps[system])
-    lease = now + lease_length()
+    lease = now + lease_for
     ready = [p for p in plan.tasks if not p.depends_on]
     candidates = [p for p in ready if kinds[p.system] in run_here] if keys is not None else []
     # Written as claimed by this worker if the first candidate gets a slot (the usual case),
@@ -181,7 +184,7 @@ def create_tasks(session: Session, request: Request, plan: Plan, kinds: Mapping[
             conn.execute(_SET_CLAIM, {"task_id": ids[chosen.id], **_claimed_values(now, lease)})
     priority = priority_for(request, now)
     messages = [message_row(task_actor(kinds[p.system]), [ids[p.id]], queue=kinds[p.system],
-                            now=now, delay=lease_length() if p is chosen else timedelta(0),
+                            now=now, delay=lease_for if p is chosen else timedelta(0),
                             priority=priority) for p in ready]
     message_ids = dict(zip([p.id for p in ready], enqueue_rows(session, messages), strict=True))
     if chosen is None or keys is None:
@@ -194,7 +197,7 @@ def create_tasks(session: Session, request: Request, plan: Plan, kinds: Mapping[
 
 def _claimed_values(now: datetime, lease: datetime) -> dict[str, Any]:
     return {"state": RUNNING, "attempts": 1, "lease_until": lease, "started_at": now,
-            "enqueued_at": now + lease_length()}
+            "enqueued_at": lease}
 
 
 def _unclaimed_values(now: datetime) -> dict[str, Any]:
@@ -248,7 +251,7 @@ def claim(app: App, task_id: int) -> Claim | None:
         if task.not_before and task.not_before > now:
             enqueue_task(session, request, task, now, task.not_before - now)
             return None
-        lease = now + lease_length()
+        lease = now + lease_length(app)
         if not slots.take(session, task.system, task.id, now, lease):
             enqueue_task(session, request, task, now, timedelta(seconds=1))
             return None
@@ -293,7 +296,7 @@ def _deps_done(session: Session, task: Task) -> bool:
 
 def renew(app: App, claim: Claim) -> bool:
     """Extend the lease of a running task; False if this worker no longer holds it."""
-    lease = app.now() + lease_length()
+    lease = app.now() + lease_length(app)
     with app.db.session() as session:
         result = session.execute(sa.update(Task).where(
             Task.id == claim.task_id, Task.attempts == claim.attempt, Task.state == RUNNING,
@@ -375,7 +378,7 @@ def finish(app: App, claim: Claim, result: ConnectorResult,
                 if not assemble_here:
                     enqueue_assembly(session, request, now)
                     return True, None
-                fallback = enqueue_assembly(session, request, now, lease_length())
+                fallback = enqueue_assembly(session, request, now, lease_length(app))
                 session.flush()
                 return True, Handoff("assembly", request.id, fallback.id, request=request)
             return True, None

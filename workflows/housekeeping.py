@@ -57,28 +57,25 @@ def forget_identities(app: App) -> int:
         return int(result.rowcount or 0)
 
 
-_LAST_SWEEP: dict[tuple[str, str], datetime] = {}
+class LastSweeps(dict[tuple[str, str], datetime]):
+    """When an App's housekeeping last swept each bundle store, by sweep kind and store
+    location (``app.local(LastSweeps)``)."""
+
+
 ORPHAN_GRACE = timedelta(hours=1)
 """How old the sidecar of a bundle without a database row must be before the bundle is taken
 for an orphan: no completing transaction lasts that long."""
 _SWEEP_BATCH = 500
 
 
-def retention_sweep_interval() -> timedelta:
-    """How often a worker process deletes the bundles whose retention ended."""
-    return timedelta(seconds=float(os.environ.get("DSAR_RETENTION_SWEEP_SECONDS", "300")))
-
-
-def orphan_sweep_interval() -> timedelta:
-    """How often a worker process lists the bundle store for bundles without a row."""
-    return timedelta(seconds=float(os.environ.get("DSAR_ORPHAN_SWEEP_SECONDS", "86400")))
-
-
-def _due(kind: str, store: BundleStore, now: datetime, interval: timedelta) -> bool:
-    last = _LAST_SWEEP.get((kind, store.location))
-    if last is not None and now - last < interval:
+def _due(app: App, kind: str, store: BundleStore, now: datetime, seconds: float) -> bool:
+    """Whether the ``kind`` sweep of ``store`` is due (its last one was ``seconds`` ago or
+    longer); if so, it counts as done now."""
+    last_sweeps = app.local(LastSweeps)
+    last = last_sweeps.get((kind, store.location))
+    if last is not None and now - last < timedelta(seconds=seconds):
         return False
-    _LAST_SWEEP[(kind, store.location)] = now
+    last_sweeps[(kind, store.location)] = now
     return True
 
 
@@ -125,11 +122,6 @@ bundle write lasts that long."""
 _PARTIAL = re.compile(r"\..+\.[0-9a-f]{32}\.part")
 
 
-def partial_sweep_interval() -> timedelta:
-    """How often a worker process looks for partial bundle files in a local store."""
-    return timedelta(seconds=float(os.environ.get("DSAR_PARTIAL_SWEEP_SECONDS", "3600")))
-
-
 def delete_partial_writes(store: BundleStore, now: datetime,
                           grace: timedelta = PARTIAL_GRACE) -> list[str]:
     """Delete the temporary ``.<name>.<hex>.part`` files that a write killed before its rename
@@ -171,9 +163,10 @@ def periodic_housekeeping(app: App) -> None:
     with app.db.session() as session:
         issue_checkpoint(session, app)
     store = bundle_store(app)
-    if _due("retention", store, now, retention_sweep_interval()):
+    timings = app.settings
+    if _due(app, "retention", store, now, timings.retention_sweep_seconds):
         delete_expired_bundles(app, store, now)
-    if _due("orphans", store, now, orphan_sweep_interval()):
+    if _due(app, "orphans", store, now, timings.orphan_sweep_seconds):
         delete_orphan_bundles(app, store, now)
-    if _due("partial", store, now, partial_sweep_interval()):
+    if _due(app, "partial", store, now, timings.partial_sweep_seconds):
         delete_partial_writes(store, now)

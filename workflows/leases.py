@@ -1,8 +1,9 @@
 """Lease renewal for the tasks running in this process, from one background thread.
 
 While a task's connector works, its lease (and its system slot, and its handoff's fallback
-message) is extended every third of a lease, so no other worker takes it over. One thread
-serves every task of the process, started on first use; a task that ends stops being renewed
+message) is extended every third of a lease, so no other worker takes it over. One keeper per
+App (``app.local(LeaseKeeper)``) serves every task it runs from one thread, started when a
+lease is held and ended when none has been for a while; a task that ends stops being renewed
 before its result is recorded, so a renewal never runs concurrently with that transaction.
 """
 
@@ -62,7 +63,11 @@ class LeaseKeeper:
     def _run(self) -> None:
         while True:
             with self._cond:
-                token, held = self._next_due()
+                due = self._next_due()
+                if due is None:
+                    self._thread = None
+                    return
+                token, held = due
                 self._renewing = token
             try:
                 still_held = held.renew()
@@ -76,9 +81,9 @@ class LeaseKeeper:
                     self._held.pop(token, None)
                 self._cond.notify_all()
 
-    def _next_due(self) -> tuple[int, _Held]:
+    def _next_due(self) -> tuple[int, _Held] | None:
         """Wait (holding the condition) until a held task's renewal is due; return it with its
-        next renewal scheduled."""
+        next renewal scheduled, or None when nothing was held for :data:`IDLE_SECONDS`."""
         while True:
             now = time.monotonic()
             if self._held:
@@ -87,8 +92,10 @@ class LeaseKeeper:
                     held.due = now + held.interval
                     return token, held
                 self._cond.wait(held.due - now)
-            else:
-                self._cond.wait()
+            elif not self._cond.wait(IDLE_SECONDS) and not self._held:
+                return None
 
 
-KEEPER = LeaseKeeper()
+IDLE_SECONDS = 60.0
+"""How long the keeper's thread waits for a lease to hold before it ends (the next
+:meth:`LeaseKeeper.hold` starts another)."""

@@ -33,6 +33,7 @@ from dramatiq.middleware import prometheus
 from dsar.app import App
 from dsar.db.models import Request
 from dsar.lifecycle import TERMINAL, State
+from dsar.settings import Settings
 from workflows import runner
 
 log = logging.getLogger("dsar.metrics")
@@ -49,7 +50,7 @@ def run_exposition_server() -> None:
 
     die_with_parent()
     WorkerHealthHandler.parent = os.getppid()
-    port = int(os.environ.get("DSAR_METRICS_PORT") or prometheus.HTTP_PORT)
+    port = Settings.from_env().metrics_port or prometheus.HTTP_PORT
     with ThreadingHTTPServer((prometheus.HTTP_HOST, port), WorkerHealthHandler) as httpd:
         httpd.serve_forever()
 
@@ -92,7 +93,7 @@ class FleetMetrics(prometheus.Prometheus):
             "dsar_task_seconds", "Task attempts by system, action and outcome.",
             ["system", "action", "outcome"], registry=None,
             buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, float("inf")))
-        runner.TASK_OBSERVERS.append(self.observe_task)
+        self.app.local(runner.TaskObservers).append(self.observe_task)
 
     def observe_task(self, system: str, action: str, outcome: str, seconds: float) -> None:
         self.task_seconds.labels(system, action, outcome).observe(seconds)

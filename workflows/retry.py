@@ -171,5 +171,5 @@ def replan(app: App, request_id: str, actor: str) -> Replanned:
         kinds = {s.name: s.kind for s in datamap.systems}
         caps = {s.name: s.max_concurrent_tasks for s in datamap.systems}
         fanout.create_tasks(session, request, dataclasses.replace(planned, tasks=remaining),
-                            kinds, caps, now)
+                            kinds, caps, now, lease_for=fanout.lease_length(app))
         return Replanned(tuple(kept), tuple(t.id for t in remaining), digest)

@@ -9,10 +9,10 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import threading
 import time
 from collections.abc import Callable, Collection
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +29,7 @@ from dsar.evidence import CollectionEvidence
 from dsar.lifecycle import State
 from dsar.planning import Plan, plan_request
 from workflows import fanout, shared_batch, tracing
-from workflows.leases import KEEPER
+from workflows.leases import LeaseKeeper
 from workflows.retry import classify
 from workflows.staging import Collected, StagingSink
 
@@ -37,19 +37,43 @@ log = logging.getLogger("dsar.worker")
 
 
 TaskObserver = Callable[[str, str, str, float], None]
-#: Called after every task attempt with (system, action, outcome, seconds), outcome being
-#: ``done``, ``retry``, ``failed`` or ``lost``; how the metrics see tasks, whoever runs them.
-TASK_OBSERVERS: list[TaskObserver] = []
 
-_MAPS: dict[Path, tuple[str, DataMap]] = {}
-_MAPS_LOCK = threading.Lock()
+
+class TaskObservers(list[TaskObserver]):
+    """Called after every task attempt of an App (``app.local(TaskObservers)``) with (system,
+    action, outcome, seconds), outcome being ``done``, ``retry``, ``failed`` or ``lost``; how
+    the metrics see tasks, whoever runs them."""
+
+
+@dataclass
+class LoadedMap:
+    """One version of the data map file, parsed and validated, with the plans made from it
+    (a plan depends on the map and the subject's key names only, never on their values)."""
+
+    digest: str
+    datamap: DataMap
+    plans: dict[tuple[frozenset[str], str], tuple[Plan, str]] = field(default_factory=dict)
+
+
+class LoadedMaps(dict[Path, LoadedMap]):
+    """The current version of each data map file an App read (``app.local(LoadedMaps)``);
+    a new version replaces the old one, and its plans with it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lock = threading.Lock()
 
 
 def load_map(app: App) -> tuple[DataMap, str]:
     """The data map and the SHA-256 of its file, or DataMapError naming the fix.
 
     The file is read and hashed on every call, but parsed and validated only when its digest
-    changed: one validated map per process per version of the file."""
+    changed: one validated map per App per version of the file."""
+    loaded = _loaded(app)
+    return loaded.datamap, loaded.digest
+
+
+def _loaded(app: App) -> LoadedMap:
     path = Path(app.settings.datamap_path)
     try:
         raw = path.read_bytes()
@@ -58,17 +82,19 @@ def load_map(app: App) -> tuple[DataMap, str]:
                            "write one (`dsar datamap discover URL -o FILE`) and set DSAR_DATAMAP"
                            ) from None
     digest = "sha256:" + hashlib.sha256(raw).hexdigest()
-    cached = _MAPS.get(path)
-    if cached is not None and cached[0] == digest:
-        return cached[1], digest
+    maps = app.local(LoadedMaps)
+    cached = maps.get(path)
+    if cached is not None and cached.digest == digest:
+        return cached
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
-        return load_datamap(path), digest  # raises the loader's DataMapError
-    datamap = parse_datamap(text, str(path))
-    with _MAPS_LOCK:
-        _MAPS[path] = (digest, datamap)
-    return datamap, digest
+        load_datamap(path)  # raises the loader's DataMapError
+        raise
+    loaded = LoadedMap(digest, parse_datamap(text, str(path)))
+    with maps.lock:
+        maps[path] = loaded
+    return loaded
 
 
 def flag_attention(app: App, request_id: str, reason: str) -> None:
@@ -101,10 +127,11 @@ def plan(app: App, request_id: str, *, run_here: Collection[str] = ()) -> fanout
         if request.state != State.IN_PROGRESS or request.plan is not None:
             return
         try:
-            datamap, digest = load_map(app)
+            loaded = _loaded(app)
+            datamap, digest = loaded.datamap, loaded.digest
             keys = fanout.subject_keys_from(app, sealed)  # identities only, yet
             names = frozenset(k for k, v in keys.items() if v)
-            planned, plan_dict = _plan_for(datamap, digest, names, request.kind)
+            planned, plan_dict = _plan_for(loaded, names, request.kind)
         except DataMapError as err:
             failure = f"planning failed: {err.one_line()}"
         else:
@@ -113,7 +140,8 @@ def plan(app: App, request_id: str, *, run_here: Collection[str] = ()) -> fanout
             with direct.deferred(session.connection()):  # the plan goes with the tasks
                 update_row(session, request, plan=plan_dict, datamap_digest=digest)
                 handoff = fanout.create_tasks(session, request, planned, kinds, caps,
-                                              app.now(), run_here, keys)
+                                              app.now(), run_here, keys,
+                                              lease_for=fanout.lease_length(app))
     if failure is not None:
         flag_attention(app, request_id, failure)
         return None
@@ -142,21 +170,17 @@ def follow(app: App, handoff: fanout.Handoff | None, run_here: Collection[str]) 
             return
 
 
-_PLANS: dict[tuple[str, frozenset[str], str], tuple[Plan, str]] = {}
-
-
-def _plan_for(datamap: DataMap, digest: str, names: frozenset[str],
+def _plan_for(loaded: LoadedMap, names: frozenset[str],
               kind: str) -> tuple[Plan, dict[str, Any]]:
     """The plan and its JSON form for a request of ``kind`` whose subject is known by the key
-    ``names``. A plan depends on the data map and the key names only (never on values), so it
-    is made once per data map version, names and kind."""
-    key = (digest, names, kind)
-    cached = _PLANS.get(key)
+    ``names``, made once per data map version, names and kind."""
+    key = (names, kind)
+    cached = loaded.plans.get(key)
     if cached is None:
-        planned = plan_request(datamap, names, kind)
-        if len(_PLANS) >= 256:
-            _PLANS.clear()
-        cached = _PLANS[key] = (planned, json.dumps(planned.to_dict()))
+        planned = plan_request(loaded.datamap, names, kind)
+        if len(loaded.plans) >= 256:  # key-name subsets are few; bound them all the same
+            loaded.plans.clear()
+        cached = loaded.plans[key] = (planned, json.dumps(planned.to_dict()))
     return cached[0], json.loads(cached[1])  # a fresh dict for each request
 
 
@@ -173,7 +197,7 @@ def run_task(app: App, task_id: int, *,
 def run_claimed(app: App, claim: fanout.Claim,
                 run_here: Collection[str] = ()) -> fanout.Handoff | None:
     """:func:`run_task` for a task this worker has claimed already; tells
-    :data:`TASK_OBSERVERS` how it went."""
+    the App's :class:`TaskObservers` how it went."""
     started = time.monotonic()
     with tracing.span("dsar.task", {"dsar.request_id": claim.request_id,
                                     "dsar.task_id": claim.task_id, "dsar.system": claim.system,
@@ -181,7 +205,7 @@ def run_claimed(app: App, claim: fanout.Claim,
         outcome, handoff = _run_claimed(app, claim, run_here)
         if current is not None:
             current.set_attribute("dsar.outcome", outcome)
-    for observe in TASK_OBSERVERS:
+    for observe in app.local(TaskObservers):
         observe(claim.system, claim.action, outcome, time.monotonic() - started)
     return handoff
 
@@ -193,10 +217,11 @@ def _run_claimed(app: App, claim: fanout.Claim,
     log.info("task %s (%s %s) of request %s: attempt %d", task_id, claim.system, claim.action,
              claim.request_id, claim.attempt, extra=ids)
     try:
-        interval = fanout.lease_length().total_seconds() / 3
-        with KEEPER.hold(f"task {task_id}", lambda: fanout.renew(app, claim), interval):
+        interval = fanout.lease_length(app).total_seconds() / 3
+        with app.local(LeaseKeeper).hold(f"task {task_id}", lambda: fanout.renew(app, claim),
+                                         interval):
             result, staged, whole = _call_connector(app, claim)
-            _test_delay()
+            app.hooks.after_connector(task_id)
     except LeaseLost as lost:
         log.warning("%s", lost, extra=ids)
         return "lost", None
@@ -242,13 +267,12 @@ class LeaseLost(Exception):
     """This worker's claim on a task passed to another worker before it changed anything."""
 
 
-def _test_delay() -> None:
-    """For tests only: ``DSAR_TEST_TASK_DELAY=<seconds>`` holds every task after its connector
-    call (erasure committed, collected data staged) and before its result is recorded, so a
-    test can kill a worker in the middle of a task. Unset in production."""
-    delay = os.environ.get("DSAR_TEST_TASK_DELAY")
-    if delay:
-        time.sleep(float(delay))
+def connector_context(app: App) -> ConnectorContext:
+    """What a connector opened for ``app`` gets: the evidence key, and the variables its
+    system's ``*_env`` names are read from."""
+    if app.environ is None:
+        return ConnectorContext(hash_key=app.keys.evidence_key)
+    return ConnectorContext(hash_key=app.keys.evidence_key, environ=dict(app.environ))
 
 
 def _call_connector(app: App, claim: fanout.Claim
@@ -262,7 +286,7 @@ def _call_connector(app: App, claim: fanout.Claim
                            f"restore it and `dsar retry {claim.request_id}`, or plan it again "
                            f"from the current map: `dsar retry {claim.request_id} --replan`")
     frozen = claim.keys
-    context = ConnectorContext(hash_key=app.keys.evidence_key)
+    context = connector_context(app)
     with open_connector(datamap.system(claim.system), context) as connector:
         tracing.trace_connector(connector, claim.system)
         if claim.action == "collect":

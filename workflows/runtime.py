@@ -47,6 +47,16 @@ def setup_broker(app: App) -> dramatiq.Broker:
     return broker
 
 
+def app_of(broker: dramatiq.Broker) -> App:
+    """The App whose work ``broker``'s actors do (the one :func:`setup_broker` was given): how
+    a module Dramatiq imports into a worker process after the broker (a test's fault hook)
+    reaches it."""
+    for middleware in broker.middleware:
+        if isinstance(middleware, PermanentErrors):
+            return middleware.app
+    raise LookupError("this broker was not set up by workflows.runtime.setup_broker")
+
+
 def preflight(app: App) -> None:
     """Refuse to run workers that could only fail: raise a :class:`~dsar.errors.DsarError`
     when there is no usable signing key (completion records could not be signed), or when the
@@ -125,13 +135,15 @@ class InProcessFleet:
     """Workers, relay and watch as threads of this process. Use as a context manager."""
 
     def __init__(self, app: App, threads: int = 4, queues: set[str] | None = None,
-                 watch_interval: float = 30.0) -> None:
+                 watch_interval: float | None = None) -> None:
+        """``watch_interval``: seconds between the watch's rounds (default
+        DSAR_WATCH_INTERVAL)."""
         self.app = app
         self.broker = setup_broker(app)
         self.worker = Worker(self.broker, worker_threads=threads, queues=queues,
                              worker_timeout=100)
         self.relay = Relay(app, self.broker, idle=0.05)
-        self.watch = Watch(app, interval=watch_interval)
+        self.watch = Watch(app, interval=watch_interval or app.settings.watch_interval)
 
     def start(self) -> InProcessFleet:
         self.worker.start()

@@ -39,7 +39,7 @@ from dsar.evidence import CollectionEvidence
 from dsar.lifecycle import State
 from dsar.outbox import withdraw
 from workflows import fanout, slots
-from workflows.leases import KEEPER
+from workflows.leases import LeaseKeeper
 
 OPEN, RUNNING, DONE = "open", "running", "done"
 
@@ -164,7 +164,7 @@ def _claim_batch(app: App, batch_id: str) -> int | datetime | None:
         if batch.state == RUNNING and batch.claimed_until and batch.claimed_until > now:
             return batch.claimed_until
         batch.state, batch.attempts = RUNNING, batch.attempts + 1
-        batch.claimed_until = now + fanout.lease_length()
+        batch.claimed_until = now + fanout.lease_length(app)
         batch.started_at = batch.started_at or now
         return batch.attempts
 
@@ -174,7 +174,7 @@ def _renew_batch(app: App, batch_id: str, attempt: int) -> bool:
         done = session.execute(sa.update(SharedBatch).where(
             SharedBatch.id == batch_id, SharedBatch.attempts == attempt,
             SharedBatch.state == RUNNING).values(
-            claimed_until=app.now() + fanout.lease_length()))
+            claimed_until=app.now() + fanout.lease_length(app)))
         return done.rowcount == 1
 
 
@@ -186,9 +186,9 @@ def _run_batch(app: App, batch_id: str, connector: Any) -> None:
     if isinstance(claimed, datetime):
         raise Waiting(claimed)
     attempt = claimed
-    interval = fanout.lease_length().total_seconds() / 3
+    interval = fanout.lease_length(app).total_seconds() / 3
     try:
-        with KEEPER.hold(f"shared batch {batch_id}",
+        with app.local(LeaseKeeper).hold(f"shared batch {batch_id}",
                          lambda: _renew_batch(app, batch_id, attempt), interval):
             _pass(app, batch_id, attempt, connector)
     except BaseException:

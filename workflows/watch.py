@@ -19,7 +19,6 @@ several processes at once is harmless):
 from __future__ import annotations
 
 import logging
-import os
 import threading
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -108,15 +107,16 @@ def _new_flags(request: Request, now: datetime) -> list[tuple[str, str, str]]:
     return found
 
 
-def lost_message_age() -> timedelta:
-    """How long a message may wait before the watch takes it for lost."""
-    return timedelta(seconds=float(os.environ.get("DSAR_LOST_MESSAGE_SECONDS", "900")))
+def lost_message_age(app: App) -> timedelta:
+    """How long a message may wait before the watch takes it for lost
+    (DSAR_LOST_MESSAGE_SECONDS)."""
+    return timedelta(seconds=app.settings.lost_message_seconds)
 
 
 def recover_lost_work(app: App) -> int:
     """Enqueue again what a dead worker or a lost message left behind; returns the count."""
     now = app.now()
-    stale = now - lost_message_age()
+    stale = now - lost_message_age(app)
     nudged = 0
     with app.db.session() as session:
         tasks = session.scalars(sa.select(Task).where(sa.or_(

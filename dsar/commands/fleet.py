@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import os
 import signal
 import sys
@@ -24,11 +25,14 @@ from workflows.broker import QUEUES
 @click.option("--queues", "-Q", multiple=True, type=click.Choice(QUEUES),
               help="Only consume these queues (repeatable) [default: all]. Run separate "
                    "workers for `saas` so a slow API cannot hold up database work.")
-@click.option("--metrics-port", type=int, default=None,
-              help="Serve Prometheus metrics on this port.")
+@click.option("--metrics-port", type=click.IntRange(1, 65535), default=None,
+              help="Serve Prometheus metrics on this port [default: DSAR_METRICS_PORT].")
+@click.option("--test-hook", "test_hooks", multiple=True, metavar="MODULE", hidden=True,
+              help="For tests: import MODULE in each worker process once its actors are "
+                   "declared (it may set the App's hooks, see workflows.runtime.app_of).")
 @pass_state
 def worker(state: CliState, processes: int, threads: int, queues: tuple[str, ...],
-           metrics_port: int | None) -> None:
+           metrics_port: int | None, test_hooks: tuple[str, ...]) -> None:
     """Run workers that execute requests until stopped.
 
     On RabbitMQ or Redis (DSAR_BROKER_URL) this starts Dramatiq worker processes; each also
@@ -45,8 +49,6 @@ def worker(state: CliState, processes: int, threads: int, queues: tuple[str, ...
 
     app = state.app
     preflight(app)
-    if metrics_port:
-        os.environ["DSAR_METRICS_PORT"] = str(metrics_port)
     if app.settings.broker_url.startswith("memory://"):
         from dsar import logs
         from workflows.runtime import InProcessFleet
@@ -58,15 +60,21 @@ def worker(state: CliState, processes: int, threads: int, queues: tuple[str, ...
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, lambda *_: stop.set())
         with InProcessFleet(app, threads=threads, queues=set(queues) or None):
+            for module in test_hooks:
+                importlib.import_module(module)
             console.print(f"in-process fleet running ({threads} threads); Ctrl-C to stop")
             stop.wait()
         return
     # Dramatiq's command line, with dsar's log format for Dramatiq's own lines too
     argv = [sys.executable, "-m", "workflows.launch", "--log-format", app.settings.log_format,
-            "workflows.entry", "--processes", str(processes), "--threads", str(threads)]
+            "workflows.entry:setup", *test_hooks, "--processes", str(processes),
+            "--threads", str(threads)]
     if queues:
         argv += ["--queues", *queues]
-    os.execv(sys.executable, argv)
+    env = dict(os.environ)  # the worker processes build their App from it
+    if metrics_port:
+        env["DSAR_METRICS_PORT"] = str(metrics_port)
+    os.execve(sys.executable, argv, env)
 
 
 @click.command()

@@ -92,7 +92,10 @@ class Fleet:
     """One fleet's environment, its App, and the worker processes started for it."""
 
     def __init__(self, tmp: Path, state_url: str, broker_url: str, datamap: str | dict[str, Any],
-                 extra: Mapping[str, str] | None = None) -> None:
+                 extra: Mapping[str, str] | None = None, task_delay: float | None = None
+                 ) -> None:
+        """``task_delay``: seconds every worker holds each task between its connector call and
+        recording its result (:mod:`tests.workflows.task_delay`)."""
         from dsar.records import keys as signing
 
         self.tmp = tmp
@@ -114,6 +117,7 @@ class Fleet:
             "DSAR_WATCH_INTERVAL": "1",
             **(extra or {}),
         }
+        self.task_delay = task_delay
         self.workers: list[subprocess.Popen[bytes]] = []
         self._app: App | None = None
 
@@ -142,16 +146,22 @@ class Fleet:
 
     def start_worker(self, processes: int = 1, threads: int = 2, queues: tuple[str, ...] = (),
                      extra: Mapping[str, str] | None = None,
-                     args: tuple[str, ...] = ()) -> subprocess.Popen[bytes]:
+                     args: tuple[str, ...] = (),
+                     task_delay: float | None = None) -> subprocess.Popen[bytes]:
         """``dsar worker`` in its own process group, once it has booted; its output goes to a
         log file in tmp. The state database is migrated first, as `dsar db upgrade` would be:
-        workers refuse an unmigrated one."""
+        workers refuse an unmigrated one. ``task_delay`` overrides the fleet's."""
         _ = self.app
         log = open(self.tmp / f"worker-{len(self.workers)}.log", "wb")  # noqa: SIM115
         argv = [DSAR, "worker", "-p", str(processes), "-t", str(threads), *args]
         for queue in queues:
             argv += ["-Q", queue]
-        proc = subprocess.Popen(argv, env={**os.environ, **self.env, **(extra or {})},
+        env = {**os.environ, **self.env, **(extra or {})}
+        delay = self.task_delay if task_delay is None else task_delay
+        if delay:
+            argv += ["--test-hook", "tests.workflows.task_delay"]
+            env["TEST_TASK_DELAY"] = str(delay)
+        proc = subprocess.Popen(argv, env=env,
                                 stdout=log, stderr=subprocess.STDOUT, cwd=REPO,
                                 start_new_session=True)
         log.close()

@@ -1,7 +1,8 @@
 """Crash safety with real ``dsar worker`` processes on RabbitMQ and Redis, PostgreSQL state.
 
-``DSAR_TEST_TASK_DELAY`` holds each task after its connector call (the erasure committed, the
-collection staged) and before its result is recorded, so "the middle of a task" is reliable.
+The fleet's task delay (:mod:`tests.workflows.task_delay`) holds each task after its connector
+call (the erasure committed, the collection staged) and before its result is recorded, so "the
+middle of a task" is reliable.
 """
 
 from __future__ import annotations
@@ -30,10 +31,10 @@ def broker_url(request: pytest.FixtureRequest) -> Iterator[str]:
 
 
 def make_fleet(tmp_path: Path, chinook_dir: Path, postgres_url: str, broker_url: str,
-               delay: str = "3") -> Fleet:
+               delay: float = 3) -> Fleet:
     chinook = copy_sqlite(chinook_dir, tmp_path)
     return Fleet(tmp_path / "fleet", postgres_url, broker_url, chinook_map("sqlite"),
-                 {"CHINOOK_URL": chinook, "DSAR_TEST_TASK_DELAY": delay})
+                 {"CHINOOK_URL": chinook}, task_delay=delay)
 
 
 def running_tasks(fleet: Fleet, request_ids: list[str]) -> list[dict[str, Any]]:
@@ -90,7 +91,7 @@ def test_rabbitmq_restarted_mid_run(postgres_url: str, tmp_path: Path,
     """The broker goes away and comes back mid-run: a private RabbitMQ node of this test's own
     (the machine's RabbitMQ is never stopped)."""
     with private_rabbit(tmp_path) as rabbit:
-        fleet = make_fleet(tmp_path, chinook_dir, postgres_url, rabbit.url, delay="2")
+        fleet = make_fleet(tmp_path, chinook_dir, postgres_url, rabbit.url, delay=2)
         try:
             fleet.start_worker(processes=1, threads=2)
             ids = [fleet.submit("access") for _ in range(3)]
@@ -110,7 +111,7 @@ def test_rabbitmq_restarted_mid_run(postgres_url: str, tmp_path: Path,
 def test_state_database_connections_dropped_mid_task(postgres_url: str, tmp_path: Path,
                                                      chinook_dir: Path) -> None:
     with rabbit_vhost() as url:
-        fleet = make_fleet(tmp_path, chinook_dir, postgres_url, url, delay="3")
+        fleet = make_fleet(tmp_path, chinook_dir, postgres_url, url, delay=3)
         try:
             fleet.start_worker(processes=1, threads=2)
             ids = [fleet.submit("access", OTHER), fleet.submit("erasure")]

@@ -74,7 +74,7 @@ def test_planning_hands_one_task_to_the_worker_and_fans_out_the_rest(fleet: Flee
     assert handoff.claim is not None and handoff.claim.fallback_id == handoff.fallback_id
     fallback, = messages(fleet, "run_sql_task", tasks[0]["id"])
     assert fallback.id == handoff.fallback_id
-    assert (fallback.available_at - fallback.created_at) == fanout.lease_length()
+    assert (fallback.available_at - fallback.created_at) == fanout.lease_length(app)
     for other in tasks[1:]:
         message, = messages(fleet, "run_sql_task", other["id"])
         assert message.available_at == message.created_at
@@ -129,7 +129,7 @@ def test_a_system_without_a_free_slot_hands_off_the_next_ready_task(fleet: Fleet
     assert blocked.available_at == blocked.created_at
     fallback, = messages(fleet, "run_sql_task", tasks[SYSTEMS[1]]["id"])
     assert fallback.id == handoff.fallback_id
-    assert fallback.available_at - fallback.created_at == fanout.lease_length()
+    assert fallback.available_at - fallback.created_at == fanout.lease_length(app)
 
 
 def test_no_handoff_to_a_worker_that_does_not_serve_the_queue(fleet: Fleet) -> None:
@@ -156,7 +156,7 @@ def test_a_handoff_whose_worker_died_runs_from_its_fallback(fleet: Fleet) -> Non
     broker = Catch()
     relay_once(app, broker)  # type: ignore[arg-type]
     assert ("run_sql_task", (handoff.target,)) not in broker.published  # not before the lease
-    later(app, fanout.lease_length().total_seconds() + 1)
+    later(app, fanout.lease_length(app).total_seconds() + 1)
     relay_once(app, broker)  # type: ignore[arg-type]
     assert ("run_sql_task", (handoff.target,)) in broker.published
 
@@ -172,7 +172,7 @@ def test_a_handoff_whose_worker_died_runs_from_its_fallback(fleet: Fleet) -> Non
     assert assembly is not None and assembly.step == "assembly"
     relay_once(app, broker)  # type: ignore[arg-type]
     assert ("assemble_request", (request_id,)) not in broker.published
-    later(app, fanout.lease_length().total_seconds() + 1)
+    later(app, fanout.lease_length(app).total_seconds() + 1)
     relay_once(app, broker)  # type: ignore[arg-type]
     assert ("assemble_request", (request_id,)) in broker.published
     runner.assemble(app, request_id)
@@ -208,13 +208,13 @@ def test_a_running_handoff_keeps_its_fallback_behind_its_lease(fleet: Fleet) -> 
     assert fanout.renew(app, claim)
     after = app.now()
     fallback, = messages(fleet, "run_sql_task", handoff.target)
-    assert before + fanout.lease_length() <= fallback.available_at
-    assert fallback.available_at <= after + fanout.lease_length()
+    assert before + fanout.lease_length(app) <= fallback.available_at
+    assert fallback.available_at <= after + fanout.lease_length(app)
 
 
 def test_the_watch_resends_lost_work_once_and_leaves_a_backlog_alone(
         fleet: Fleet, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("DSAR_LOST_MESSAGE_SECONDS", "600")
+    fleet.env["DSAR_LOST_MESSAGE_SECONDS"] = "600"
     app = fleet.app
     waiting = fleet.submit("access")  # its plan message waits its turn in the broker
     planned = fleet.submit("erasure")
@@ -224,7 +224,7 @@ def test_the_watch_resends_lost_work_once_and_leaves_a_backlog_alone(
     assert fanout.claim(app, taken["id"]) is not None  # and so does the one that took this
     assert recover_lost_work(app) == 0  # leases live, messages young
 
-    later(app, fanout.lease_length().total_seconds() + 1)
+    later(app, fanout.lease_length(app).total_seconds() + 1)
     assert recover_lost_work(app) == 1  # the task taken from the broker, sent again ...
     assert recover_lost_work(app) == 0  # ... once: it is in the broker now
     assert len(messages(fleet, "run_sql_task", taken["id"])) == 2

@@ -50,8 +50,7 @@ def test_bundles_are_deleted_when_their_retention_ends_not_their_link(
         one_system: Fleet, monkeypatch: pytest.MonkeyPatch) -> None:
     """DSAR_BUNDLE_RETENTION_DAYS (7) decides, not the link's 30 days; the sweep runs at most
     once per DSAR_RETENTION_SWEEP_SECONDS and reads no sidecar."""
-    monkeypatch.setenv("DSAR_RETENTION_SWEEP_SECONDS", "600")
-    monkeypatch.setattr(housekeeping, "_LAST_SWEEP", {})
+    one_system.env["DSAR_RETENTION_SWEEP_SECONDS"] = "600"
     one_system.env["DSAR_BUNDLE_RETENTION_DAYS"] = "7"
     app = one_system.app
     assert app.settings.link_ttl_days == 30
@@ -83,8 +82,7 @@ def test_orphaned_bundles_are_found_by_listing_the_store_once_per_orphan_interva
     """Stored bundles without a live row: a blob without a sidecar goes at once; one with a
     sidecar once the sidecar is an hour old (a completion may still be committing), also when
     its row is marked deleted; live bundles stay, and only the orphans' sidecars are read."""
-    monkeypatch.setenv("DSAR_ORPHAN_SWEEP_SECONDS", "3600")
-    monkeypatch.setattr(housekeeping, "_LAST_SWEEP", {})
+    one_system.env["DSAR_ORPHAN_SWEEP_SECONDS"] = "3600"
     app = one_system.app
     store = open_store(one_system.env["DSAR_EXPORT_URL"])
     live, live_blob = completed_access(one_system)
@@ -116,8 +114,7 @@ def test_orphaned_bundles_are_found_by_listing_the_store_once_per_orphan_interva
 
 def test_the_store_is_not_listed_again_within_the_orphan_interval(
         one_system: Fleet, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("DSAR_ORPHAN_SWEEP_SECONDS", "3600")
-    monkeypatch.setattr(housekeeping, "_LAST_SWEEP", {})
+    one_system.env["DSAR_ORPHAN_SWEEP_SECONDS"] = "3600"
     app = one_system.app
     housekeeping.periodic_housekeeping(app)
     listed: list[str] = []

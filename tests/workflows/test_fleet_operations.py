@@ -152,7 +152,7 @@ def test_queues_sigterm_json_logs_submit_wait_and_metrics(
         try:
             fleet.app  # noqa: B018 - migrate the state database
             fleet.start_worker(queues=("control",), args=("--metrics-port", str(port)))
-            sql = fleet.start_worker(queues=("sql",), extra={"DSAR_TEST_TASK_DELAY": "2"})
+            sql = fleet.start_worker(queues=("sql",), task_delay=2)
             request_id = fleet.submit("access")
             wait_until(lambda: any(t["state"] == "running" for t in fleet.tasks(request_id)),
                        60, "the task to start on the sql worker")

@@ -242,8 +242,8 @@ def test_retry_replaces_what_a_failed_collect_had_staged(
 def test_every_task_attempt_is_observed_with_its_outcome(
         fleet: Fleet, monkeypatch: pytest.MonkeyPatch) -> None:
     seen: list[tuple[str, str, str, float]] = []
-    monkeypatch.setattr(runner, "TASK_OBSERVERS", [lambda *args: seen.append(args)])
     app = fleet.app
+    app.local(runner.TaskObservers).append(lambda *args: seen.append(args))
     request_id = fleet.submit("erasure")
     runner.plan(app, request_id)
     tasks = {t["system"]: t for t in fleet.tasks(request_id)}

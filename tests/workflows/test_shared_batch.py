@@ -66,14 +66,15 @@ def lake(postgres_url: str, tmp_path: Path, moto_endpoint: str, s3: Any, make_bu
 def run_ready(fleet: Fleet, request_ids: list[str]) -> list[str]:
     """Run every task of the requests that may run now; the outcomes of the attempts."""
     outcomes: list[str] = []
-    runner.TASK_OBSERVERS.append(lambda _s, _a, outcome, _t: outcomes.append(outcome))
+    observers = fleet.app.local(runner.TaskObservers)
+    observers.append(lambda _s, _a, outcome, _t: outcomes.append(outcome))
     try:
         for request_id in request_ids:
             for task in fleet.tasks(request_id):
                 if task["state"] in ("ready", "running"):
                     runner.run_task(fleet.app, task["id"])
     finally:
-        runner.TASK_OBSERVERS.pop()
+        observers.pop()
     return outcomes
 
 

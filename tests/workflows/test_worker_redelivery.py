@@ -46,9 +46,9 @@ def test_sigkill_at_random_moments_stalls_under_a_minute(
         broker_url: str, postgres_url: str, tmp_path: Path, chinook_dir: Path) -> None:
     fleet = Fleet(tmp_path / "fleet", postgres_url, broker_url, chinook_map("sqlite"),
                   {"CHINOOK_URL": copy_sqlite(chinook_dir, tmp_path),
-                   "DSAR_TEST_TASK_DELAY": "0.3",
                    # the fleet tests' 3 s lease; DSAR_KILL_LEASE_SECONDS=60 measures the default
-                   "DSAR_TASK_LEASE_SECONDS": os.environ.get("DSAR_KILL_LEASE_SECONDS", "3")})
+                   "DSAR_TASK_LEASE_SECONDS": os.environ.get("DSAR_KILL_LEASE_SECONDS", "3")},
+                  task_delay=0.3)
     rng = random.Random(os.environ.get("DSAR_KILL_SEED"))
     stalls: list[float] = []
     try:
