@@ -8,32 +8,23 @@ A worker that will run the next step of a request itself still writes that step'
 *fallback* delayed by one lease: if the worker dies first, the message goes out and another
 worker takes the step over; if not, the worker withdraws it (:func:`withdraw`) in the
 transaction that records the step.
+
+A transaction that adds a message due now wakes the relays of its database when it commits
+(:attr:`dsar.db.engine.StateDB.committed`).
 """
 
 from __future__ import annotations
 
-import threading
 from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy import event
 from sqlalchemy.orm import Session
 
 from dsar.db import direct
+from dsar.db.engine import WAKE_RELAY
 from dsar.db.models import OutboxMessage
 from dsar.db.rows import insert_rows
-
-#: Set after a transaction that added outbox rows commits, so a relay in this process
-#: publishes at once instead of at its next poll.
-COMMITTED = threading.Event()
-
-
-@event.listens_for(Session, "after_commit")
-def _wake(session: Session) -> None:
-    """After any commit that added a message due now, wake this process's relay."""
-    if session.info.pop("outbox_wake", False):
-        COMMITTED.set()
 
 
 def enqueue(
@@ -55,7 +46,7 @@ def enqueue(
     )
     session.add(message)
     if delay <= timedelta(0):  # a later message is left to the relay's next poll
-        session.info["outbox_wake"] = True
+        session.info[WAKE_RELAY] = True
     return message
 
 
@@ -73,7 +64,7 @@ def enqueue_rows(session: Session, rows: list[dict[str, Any]]) -> list[int]:
     next flush); returns their ids in order."""
     ids = insert_rows(session, OutboxMessage.__table__, rows, returning_id=True)
     if any(row["available_at"] <= row["created_at"] for row in rows):
-        session.info["outbox_wake"] = True
+        session.info[WAKE_RELAY] = True
     return ids
 
 

@@ -18,7 +18,6 @@ from dramatiq import Message
 
 from dsar.app import App
 from dsar.db.models import OutboxMessage
-from dsar.outbox import COMMITTED
 
 log = logging.getLogger("dsar.relay")
 
@@ -72,8 +71,9 @@ class Relay(threading.Thread):
 
     def run(self) -> None:
         failures = 0
+        committed = self.app.db.committed
         while not self.stopping.is_set():
-            COMMITTED.clear()  # before reading: a commit from now on wakes the next wait
+            committed.clear()  # before reading: a commit from now on wakes the next wait
             try:
                 sent = relay_once(self.app, self.broker, self.batch)
                 failures = 0
@@ -83,7 +83,7 @@ class Relay(threading.Thread):
                 self.stopping.wait(min(30.0, 0.5 * 2 ** min(failures, 6)))
                 continue
             if sent < self.batch:  # caught up
-                COMMITTED.wait(self.idle)
+                committed.wait(self.idle)
 
     def stop(self) -> None:
         self.stopping.set()

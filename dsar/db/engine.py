@@ -9,6 +9,7 @@ goes through psycopg 3.
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import cache
@@ -118,13 +119,28 @@ def _engine(parsed: sa.URL) -> Engine:
     return sa.create_engine(parsed, pool_size=20, max_overflow=20)
 
 
+WAKE_RELAY = "wake_relay"
+"""The key of ``session.info`` that, set to True, asks :attr:`StateDB.committed` to be set once
+the session's transaction commits (see :mod:`dsar.outbox`)."""
+
+
 class StateDB:
-    """The state database: an engine, a session factory and its migrations."""
+    """The state database: an engine, a session factory and its migrations.
+
+    :attr:`committed` is set after each commit of one of its sessions whose ``info`` asked for
+    it (:data:`WAKE_RELAY`), so an outbox relay on this database publishes at once instead of
+    at its next poll."""
 
     def __init__(self, url: str) -> None:
         self.url = url
         self.engine = create_state_engine(url)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self.committed = threading.Event()
+        event.listen(self._sessions, "after_commit", self._after_commit)
+
+    def _after_commit(self, session: Session) -> None:
+        if session.info.pop(WAKE_RELAY, False):
+            self.committed.set()
 
     @property
     def dialect(self) -> str:
