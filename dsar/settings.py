@@ -154,7 +154,7 @@ class Settings:
     rate_limit_url: str | None = field(default=None, repr=False)
     metrics_port: int | None = None
     watch_interval: float = 30.0
-    task_lease_seconds: float = 60.0
+    task_lease_seconds: float = 30.0
     lost_message_seconds: float = 900.0
     retention_sweep_seconds: float = 300.0
     orphan_sweep_seconds: float = 86400.0
@@ -228,6 +228,16 @@ class Settings:
             **_fleet_settings(env),
             **_batch_settings(env),
         )
+
+    @property
+    def saas_rate_limit_url(self) -> str:
+        """Where connectors count calls to SaaS APIs: DSAR_RATE_LIMIT_URL; else the broker
+        when it is Redis (the fleet shares it already); else this process's memory."""
+        if self.rate_limit_url:
+            return self.rate_limit_url
+        if self.broker_url.startswith(("redis://", "rediss://")):
+            return self.broker_url
+        return "memory://"
 
     @staticmethod
     def sources(environ: Mapping[str, str] | None = None) -> dict[str, str]:
@@ -376,8 +386,7 @@ def _key_settings(env: Mapping[str, str]) -> dict[str, object]:
 
 
 def _fleet_settings(env: Mapping[str, str]) -> dict[str, object]:
-    """Who acts, the SaaS limiter's store, metrics and the workers' timings, checked. The
-    workers read the timing variables themselves too (tests change them while running)."""
+    """Who acts, the SaaS limiter's store, metrics and the workers' timings, checked."""
     port = (env.get("DSAR_METRICS_PORT") or "").strip()
     if port and not (port.isdigit() and 0 < int(port) < 65536):
         raise InvalidInput(f"DSAR_METRICS_PORT={port!r} is not a port",

@@ -1,7 +1,8 @@
 """Rate limits per vendor account, shared by every worker that uses the account.
 
 A vendor counts calls per account, not per process, so the limiter's state must be shared by
-the whole fleet. :func:`limiter_for` picks the storage from the environment:
+the whole fleet. :func:`storage_url` picks the storage from the settings
+(:attr:`dsar.settings.Settings.saas_rate_limit_url`):
 
 - ``DSAR_RATE_LIMIT_URL`` (``redis://…``, or ``memory://`` to force per-process counting);
 - else ``DSAR_BROKER_URL`` when it is ``redis://…`` (the fleet already shares that Redis);
@@ -26,6 +27,7 @@ from limits.storage import storage_from_string
 from limits.strategies import MovingWindowRateLimiter
 
 from connectors.saas.definition import RateLimit
+from dsar.settings import Settings
 
 _LOCK = threading.Lock()
 _STORAGES: dict[str, tuple[MovingWindowRateLimiter, Any]] = {}
@@ -33,14 +35,9 @@ _LOCAL_PAUSES: dict[str, float] = {}
 
 
 def storage_url(environ: Mapping[str, str]) -> str:
-    """Where limiter state lives, per the rules in the module docstring."""
-    explicit = environ.get("DSAR_RATE_LIMIT_URL", "").strip()
-    if explicit:
-        return explicit
-    broker = environ.get("DSAR_BROKER_URL", "")
-    if broker.startswith(("redis://", "rediss://")):
-        return broker
-    return "memory://"
+    """Where limiter state lives, per the settings of ``environ`` (the rules in the module
+    docstring)."""
+    return Settings.from_env(environ).saas_rate_limit_url
 
 
 def _limiter(url: str) -> tuple[MovingWindowRateLimiter, Any]:
