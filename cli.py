@@ -22,10 +22,10 @@ import click
 from click.exceptions import NoArgsIsHelpError
 
 from dsar import __version__
-from dsar.commands import exits
 from dsar.errors import DsarError
+from interfaces.commands import exits
 
-#: Every command: its name, and the module of dsar.commands and the attribute that define it.
+#: Every command: its name, and the module of interfaces.commands and the attribute that define it.
 COMMANDS: dict[str, tuple[str, str]] = {
     "agents": ("agents", "agents"),
     "approve": ("requests", "approve"),
@@ -110,7 +110,7 @@ class DsarGroup(click.Group):
         if cmd_name in self.commands or cmd_name not in COMMANDS:
             return self.commands.get(cmd_name)
         module, attribute = COMMANDS[cmd_name]
-        command = getattr(import_module(f"dsar.commands.{module}"), attribute)
+        command = getattr(import_module(f"interfaces.commands.{module}"), attribute)
         self.commands[cmd_name] = command
         return command
 
@@ -161,7 +161,7 @@ def _fail(ctx: click.Context, line: str, problem: str, fix: str | None, code: in
         sys.stdout.write(json.dumps({"error": problem, "fix": fix, "exit_code": code},
                                     ensure_ascii=False) + "\n")
     else:
-        from dsar.commands.output import err_console, styled
+        from interfaces.commands.output import err_console, styled
 
         # One line, and the text shown verbatim: a value the user typed may look like markup.
         err_console.print(styled("[red]error:[/] {}", line))
@@ -197,7 +197,7 @@ def main(ctx: click.Context, actor: str) -> None:
     Settings come from DSAR_* environment variables; `dsar config` shows them. Shell
     completion: see the README ("Shell completion").
     """
-    from dsar.commands.context import CliState
+    from interfaces.commands.context import CliState
 
     ctx.obj = CliState(actor=actor)
 

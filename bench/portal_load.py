@@ -124,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--database-url", help="state database (default: SQLite in a temp dir)")
     args = parser.parse_args(argv)
     folder = Path(tempfile.mkdtemp(prefix="dsar-portal-load-"))
-    shutil.copyfile(REPO / "dsar" / "demo" / "datamap.yaml", folder / "datamap.yaml")
+    shutil.copyfile(REPO / "interfaces" / "demo" / "datamap.yaml", folder / "datamap.yaml")
     env = {**os.environ, "DSAR_DATA_DIR": str(folder), "DSAR_LOG_FORMAT": "json",
            "DSAR_RATE_LIMIT_ADDRESS": f"{ADDRESS_LIMIT}/minute",
            "DSAR_RATE_LIMIT_EMAIL": f"{EMAIL_LIMIT}/hour"}

@@ -60,7 +60,7 @@ def _erase_worker(url: str, limiter_url: str, emails: list[str], calls: int, win
 
 
 def erasures(requests: int, calls: int, window: float, workers: int, limiter_url: str) -> None:
-    from dsar.demo.emulators.stripe import StripeEmulator
+    from interfaces.demo.emulators.stripe import StripeEmulator
 
     emulator = StripeEmulator(KEY)
     url = emulator.start()
@@ -130,7 +130,7 @@ class NullSink:
 
 
 def _serve_many(objects: int, conn: Any) -> None:
-    from dsar.demo.emulators.stripe import StripeEmulator
+    from interfaces.demo.emulators.stripe import StripeEmulator
 
     emulator = StripeEmulator(KEY)
     url = emulator.start()

@@ -15,7 +15,7 @@ they are shown; templates use Jinja2's i18n extension (``{% trans %}``, ``_()``)
 
 Update the catalogues after changing a text: ``pybabel extract -F dsar/locale/babel.cfg -o
 /tmp/dsar.pot . && pybabel update -i /tmp/dsar.pot -d dsar/locale -D dsar`` then translate
-the new entries; ``tests/portal/test_portal_i18n.py`` fails while any is missing.
+the new entries; ``tests/interfaces/portal/test_portal_i18n.py`` fails while any is missing.
 """
 
 from __future__ import annotations

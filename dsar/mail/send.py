@@ -29,7 +29,7 @@ from dsar.mail.render import KIND_WORDS, render
 from dsar.mail.verification import code_for, token_for
 
 CLAIM = timedelta(minutes=5)
-NAME_KEY = "full_name"  # the portal's key for the name a person gives (dsar.portal.intake)
+NAME_KEY = "full_name"  # the portal's key for the name a person gives (interfaces.portal.intake)
 
 
 class MessageBusy(Exception):
@@ -81,7 +81,7 @@ def recipient_of(app: App, request: Request) -> str:
 
 def context_for(app: App, request: Request, kind: str, lang: str = "en") -> dict[str, Any]:
     """What the templates of ``kind`` need, from the request's rows (dates in ``lang``)."""
-    from dsar.portal.pages import controller_name
+    from interfaces.portal.pages import controller_name
 
     tz = ZoneInfo(request.timezone)
     base = app.settings.public_url
@@ -108,7 +108,7 @@ def context_for(app: App, request: Request, kind: str, lang: str = "en") -> dict
         elif kind == "erasure_confirmation":
             context["kept"] = _kept(session, request.id)
         elif kind == "completion":
-            from dsar.portal import links
+            from interfaces.portal import links
 
             link = links.issue(session, app, links.bundle_of(session, request.id),
                                "completion email")

@@ -18,9 +18,9 @@ from click.testing import CliRunner
 from connectors import sql_engine
 from connectors.base import ConnectorContext
 from connectors.sql import SqlConnector
-from dsar.commands.datamap import plan
 from dsar.datamap.check import check_datamap
 from dsar.datamap.loader import parse_datamap
+from interfaces.commands.datamap import plan
 from tests.chinook import RETAIN_INVOICES, chinook_map, copy_sqlite
 from tests.connectors.sql_dialects import DIALECTS, dialect_url
 from tests.connectors.test_sql_chinook import ListSink

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from click.testing import CliRunner
 
-from dsar.commands.datamap import datamap, plan
+from interfaces.commands.datamap import datamap, plan
 from tests.chinook import RETAIN_INVOICES, chinook_map, copy_sqlite
 
 FIDES = Path(__file__).parent / "fides_shop.yml"

@@ -12,13 +12,13 @@ from click.testing import CliRunner
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from dsar.commands.datamap import datamap
 from dsar.datamap.fides import import_fides, import_fides_map
 from dsar.datamap.findings import Finding
 from dsar.datamap.loader import parse_datamap
 from dsar.datamap.schema import SqlSystem, SqlTable
 from dsar.errors import DataMapError
 from dsar.planning import plan_request
+from interfaces.commands.datamap import datamap
 
 HERE = Path(__file__).parent
 SHOP = (HERE / "fides_shop.yml").read_text()

@@ -21,9 +21,9 @@ import pytest
 from dramatiq.brokers.stub import StubBroker
 from rich.console import Console
 
-from dsar.demo.company import build_database
-from dsar.demo.run import run_demo
 from dsar.identities import normalise_phone
+from interfaces.demo.company import build_database
+from interfaces.demo.run import run_demo
 
 
 @pytest.fixture
@@ -120,7 +120,7 @@ def test_bundle_command_issues_a_link_that_downloads_the_bundle(demo_run: dict[s
 
     from cli import main
     from dsar.app import App
-    from dsar.portal import make_portal
+    from interfaces.portal import make_portal
 
     access = next(r for r in demo_run["result"].requests if r["kind"] == "access")
     out = CliRunner().invoke(main, ["bundle", access["id"], "--new-link", "--json"])

@@ -16,8 +16,8 @@ from test_records_record_setup import BACKENDS, complete_request, make_app
 
 from cli import DsarGroup
 from dsar.app import App
-from dsar.commands import records as commands
-from dsar.commands.context import CliState
+from interfaces.commands import records as commands
+from interfaces.commands.context import CliState
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
 

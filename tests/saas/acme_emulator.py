@@ -11,7 +11,7 @@ from __future__ import annotations
 import itertools
 from typing import Any
 
-from dsar.demo.emulators.server import Answer, Emulator, Req
+from interfaces.demo.emulators.server import Answer, Emulator, Req
 
 ACME_YAML = """\
 name: acme

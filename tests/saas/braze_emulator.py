@@ -13,7 +13,7 @@ from __future__ import annotations
 import itertools
 from typing import Any
 
-from dsar.demo.emulators.server import Answer, Emulator, Req
+from interfaces.demo.emulators.server import Answer, Emulator, Req
 
 
 class BrazeEmulator(Emulator):

@@ -14,9 +14,9 @@ from typing import Any
 from connectors.base import ConnectorContext
 from connectors.saas.connector import SaaSConnector
 from dsar.datamap.schema import SaaSSystem
-from dsar.demo.emulators.mailchimp import MailchimpEmulator, subscriber_hash
-from dsar.demo.emulators.server import Emulator
-from dsar.demo.emulators.stripe import StripeEmulator
+from interfaces.demo.emulators.mailchimp import MailchimpEmulator, subscriber_hash
+from interfaces.demo.emulators.server import Emulator
+from interfaces.demo.emulators.stripe import StripeEmulator
 from tests.saas.hubspot_emulator import HubSpotEmulator
 
 HASH_KEY = b"k" * 32

@@ -17,7 +17,7 @@ from __future__ import annotations
 import itertools
 from typing import Any
 
-from dsar.demo.emulators.server import Answer, Emulator, Req
+from interfaces.demo.emulators.server import Answer, Emulator, Req
 
 CATEGORIES = {401: "INVALID_AUTHENTICATION", 404: "OBJECT_NOT_FOUND", 429: "RATE_LIMITS",
               400: "VALIDATION_ERROR", 500: "INTERNAL_ERROR"}

@@ -22,7 +22,7 @@ import itertools
 import time
 from typing import Any
 
-from dsar.demo.emulators.server import Answer, Emulator, Req
+from interfaces.demo.emulators.server import Answer, Emulator, Req
 
 VERSIONS = {"2.9", "2.10", "2.11", "2.12", "2.13", "2.14", "Unstable"}
 CODES = {400: "parameter_invalid", 401: "unauthorized", 404: "not_found",

@@ -20,7 +20,7 @@ import itertools
 import re
 from typing import Any
 
-from dsar.demo.emulators.server import Answer, Emulator, Req
+from interfaces.demo.emulators.server import Answer, Emulator, Req
 
 VERSION = "v62.0"
 DATA = f"/services/data/{VERSION}"

@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from dsar.commands.datamap import datamap
 from dsar.datamap.check import check_datamap
 from dsar.datamap.loader import parse_datamap
-from dsar.demo.emulators.stripe import StripeEmulator
 from dsar.planning import plan_request
+from interfaces.commands.datamap import datamap
+from interfaces.demo.emulators.stripe import StripeEmulator
 
 MAP = """
 systems:

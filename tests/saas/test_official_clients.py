@@ -13,8 +13,8 @@ from mailchimp_marketing.api_client import ApiClientError
 from connectors.base import ConnectorContext
 from connectors.saas.connector import SaaSConnector
 from dsar.datamap.schema import SaaSSystem
-from dsar.demo.emulators.mailchimp import MailchimpEmulator, subscriber_hash
-from dsar.demo.emulators.stripe import StripeEmulator
+from interfaces.demo.emulators.mailchimp import MailchimpEmulator, subscriber_hash
+from interfaces.demo.emulators.stripe import StripeEmulator
 
 KEY = "sk_test_official"
 MC_KEY = "ffeeddccbbaa99887766554433221100-us6"

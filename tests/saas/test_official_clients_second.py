@@ -102,7 +102,7 @@ class _ToEmulator(requests.Session):
 def _token_request(client_id: str, secret: str) -> object:
     from urllib.parse import urlencode
 
-    from dsar.demo.emulators.server import Req
+    from interfaces.demo.emulators.server import Req
 
     body = urlencode({"grant_type": "client_credentials", "client_id": client_id,
                       "client_secret": secret}).encode()

@@ -22,8 +22,8 @@ from connectors.saas.paging import render
 from connectors.saas.ratelimit import AccountLimiter, storage_url
 from connectors.saas.runtime import wait_from_headers
 from dsar.datamap.schema import SaaSSystem
-from dsar.demo.emulators.stripe import StripeEmulator
 from dsar.errors import ConnectorError, DataMapError
+from interfaces.demo.emulators.stripe import StripeEmulator
 from tests.saas.acme_emulator import ACME_YAML, AcmeEmulator
 from tests.saas.harness import RecordingSink
 from tests.services import REDIS_URL

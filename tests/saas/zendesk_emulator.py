@@ -22,7 +22,7 @@ import re
 from typing import Any
 from urllib.parse import urlencode
 
-from dsar.demo.emulators.server import Answer, Emulator, Req
+from interfaces.demo.emulators.server import Answer, Emulator, Req
 
 ERRORS = {401: "Couldn't authenticate you", 404: "RecordNotFound", 429: "TooManyRequests",
           400: "InvalidValue", 500: "InternalError"}
