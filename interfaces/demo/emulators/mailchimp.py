@@ -4,7 +4,10 @@ for what dsar uses.
 Endpoints: ``GET /3.0/ping``; ``GET /3.0/lists`` (``offset``/``count`` paging, ``total_items``);
 ``POST /3.0/lists/{list_id}/members`` and ``GET /3.0/lists/{list_id}/members/{subscriber_hash}``
 (the hash is the MD5 of the lower-cased email; the member's ``id`` is that hash);
-``GET …/members/{hash}/activity``; ``POST …/members/{hash}/actions/delete-permanent`` (204).
+``GET …/members/{hash}/activity-feed`` (the member's whole activity, newest first, paged by
+``offset`` and ``count``: default 10, at most 1000, with ``total_items``; ``activity_filters``
+picks activity types); ``GET …/members/{hash}/activity`` (the older endpoint: the last 50
+events only, unpaged); ``POST …/members/{hash}/actions/delete-permanent`` (204).
 Errors are problem documents ``{"type", "title", "status", "detail", "instance"}``. Auth is
 HTTP Basic with any user name and the API key as password.
 """
@@ -41,6 +44,7 @@ class MailchimpEmulator(Emulator):
         r("POST", "/3.0/lists/{list_id}/members", self.add_member_call)
         r("GET", "/3.0/lists/{list_id}/members/{hash}", self.get_member)
         r("GET", "/3.0/lists/{list_id}/members/{hash}/activity", self.get_activity)
+        r("GET", "/3.0/lists/{list_id}/members/{hash}/activity-feed", self.get_activity_feed)
         r("POST", "/3.0/lists/{list_id}/members/{hash}/actions/delete-permanent",
           self.delete_permanent)
 
@@ -84,9 +88,11 @@ class MailchimpEmulator(Emulator):
                 "location": {"latitude": 52.52, "longitude": 13.4, "country_code": "DE"},
             }
             self.members[list_id][h] = member
-            self.activity[(list_id, h)] = [
-                {"action": "open", "timestamp": f"2026-02-0{i + 1}T08:00:00+00:00",
-                 "campaign_id": f"c{i}", "title": f"Newsletter {i}"} for i in range(events)]
+            self.activity[(list_id, h)] = [  # newest first
+                {"activity_type": "open" if i % 2 else "click",
+                 "created_at_timestamp": f"2026-02-01T08:{i // 60 % 60:02d}:{i % 60:02d}+00:00",
+                 "campaign_id": f"c{i}", "campaign_title": f"Newsletter {i}"}
+                for i in reversed(range(events))]
             return member
 
     # -- endpoints ---------------------------------------------------------------------------
@@ -122,9 +128,29 @@ class MailchimpEmulator(Emulator):
         if self._member(req) is None:
             return self.error(404, "The requested resource could not be found.")
         key = (req.params["list_id"], req.params["hash"])
-        events = self.activity.get(key, [])
+        events = [{"action": e["activity_type"], "timestamp": e["created_at_timestamp"],
+                   "campaign_id": e["campaign_id"], "title": e["campaign_title"]}
+                  for e in self.activity.get(key, [])[:50]]
         return 200, {"activity": events, "email_id": req.params["hash"],
                      "list_id": req.params["list_id"], "total_items": len(events)}, {}
+
+    def get_activity_feed(self, req: Req) -> Answer:
+        if self._member(req) is None:
+            return self.error(404, "The requested resource could not be found.")
+        try:
+            offset = int(req.query.get("offset", 0))
+            count = min(int(req.query.get("count", 10)), 1000)
+        except ValueError:
+            return self.error(400, "count and offset must be integers")
+        key = (req.params["list_id"], req.params["hash"])
+        events = self.activity.get(key, [])
+        kinds = req.query.get("activity_filters")
+        if kinds:
+            wanted = set(kinds.split(","))
+            events = [e for e in events if e["activity_type"] in wanted]
+        return 200, {"activity": events[offset:offset + count], "email_id": req.params["hash"],
+                     "list_id": req.params["list_id"], "total_items": len(events),
+                     "_links": []}, {}
 
     def delete_permanent(self, req: Req) -> Answer:
         if self._member(req) is None:
