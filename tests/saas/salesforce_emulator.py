@@ -7,8 +7,15 @@ Endpoints: ``POST /services/oauth2/token`` (client credentials; ``{"access_token
 <Field> = '<literal>' [AND …]``, string literals with Salesforce's escapes; a malformed query
 is 400 ``MALFORMED_QUERY``; ``{"totalSize", "done", "records", "nextRecordsUrl"}`` with
 ``batch`` records a page), ``GET …/query/{locator}`` (the next page),
-``GET|DELETE …/sobjects/{type}/{id}`` (204; a deleted record is 404 ``ENTITY_IS_DELETED``);
-a trailing slash is ignored.
+``GET|DELETE …/sobjects/{type}/{id}`` (204; a deleted record is 404 ``ENTITY_IS_DELETED``),
+``GET …/queryAll?q=`` (as ``query``, and also the records in the Recycle Bin, with
+``IsDeleted: true``; its next pages at ``…/queryAll/{locator}``); a trailing slash is ignored. ``WHERE`` takes string literals and the
+boolean literals ``true`` and ``false``.
+
+A REST delete is soft, as Salesforce documents it: the record goes to the org's Recycle Bin,
+where queries no longer find it, ``queryAll`` still does, and it stays restorable for
+``RECYCLE_DAYS`` days before Salesforce purges it for good (:meth:`purge`, on ``clock``, which
+a test may replace with a simulated clock).
 Records carry ``attributes: {type, url}``. Errors are a list of ``{"message", "errorCode"}``.
 The token endpoint is outside fault injection and rate limits (Salesforce serves it apart)
 but honours ``refuse``.
@@ -18,6 +25,8 @@ from __future__ import annotations
 
 import itertools
 import re
+import time
+from collections.abc import Callable
 from typing import Any
 
 from interfaces.demo.emulators.server import Answer, Emulator, Req
@@ -29,7 +38,8 @@ CODES = {401: "INVALID_SESSION_ID", 404: "NOT_FOUND", 429: "REQUEST_LIMIT_EXCEED
 ESCAPES = {"n": "\n", "r": "\r", "t": "\t", "b": "\b", "f": "\f", '"': '"', "'": "'",
            "\\": "\\"}
 LITERAL = r"'((?:[^'\\]|\\.)*)'"
-CONDITION = re.compile(rf"\s*(\w+)\s*=\s*{LITERAL}\s*")
+CONDITION = re.compile(rf"\s*(\w+)\s*=\s*(?:{LITERAL}|(true|false)\b)\s*", re.IGNORECASE)
+RECYCLE_DAYS = 15
 
 
 def unescape(text: str) -> str:
@@ -57,7 +67,9 @@ def parse_soql(query: str) -> tuple[list[str], str, list[tuple[str, str]]]:
         cond = CONDITION.match(rest)
         if not cond:
             raise ValueError("unexpected token in WHERE")
-        conditions.append((cond.group(1), unescape(cond.group(2))))
+        value = (unescape(cond.group(2)) if cond.group(3) is None
+                 else cond.group(3).lower())
+        conditions.append((cond.group(1), value))
         rest = rest[cond.end():]
         if not rest:
             break
@@ -75,14 +87,18 @@ class SalesforceEmulator(Emulator):
         self.tokens: set[str] = set()
         self.records: dict[str, dict[str, dict[str, Any]]] = {"Contact": {}, "Lead": {},
                                                                "Case": {}}
-        self.deleted: set[str] = set()
+        self.deleted: set[str] = set()  # in the Recycle Bin
+        self.deleted_at: dict[str, float] = {}
+        self.clock: Callable[[], float] = time.time
         self.batch = 200
         self.cursors: dict[str, list[dict[str, Any]]] = {}
         self._ids = itertools.count(1)
         self._tokens = itertools.count(1)
         r = self.route
         r("GET", f"{DATA}/query", self.query)
+        r("GET", f"{DATA}/queryAll", self.query_all)
         r("GET", f"{DATA}/query/{{locator}}", self.query_more)
+        r("GET", f"{DATA}/queryAll/{{locator}}", self.query_more)
         r("GET", f"{DATA}/sobjects/{{type}}/{{id}}", self.get_record)
         r("DELETE", f"{DATA}/sobjects/{{type}}/{{id}}", self.delete_record)
 
@@ -119,7 +135,8 @@ class SalesforceEmulator(Emulator):
         rid = f"{prefix}{next(self._ids):015d}"
         self.records[kind][rid] = {
             "attributes": {"type": kind, "url": f"{DATA}/sobjects/{kind}/{rid}"},
-            "Id": rid, "CreatedDate": "2026-01-02T10:00:00.000+0000", **fields}
+            "Id": rid, "IsDeleted": False, "CreatedDate": "2026-01-02T10:00:00.000+0000",
+            **fields}
         return rid
 
     def add_contact(self, email: str, *, cases: int = 2, lead: bool = True) -> str:
@@ -145,7 +162,21 @@ class SalesforceEmulator(Emulator):
             body["nextRecordsUrl"] = f"{DATA}/query/{locator}"
         return body
 
-    def query(self, req: Req) -> Answer:
+    def purge(self) -> list[str]:
+        """Purge the records that have been in the Recycle Bin for ``RECYCLE_DAYS`` days; their
+        ids."""
+        with self.lock:
+            horizon = self.clock() - RECYCLE_DAYS * 86_400
+            gone = [rid for rid, when in self.deleted_at.items() if when <= horizon]
+            for rid in gone:
+                for records in self.records.values():
+                    records.pop(rid, None)
+                self.deleted.discard(rid)
+                del self.deleted_at[rid]
+            return gone
+
+    def query(self, req: Req, *, include_deleted: bool = False) -> Answer:
+        self.purge()
         try:
             fields, kind, conditions = parse_soql(req.query.get("q", ""))
         except (ValueError, StopIteration) as exc:
@@ -154,12 +185,15 @@ class SalesforceEmulator(Emulator):
             return self.error(400, f"sObject type '{kind}' is not supported.")
         hits = []
         for rec in self.records[kind].values():
-            if rec["Id"] in self.deleted:
+            if rec["Id"] in self.deleted and not include_deleted:
                 continue
-            if all(str(rec.get(f) or "").lower() == v.lower() for f, v in conditions):
+            if all(_text(rec.get(f)) == v.lower() for f, v in conditions):
                 hits.append({"attributes": rec["attributes"],
                              **{f: rec.get(f) for f in fields}})
         return 200, self._page(hits), {}
+
+    def query_all(self, req: Req) -> Answer:
+        return self.query(req, include_deleted=True)
 
     def query_more(self, req: Req) -> Answer:
         rest = self.cursors.pop(req.params["locator"], None)
@@ -170,6 +204,7 @@ class SalesforceEmulator(Emulator):
         return 200, body, {}
 
     def _record(self, req: Req) -> tuple[dict[str, Any] | None, Answer | None]:
+        self.purge()
         rec = self.records.get(req.params["type"], {}).get(req.params["id"])
         if rec is None:
             return None, self.error(404, "The requested resource does not exist")
@@ -186,5 +221,15 @@ class SalesforceEmulator(Emulator):
         rec, err = self._record(req)
         if rec is None:
             return err  # type: ignore[return-value]
-        self.deleted.add(rec["Id"])  # to the Recycle Bin
+        with self.lock:
+            self.deleted.add(rec["Id"])  # to the Recycle Bin
+            self.deleted_at[rec["Id"]] = self.clock()
+            rec["IsDeleted"] = True
         return 204, None, {}
+
+
+def _text(value: Any) -> str:
+    """A field's value as a WHERE clause compares it: booleans as ``true``/``false``."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value or "").lower()
