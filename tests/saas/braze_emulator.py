@@ -4,16 +4,26 @@ uses.
 Endpoints: ``POST /users/export/ids`` (by ``external_ids``, ``braze_id``, ``user_aliases`` or
 ``email_address``; ``fields_to_export`` picks fields; answers ``{"users", "invalid_user_ids",
 "message": "success"}``, every profile sharing the address, unpaged), ``POST /users/delete``
-(``external_ids`` and/or ``braze_ids``; ``{"deleted": n, "message": "success"}``, unknown ids
+(one kind of identifier a request, ``external_ids`` or ``braze_ids``, at most 50; answers
+``{"deleted": n, "message": "success"}``, ``n`` the profiles *queued* for deletion, unknown ids
 count nothing). Errors are ``{"message"}``. Auth: ``Authorization: Bearer <REST API key>``.
+
+Deletion is asynchronous, as Braze documents it: a success answer means the deletion is
+queued; it usually completes within a second, but exports may still show the profile for up
+to five minutes. Here a queued profile disappears ``delete_delay`` seconds after the call, on
+``clock`` (both settable by a test: ``clock`` may be a simulated clock).
 """
 
 from __future__ import annotations
 
 import itertools
+import time
+from collections.abc import Callable
 from typing import Any
 
 from interfaces.demo.emulators.server import Answer, Emulator, Req
+
+IDENTIFIERS = ("external_ids", "user_aliases", "braze_ids", "email_addresses", "phone_numbers")
 
 
 class BrazeEmulator(Emulator):
@@ -21,6 +31,9 @@ class BrazeEmulator(Emulator):
         super().__init__()
         self.api_key = api_key
         self.users: dict[str, dict[str, Any]] = {}
+        self.queued: dict[str, float] = {}  # braze_id -> when the deletion takes effect
+        self.delete_delay = 0.0
+        self.clock: Callable[[], float] = time.monotonic
         self._ids = itertools.count(1)
         self.route("POST", "/users/export/ids", self.export)
         self.route("POST", "/users/delete", self.delete)
@@ -31,6 +44,19 @@ class BrazeEmulator(Emulator):
     def error(self, status: int, message: str) -> Answer:
         text = {401: "Invalid API Key", 429: "Rate limit exceeded"}.get(status, message)
         return status, {"message": text}, {}
+
+    def handle(self, req: Req) -> Answer:
+        self.apply_deletions()
+        return super().handle(req)
+
+    def apply_deletions(self) -> None:
+        """Remove the queued profiles whose deletion time has come."""
+        with self.lock:
+            now = self.clock()
+            for bid, when in list(self.queued.items()):
+                if when <= now:
+                    self.users.pop(bid, None)
+                    del self.queued[bid]
 
     def add_user(self, email: str, external_id: str | None = None) -> str:
         with self.lock:
@@ -61,10 +87,19 @@ class BrazeEmulator(Emulator):
 
     def delete(self, req: Req) -> Answer:
         body = req.json()
-        ext, bids = set(body.get("external_ids") or []), set(body.get("braze_ids") or [])
-        if len(ext) + len(bids) > 50:
+        given = [k for k in IDENTIFIERS if body.get(k)]
+        if len(given) != 1:
+            return 400, {"message": "Specify exactly one of " + ", ".join(IDENTIFIERS)}, {}
+        ids = set(body[given[0]])
+        if len(ids) > 50:
             return 400, {"message": "at most 50 ids a request"}, {}
-        gone = [b for b, u in self.users.items() if b in bids or u["external_id"] in ext]
-        for bid in gone:
-            del self.users[bid]
-        return 201, {"deleted": len(gone), "message": "success"}, {}
+        field = {"external_ids": "external_id", "braze_ids": "braze_id"}.get(given[0])
+        if field is None:
+            return 400, {"message": f"{given[0]} is not supported by this emulator"}, {}
+        with self.lock:
+            queued = [b for b, u in self.users.items() if u[field] in ids]
+            when = self.clock() + self.delete_delay
+            for bid in queued:
+                self.queued.setdefault(bid, when)
+        self.apply_deletions()
+        return 201, {"deleted": len(queued), "message": "success"}, {}
