@@ -7,9 +7,11 @@ of filters; fields ``id``, ``email``, ``external_id``, ``phone``; operators ``=`
 email compared case-insensitively), ``DELETE /contacts/{id}`` (permanent; answers
 ``{"id", "external_id", "type": "contact", "deleted": true}``), ``POST /conversations/search``
 (``contact_ids`` ``=`` a contact id), ``DELETE /conversations/{id}`` (``{"id", "object":
-"conversation", "deleted": true}``). Searches page in the body: ``pagination.per_page`` (at
-most 150) and ``pagination.starting_after``, answered in ``pages`` (``page``, ``per_page``,
-``total_pages``, ``next.starting_after`` while more remain); ``total_count`` counts all hits.
+"conversation", "deleted": true}``; only from API version 2.13, which added it: an older
+version answers 404). Searches page in the body: ``pagination.per_page`` (default 50 for
+contacts and 20 for conversations, at most 150) and ``pagination.starting_after``, answered in
+``pages`` (``page``, ``per_page``, ``total_pages``, ``next.starting_after`` while more remain);
+``total_count`` counts all hits.
 Errors are ``{"type": "error.list", "request_id", "errors": [{"code", "message"}]}``. Auth:
 ``Authorization: Bearer <access token>``. An ``Intercom-Version`` header other than a known
 version is refused with 400 ``intercom_version_invalid``; the versions sent are recorded.
@@ -25,6 +27,7 @@ from typing import Any
 from interfaces.demo.emulators.server import Answer, Emulator, Req
 
 VERSIONS = {"2.9", "2.10", "2.11", "2.12", "2.13", "2.14", "Unstable"}
+CONVERSATION_DELETE_SINCE = (2, 13)
 CODES = {400: "parameter_invalid", 401: "unauthorized", 404: "not_found",
          429: "rate_limit_exceeded", 500: "server_error"}
 
@@ -107,9 +110,10 @@ class IntercomEmulator(Emulator):
 
     # -- helpers -----------------------------------------------------------------------------
 
-    def _page(self, req: Req, kind: str, key: str, hits: list[dict[str, Any]]) -> Answer:
+    def _page(self, req: Req, kind: str, key: str, hits: list[dict[str, Any]],
+              default: int) -> Answer:
         paging = req.json().get("pagination") or {}
-        per_page = int(paging.get("per_page", 50))
+        per_page = int(paging.get("per_page", default))
         if not 1 <= per_page <= 150:
             return self.error(400, "per_page must be between 1 and 150")
         after = paging.get("starting_after")
@@ -147,7 +151,7 @@ class IntercomEmulator(Emulator):
         raise ValueError(op)
 
     def _search(self, req: Req, items: list[dict[str, Any]], kind: str, key: str,
-                fields: set[str]) -> Answer:
+                fields: set[str], default: int) -> Answer:
         query = req.json().get("query")
         if not isinstance(query, dict):
             return self.error(400, "query is required")
@@ -161,7 +165,7 @@ class IntercomEmulator(Emulator):
             return self.error(400, "Unsupported field or operator in query")
         with self.lock:
             hits = [i for i in items if self._matches(i, query)]
-        return self._page(req, kind, key, hits)
+        return self._page(req, kind, key, hits, default)
 
     # -- endpoints ---------------------------------------------------------------------------
 
@@ -192,7 +196,7 @@ class IntercomEmulator(Emulator):
 
     def search_contacts(self, req: Req) -> Answer:
         return self._search(req, list(self.contacts.values()), "list", "data",
-                            {"id", "email", "external_id", "phone", "name"})
+                            {"id", "email", "external_id", "phone", "name"}, 50)
 
     def delete_contact(self, req: Req) -> Answer:
         with self.lock:
@@ -204,9 +208,13 @@ class IntercomEmulator(Emulator):
 
     def search_conversations(self, req: Req) -> Answer:
         return self._search(req, list(self.conversations.values()), "conversation.list",
-                            "conversations", {"id", "contact_ids", "state"})
+                            "conversations", {"id", "contact_ids", "state"}, 20)
 
     def delete_conversation(self, req: Req) -> Answer:
+        version = req.headers.get("intercom-version") or "2.13"
+        if version != "Unstable" and tuple(
+                int(p) for p in version.split(".")) < CONVERSATION_DELETE_SINCE:
+            return self.error(404, "Resource Not Found")  # the endpoint came with 2.13
         with self.lock:
             gone = self.conversations.pop(req.params["id"], None)
         if gone is None:
