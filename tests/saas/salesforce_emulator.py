@@ -9,8 +9,8 @@ is 400 ``MALFORMED_QUERY``; ``{"totalSize", "done", "records", "nextRecordsUrl"}
 ``batch`` records a page), ``GET …/query/{locator}`` (the next page),
 ``GET|DELETE …/sobjects/{type}/{id}`` (204; a deleted record is 404 ``ENTITY_IS_DELETED``),
 ``GET …/queryAll?q=`` (as ``query``, and also the records in the Recycle Bin, with
-``IsDeleted: true``; its next pages at ``…/queryAll/{locator}``); a trailing slash is ignored. ``WHERE`` takes string literals and the
-boolean literals ``true`` and ``false``.
+``IsDeleted: true``; its next pages at ``…/queryAll/{locator}``); a trailing slash is
+ignored. ``WHERE`` takes string literals and the boolean literals ``true`` and ``false``.
 
 A REST delete is soft, as Salesforce documents it: the record goes to the org's Recycle Bin,
 where queries no longer find it, ``queryAll`` still does, and it stays restorable for
