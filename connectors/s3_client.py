@@ -241,7 +241,7 @@ class S3Settings:
     prefilter: bool = True
     range_size: int = 8 << 20
     range_workers: int = 1
-    read_ahead: int = 0
+    read_ahead: int = 4  # chunks a thread reads ahead while the last one is searched
     before_write: Callable[[str], None] | None = None
 
 

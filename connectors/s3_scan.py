@@ -79,9 +79,13 @@ class Needles:
         """Start offsets of the lines in ``block[:limit]`` (whole lines) to parse, sorted."""
         starts: set[int] = set()
         if self._automaton is not None:
-            hay = memoryview(block.lower() if self.lower else block)[:limit]
+            # Bytes, not a memoryview slice: the binding searches bytes without a copy. A hit
+            # past ``limit`` is in the unfinished last line, searched again with the next block.
+            hay = block.lower() if self.lower else block
             last = -1
             for _form, begin, _end in self._automaton.find_matches_as_indexes(hay):
+                if begin >= limit:
+                    break
                 if begin > last:  # a new line (matches come in order)
                     start = block.rfind(b"\n", 0, begin) + 1
                     starts.add(start)

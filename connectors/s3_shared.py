@@ -46,12 +46,41 @@ def matcher_for(spec: S3SharedSpec, keys: Any) -> Matcher:
     return Matcher(spec.match, keys, dotted=spec.format != "csv")
 
 
-def _versions(b: Bucket, spec: S3SharedSpec) -> list[Version]:
+def _versions(b: Bucket, spec: S3SharedSpec, *, current_only: bool = False) -> list[Version]:
+    """The shared files under the prefix: every version, or only current ones.
+
+    A bucket that never had versioning holds only current objects, so ListObjectsV2 lists the
+    same files as ListObjectVersions, which some stores (moto) answer far more slowly.
+    """
     with b.guard(spec.name, f"listing shared files under {spec.prefix!r}"):
-        return [
-            v for v in list_versions(b.client, b.name, spec.prefix, b.settings.page_size)
-            if not v.is_marker and not v.key.endswith("/")
-        ]
+        if current_only or not _ever_versioned(b):
+            found = _current(b, spec.prefix)
+        else:
+            found = list_versions(b.client, b.name, spec.prefix, b.settings.page_size)
+        return [v for v in found if not v.is_marker and not v.key.endswith("/")]
+
+
+def _ever_versioned(b: Bucket) -> bool:
+    """True unless GetBucketVersioning says versioning was never enabled (or cannot say)."""
+    try:
+        status = b.client.get_bucket_versioning(Bucket=b.name).get("Status")
+    except ClientError as exc:
+        if exc.response["Error"].get("Code") in ("AccessDenied", "NotImplemented"):
+            return True  # cannot tell: list every version
+        raise
+    return status in ("Enabled", "Suspended")
+
+
+def _current(b: Bucket, prefix: str) -> Iterator[Version]:
+    params: dict[str, Any] = {"Bucket": b.name, "Prefix": prefix,
+                              "MaxKeys": b.settings.page_size}
+    while True:
+        page = b.client.list_objects_v2(**params)
+        for item in page.get("Contents", []):
+            yield Version(item["Key"], "null", True, False, item.get("Size", 0))
+        if not page.get("IsTruncated"):
+            return
+        params["ContinuationToken"] = page["NextContinuationToken"]
 
 
 def _open(
@@ -177,7 +206,7 @@ def collect_shared(
     digest = hashlib.sha256()
     scanned = 0
     batch: list[dict[str, Any]] = []
-    for v in (v for v in _versions(b, spec) if v.is_latest) if not matcher.empty else ():
+    for v in _versions(b, spec, current_only=True) if not matcher.empty else ():
         with b.guard(spec.name, f"scanning {v.key!r}"):
             opened = _open(b, spec, v, matcher)
             if opened is None:
