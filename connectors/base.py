@@ -25,6 +25,12 @@ rows, objects or items; ``remaining`` after erasure; ``retained_ground`` for wha
 kind-specific ``counts``); per-item fingerprints only as :meth:`ConnectorContext.keyed_hash`,
 never a value. Evidence and records hold no personal data.
 
+Vendor jobs: an erasure the system finishes later (a SaaS vendor's deletion job) ends
+``erase`` with ``result.jobs`` (:class:`PendingJob`: a job id and how often to ask, no
+personal data) and ``remaining`` unknown for its collections; the fleet keeps them in the state
+database, asks ``poll_job`` on a schedule, and once every job ended ``settle`` recounts and
+returns the final evidence with the vendor's final status.
+
 Discovered keys: ``result.discover(name, values)`` for each ``provides`` key met on the way
 in ``collect`` and ``erase`` (``count`` may too), so the fleet feeds collections elsewhere.
 
@@ -89,12 +95,38 @@ class ConnectorContext:
         return hmac.new(self.hash_key, data, hashlib.sha256).hexdigest()
 
 
+@dataclass(frozen=True)
+class PendingJob:
+    """A job the system runs on after ``erase`` returned: which resource and collection it
+    erases, the vendor's job id (never a key value of the subject), the reference that
+    evidence may show (the id itself, or a keyed hash where the id is the person's record),
+    the vendor's status when last asked, and the seconds between polls the vendor suggests."""
+
+    resource: str
+    collection: str
+    job_id: str
+    reference: str
+    status: str
+    every: float
+
+
+@dataclass(frozen=True)
+class JobStatus:
+    """How a job stands: ``state`` is ``done``, ``failed`` or ``pending``; ``status`` is the
+    vendor's own word for it (``FINISHED``, ``HTTP 404: gone``)."""
+
+    state: str
+    status: str
+
+
 @dataclass
 class ConnectorResult:
-    """Evidence per collection, and the keys discovered on the way."""
+    """Evidence per collection, the keys discovered on the way, and the vendor jobs still
+    running (an erasure is finished only when ``jobs`` is empty)."""
 
     evidence: list[CollectionEvidence] = field(default_factory=list)
     discovered: dict[str, set[str]] = field(default_factory=dict)
+    jobs: list[PendingJob] = field(default_factory=list)
 
     def discover(self, name: str, values: Iterable[Any]) -> None:
         self.discovered.setdefault(name, set()).update(str(v) for v in values if v is not None)
@@ -131,6 +163,17 @@ class Connector(ABC):
         erasure is one transaction can instead record from inside it, before it commits."""
         record_found(self.count(keys).evidence)
         return self.erase(keys)
+
+    def poll_job(self, resource: str, job_id: str) -> JobStatus:
+        """How the vendor job ``job_id`` of ``resource`` stands. Only connectors whose
+        ``erase`` returns :attr:`ConnectorResult.jobs` implement it."""
+        raise NotImplementedError(f"{type(self).__name__} submits no vendor jobs")
+
+    def settle(self, keys: SubjectKeys, evidence: list[CollectionEvidence],
+               finished: list[tuple[PendingJob, JobStatus]]) -> ConnectorResult:
+        """The final evidence of an erasure whose jobs all ended ``done``: ``evidence`` as
+        ``erase`` returned it, completed by a recount and the jobs' final statuses."""
+        raise NotImplementedError(f"{type(self).__name__} submits no vendor jobs")
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections. Safe to call twice."""

@@ -32,10 +32,13 @@ from connectors.base import (
     Connector,
     ConnectorContext,
     ConnectorResult,
+    JobStatus,
+    PendingJob,
     SubjectKeys,
     register,
 )
-from connectors.saas.definition import RateLimit, Resource, load_definition
+from connectors.saas import jobs
+from connectors.saas.definition import Given, RateLimit, Resource, load_definition
 from connectors.saas.plugins import definition_for
 from connectors.saas.runtime import VendorClient
 from connectors.saas.session import open_client
@@ -92,7 +95,8 @@ class SaaSConnector(Connector):
                 f"{self.definition.label} has no resource {unknown[0]!r}",
                 f"use some of: {', '.join(self.definition.resources)}",
                 system=system.name, code="saas_unknown_resource")
-        self.wanted = list(system.resources) or list(self.definition.resources)
+        self.wanted = list(system.resources) or [
+            name for name, res in self.definition.resources.items() if not res.opt_in]
         for name in self.wanted:
             parent = self.definition.resources[name].parent
             if (self.definition.resources[name].erase.with_parent
@@ -122,6 +126,12 @@ class SaaSConnector(Connector):
         seen: set[str] = set()
         for key_name, lookup in self.system.identities.items():
             found = res.find.get(lookup)
+            if isinstance(found, Given):  # the key values are the items; nothing is read
+                for value in sorted(keys.get(key_name, ())):
+                    if value not in seen:
+                        seen.add(value)
+                        yield {res.id_field: value}
+                continue
             finders = found if isinstance(found, list) else [found] if found else []
             for finder, value in ((f, v) for f in finders
                                   for v in sorted(keys.get(key_name, ()))):
@@ -183,6 +193,11 @@ class SaaSConnector(Connector):
         for name, items in self._walk(keys):
             res = self.definition.resources[name]
             ev = CollectionEvidence(self.system.name, self._collection(name), "collect")
+            if res.given:  # the vendor has nothing to read: nothing is collected
+                ev.counts["no_read_api"] = 1
+                if name in self.wanted:
+                    result.evidence.append(ev)
+                continue
             started, digest, batch = time.monotonic(), hashlib.sha256(), []
             for item, _parent in items:
                 self._provide(result, name, item)
@@ -221,6 +236,15 @@ class SaaSConnector(Connector):
         from connectors.saas.erase import erase_items
 
         return self._merged(erase_items(self, keys))
+
+    def poll_job(self, resource: str, job_id: str) -> JobStatus:
+        """How the vendor's erasure job ``job_id`` of ``resource`` stands (one call)."""
+        return jobs.poll(self, resource, job_id)
+
+    def settle(self, keys: SubjectKeys, evidence: list[CollectionEvidence],
+               finished: list[tuple[PendingJob, JobStatus]]) -> ConnectorResult:
+        """The erasure's final evidence once its jobs ended (:func:`jobs.settle`)."""
+        return self._merged(jobs.settle(self, keys, evidence, finished))
 
     def _action(self, name: str) -> str:
         if self.system.erasure.action != "delete":

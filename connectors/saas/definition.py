@@ -25,7 +25,8 @@ from dsar.errors import DataMapError
 
 NAME = r"^[a-z][a-z0-9_]*$"
 PLACEHOLDER = re.compile(r"\{([a-z_][A-Za-z0-9_.]*)(?:\|([a-z0-9_]+))?\}")
-ROOTS = ("value", "each", "parent", "item")
+ROOTS = ("value", "each", "parent", "item", "job")
+JOB_ID_ROOTS = ("answer", "item", "parent")
 
 
 class _Strict(BaseModel):
@@ -105,7 +106,8 @@ class Call(_Strict):
             for root, filt in PLACEHOLDER.findall(text):
                 if root.split(".")[0] not in ROOTS:
                     raise ValueError(f"unknown placeholder {{{root}}}: use one of "
-                                     "{value}, {each.<field>}, {parent.<field>}, {item.<field>}")
+                                     "{value}, {each.<field>}, {parent.<field>}, {item.<field>}, "
+                                     "{job.id}")
                 if filt and filt not in FILTERS:
                     raise ValueError(f"unknown filter {filt!r}: use one of {', '.join(FILTERS)}")
         return self
@@ -157,6 +159,67 @@ class KeptAfterDelete(_Strict):
     days: int = Field(ge=1, le=3650)
 
 
+class Given(_Strict):
+    """A lookup the vendor does not offer: the subject's key values are the items themselves
+    (``{id_field: value}``), nothing is read. Segment's regulations take a user id and have no
+    read API. Such a resource is never collected or recounted; its erasure must be a ``job``,
+    whose final status is the proof."""
+
+    given: Literal[True]
+
+
+class Job(_Strict):
+    """An erasure the vendor finishes later: the erase calls submit a job, polled until the
+    vendor says it ended.
+
+    - ``id``: a template for the job id, from the last erase call's JSON answer
+      (``{answer.data.regulateId}``) or from the item (``{item.id}``: the job is the item's own
+      deletion, polled until it is gone);
+    - ``poll``: the call that asks how the job stands, templated on ``{job.id}``;
+    - ``status``: the body path of the vendor's status; ``done``, ``failed`` and ``pending``
+      list what each status means (a status in none of them counts as pending, and is shown);
+      without ``status`` any 2xx answer means pending;
+    - ``missing``: what a 404 answer to ``poll`` means (``done`` for a deletion polled until
+      the record is gone);
+    - ``every``: seconds between polls the vendor suggests (the fleet's bounds apply).
+    """
+
+    id: str
+    poll: Call
+    status: str | None = None
+    done: list[str] = Field(default_factory=list)
+    failed: list[str] = Field(default_factory=list)
+    pending: list[str] = Field(default_factory=list)
+    missing: Literal["done", "failed", "pending"] = "failed"
+    every: float = Field(default=60.0, gt=0, le=86_400)
+
+    @model_validator(mode="after")
+    def _complete(self) -> Job:
+        roots = [root.split(".")[0] for root, _ in PLACEHOLDER.findall(self.id)]
+        if not roots or any(r not in JOB_ID_ROOTS for r in roots):
+            raise ValueError("a job 'id' is a template on the erase call's answer or the item: "
+                             "{answer.<path>} or {item.<field>}")
+        if self.status is not None and not self.done:
+            raise ValueError("a job with 'status' needs 'done' (the statuses that mean the "
+                             "vendor finished)")
+        if self.status is None and (self.done or self.failed or self.pending):
+            raise ValueError("'done', 'failed' and 'pending' need 'status' (the body path of "
+                             "the vendor's status)")
+        named = [*self.done, *self.failed, *self.pending]
+        if len(set(named)) != len(named):
+            raise ValueError("a job status is listed twice in 'done', 'failed' or 'pending'")
+        if self.missing != "done" and self.status is None:
+            raise ValueError("a job without 'status' is polled until it is gone: write "
+                             "'missing: done'")
+        return self
+
+    @property
+    def id_from_item(self) -> bool:
+        """Whether the job id is the id of the person's record at the vendor (not an id the
+        vendor made for the job): records then show a keyed hash of it, never the id."""
+        return any(root.split(".")[0] != "answer" for root, _ in PLACEHOLDER.findall(self.id))
+
+
 class Erase(_Strict):
     """What erasure does to a resource's items. Exactly one of:
 
@@ -170,7 +233,8 @@ class Erase(_Strict):
     ``then`` (with ``call``) are further requests per item, sent in order after ``call``
     succeeds: Zendesk's permanent deletion of a soft-deleted user (404: already gone).
     ``settle`` and ``kept_after_delete`` (with ``call``) say what the vendor does after it
-    answers: :class:`Settle`, :class:`KeptAfterDelete`.
+    answers: :class:`Settle`, :class:`KeptAfterDelete`. ``job`` (with ``call``): the last of
+    the calls submits a job the vendor finishes later (:class:`Job`).
     """
 
     call: Call | None = None
@@ -180,6 +244,7 @@ class Erase(_Strict):
     kind: Literal["delete", "anonymise", "privacy_delete"] = "delete"
     settle: Settle | None = None
     kept_after_delete: KeptAfterDelete | None = None
+    job: Job | None = None
 
     @model_validator(mode="after")
     def _one(self) -> Erase:
@@ -187,7 +252,7 @@ class Erase(_Strict):
         if sum(chosen) != 1:
             raise ValueError("give exactly one of 'call', 'with_parent: true' or "
                              "'retained_by_vendor: <ground>'")
-        for name in ("then", "settle", "kept_after_delete"):
+        for name in ("then", "settle", "kept_after_delete", "job"):
             if getattr(self, name) and self.call is None:
                 raise ValueError(f"'{name}' follows a 'call': give the 'call' first")
         return self
@@ -200,12 +265,13 @@ class Resource(_Strict):
     label: str | None = None
     category: str = "saas.record"
     id_field: str = "id"
-    find: dict[Annotated[str, Field(pattern=NAME)], Finder | list[Finder]] = Field(
+    find: dict[Annotated[str, Field(pattern=NAME)], Finder | list[Finder] | Given] = Field(
         default_factory=dict)
     parent: str | None = None
     list_call: Call | None = Field(default=None, alias="list")
     provides: dict[Annotated[str, Field(pattern=NAME)], str] = Field(default_factory=dict)
     erase: Erase
+    opt_in: bool = False  # only when the data map lists it in `resources`
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
@@ -217,7 +283,15 @@ class Resource(_Strict):
             raise ValueError("a resource with 'parent' needs 'list' (how its items are listed)")
         if self.erase.with_parent and not self.parent:
             raise ValueError("'with_parent' needs a 'parent'")
+        if self.given and self.erase.job is None and self.erase.retained_by_vendor is None:
+            raise ValueError("a resource found by 'given: true' cannot be recounted: its "
+                             "erasure needs a 'job' whose final status proves it")
         return self
+
+    @property
+    def given(self) -> bool:
+        """Whether the items are the subject's key values, not read from the vendor."""
+        return any(isinstance(f, Given) for f in self.find.values())
 
 
 class Auth(_Strict):

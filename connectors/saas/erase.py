@@ -8,6 +8,10 @@ data map says ``retain`` or ``none``, are counted and reported, never changed. I
 keeps after deleting them (``kept_after_delete``: a recycle bin) are reported deleted and
 retained until the vendor purges them; a recount of a resource the vendor erases later than it
 answers (``settle``) is repeated until nothing is left.
+
+A resource whose erasure is a vendor job (``erase.job``) is asked once right after submitting;
+jobs still running are returned in ``result.jobs``, and the recount of what they erase waits
+for them (:func:`connectors.saas.jobs.settle`): its ``remaining`` stays unknown until then.
 """
 
 from __future__ import annotations
@@ -18,7 +22,8 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from connectors.base import ConnectorResult, SubjectKeys
+from connectors.base import ConnectorResult, JobStatus, PendingJob, SubjectKeys
+from connectors.saas import jobs
 from dsar.errors import ConnectorError
 from dsar.evidence import CollectionEvidence
 
@@ -70,17 +75,34 @@ def erase_items(conn: SaaSConnector, keys: SubjectKeys) -> ConnectorResult:
             continue
         assert res.erase.call is not None
         gone = 0
+        finished: list[tuple[PendingJob, JobStatus]] = []
         for item, parent in counted[name]:
             scope = {"item": item, "parent": parent}
-            if conn.client.send(res.erase.call, scope, allow_missing=True) is None:
+            answer = conn.client.send(res.erase.call, scope, allow_missing=True)
+            if answer is None:
                 gone += 1
             else:
                 ev.counts[res.erase.kind] = ev.counts.get(res.erase.kind, 0) + 1
             for then in res.erase.then:  # a 404: that step was done before
-                conn.client.send(then, scope, allow_missing=True)
+                answer = conn.client.send(then, scope, allow_missing=True)
+            if res.erase.job is not None and answer is not None:
+                job, status = jobs.submitted(conn, name, res.erase.job, item, parent, answer)
+                if status.state == "failed":
+                    raise jobs.failed(conn, job, status)
+                if status.state == "done":
+                    finished.append((job, status))
+                else:
+                    result.jobs.append(job)
         ev.deleted = ev.found - gone
         if gone:
             ev.counts["already_gone"] = gone
+        if finished:
+            jobs.note(ev, finished)
+        pending = sum(1 for job in result.jobs if job.resource == name)
+        if pending:
+            ev.counts["vendor_jobs_pending"] = pending
+        elif res.given:  # every job done: the vendor's status is the proof
+            ev.remaining = 0
         kept = res.erase.kept_after_delete
         if kept is not None and ev.deleted:
             until = (datetime.now(UTC) + timedelta(days=kept.days)).date()
@@ -88,7 +110,8 @@ def erase_items(conn: SaaSConnector, keys: SubjectKeys) -> ConnectorResult:
             ev.retained_ground = kept.ground
             ev.retained_period = f"{kept.days} days, until {until.isoformat()} (UTC)"
     if mode == "delete":
-        _recount(conn, keys, found_parents, evidence)
+        waiting = jobs.waits_for(definition, conn.order, {job.resource for job in result.jobs})
+        _recount(conn, keys, found_parents, evidence, waiting)
     elapsed = int((time.monotonic() - started) * 1000)
     for name in conn.order:
         if name in conn.wanted:
@@ -113,10 +136,11 @@ def _settle_waits(conn: SaaSConnector) -> Iterator[float]:
 
 
 def _recount(conn: SaaSConnector, keys: SubjectKeys, parents: dict[str, Any],
-             evidence: dict[str, CollectionEvidence]) -> None:
+             evidence: dict[str, CollectionEvidence], waiting: set[str]) -> None:
+    """Recount what erasure removed, except what waits for vendor jobs (``waiting``)."""
     waits, waited = _settle_waits(conn), 0.0
     while True:
-        left = _recount_once(conn, keys, parents, evidence)
+        left = _recount_once(conn, keys, parents, evidence, waiting)
         settling = [n for n in left if conn.definition.resources[n].erase.settle]
         wait = next(waits, None) if left and len(settling) == len(left) else None
         if wait is None:
@@ -136,12 +160,12 @@ def _recount(conn: SaaSConnector, keys: SubjectKeys, parents: dict[str, Any],
 
 
 def _recount_once(conn: SaaSConnector, keys: SubjectKeys, parents: dict[str, Any],
-                  evidence: dict[str, CollectionEvidence]) -> dict[str, int]:
+                  evidence: dict[str, CollectionEvidence], waiting: set[str]) -> dict[str, int]:
     """One recount pass: how many items of each wanted resource are left, where any are."""
     left: dict[str, int] = {}
     for name, items in conn._walk(keys, parents=parents):
         res = conn.definition.resources[name]
-        if res.erase.retained_by_vendor:
+        if res.erase.retained_by_vendor or name in waiting:
             continue  # not listed again: the generator is never started
         n = sum(1 for _ in items)
         evidence[name].remaining = n

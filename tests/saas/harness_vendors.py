@@ -11,6 +11,7 @@ from tests.saas.braze_emulator import BrazeEmulator
 from tests.saas.harness import Harness
 from tests.saas.intercom_emulator import IntercomEmulator
 from tests.saas.salesforce_emulator import SalesforceEmulator
+from tests.saas.segment_emulator import SegmentEmulator
 from tests.saas.zendesk_emulator import ZendeskEmulator
 
 
@@ -118,5 +119,48 @@ def _intercom() -> Harness:
                            "intercom_contact_id")
 
 
+class SegmentHarness(Harness):
+    """Segment has no read API: the subject's key is its ``userId`` (here the address), and
+    a regulation's final status is the only proof of erasure."""
+
+    emulator: SegmentEmulator
+
+    def system(self, **overrides: Any) -> Any:
+        return super().system(**{"identities": {"email": "user_id"}, **overrides})
+
+    def seed(self, email: str, many: bool = False) -> dict[str, int]:
+        self.emulator.add_user(email)
+        return {"users": 1}
+
+    def holds(self, email: str) -> int:
+        return int(email in self.emulator.users)
+
+
+def _segment() -> Harness:
+    em = SegmentEmulator("sgp_contract")
+    return SegmentHarness("segment", em, em.start(), "SEGMENT_TOKEN", em.token, ["users"],
+                          ["users"], [], "segment_user_id")
+
+
 HARNESSES: dict[str, Callable[[], Harness]] = {"zendesk": _zendesk, "salesforce": _salesforce,
                                                "braze": _braze, "intercom": _intercom}
+
+
+def _hubspot() -> Harness:
+    from tests.saas.harness import make_harness
+
+    return make_harness("hubspot")
+
+
+#: The vendors whose erasure is a job the vendor finishes later (docs/saas.md, "Vendor jobs").
+JOB_HARNESSES: dict[str, Callable[[], Harness]] = {"segment": _segment, "zendesk": _zendesk,
+                                                   "hubspot": _hubspot}
+
+
+def delay_jobs(harness: Harness, seconds: float) -> None:
+    """Make the vendor finish erasure jobs ``seconds`` after they are submitted (on the
+    emulator's clock, which a test moves with ``emulator.advance``)."""
+    em: Any = harness.emulator
+    for knob in ("finish_after", "delete_after", "purge_after"):
+        if hasattr(em, knob):
+            setattr(em, knob, seconds)

@@ -6,8 +6,10 @@ Endpoints: ``GET/POST /crm/v3/objects/contacts`` (list paged by ``limit``/``afte
 case-insensitively), ``POST /crm/v3/objects/contacts/search`` (``EQ`` filters on ``email`` or
 ``phone``), ``GET /crm/v4/objects/contacts/{id}/associations/{type}`` (paged by
 ``limit``/``after``; ``paging.next.after``), ``POST /crm/v3/objects/contacts/gdpr-delete``
-(``{"objectId"}``, with ``idProperty: email`` an address; 204; the contact and its
-associations are gone for good and the address is blocklisted, also when no contact had it).
+(``{"objectId"}``, with ``idProperty: email`` an address; 204; the address is blocklisted at
+once, also when no contact had it, and the contact and its associations are gone for good
+``delete_after`` seconds later on the emulator's ``clock``: a test moves the clock rather than
+sleeping). Search pages in the body (``limit``, ``after``; ``paging.next.after``).
 Objects are ``{"id", "properties", "createdAt", "updatedAt", "archived"}``; errors
 ``{"status": "error", "message", "correlationId", "category"}``. Auth: ``Bearer`` token.
 """
@@ -15,6 +17,8 @@ Objects are ``{"id", "properties", "createdAt", "updatedAt", "archived"}``; erro
 from __future__ import annotations
 
 import itertools
+import time
+from collections.abc import Callable
 from typing import Any
 
 from interfaces.demo.emulators.server import Answer, Emulator, Req
@@ -30,6 +34,9 @@ class HubSpotEmulator(Emulator):
         self.contacts: dict[str, dict[str, Any]] = {}
         self.associations: dict[tuple[str, str], list[str]] = {}
         self.blocklist: set[str] = set()
+        self.clock: Callable[[], float] = time.time
+        self.delete_after = 0.0
+        self.deleting: dict[str, float] = {}  # contact id -> when the GDPR delete is done
         self._ids = itertools.count(101)
         r = self.route
         r("GET", "/crm/v3/objects/contacts", self.list_contacts)
@@ -38,6 +45,24 @@ class HubSpotEmulator(Emulator):
         r("POST", "/crm/v3/objects/contacts/gdpr-delete", self.gdpr_delete)
         r("GET", "/crm/v3/objects/contacts/{id}", self.get_contact)
         r("GET", "/crm/v4/objects/contacts/{id}/associations/{kind}", self.list_associations)
+
+    def handle(self, req: Req) -> Answer:
+        with self.lock:
+            self._apply_deletes()
+            return super().handle(req)
+
+    def advance(self, seconds: float) -> None:
+        """Move the emulator's clock forward (it starts at the real time)."""
+        now = self.clock()
+        self.clock = lambda: now + seconds
+
+    def _apply_deletes(self) -> None:
+        for cid, due in list(self.deleting.items()):
+            if due <= self.clock():
+                del self.deleting[cid]
+                self.contacts.pop(cid, None)
+                for key in [k for k in self.associations if k[0] == cid]:
+                    del self.associations[key]
 
     def authorized(self, req: Req) -> bool:
         return req.headers.get("authorization") == f"Bearer {self.token}"
@@ -121,8 +146,12 @@ class HubSpotEmulator(Emulator):
                        str(contact["properties"].get(f["propertyName"])) == str(f["value"])
                        for f in group.get("filters", [])):
                     hits.append(contact)
-        limit = int(body.get("limit", 10))
-        return 200, {"total": len(hits), "results": hits[:limit]}, {}
+        limit = min(int(body.get("limit", 10)), 200)
+        start = int(body.get("after") or 0)
+        answer: dict[str, Any] = {"total": len(hits), "results": hits[start:start + limit]}
+        if start + limit < len(hits):
+            answer["paging"] = {"next": {"after": str(start + limit)}}
+        return 200, answer, {}
 
     def list_associations(self, req: Req) -> Answer:
         cid = req.params["id"]
@@ -143,7 +172,6 @@ class HubSpotEmulator(Emulator):
         if contact is None:
             return self.error(404, "Object not found.")
         self.blocklist.add(contact["properties"]["email"])
-        del self.contacts[contact["id"]]
-        for key in [k for k in self.associations if k[0] == contact["id"]]:
-            del self.associations[key]
+        self.deleting.setdefault(contact["id"], self.clock() + self.delete_after)
+        self._apply_deletes()
         return 204, None, {}

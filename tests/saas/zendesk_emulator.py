@@ -6,7 +6,9 @@ Endpoints (each also with ``.json``, as zenpy sends them): ``GET /api/v2/users/s
 answers ``active: false``),
 ``GET /api/v2/users/{id}/tickets/requested``, ``DELETE /api/v2/users/{id}`` (a soft delete:
 the user drops out of search and lands in deleted users), ``DELETE /api/v2/deleted_users/{id}``
-(permanent; only a soft-deleted user, else 404), ``DELETE /api/v2/tickets/{id}`` and
+(permanent; only a soft-deleted user, else 404; queued: the user is purged ``purge_after``
+seconds later on the emulator's ``clock``), ``GET /api/v2/deleted_users/{id}`` (a
+soft-deleted user not purged yet, else 404), ``DELETE /api/v2/tickets/{id}`` and
 ``DELETE /api/v2/deleted_tickets/{id}`` (the same two steps for tickets; 204). Lists page by
 cursor: ``page[size]`` (at most 100) and ``page[after]``, answering ``meta.has_more``,
 ``meta.after_cursor`` and ``links.next`` (an absolute URL). Errors are
@@ -19,6 +21,8 @@ from __future__ import annotations
 import base64
 import itertools
 import re
+import time
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlencode
 
@@ -36,6 +40,9 @@ class ZendeskEmulator(Emulator):
         self.tickets: dict[int, dict[str, Any]] = {}
         self.soft_deleted_tickets: set[int] = set()
         self.purged: set[int] = set()  # permanently deleted users
+        self.clock: Callable[[], float] = time.time
+        self.purge_after = 0.0
+        self.purging: dict[int, float] = {}  # user id -> when its permanent deletion runs
         self._ids = itertools.count(35436)
         r = self.route
         for path in ("/api/v2/users/search", "/api/v2/users/search.json"):
@@ -44,13 +51,25 @@ class ZendeskEmulator(Emulator):
         r("GET", "/api/v2/users/{id}/tickets/requested", self.requested)
         r("DELETE", "/api/v2/users/{id}", self.delete_user)
         r("DELETE", "/api/v2/deleted_users/{id}", self.purge_user)
+        r("GET", "/api/v2/deleted_users/{id}", self.get_deleted_user)
         r("DELETE", "/api/v2/tickets/{id}", self.delete_ticket)
         r("DELETE", "/api/v2/deleted_tickets/{id}", self.purge_ticket)
 
     def handle(self, req: Req) -> Answer:
         # Zendesk answers every path with or without ``.json`` (zenpy always adds it)
         req.path = req.path.removesuffix(".json")
-        return super().handle(req)
+        with self.lock:
+            for uid, due in list(self.purging.items()):
+                if due <= self.clock():
+                    del self.purging[uid]
+                    self.purged.add(uid)
+                    self.users.pop(uid, None)
+            return super().handle(req)
+
+    def advance(self, seconds: float) -> None:
+        """Move the emulator's clock forward (it starts at the real time)."""
+        now = self.clock()
+        self.clock = lambda: now + seconds
 
     def authorized(self, req: Req) -> bool:
         auth = req.headers.get("authorization", "")
@@ -152,10 +171,20 @@ class ZendeskEmulator(Emulator):
         user = self._user(req)
         if user is None or user["active"]:  # only a soft-deleted user is in deleted_users
             return self.error(404, "Not found")
-        self.purged.add(user["id"])
-        del self.users[user["id"]]
+        self.purging.setdefault(user["id"], self.clock() + self.purge_after)
+        if self.purging[user["id"]] <= self.clock():
+            del self.purging[user["id"]]
+            self.purged.add(user["id"])
+            del self.users[user["id"]]
         return 200, {"deleted_user": {"id": user["id"], "name": user["name"],
                                       "email": user["email"]}}, {}
+
+    def get_deleted_user(self, req: Req) -> Answer:
+        user = self._user(req)
+        if user is None or user["active"]:
+            return self.error(404, "Not found")
+        return 200, {"deleted_user": {"id": user["id"], "name": user["name"],
+                                      "email": user["email"], "active": False}}, {}
 
     def delete_ticket(self, req: Req) -> Answer:
         tid = int(req.params["id"]) if req.params["id"].isdigit() else -1
