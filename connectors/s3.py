@@ -88,6 +88,7 @@ class S3Connector(Connector):
             "retry_mode": self.settings.retry_mode,
             "max_attempts": self.settings.max_attempts,
             "timeout": self.settings.timeout,
+            "environ": context.environ,
         }
 
     @property

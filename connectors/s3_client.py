@@ -35,9 +35,18 @@ def make_client(
     retry_mode: str,
     max_attempts: int,
     timeout: float,
+    environ: Mapping[str, str] | None = None,
 ) -> Any:
-    """An S3 client from the standard credential chain (env, config files, instance role)."""
-    session = boto3.session.Session()
+    """An S3 client with the credentials of ``environ`` (the connector's environment:
+    ``AWS_ACCESS_KEY_ID``, ``AWS_SECRET_ACCESS_KEY``, ``AWS_SESSION_TOKEN``) when it holds a
+    key, else from the standard credential chain (config files, instance role)."""
+    env = environ or {}
+    key = env.get("AWS_ACCESS_KEY_ID") or None
+    session = boto3.session.Session(
+        aws_access_key_id=key,
+        aws_secret_access_key=env.get("AWS_SECRET_ACCESS_KEY") if key else None,
+        aws_session_token=env.get("AWS_SESSION_TOKEN") if key else None,
+    )
     config = Config(
         retries={"mode": retry_mode, "total_max_attempts": max_attempts},
         connect_timeout=timeout,

@@ -75,36 +75,44 @@ def s3_server() -> Iterator[str]:
 
 
 def demo_environment(folder: Path, s3_endpoint: str) -> dict[str, str]:
+    """The demo's settings and the variables its data map names, over the process's
+    environment (which may choose the time zone and holiday calendar)."""
     return {
+        "DSAR_TIMEZONE": "Europe/Berlin",
+        "DSAR_HOLIDAY_CALENDAR": "DE",
+        **os.environ,
         "DSAR_DATA_DIR": str(folder / "state"),
         "DSAR_DATABASE_URL": f"sqlite:///{folder / 'state' / 'state.sqlite3'}",
         "DSAR_BROKER_URL": "memory://",
         "DSAR_DATAMAP": str(folder / "datamap.yaml"),
         "DSAR_EXPORT_URL": str(folder / "exports"),
         "DSAR_SIGNING_KEYS_DIR": str(folder / "state" / "signing-keys"),
-        "DSAR_TIMEZONE": os.environ.get("DSAR_TIMEZONE", "Europe/Berlin"),
-        "DSAR_HOLIDAY_CALENDAR": os.environ.get("DSAR_HOLIDAY_CALENDAR", "DE"),
         "DSAR_APPROVAL_REQUIRED": "",
         "DSAR_DEMO_SHOP_URL": f"sqlite:///{folder / 'shop.sqlite3'}",
         "DSAR_DEMO_S3_ENDPOINT": s3_endpoint,
-        "AWS_ACCESS_KEY_ID": "demo", "AWS_SECRET_ACCESS_KEY": "demo",
-        "AWS_DEFAULT_REGION": "us-east-1",
+        **S3_CREDENTIALS,
     }
 
 
+#: moto's server takes any credentials; the demo's bucket and its S3 connector use these.
+S3_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "demo", "AWS_SECRET_ACCESS_KEY": "demo",
+                  "AWS_SESSION_TOKEN": "", "AWS_DEFAULT_REGION": "us-east-1"}
+
+
 def run_demo(folder: Path, console: Console, customers: int = 300) -> DemoResult:
-    """Build the company in ``folder`` (replacing an earlier demo there) and run the requests."""
+    """Build the company in ``folder`` (replacing an earlier demo there) and run the requests.
+    The demo's settings go to its App (the process's environment is left as it is)."""
     if folder.exists():
         shutil.rmtree(folder)
     folder.mkdir(parents=True)
     with ExitStack() as stack:
         endpoint = stack.enter_context(s3_server())
-        os.environ.update(demo_environment(folder, endpoint))
         subject, people = build_database(folder / "shop.sqlite3", customers)
-        s3 = boto3.client("s3", endpoint_url=endpoint)
+        s3 = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1",
+                          aws_access_key_id="demo", aws_secret_access_key="demo")
         fill_bucket(s3, BUCKET, people)
         saas = stack.enter_context(saas_emulators(people))
-        os.environ.update(saas.environment())
+        environ = {**demo_environment(folder, endpoint), **saas.environment()}
         shutil.copyfile(DATAMAP, folder / "datamap.yaml")
         console.print(Text.assemble(("Sample company", "bold"),
                                     f" in {folder}: {customers} customers in shop.sqlite3, "
@@ -114,7 +122,8 @@ def run_demo(folder: Path, console: Console, customers: int = 300) -> DemoResult
                                     "described by datamap.yaml"))
         console.print(Text.assemble(("Data subject", "bold"),
                                     f": {subject.name} <{subject.email}>\n"))
-        app = App.from_env()
+        app = App.from_env(environ)
+        app.environ = environ  # the data map's *_env names, for the connectors
         keyring.generate(app.settings.signing_keys_dir)
         result = DemoResult(folder=str(folder), subject=subject.email)
         identities = parse_identities([subject.email])

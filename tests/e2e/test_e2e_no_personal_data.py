@@ -23,7 +23,7 @@ from rich.console import Console
 
 from dsar.identities import normalise_phone
 from interfaces.demo.company import build_database
-from interfaces.demo.run import run_demo
+from interfaces.demo.run import demo_environment, run_demo
 
 
 @pytest.fixture
@@ -41,9 +41,11 @@ def demo_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
     caplog.set_level(logging.DEBUG)
     try:
         result = run_demo(tmp_path / "demo", Console(file=io.StringIO()), customers=60)
+        assert dict(os.environ) == saved, "the demo changed the process's environment"
         yield {"result": result, "folder": tmp_path / "demo", "messages": messages,
                "logs": "\n".join(r.getMessage() + " " + json.dumps(r.__dict__, default=str)
-                                 for r in caplog.records)}
+                                 for r in caplog.records),
+               "environ": demo_environment(tmp_path / "demo", "http://127.0.0.1:9")}
     finally:
         os.environ.clear()
         os.environ.update(saved)
@@ -123,15 +125,16 @@ def test_bundle_command_issues_a_link_that_downloads_the_bundle(demo_run: dict[s
     from interfaces.portal import make_portal
 
     access = next(r for r in demo_run["result"].requests if r["kind"] == "access")
-    out = CliRunner().invoke(main, ["bundle", access["id"], "--new-link", "--json"])
+    environ = demo_run["environ"]  # the demo's settings, which it gave its App
+    out = CliRunner(env=environ).invoke(main, ["bundle", access["id"], "--new-link", "--json"])
     assert out.exit_code == 0, out.output
     shown = json.loads(out.output)
     token = shown["link"].rsplit("/download/", 1)[1]
-    with TestClient(make_portal(App.from_env(), sweep_expired=False)) as portal:
+    with TestClient(make_portal(App.from_env(environ), sweep_expired=False)) as portal:
         for _attempt in (1, 2):  # a link works repeatedly until it expires
             response = portal.get(f"/download/{token}/file")
             assert response.status_code == 200
             assert hashlib.sha256(response.content).hexdigest() == shown["sha256"]
-    missing = CliRunner().invoke(main, ["bundle", "dsr_000000000000"])
+    missing = CliRunner(env=environ).invoke(main, ["bundle", "dsr_000000000000"])
     assert missing.exit_code != 0
     assert "has no bundle" in missing.output
