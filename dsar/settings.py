@@ -99,6 +99,13 @@ SETTINGS_DOC: dict[str, tuple[str, str]] = {
                                            "pending); 0: each erasure rewrites them alone"),
     "DSAR_SHARED_ERASURE_MARGIN_DAYS": ("3", "a batch of shared erasures runs at least this many "
                                         "days before its earliest member's deadline"),
+    "DSAR_VENDOR_JOB_POLL_MIN_SECONDS": ("30", "the shortest wait between two polls of a SaaS "
+                                         "vendor's erasure job (a vendor file may ask for "
+                                         "longer)"),
+    "DSAR_VENDOR_JOB_POLL_MAX_SECONDS": ("3600", "the longest wait between two polls of a "
+                                         "vendor's erasure job (the wait doubles up to it)"),
+    "DSAR_VENDOR_JOB_GIVE_UP_DAYS": ("35", "a vendor's erasure job still running this many "
+                                     "days after it was submitted needs attention"),
 }
 SECRET_FIELDS = frozenset({"master_key", "smtp_password"})
 URL_FIELDS = frozenset({"database_url", "broker_url", "smtp_url", "rate_limit_storage",
@@ -161,6 +168,9 @@ class Settings:
     partial_sweep_seconds: float = 3600.0
     shared_erasure_max_wait_hours: float = 0.0
     shared_erasure_margin_days: int = 3
+    vendor_job_poll_min_seconds: float = 30.0
+    vendor_job_poll_max_seconds: float = 3600.0
+    vendor_job_give_up_days: float = 35.0
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -227,6 +237,7 @@ class Settings:
             **_key_settings(env),
             **_fleet_settings(env),
             **_batch_settings(env),
+            **_vendor_job_settings(env),
         )
 
     @property
@@ -420,6 +431,27 @@ def _batch_settings(env: Mapping[str, str]) -> dict[str, object]:
                                f"set {name}={default} (0 waits not at all)")
         out[name.removeprefix("DSAR_").lower()] = value
     return out
+
+
+def _vendor_job_settings(env: Mapping[str, str]) -> dict[str, object]:
+    """How often the fleet polls SaaS vendors' erasure jobs, and when it gives up."""
+    low = _positive_seconds(env, "DSAR_VENDOR_JOB_POLL_MIN_SECONDS", 30.0)
+    high = _positive_seconds(env, "DSAR_VENDOR_JOB_POLL_MAX_SECONDS", 3600.0)
+    if low > high:
+        raise InvalidInput(
+            f"DSAR_VENDOR_JOB_POLL_MIN_SECONDS ({low:g}) is above "
+            f"DSAR_VENDOR_JOB_POLL_MAX_SECONDS ({high:g})",
+            "set the minimum at or below the maximum, e.g. 30 and 3600")
+    raw = (env.get("DSAR_VENDOR_JOB_GIVE_UP_DAYS") or "").strip() or "35"
+    try:
+        days = float(raw)
+    except ValueError:
+        days = 0.0
+    if not 0 < days <= 366:
+        raise InvalidInput(f"DSAR_VENDOR_JOB_GIVE_UP_DAYS={raw!r} is not a number of days "
+                           "from above 0 up to a year", "set DSAR_VENDOR_JOB_GIVE_UP_DAYS=35")
+    return {"vendor_job_poll_min_seconds": low, "vendor_job_poll_max_seconds": high,
+            "vendor_job_give_up_days": days}
 
 
 def _positive_seconds(env: Mapping[str, str], name: str, default: float) -> float:

@@ -16,6 +16,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     Date,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -378,6 +379,39 @@ class SharedBatchMember(Base):
     own_evidence: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
     precount: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     shared_evidence: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)
+
+
+class VendorJob(Base):
+    """An erasure a SaaS vendor finishes later (a Segment regulation, a Zendesk permanent
+    deletion), submitted by an erasure task that then waits, holding no worker
+    (``workflows.vendor_jobs``). ``state`` is ``pending`` until the vendor's status is final:
+    ``done``, ``failed``, or ``gave_up`` (pending too long); the fleet asks again at
+    ``next_poll_at``. ``last_status`` is the vendor's own word (``RUNNING``). ``job_id`` is the
+    vendor's id for the job or for the record being deleted, never a key of the subject;
+    ``reference`` is what evidence shows (a keyed hash where the id is the person's record).
+    ``task_evidence`` is the task's evidence at submission, the same on each of its jobs."""
+
+    __tablename__ = "vendor_jobs"
+    __table_args__ = (Index("ix_vendor_jobs_state_next_poll_at", "state", "next_poll_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    task_id: Mapped[int] = mapped_column(ForeignKey("tasks.id"), index=True)
+    request_id: Mapped[str] = mapped_column(ForeignKey("requests.id"), index=True)
+    system: Mapped[str] = mapped_column(String(64))
+    vendor: Mapped[str] = mapped_column(String(64))
+    resource: Mapped[str] = mapped_column(String(64))
+    collection: Mapped[str] = mapped_column(String(128))
+    job_id: Mapped[str] = mapped_column(String(255))
+    reference: Mapped[str] = mapped_column(String(255))
+    state: Mapped[str] = mapped_column(String(16))
+    last_status: Mapped[str | None] = mapped_column(Text)
+    every_seconds: Mapped[float] = mapped_column(Float)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    submitted_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    next_poll_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    polled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    task_evidence: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
 
 
 class StaffUser(Base):
