@@ -183,7 +183,11 @@ class SaaSConnector(Connector):
                 yield item, parent
 
     def _hash(self, resource: str, item: dict[str, Any], res: Resource) -> str:
-        return self.context.keyed_hash(f"{self.system.name}/{resource}/{item.get(res.id_field)}")
+        ident = item.get(res.id_field)
+        if ident is None:  # an item without an id (a Mailchimp activity event): its content
+            ident = hashlib.sha256(json.dumps(item, sort_keys=True, default=str).encode()
+                                   ).hexdigest()
+        return self.context.keyed_hash(f"{self.system.name}/{resource}/{ident}")
 
     # -- operations ---------------------------------------------------------------------------
 
