@@ -91,7 +91,8 @@ class MailchimpEmulator(Emulator):
             self.activity[(list_id, h)] = [  # newest first
                 {"activity_type": "open" if i % 2 else "click",
                  "created_at_timestamp": f"2026-02-01T08:{i // 60 % 60:02d}:{i % 60:02d}+00:00",
-                 "campaign_id": f"c{i}", "campaign_title": f"Newsletter {i}"}
+                 "campaign_id": f"{list_id[-4:]}{i:06x}",  # a campaign goes to one audience
+                 "campaign_title": f"Newsletter {i}"}
                 for i in reversed(range(events))]
             return member
 
