@@ -21,7 +21,7 @@ from dsar import deadlines
 from dsar.app import App
 from dsar.db import direct
 from dsar.db.models import AuditEvent, IdentityRow, Pause, Request
-from dsar.db.rows import insert_rows
+from dsar.db.rows import insert_rows, update_row
 from dsar.errors import IllegalTransition, InvalidInput, NotFound
 from dsar.identities import Identity
 from dsar.intake import KeysReachNothing as KeysReachNothing  # re-exported: callers catch it
@@ -134,7 +134,7 @@ def submit(
     if identity_method:
         _verify(stand_in, app, request, identity_method.strip(), submitted_by, now, pauses=[])
     else:
-        _move(stand_in, request, now, submitted_by, State.AWAITING_IDENTITY,
+        move(stand_in, request, now, submitted_by, State.AWAITING_IDENTITY,
               "identity verification requested", event="identity_requested")
         pause = Pause(request_id=request.id, started_at=now, ended_at=None,
                       reason="awaiting identity verification",
@@ -278,7 +278,7 @@ def pause(app: App, request_id: str, reason: str, actor: str) -> Request:
                                "pause before the work starts")
         session.add(Pause(request_id=request.id, started_at=now, ended_at=None,
                           reason=reason.strip(), resume_to=request.state))
-        _move(session, request, now, actor, State.AWAITING_CLARIFICATION, reason.strip(),
+        move(session, request, now, actor, State.AWAITING_CLARIFICATION, reason.strip(),
               event="paused")
         session.flush()
         _refresh_deadlines(request, _pauses(session, request.id), now)
@@ -297,7 +297,7 @@ def resume(app: App, request_id: str, actor: str, reason: str | None = None) -> 
             )
         open_pause = _close_pauses(session, request, now, keep_identity_pause=True)
         target = State(open_pause.resume_to if open_pause else State.RECEIVED)
-        _move(session, request, now, actor, target, reason, event="resumed")
+        move(session, request, now, actor, target, reason, event="resumed")
         session.flush()
         _refresh_deadlines(request, _pauses(session, request.id), now)
         if target == State.VERIFIED:
@@ -350,9 +350,8 @@ def _close(app: App, request_id: str, target: State, reason: str, actor: str, ev
         request = get(session, request_id)
         check_transition(request.id, request.state, target)
         _close_pauses(session, request, now)
-        request.closing_reason = reason.strip()
-        request.completed_at = now
-        _move(session, request, now, actor, target, reason.strip(), event=event)
+        move(session, request, now, actor, target, reason.strip(), event=event,
+             closing_reason=reason.strip(), completed_at=now)
         session.flush()
         sign_closed_request(session, app, request)
         if target == State.REJECTED:
@@ -402,7 +401,7 @@ def _verify(session: Session, app: App, request: Request, method: str, actor: st
     """Record the verification and move on; ``pauses`` are the request's pauses when the
     caller knows them (a new request), else they are read."""
     request.identity_method, request.identity_verified_at = method, now
-    _move(session, request, now, actor, State.VERIFIED, f"method: {method}",
+    move(session, request, now, actor, State.VERIFIED, f"method: {method}",
           event="identity_verified")
     if pauses is None:
         session.flush()
@@ -414,7 +413,7 @@ def _verify(session: Session, app: App, request: Request, method: str, actor: st
 def _after_verification(session: Session, app: App, request: Request, now: datetime,
                         actor: str) -> None:
     if request.kind in app.settings.approval_required and request.approved_at is None:
-        _move(session, request, now, actor, State.AWAITING_APPROVAL,
+        move(session, request, now, actor, State.AWAITING_APPROVAL,
               f"{request.kind} requests need approval (DSAR_APPROVAL_REQUIRED)",
               event="approval_requested")
     else:
@@ -423,15 +422,29 @@ def _after_verification(session: Session, app: App, request: Request, now: datet
 
 def _start_work(session: Session, request: Request, now: datetime, actor: str,
                 event: str) -> None:
-    _move(session, request, now, actor, State.IN_PROGRESS, None, event=event)
+    move(session, request, now, actor, State.IN_PROGRESS, None, event=event)
     enqueue(session, "plan_request", [request.id], queue="control", now=now)
 
 
-def _move(session: Session, request: Request, now: datetime, actor: str, target: State,
-          reason: str | None, *, event: str) -> None:
+def move(session: Session, request: Request, now: datetime, actor: str, target: State,
+         reason: str | None, *, event: str, **columns: Any) -> None:
+    """Change the request's state: the one function that does, wherever the change comes from
+    (a person, the portal, a worker). Refuses a change :data:`dsar.lifecycle.TRANSITIONS` does
+    not list with IllegalTransition, before anything is written. Otherwise, in the session's
+    transaction: the state, ``updated_at`` and the other ``columns`` given (say
+    ``attention_reason``), and the audit event ``event`` (from, to, ``actor``, ``reason``).
+
+    A loaded request's row is updated at once, without the ORM's flush (see
+    :func:`dsar.db.rows.update_row`); a new request's object takes the values and is written
+    with them."""
     check_transition(request.id, request.state, target)
     source = request.state
-    request.state, request.updated_at = target.value, now
+    values = {"state": State(target).value, "updated_at": now, **columns}
+    if sa.inspect(request).persistent:
+        update_row(session, request, **values)
+    else:
+        for name, value in values.items():
+            setattr(request, name, value)
     add_event(session, request, now, actor, event, source, target, reason)
 
 

@@ -1,4 +1,5 @@
-"""The request lifecycle: the state machine, its audit trail, and the deadlines it keeps."""
+"""The request lifecycle: the state machine, its audit trail, and the deadlines it keeps; and
+the task lifecycle's state machine."""
 
 from __future__ import annotations
 
@@ -14,7 +15,18 @@ from dsar import requests
 from dsar.app import App
 from dsar.db.models import OutboxMessage
 from dsar.errors import DsarError, IllegalTransition, InvalidInput
-from dsar.lifecycle import PAUSABLE, PAUSED, TERMINAL, TRANSITIONS, State, check_transition
+from dsar.lifecycle import (
+    PAUSABLE,
+    PAUSED,
+    TASK_FINISHED,
+    TASK_TRANSITIONS,
+    TERMINAL,
+    TRANSITIONS,
+    State,
+    TaskState,
+    check_task_transition,
+    check_transition,
+)
 
 pytest.register_assert_rewrite("tests.state")
 from tests.state import Backend, Clock, set_state, submit  # noqa: E402
@@ -81,6 +93,35 @@ def test_random_transition_sequences_stay_in_the_machine(targets: list[State]) -
         for target in State:
             with pytest.raises(IllegalTransition):
                 check_transition("dsr_x", state, target)
+
+
+def test_task_transitions_cover_every_task_state() -> None:
+    assert set(TASK_TRANSITIONS) == set(TaskState)
+    assert all(targets <= set(TaskState) for targets in TASK_TRANSITIONS.values())
+    # finished tasks stay finished, but a failed one may be retried
+    assert {s for s in TaskState if not TASK_TRANSITIONS[s]} == TASK_FINISHED - {TaskState.FAILED}
+    assert TASK_TRANSITIONS[TaskState.FAILED] == {TaskState.READY, TaskState.WAITING}
+    # every unfinished task can be cancelled with its request, and only a claim makes it run
+    assert all(TaskState.CANCELLED in TASK_TRANSITIONS[s] for s in TaskState
+               if s not in TASK_FINISHED)
+    assert {s for s in TaskState if TaskState.RUNNING in TASK_TRANSITIONS[s]} == {
+        TaskState.WAITING, TaskState.READY, TaskState.RUNNING}
+    assert [s.value for s in TaskState] == [
+        "waiting", "ready", "running", "waiting_vendor", "done", "failed", "cancelled"]
+
+
+@pytest.mark.parametrize("current", list(TaskState))
+@pytest.mark.parametrize("target", list(TaskState))
+def test_check_task_transition(current: TaskState, target: TaskState) -> None:
+    if target in TASK_TRANSITIONS[current]:
+        check_task_transition(7, current.value, target.value)
+        return
+    with pytest.raises(IllegalTransition) as err:
+        check_task_transition(7, current, target)
+    assert err.value.problem == (
+        f"task 7 cannot become {target.value} while it is {current.value}")
+    sources = [s.value for s in TaskState if target in TASK_TRANSITIONS[s]]
+    assert all(source in (err.value.fix or "") for source in sources)
 
 
 # -- random operations on a real request -------------------------------------------------------
@@ -462,3 +503,33 @@ def test_unknown_request_refused(backend: Backend, app: App) -> None:
         with pytest.raises(DsarError, match="no request with id 'dsr_nope'"):
             operation(app, "dsr_nope")
     assert sum(backend.row_counts().values()) == 1  # alembic_version only
+
+
+# -- the one function that changes a request's state ------------------------------------------
+
+
+@pytest.mark.parametrize("current", sorted(State))
+def test_move_checks_every_change_and_writes_it_with_its_event(
+        backend: Backend, app: App, clock: Clock, current: State) -> None:
+    rid = submit(app, identity_method="x").id
+    set_state(app, rid, current.value)
+    before, events_before = backend.row_counts(), timeline(app, rid)
+    for target in sorted(set(State) - TRANSITIONS[current]):
+        with app.db.session() as session, pytest.raises(IllegalTransition):
+            requests.move(session, requests.get(session, rid), clock.at, "op", target, "why",
+                          event="moved", attention_reason="never written")
+    assert backend.row_counts() == before and timeline(app, rid) == events_before
+    assert requests.load(app, rid).attention_reason is None
+    allowed = sorted(TRANSITIONS[current])
+    if not allowed:
+        return
+    target = allowed[0]
+    with app.db.session() as session:
+        request = requests.get(session, rid)
+        requests.move(session, request, clock.at, "op", target, "why", event="moved",
+                      attention_reason="a reason")
+    moved = requests.load(app, rid)
+    assert (moved.state, moved.attention_reason, moved.updated_at) == (
+        target.value, "a reason", clock.at)
+    last = timeline(app, rid)[-1]
+    assert last[2:] == ("op", "moved", current.value, target.value, "why")

@@ -33,9 +33,9 @@ from dsar.db.models import (
     SubjectKey,
     Task,
 )
-from dsar.db.rows import insert_rows, update_row
+from dsar.db.rows import insert_rows
 from dsar.errors import DsarError
-from dsar.lifecycle import State
+from dsar.lifecycle import State, TaskState
 from dsar.mail.queue import ON_COMPLETION, tell_subject
 from dsar.outbox import withdraw
 from dsar.records.record import InHand, build_record
@@ -140,7 +140,7 @@ def _complete(app: App, request_id: str, bundle: BundleInfo | None,
         if fallback_id is not None:
             withdraw(session, fallback_id)
         states = set(session.connection().scalars(_TASK_STATES, {"request_id": request_id}))
-        if states - {fanout.DONE}:
+        if states - {TaskState.DONE}:
             raise DsarError(f"request {request_id} still has unfinished tasks",
                             f"see `dsar show {request_id}`")
         complete_request(session, app, request, bundle)
@@ -165,9 +165,8 @@ def complete_request(session: Session, app: App, request: Request, bundle: Bundl
             "sha256": bundle.sha256, "size": bundle.size, "created_at": bundle.created_at,
             "link_expires_at": bundle.expires_at, "deleted_at": None, "delete_after":
             bundle.created_at + timedelta(days=app.settings.bundle_retention_days)}])
-    update_row(session, request, state=State.COMPLETED.value, updated_at=now, completed_at=now)
-    requests.add_event(session, request, now, "worker", "completed",
-                       State.IN_PROGRESS.value, State.COMPLETED.value, None)
+    requests.move(session, request, now, "worker", State.COMPLETED, None, event="completed",
+                  completed_at=now)
     tell_subject(session, app, request, ON_COMPLETION.get(request.kind))  # if it has an email
     conn = session.connection()  # staged items and keys: never loaded as objects
     if purge_staged:

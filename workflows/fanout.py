@@ -42,17 +42,14 @@ from dsar.db.models import (
     Task,
 )
 from dsar.db.rows import adopt, insert_rows, select_all, update_row
-from dsar.lifecycle import State
+from dsar.lifecycle import TASK_FINISHED, State, TaskState, check_task_transition
 from dsar.outbox import enqueue, enqueue_rows, message_row, postpone, withdraw
 from dsar.planning import Plan
 from dsar.records.record import InHand
-from dsar.requests import add_event
+from dsar.requests import move
 from workflows import slots
 from workflows.retry import MAX_ATTEMPTS, Failure, backoff
 from workflows.staging import Collected, insert_staged
-
-DONE, READY, WAITING, RUNNING, FAILED, CANCELLED = (
-    "done", "ready", "waiting", "running", "failed", "cancelled")
 
 
 def lease_length(app: App) -> timedelta:
@@ -163,7 +160,8 @@ def create_tasks(session: Session, request: Request, plan: Plan, kinds: Mapping[
     # put back to ready below if it does not.
     first = candidates[0] if candidates else None
     rows = [{"request_id": request.id, "system": p.system, "kind": kinds[p.system],
-             "action": p.action, "state": WAITING if p.depends_on else READY,
+             "action": p.action,
+             "state": TaskState.WAITING if p.depends_on else TaskState.READY,
              "depends_on": [], "attempts": 0, "enqueued_at": None if p.depends_on else now,
              "lease_until": None, "started_at": None} for p in plan.tasks]
     for planned, row in zip(plan.tasks, rows, strict=True):
@@ -196,12 +194,12 @@ def create_tasks(session: Session, request: Request, plan: Plan, kinds: Mapping[
 
 
 def _claimed_values(now: datetime, lease: datetime) -> dict[str, Any]:
-    return {"state": RUNNING, "attempts": 1, "lease_until": lease, "started_at": now,
+    return {"state": TaskState.RUNNING, "attempts": 1, "lease_until": lease, "started_at": now,
             "enqueued_at": lease}
 
 
 def _unclaimed_values(now: datetime) -> dict[str, Any]:
-    return {"state": READY, "attempts": 0, "lease_until": None, "started_at": None,
+    return {"state": TaskState.READY, "attempts": 0, "lease_until": None, "started_at": None,
             "enqueued_at": now}
 
 
@@ -237,16 +235,16 @@ def claim(app: App, task_id: int) -> Claim | None:
     with app.db.session() as session:
         request = session.scalars(_LOCK_REQUEST_OF_TASK, {"task_id": task_id}).one_or_none()
         task = session.get(Task, task_id)  # read after the request's lock: current
-        if request is None or task is None or task.state in (DONE, FAILED, CANCELLED):
+        if request is None or task is None or task.state in TASK_FINISHED:
             return None
         if request.state != State.IN_PROGRESS:
             if request.state == State.CANCELLED:
-                task.state = CANCELLED
+                move_task(session, task, TaskState.CANCELLED)
             return None
-        if task.state == RUNNING and task.lease_until and task.lease_until > now:
+        if task.state == TaskState.RUNNING and task.lease_until and task.lease_until > now:
             enqueue_task(session, request, task, now, task.lease_until - now)
             return None
-        if task.state == WAITING and not _deps_done(session, task):
+        if task.state == TaskState.WAITING and not _deps_done(session, task):
             return None
         if task.not_before and task.not_before > now:
             enqueue_task(session, request, task, now, task.not_before - now)
@@ -258,8 +256,8 @@ def claim(app: App, task_id: int) -> Claim | None:
         if task.action == "collect" and task.started_at is not None:
             # what an earlier attempt staged before it was interrupted or failed
             session.execute(sa.delete(StagedItem).where(StagedItem.task_id == task.id))
-        task.state, task.lease_until, task.started_at = RUNNING, lease, task.started_at or now
-        task.attempts += 1
+        move_task(session, task, TaskState.RUNNING, lease_until=lease,
+                  started_at=task.started_at or now, attempts=task.attempts + 1)
         return Claim(task.id, task.attempts, request.id, task.system, task.action,
                      task.precount, subject_keys_of(session, app, request),
                      request.datamap_digest)
@@ -291,7 +289,17 @@ def _deps_done(session: Session, task: Task) -> bool:
     if not task.depends_on:
         return True
     states = session.scalars(sa.select(Task.state).where(Task.id.in_(task.depends_on)))
-    return all(s == DONE for s in states)
+    return all(s == TaskState.DONE for s in states)
+
+
+def move_task(session: Session, task: Task, target: TaskState, **values: Any) -> None:
+    """Change a task's state: the one function that does once its row exists. A change
+    :data:`dsar.lifecycle.TASK_TRANSITIONS` does not list raises IllegalTransition (a fault of
+    the fleet's, never of its input) before anything is written; otherwise the row takes the
+    state and ``values`` at once, in the session's transaction (see
+    :func:`dsar.db.rows.update_row`)."""
+    check_task_transition(task.id, task.state, target)
+    update_row(session, task, state=target.value, **values)
 
 
 def renew(app: App, claim: Claim) -> bool:
@@ -299,7 +307,8 @@ def renew(app: App, claim: Claim) -> bool:
     lease = app.now() + lease_length(app)
     with app.db.session() as session:
         result = session.execute(sa.update(Task).where(
-            Task.id == claim.task_id, Task.attempts == claim.attempt, Task.state == RUNNING,
+            Task.id == claim.task_id, Task.attempts == claim.attempt,
+            Task.state == TaskState.RUNNING,
         ).values(lease_until=lease))
         slots.renew(session, claim.task_id, lease)
         if claim.fallback_id is not None:
@@ -336,12 +345,12 @@ def finish(app: App, claim: Claim, result: ConnectorResult,
             session, claim.request_id, (_TASKS_OF_REQUEST, {"request_id": claim.request_id}))
         siblings = [adopt(session, Task, row) for row in task_rows]
         task = next((t for t in siblings if t.id == claim.task_id), None)
-        if task is None or task.state != RUNNING or task.attempts != claim.attempt:
+        if task is None or task.state != TaskState.RUNNING or task.attempts != claim.attempt:
             return False, None
         others = [t for t in siblings if t is not task]
         complete = (complete_here is not None and request.state == State.IN_PROGRESS
                     and not request.assembly_enqueued
-                    and all(t.state == DONE and t.action != "collect" for t in others))
+                    and all(t.state == TaskState.DONE and t.action != "collect" for t in others))
         # The writes below wait for the next read (or the block's end) to share its round
         # trip; this transaction's reads and locks come in the same order as without.
         with direct.deferred(session.connection()):
@@ -358,8 +367,8 @@ def finish(app: App, claim: Claim, result: ConnectorResult,
                  "recorded_at": now} for body in bodies])
             if any(task.id in (other.depends_on or ()) for other in others):
                 _save_keys(session, app, request.id, task.id, result.discovered)
-            update_row(session, task, state=DONE, finished_at=now, lease_until=None,
-                       error_code=None, error=None)
+            move_task(session, task, TaskState.DONE, finished_at=now, lease_until=None,
+                      error_code=None, error=None)
             slots.release(session, task.id)
             if complete_here is not None and complete:
                 in_hand = InHand(
@@ -370,11 +379,11 @@ def finish(app: App, claim: Claim, result: ConnectorResult,
                               in_hand)
                 return True, None
             for other in others:
-                if other.state == WAITING and task.id in other.depends_on and \
+                if other.state == TaskState.WAITING and task.id in other.depends_on and \
                         _deps_done(session, other):
-                    other.state = READY
+                    move_task(session, other, TaskState.READY)
                     enqueue_task(session, request, other, now)
-            if not request.assembly_enqueued and all(t.state == DONE for t in siblings):
+            if not request.assembly_enqueued and all(t.state == TaskState.DONE for t in siblings):
                 if not assemble_here:
                     enqueue_assembly(session, request, now)
                     return True, None
@@ -406,25 +415,22 @@ def fail(app: App, claim: Claim, failure: Failure) -> str:
     with app.db.session() as session:
         request = lock_request(session, claim.request_id)
         task = session.get(Task, claim.task_id, populate_existing=True)
-        if task is None or task.state != RUNNING or task.attempts != claim.attempt:
+        if task is None or task.state != TaskState.RUNNING or task.attempts != claim.attempt:
             return "lost"
         if claim.fallback_id is not None:  # what follows arranges the task's future
             withdraw(session, claim.fallback_id)
         slots.release(session, task.id)
-        task.lease_until = None
-        task.error_code, task.error = failure.code, failure.reason
+        error = {"lease_until": None, "error_code": failure.code, "error": failure.reason}
         if failure.transient and task.attempts < MAX_ATTEMPTS:
             delay = timedelta(seconds=backoff(task.attempts, failure.retry_after))
-            task.state, task.not_before = READY, now + delay
+            move_task(session, task, TaskState.READY, not_before=now + delay, **error)
             enqueue_task(session, request, task, now, delay)
             return "retry"
-        task.state, task.finished_at = FAILED, now
+        move_task(session, task, TaskState.FAILED, finished_at=now, **error)
         if request.state == State.IN_PROGRESS:
             reason = f"{task.system} {task.action} failed ({failure.code}): {failure.reason}"
-            request.state, request.attention_reason, request.updated_at = (
-                State.NEEDS_ATTENTION.value, reason, now)
-            add_event(session, request, now, "worker", "task_failed",
-                      State.IN_PROGRESS.value, State.NEEDS_ATTENTION.value, reason)
+            move(session, request, now, "worker", State.NEEDS_ATTENTION, reason,
+                 event="task_failed", attention_reason=reason)
         return "failed"
 
 
@@ -432,32 +438,26 @@ def retry_request(app: App, request_id: str, actor: str) -> int:
     """Put a request that needs attention back to work: its failed tasks run again, finished
     tasks are kept. Returns the number of tasks restarted."""
     from dsar import requests
-    from dsar.lifecycle import check_transition
 
     now = app.now()
     with app.db.session() as session:
         requests.get(session, request_id)  # NotFound with the fix for an unknown id
         request = lock_request(session, request_id)
-        check_transition(request.id, request.state, State.IN_PROGRESS)
         tasks = list(session.scalars(sa.select(Task).where(Task.request_id == request.id)))
-        failed = [t for t in tasks if t.state == FAILED]
-        request.state, request.attention_reason, request.updated_at = (
-            State.IN_PROGRESS.value, None, now)
-        requests.add_event(session, request, now, actor, "retried",
-                           State.NEEDS_ATTENTION.value, State.IN_PROGRESS.value,
-                           f"{len(failed)} failed task(s) restarted")
+        failed = [t for t in tasks if t.state == TaskState.FAILED]
+        move(session, request, now, actor, State.IN_PROGRESS,
+             f"{len(failed)} failed task(s) restarted", event="retried", attention_reason=None)
         for task in failed:
-            task.attempts, task.not_before, task.finished_at = 0, None, None
-            task.error_code = task.error = None
-            task.state = READY if _deps_done(session, task) else WAITING
-        session.flush()
+            move_task(session, task,
+                      TaskState.READY if _deps_done(session, task) else TaskState.WAITING,
+                      attempts=0, not_before=None, finished_at=None, error_code=None, error=None)
         # Failed tasks, and tasks readied while the request needed attention (their claims
         # were refused then), run now rather than when the watch next looks for lost work.
         for task in tasks:
-            if task.state == READY:
+            if task.state == TaskState.READY:
                 enqueue_task(session, request, task, now)
         if request.plan is None:
             enqueue(session, "plan_request", [request.id], queue="control", now=now)
-        elif not failed and all(t.state == DONE for t in tasks):
+        elif not failed and all(t.state == TaskState.DONE for t in tasks):
             enqueue_assembly(session, request, now)
         return len(failed)

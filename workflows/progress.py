@@ -6,13 +6,14 @@ import sqlalchemy as sa
 
 from dsar.app import App
 from dsar.db.models import Task
+from dsar.lifecycle import TASK_FINISHED
 
 
 def task_counts(app: App, request_id: str) -> tuple[int, int]:
     """(tasks finished, tasks in all) for a request."""
     with app.db.session() as session:
         states = list(session.scalars(sa.select(Task.state).where(Task.request_id == request_id)))
-    return sum(1 for s in states if s in ("done", "failed", "cancelled")), len(states)
+    return sum(1 for s in states if s in TASK_FINISHED), len(states)
 
 
 def task_table(app: App, request_id: str) -> list[dict[str, object]]:

@@ -106,9 +106,8 @@ def replan(app: App, request_id: str, actor: str) -> Replanned:
     only proof of what it erased); the error names the fix."""
     from dsar import requests
     from dsar.db.models import EvidenceRow, StagedItem, SubjectKey, Task
-    from dsar.db.rows import update_row
     from dsar.errors import IllegalTransition
-    from dsar.lifecycle import State, check_transition
+    from dsar.lifecycle import State, TaskState, check_transition
     from workflows import fanout, slots
     from workflows.runner import _plan_for, load_map
 
@@ -118,7 +117,7 @@ def replan(app: App, request_id: str, actor: str) -> Replanned:
         request = fanout.lock_request(session, request_id)
         check_transition(request.id, request.state, State.IN_PROGRESS)
         tasks = list(session.scalars(sa.select(Task).where(Task.request_id == request.id)))
-        running = [f"{t.system}:{t.action}" for t in tasks if t.state == fanout.RUNNING]
+        running = [f"{t.system}:{t.action}" for t in tasks if t.state == TaskState.RUNNING]
         if running:
             raise IllegalTransition(
                 f"request {request.id} still has running task(s): {', '.join(running)}",
@@ -127,7 +126,7 @@ def replan(app: App, request_id: str, actor: str) -> Replanned:
         names = frozenset(row.name for row in request.identities)  # as planning had them
         planned, plan_dict = _plan_for(datamap, digest, names, request.kind)
         before, after = _system_plans(request.plan), _system_plans(plan_dict)
-        kept = {f"{t.system}:{t.action}": t for t in tasks if t.state == fanout.DONE
+        kept = {f"{t.system}:{t.action}": t for t in tasks if t.state == TaskState.DONE
                 and f"{t.system}:{t.action}" in after
                 and before.get(f"{t.system}:{t.action}") == after[f"{t.system}:{t.action}"]}
         # A kept task's discovered keys were saved only if a task of the old plan waited for
@@ -137,7 +136,7 @@ def replan(app: App, request_id: str, actor: str) -> Replanned:
                         if d in kept and d not in waited_for]:
             for name in stale:
                 kept.pop(name, None)
-        lost = sorted(f"{t.system}:{t.action}" for t in tasks if t.state == fanout.DONE
+        lost = sorted(f"{t.system}:{t.action}" for t in tasks if t.state == TaskState.DONE
                       and t.action == "erase" and f"{t.system}:{t.action}" not in kept)
         if lost:  # running it again would find nothing left: its evidence is the proof
             raise IllegalTransition(
@@ -163,11 +162,9 @@ def replan(app: App, request_id: str, actor: str) -> Replanned:
         for message_id, args in session.execute(_UNSENT_ASSEMBLIES):
             if args == [request.id]:
                 withdraw(session, message_id)
-        update_row(session, request, state=State.IN_PROGRESS.value, attention_reason=None,
-                   updated_at=now, plan=plan_dict, datamap_digest=digest,
-                   assembly_enqueued=False)
-        requests.add_event(session, request, now, actor, "replanned",
-                           State.NEEDS_ATTENTION.value, State.IN_PROGRESS.value, reason)
+        requests.move(session, request, now, actor, State.IN_PROGRESS, reason, event="replanned",
+                      attention_reason=None, plan=plan_dict, datamap_digest=digest,
+                      assembly_enqueued=False)
         kinds = {s.name: s.kind for s in datamap.systems}
         caps = {s.name: s.max_concurrent_tasks for s in datamap.systems}
         fanout.create_tasks(session, request, dataclasses.replace(planned, tasks=remaining),

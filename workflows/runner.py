@@ -103,10 +103,8 @@ def flag_attention(app: App, request_id: str, reason: str) -> None:
         request = fanout.lock_request(session, request_id)
         if request.state != State.IN_PROGRESS:
             return
-        request.state, request.attention_reason, request.updated_at = (
-            State.NEEDS_ATTENTION.value, reason, now)
-        requests.add_event(session, request, now, "worker", "plan_failed",
-                        State.IN_PROGRESS.value, State.NEEDS_ATTENTION.value, reason)
+        requests.move(session, request, now, "worker", State.NEEDS_ATTENTION, reason,
+                      event="plan_failed", attention_reason=reason)
     log.warning("request %s needs attention: its planning failed (`dsar show` says why)",
                 request_id, extra={"request_id": request_id})
 

@@ -122,10 +122,8 @@ def flag_request(app: App, request_id: str, reason: str) -> bool:
         request = fanout.lock_request(session, request_id)
         if request.state != State.IN_PROGRESS:
             return False
-        request.state, request.attention_reason, request.updated_at = (
-            State.NEEDS_ATTENTION.value, reason, now)
-        requests.add_event(session, request, now, "worker", "step_failed",
-                           State.IN_PROGRESS.value, State.NEEDS_ATTENTION.value, reason)
+        requests.move(session, request, now, "worker", State.NEEDS_ATTENTION, reason,
+                      event="step_failed", attention_reason=reason)
     log.warning("request %s needs attention: a step failed permanently", request_id,
                 extra={"request_id": request_id})
     return True

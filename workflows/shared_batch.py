@@ -36,7 +36,7 @@ from connectors.base import Connector, ConnectorResult
 from dsar.app import App
 from dsar.db.models import Request, SharedBatch, SharedBatchMember, Task
 from dsar.evidence import CollectionEvidence
-from dsar.lifecycle import State
+from dsar.lifecycle import State, TaskState
 from dsar.outbox import withdraw
 from workflows import fanout, slots
 from workflows.leases import LeaseKeeper
@@ -86,12 +86,12 @@ def wait(app: App, claim: fanout.Claim, until: datetime) -> str:
     with app.db.session() as session:
         request = fanout.lock_request(session, claim.request_id)
         task = session.get(Task, claim.task_id, populate_existing=True)
-        if task is None or task.state != fanout.RUNNING or task.attempts != claim.attempt:
+        if task is None or task.state != TaskState.RUNNING or task.attempts != claim.attempt:
             return "lost"
         if claim.fallback_id is not None:
             withdraw(session, claim.fallback_id)
         slots.release(session, task.id)
-        task.state, task.lease_until, task.not_before = fanout.READY, None, until
+        fanout.move_task(session, task, TaskState.READY, lease_until=None, not_before=until)
         fanout.enqueue_task(session, request, task, now, max(until - now, timedelta(0)))
         return "waiting"
 
@@ -119,7 +119,7 @@ def _join(app: App, claim: fanout.Claim, own: list[dict[str, Any]]) -> datetime:
     with app.db.session() as session:
         request = fanout.lock_request(session, claim.request_id)
         task = session.get(Task, claim.task_id, populate_existing=True)
-        if task is None or task.state != fanout.RUNNING or task.attempts != claim.attempt:
+        if task is None or task.state != TaskState.RUNNING or task.attempts != claim.attempt:
             from workflows.runner import LeaseLost
 
             raise LeaseLost(f"task {claim.task_id} was taken over before it joined a batch")
@@ -143,7 +143,7 @@ def _join(app: App, claim: fanout.Claim, own: list[dict[str, Any]]) -> datetime:
             session.execute(sa.update(Task).where(Task.id.in_(
                 sa.select(SharedBatchMember.task_id).where(
                     SharedBatchMember.batch_id == batch.id))).where(
-                Task.state == fanout.READY).values(not_before=due))
+                Task.state == TaskState.READY).values(not_before=due))
         session.add(SharedBatchMember(
             task_id=claim.task_id, batch_id=batch.id, request_id=request.id,
             deadline=request.effective_due, joined_at=now, own_evidence=own))
@@ -254,7 +254,7 @@ def _record(app: App, batch_id: str, attempt: int,
         session.execute(sa.update(SharedBatch).where(SharedBatch.id == batch_id).values(
             state=DONE, finished_at=now, claimed_until=None))
         waiting = session.scalars(sa.select(Task).where(
-            Task.id.in_([int(m) for m in shares]), Task.state == fanout.READY))
+            Task.id.in_([int(m) for m in shares]), Task.state == TaskState.READY))
         for task in waiting:
             request = session.get_one(Request, task.request_id)
             task.not_before = None

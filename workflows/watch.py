@@ -28,7 +28,7 @@ from sqlalchemy.orm import load_only
 
 from dsar.app import App
 from dsar.db.models import Request, Task
-from dsar.lifecycle import PAUSED, TERMINAL, State
+from dsar.lifecycle import PAUSED, TERMINAL, State, TaskState
 from dsar.outbox import enqueue
 from dsar.requests import add_event, refresh_deadlines
 from workflows import fanout
@@ -121,10 +121,10 @@ def recover_lost_work(app: App) -> int:
     with app.db.session() as session:
         tasks = session.scalars(sa.select(Task).where(sa.or_(
             # a dead worker's task, not yet sent again since its lease ended
-            sa.and_(Task.state == fanout.RUNNING, Task.lease_until < now,
+            sa.and_(Task.state == TaskState.RUNNING, Task.lease_until < now,
                     sa.or_(Task.enqueued_at.is_(None), Task.enqueued_at < Task.lease_until,
                            Task.enqueued_at < stale)),
-            sa.and_(Task.state == fanout.READY, Task.enqueued_at < stale),
+            sa.and_(Task.state == TaskState.READY, Task.enqueued_at < stale),
         ))).all()
         for task in tasks:
             request = session.get(Request, task.request_id)

@@ -35,6 +35,7 @@ from dsar.db import direct
 from dsar.db.models import Bundle, CompletionRecord, EvidenceRow, Pause, Request, Task
 from dsar.db.rows import insert_rows
 from dsar.errors import DsarError, InvalidInput
+from dsar.lifecycle import TaskState
 from dsar.records import ledger, merkle
 from dsar.records.canonical import canonical_json
 from dsar.records.dsse import make_statement, sign_statement
@@ -139,7 +140,7 @@ def summarize_evidence(
     out = []
     for name in sorted(systems):
         entry = systems[name]
-        failed = any(t["state"] == "failed" or t["error_code"] for t in entry["tasks"])
+        failed = any(t["state"] == TaskState.FAILED or t["error_code"] for t in entry["tasks"])
         out.append({"system": name, "outcome": _system_outcome(entry["collections"], failed),
                     "collections": entry["collections"], "tasks": entry["tasks"]})
     return out
