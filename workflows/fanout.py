@@ -235,7 +235,8 @@ def claim(app: App, task_id: int) -> Claim | None:
     with app.db.session() as session:
         request = session.scalars(_LOCK_REQUEST_OF_TASK, {"task_id": task_id}).one_or_none()
         task = session.get(Task, task_id)  # read after the request's lock: current
-        if request is None or task is None or task.state in TASK_FINISHED:
+        if (request is None or task is None or task.state in TASK_FINISHED
+                or task.state == TaskState.WAITING_VENDOR):
             return None
         if request.state != State.IN_PROGRESS:
             if request.state == State.CANCELLED:

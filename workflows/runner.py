@@ -28,7 +28,7 @@ from dsar.errors import DataMapError
 from dsar.evidence import CollectionEvidence
 from dsar.lifecycle import State
 from dsar.planning import Plan, plan_request
-from workflows import fanout, shared_batch, tracing
+from workflows import fanout, shared_batch, tracing, vendor_jobs
 from workflows.leases import LeaseKeeper
 from workflows.retry import classify
 from workflows.staging import Collected, StagingSink
@@ -226,6 +226,9 @@ def _run_claimed(app: App, claim: fanout.Claim,
     except shared_batch.Waiting as waiting:
         log.info("task %s %s", task_id, waiting, extra=ids)
         return shared_batch.wait(app, claim, waiting.until), None
+    except vendor_jobs.Parked as parked:
+        log.info("task %s %s", task_id, parked, extra=ids)
+        return "waiting", None
     except Exception as exc:
         failure = classify(exc)
         if failure.code == "internal_error":
@@ -293,6 +296,8 @@ def _call_connector(app: App, claim: fanout.Claim
             return result, sink.take(), not sink.flushed
         if shared_batch.applies(app, claim, connector):
             return shared_batch.erase(app, claim, connector), None, True
+        if vendor_jobs.has_jobs(app, claim.task_id):  # its vendor's jobs ended: settle
+            return vendor_jobs.resume(app, claim, connector), None, True
         precount = claim.precount
         if precount is not None:  # an earlier attempt recorded what was there
             result = connector.erase(frozen)
@@ -305,7 +310,11 @@ def _call_connector(app: App, claim: fanout.Claim
                                     "committed; nothing was changed")
 
             result = connector.erase_counted(frozen, record_found)
-    return _merge_precount(result, precount or {}), None, True
+    result = _merge_precount(result, precount or {})
+    if result.jobs:  # the vendor finishes later: wait for it without holding this worker
+        vendor_jobs.park(app, claim, result, getattr(datamap.system(claim.system), "vendor",
+                                                     claim.system))
+    return result, None, True
 
 
 def _merge_precount(result: ConnectorResult, precount: dict[str, int]) -> ConnectorResult:

@@ -10,6 +10,8 @@ several processes at once is harmless):
   is taken for lost (a broker that lost it, say Redis without persistence) and sent again,
   once per that period. The period is long so that a backlog waiting its turn in the broker
   is not duplicated: a worker that dies is covered by the lease and the handoff fallbacks;
+- vendor jobs: SaaS vendors' erasure jobs whose poll is due are asked about, and the tasks
+  waiting for them are sent again once they ended (:mod:`workflows.vendor_jobs`);
 - housekeeping: a ledger checkpoint when the ledger grew (hashing only the new entries),
   bundles past retention deleted (at most every ``DSAR_RETENTION_SWEEP_SECONDS``, default
   300) and orphaned ones (at most every ``DSAR_ORPHAN_SWEEP_SECONDS``, default a day), old
@@ -142,6 +144,13 @@ def recover_lost_work(app: App) -> int:
     return nudged
 
 
+def poll_vendor_jobs(app: App) -> None:
+    """Ask SaaS vendors about the erasure jobs whose poll is due (workflows.vendor_jobs)."""
+    from workflows.vendor_jobs import poll_due
+
+    poll_due(app)
+
+
 def housekeeping(app: App) -> None:
     from workflows.housekeeping import periodic_housekeeping
     from workflows.relay import purge_sent
@@ -159,7 +168,7 @@ class Watch(threading.Thread):
         self.stopping = threading.Event()
 
     def tick(self) -> None:
-        for step in (watch_deadlines, recover_lost_work, housekeeping):
+        for step in (watch_deadlines, recover_lost_work, poll_vendor_jobs, housekeeping):
             try:
                 step(self.app)
             except Exception:
