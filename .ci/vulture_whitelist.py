@@ -33,6 +33,11 @@ _.exc_type
 _.tb
 _.flow_style
 
+# The built-in system kinds, loaded by name from the `dsar.kinds` entry points in pyproject.toml.
+_.SqlKind
+_.S3Kind
+_.SaaSKind
+
 # click.Group hook; a rich Console attribute set for its renderer.
 _.format_commands
 _._width

@@ -5,8 +5,9 @@ Transient: connection refused or dropped, timeouts, deadlocks and serialization 
 request in ``needs attention`` with the reason. Waits grow exponentially with full jitter and
 are kept in the database (the outbox's ``available_at``), never held by the broker.
 
-A request whose data map changed after it was planned cannot be retried as planned;
-:func:`replan` plans it again from the current map (``dsar retry ID --replan``).
+A request whose data map changed after it was planned cannot be retried as planned
+(:func:`refuse_if_the_map_changed` says so before anything changes); :func:`replan` plans it
+again from the current map (``dsar retry ID --replan``).
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from dsar.app import App
 from dsar.db.models import OutboxMessage
-from dsar.errors import ConnectorError, DsarError
+from dsar.errors import ConnectorError, DataMapError, DsarError
 from dsar.outbox import withdraw
 
 MAX_ATTEMPTS = 8
@@ -78,6 +79,27 @@ class Replanned:
     kept: tuple[str, ...]
     planned: tuple[str, ...]
     digest: str
+
+
+def refuse_if_the_map_changed(app: App, request_id: str) -> None:
+    """DataMapError naming both ways on when ``request_id`` needs attention and was planned on
+    another version of the data map than the current one: a plain retry would fail again at
+    once. Nothing is changed; with no readable map the retried tasks say what is wrong."""
+    from dsar import requests
+    from dsar.datamap.current import load_map
+
+    request = requests.load(app, request_id)
+    if not request.datamap_digest or request.state != "needs_attention":
+        return
+    try:
+        _, digest = load_map(app)
+    except DsarError:
+        return
+    if digest != request.datamap_digest:
+        raise DataMapError(
+            f"the data map changed since request {request_id} was planned",
+            f"restore it and retry, or plan the request again from the current map: "
+            f"`dsar retry {request_id} --replan`")
 
 
 def _system_plans(plan: Mapping[str, Any] | None) -> dict[str, str]:

@@ -6,21 +6,17 @@ evidence and the same record. Broker specifics live in :mod:`workflows.actors`.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
-import threading
 import time
 from collections.abc import Callable, Collection
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from connectors.base import ConnectorContext, ConnectorResult, open_connector
 from dsar import requests
 from dsar.app import App
-from dsar.datamap.loader import load_datamap, parse_datamap
-from dsar.datamap.schema import DataMap
+from dsar.datamap.current import LoadedMap, loaded_map
+from dsar.datamap.current import load_map as load_map  # callers import it from here
 from dsar.db import direct
 from dsar.db.models import Request
 from dsar.db.rows import update_row
@@ -43,58 +39,6 @@ class TaskObservers(list[TaskObserver]):
     """Called after every task attempt of an App (``app.local(TaskObservers)``) with (system,
     action, outcome, seconds), outcome being ``done``, ``retry``, ``failed`` or ``lost``; how
     the metrics see tasks, whoever runs them."""
-
-
-@dataclass
-class LoadedMap:
-    """One version of the data map file, parsed and validated, with the plans made from it
-    (a plan depends on the map and the subject's key names only, never on their values)."""
-
-    digest: str
-    datamap: DataMap
-    plans: dict[tuple[frozenset[str], str], tuple[Plan, str]] = field(default_factory=dict)
-
-
-class LoadedMaps(dict[Path, LoadedMap]):
-    """The current version of each data map file an App read (``app.local(LoadedMaps)``);
-    a new version replaces the old one, and its plans with it."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.lock = threading.Lock()
-
-
-def load_map(app: App) -> tuple[DataMap, str]:
-    """The data map and the SHA-256 of its file, or DataMapError naming the fix.
-
-    The file is read and hashed on every call, but parsed and validated only when its digest
-    changed: one validated map per App per version of the file."""
-    loaded = _loaded(app)
-    return loaded.datamap, loaded.digest
-
-
-def _loaded(app: App) -> LoadedMap:
-    path = Path(app.settings.datamap_path)
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        raise DataMapError(f"no data map at {path}",
-                           "write one (`dsar datamap discover URL -o FILE`) and set DSAR_DATAMAP"
-                           ) from None
-    digest = "sha256:" + hashlib.sha256(raw).hexdigest()
-    maps = app.local(LoadedMaps)
-    cached = maps.get(path)
-    if cached is not None and cached.digest == digest:
-        return cached
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError:
-        load_datamap(path)  # raises the loader's DataMapError
-        raise
-    loaded = LoadedMap(digest, parse_datamap(text, str(path)))
-    with maps.lock:
-        maps[path] = loaded
-    return loaded
 
 
 def flag_attention(app: App, request_id: str, reason: str) -> None:
@@ -125,7 +69,7 @@ def plan(app: App, request_id: str, *, run_here: Collection[str] = ()) -> fanout
         if request.state != State.IN_PROGRESS or request.plan is not None:
             return
         try:
-            loaded = _loaded(app)
+            loaded = loaded_map(app)
             datamap, digest = loaded.datamap, loaded.digest
             keys = fanout.subject_keys_from(app, sealed)  # identities only, yet
             names = frozenset(k for k, v in keys.items() if v)

@@ -1,10 +1,12 @@
-"""Write a first data map for a live database, for a person to review.
+"""Draft a first data map from a database's reflected schema, for a person to review.
 
-:func:`discover` reflects the database (tables, primary keys, foreign keys; through the SQL
-connector's :func:`~connectors.sql_engine.reflect_layout` also partitions, inheritance, views
-and generated columns) and returns YAML text that :func:`~dsar.datamap.loader.parse_datamap`
-accepts and that ``dsar datamap check`` passes without an error, annotated with ``# review:``
-comments wherever it guessed and ``# note:`` lines for what it left out. The guesses:
+:func:`draft` takes what the SQL connector read from a live database
+(:func:`connectors.sql_discover.discover` reflects tables, primary keys, foreign keys,
+partitions, inheritance, views and generated columns into a
+:class:`~dsar.datamap.discover_erasure.Reflected`) and returns YAML text that
+:func:`~dsar.datamap.loader.parse_datamap` accepts and that ``dsar datamap check`` passes
+without an error, annotated with ``# review:`` comments wherever it guessed and ``# note:``
+lines for what it left out. It reads no database itself. The guesses:
 
 - identity columns from names and types: text columns named like ``email``/``e_mail``/``mail``
   (key ``email``) or ``phone``/``phone_number``/``mobile``/``telephone`` (key ``phone``);
@@ -29,15 +31,13 @@ PostgreSQL partitions are mapped as their partitioned parent (a look-up on it re
 partition; foreign keys declared on partitions count as the parent's); views are left out;
 generated columns are never masked. Several schemas (``schema``) make one map whose tables
 carry ``schema:``; a table name used in two of them is refused (a map names each table once).
-The URL is used to connect and never written: the map names ``url_env`` instead.
+The map names ``url_env``, never the URL.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import re
 from collections import defaultdict
-from collections.abc import Sequence
 from typing import Any
 
 import sqlalchemy as sa
@@ -111,93 +111,9 @@ def _flow(value: Any) -> str:
     return text.strip().removesuffix("...").strip()
 
 
-def discover(url: str, system_name: str = "main", url_env: str = "DATABASE_URL",
-             schema: str | Sequence[str] | None = None) -> str:
-    """Annotated data map YAML for the database at ``url`` (see the module docstring).
-    ``schema``: one schema or several (default: the connection's default schema)."""
-    schemas: list[str | None] = [schema] if isinstance(schema, str) else list(schema or [None])
-    try:
-        engine = sa.create_engine(url)
-    except (sa.exc.ArgumentError, ImportError) as exc:
-        raise DataMapError(f"cannot use database URL ({type(exc).__name__})",
-                           "give a SQLAlchemy URL such as postgresql+psycopg://user@host/db"
-                           ) from None
-    try:
-        with engine.connect() as conn:
-            db = _reflect(conn, schemas)
-    except sa.exc.SQLAlchemyError as exc:
-        raise DataMapError(f"cannot read the database schema ({type(exc).__name__})",
-                           "check the URL, the --schema names, that the database runs and that "
-                           "the user may read its catalog") from None
-    finally:
-        engine.dispose()
-    return _render(system_name, url_env, db)
-
-
-def _reflect(conn: Any, schemas: list[str | None]) -> Reflected:
-    from connectors.sql_engine import Catalog
-
-    catalog = Catalog(conn.engine)
-    inspector = sa.inspect(conn)
-    db = Reflected()
-    where: dict[str, str | None] = {}
-    for schema in schemas:
-        layout = catalog.layout(conn, schema)
-        label = f"schema {schema!r}" if schema else "the database"
-        if not layout.tables:
-            raise DataMapError(f"{label} has no tables: there is nothing to map",
-                               "check the URL and --schema (the schema that holds the tables)")
-        for name in layout.tables:
-            if name in where:
-                raise DataMapError(
-                    f"table {name!r} exists in schemas {where[name]!r} and {schema!r}; a data "
-                    "map names each table once", "discover each schema into its own system "
-                    "(one --schema and --system each) and merge the systems by hand")
-            where[name] = schema
-            db.names.append(name)
-            db.schema[name] = schema
-            db.columns[name] = inspector.get_columns(name, schema=schema)
-            db.pk[name] = inspector.get_pk_constraint(name, schema=schema).get(
-                "constrained_columns") or []
-        for name in layout.tables:
-            if not db.pk[name]:
-                _key_instead(inspector, db, name, schema, layout.inherits.get(name))
-        db.layouts[schema] = layout
-        db.fks += catalog.foreign_keys(conn, schema)
-    for other in sorted({r for s in schemas for r in catalog.referrers(conn, s)} - set(schemas)):
-        for fk in catalog.foreign_keys(conn, other):  # rows there may point at mapped rows
-            db.fks.append(dataclasses.replace(fk, table=f"{other}.{fk.table}"))
-    db.explicit_schema = schemas != [None]
-    default = inspector.default_schema_name
-    for fk in db.fks:  # a parent outside the discovered schemas is not a node
-        parent_schema = fk.parent_schema
-        if fk.parent not in where or (where[fk.parent] or default) != (parent_schema or default):
-            db.outside.add(id(fk))
-    return db
-
-
-def _key_instead(inspector: Any, db: Reflected, name: str, schema: str | None,
-                 parent: str | None) -> None:
-    """For a table without a primary key: a unique key of NOT NULL columns, else the key of
-    the table it inherits from (PostgreSQL does not inherit keys), noted for review."""
-    not_null = {c["name"] for c in db.columns[name] if not c.get("nullable", True)}
-    uniques = [u["column_names"] for u in inspector.get_unique_constraints(name, schema=schema)]
-    uniques += [ix["column_names"] for ix in inspector.get_indexes(name, schema=schema)
-                if ix.get("unique") and None not in ix["column_names"]]
-    for columns in uniques:
-        if columns and set(columns) <= not_null:
-            db.pk[name] = list(columns)
-            db.key_notes[name] = "no primary key: a unique key of NOT NULL columns serves"
-            return
-    if parent is not None:
-        key = inspector.get_pk_constraint(parent, schema=schema).get("constrained_columns")
-        if key:
-            db.pk[name] = list(key)
-            db.key_notes[name] = (f"no primary key: {parent}'s, which it inherits the columns "
-                                  "of but not the constraint; make sure it is unique here")
-
-
-def _render(system: str, url_env: str, db: Reflected) -> str:
+def draft(system: str, url_env: str, db: Reflected) -> str:
+    """Annotated data map YAML for the reflected database ``db`` (see the module docstring):
+    one system named ``system`` whose URL is read from ``url_env``."""
     names = db.names
     identities = {t: {c["name"]: k for c in db.columns[t] if not c.get("computed")
                       and (k := identity_of(c["name"], c["type"]))} for t in names}

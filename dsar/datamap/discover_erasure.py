@@ -1,4 +1,4 @@
-"""What :mod:`dsar.datamap.discover` read from the database, and the erasure it drafts.
+"""What :mod:`connectors.sql_discover` read from the database, and the erasure it drafts.
 
 The draft must pass ``dsar datamap check``, so where check would object the safe choice is
 made and said (the caller writes each reason as a ``# review:`` line):

@@ -228,7 +228,7 @@ def _model_at(loc: tuple[Any, ...]) -> type[BaseModel] | None:
 
 
 def _kind_choices() -> str:
-    """``'kind: sql', 'kind: s3' or 'kind: saas'`` for every registered kind."""
+    """``'kind: s3', 'kind: saas' or 'kind: sql'`` for every registered kind."""
     names = [f"'kind: {name}'" for name in kinds()]
     return " or ".join([", ".join(names[:-1]), names[-1]] if len(names) > 1 else names)
 

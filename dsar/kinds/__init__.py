@@ -17,11 +17,13 @@ the loader, ``datamap check`` and the bundle description never branch on the kin
 - ``connector``: ``"module:Class"`` of its connector (:mod:`connectors.base`), imported only
   when a connector is opened, so the domain never imports connectors.
 
-SQL, S3 and SaaS are built in (:mod:`dsar.kinds.builtin`). Third parties add a kind with an
-entry point in the group ``dsar.kinds`` (``name = "package.module:KindClass"``, the entry
-point's name equal to the kind's ``name``), and a SaaS vendor with one in ``dsar.saas_vendors``
-(see :mod:`connectors.saas.plugins`); nothing in dsar changes. A plug-in that fails to load
-is a :class:`~dsar.errors.DataMapError` naming the entry point.
+Every kind, built in or not, is an entry point in the group ``dsar.kinds`` (``name =
+"package.module:KindClass"``, the entry point's name equal to the kind's ``name``). SQL, S3 and
+SaaS are dsar's own (:mod:`connectors.kinds`, declared in its ``pyproject.toml``) and load
+first, so a plug-in of the same name replaces one; this module imports none of them. A SaaS
+vendor is a plug-in one level down, in ``dsar.saas_vendors`` (see
+:mod:`connectors.saas.plugins`). A plug-in that fails to load is a
+:class:`~dsar.errors.DataMapError` naming the entry point.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ import threading
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from functools import cache
-from importlib.metadata import entry_points
+from importlib.metadata import EntryPoint, entry_points
 from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Union
 
 from pydantic import Field, create_model
@@ -44,6 +46,7 @@ if TYPE_CHECKING:
     from dsar.planning import Match
 
 KIND_GROUP = "dsar.kinds"
+DISTRIBUTION = "dsar"  #: whose entry points are the built-in kinds
 
 
 @dataclass(frozen=True)
@@ -137,11 +140,7 @@ def _load() -> None:
     with _LOCK:
         if _LOADED.is_set():
             return
-        from dsar.kinds.builtin import BUILTIN
-
-        for kind in BUILTIN:
-            register_kind(kind)
-        for ep in entry_points(group=KIND_GROUP):
+        for ep in _kind_entry_points():
             try:
                 loaded = ep.load()
                 instance = loaded() if isinstance(loaded, type) else loaded
@@ -156,6 +155,18 @@ def _load() -> None:
                     f"{ep.name!r}", "fix or uninstall the package that provides it")
             register_kind(instance)
         _LOADED.set()
+
+
+def _kind_entry_points() -> list[EntryPoint]:
+    """The ``dsar.kinds`` entry points, dsar's own first; DataMapError when dsar's are missing
+    (its package metadata predates them: reinstall)."""
+    found = list(entry_points(group=KIND_GROUP))
+    own = [ep for ep in found if ep.dist is not None and ep.dist.name == DISTRIBUTION]
+    if not own:
+        raise DataMapError("dsar's built-in system kinds (sql, s3, saas) are not registered: "
+                           "its package metadata is missing or out of date",
+                           "reinstall dsar (pip install -e . in a checkout)")
+    return own + [ep for ep in found if ep not in own]
 
 
 def kinds() -> dict[str, SystemKind]:

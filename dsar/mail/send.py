@@ -20,7 +20,9 @@ import sqlalchemy as sa
 
 from dsar import requests
 from dsar.app import App
+from dsar.bundles import download_links
 from dsar.bundles.errors import format_when
+from dsar.datamap.current import controller_name
 from dsar.db.models import EvidenceRow, MessageRow, Request, Verification
 from dsar.errors import DsarError, NotFound
 from dsar.locale import long_date
@@ -29,7 +31,7 @@ from dsar.mail.render import KIND_WORDS, render
 from dsar.mail.verification import code_for, token_for
 
 CLAIM = timedelta(minutes=5)
-NAME_KEY = "full_name"  # the portal's key for the name a person gives (interfaces.portal.intake)
+NAME_KEY = "full_name"  # the key of the name a person gives on the portal's form
 
 
 class MessageBusy(Exception):
@@ -81,8 +83,6 @@ def recipient_of(app: App, request: Request) -> str:
 
 def context_for(app: App, request: Request, kind: str, lang: str = "en") -> dict[str, Any]:
     """What the templates of ``kind`` need, from the request's rows (dates in ``lang``)."""
-    from interfaces.portal.pages import controller_name
-
     tz = ZoneInfo(request.timezone)
     base = app.settings.public_url
     context: dict[str, Any] = {
@@ -108,10 +108,8 @@ def context_for(app: App, request: Request, kind: str, lang: str = "en") -> dict
         elif kind == "erasure_confirmation":
             context["kept"] = _kept(session, request.id)
         elif kind == "completion":
-            from interfaces.portal import links
-
-            link = links.issue(session, app, links.bundle_of(session, request.id),
-                               "completion email")
+            bundle = download_links.bundle_of(session, request.id)
+            link = download_links.issue(session, app, bundle, "completion email")
             context.update(download_url=link.url,
                            link_until=format_when(link.expires_at.astimezone(tz)))
     return context

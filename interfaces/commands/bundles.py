@@ -26,16 +26,16 @@ from interfaces.commands.output import console, json_option, local_time, print_j
 def bundle(state: CliState, request_id: str, new_link: bool, revoke: bool,
            as_json: bool) -> None:
     """Show where a request's export bundle is, its digest, and until when it can be fetched."""
-    from interfaces.portal import links
+    from dsar.bundles import download_links
 
     app = state.app
     data: dict[str, object] = {"link": None}
     with app.db.session() as session:
-        row = links.bundle_of(session, request_id)
+        row = download_links.bundle_of(session, request_id)
         if revoke:
-            data["links_revoked"] = links.revoke(session, app, row, state.actor)
+            data["links_revoked"] = download_links.revoke(session, app, row, state.actor)
         if new_link:
-            issued = links.issue(session, app, row, "command line")
+            issued = download_links.issue(session, app, row, "command line")
             data["link"], data["link_valid_until"] = issued.url, issued.expires_at
     data = {"request_id": request_id, "bundle_id": row.id, "location": row.location,
             "sha256": row.sha256, "size": row.size, "created_at": row.created_at,

@@ -78,7 +78,7 @@ def discover_command(url: str, system_name: str, url_env: str, schemas: tuple[st
     mapped as their parent; views are left out, generated columns never masked ('# note:').
     An empty database or schema is refused.
     """
-    from dsar.datamap.discover import discover
+    from connectors.sql_discover import discover
 
     _write(discover(url, system_name, url_env, list(schemas) or None), output)
 

@@ -104,35 +104,15 @@ def retry(state: CliState, request_id: str, replan: bool, as_json: bool) -> None
                           f"data map: {len(done.kept)} finished task(s) kept, "
                           f"{len(done.planned)} planned")
         return
+    from workflows.retry import refuse_if_the_map_changed
     from workflows.runner import retry as retry_request
 
-    _refuse_if_the_map_changed(state, request_id)
+    refuse_if_the_map_changed(state.app, request_id)
     restarted = retry_request(state.app, request_id, state.actor)
     if as_json:
         print_json({"id": request_id, "restarted_tasks": restarted})
     else:
         console.print(f"{request_id} is back in progress; {restarted} failed task(s) restarted")
-
-
-def _refuse_if_the_map_changed(state: CliState, request_id: str) -> None:
-    """A plain retry of a request planned on another version of the data map would fail
-    again at once: say so, with the two ways on, before changing anything."""
-    from dsar import requests
-    from dsar.errors import DataMapError, DsarError
-    from workflows.runner import load_map
-
-    request = requests.load(state.app, request_id)
-    if not request.datamap_digest or request.state != "needs_attention":
-        return
-    try:
-        _, digest = load_map(state.app)
-    except DsarError:
-        return  # no readable map: the retried tasks will say what is wrong
-    if digest != request.datamap_digest:
-        raise DataMapError(
-            f"the data map changed since request {request_id} was planned",
-            f"restore it and retry, or plan the request again from the current map: "
-            f"`dsar retry {request_id} --replan`")
 
 
 def wait_with_progress(state: CliState, request_id: str, timeout: float = 3600.0) -> str:

@@ -28,11 +28,12 @@ from starlette.responses import JSONResponse, Response
 
 from dsar import requests
 from dsar.app import App
+from dsar.bundles import download_links
 from dsar.db.models import Bundle, Request
 from dsar.errors import DsarError
 from dsar.mail import queue_message
 from dsar.mail import verification as verify
-from interfaces.portal import agents, intake, links, openapi
+from interfaces.portal import agents, intake, openapi
 from interfaces.portal.forms import MAX_BODY, BodyRefused, Form, read_body
 from interfaces.portal.places import regime_for
 
@@ -184,10 +185,10 @@ async def issue_link(request: HttpRequest) -> Response:
     agent, found = own
     app: App = request.app.state.dsar
 
-    def issue() -> links.IssuedLink:
+    def issue() -> download_links.IssuedLink:
         with app.db.session() as session:
-            return links.issue(session, app, links.bundle_of(session, found.id),
-                               f"api ({agent})"[:32])
+            bundle = download_links.bundle_of(session, found.id)
+            return download_links.issue(session, app, bundle, f"api ({agent})"[:32])
 
     if found.state != "completed":
         return problem(409, "Not ready", f"The request is {found.state}; a download exists "

@@ -35,6 +35,7 @@ from starlette.responses import PlainTextResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from dsar.app import App
+from dsar.datamap.current import controller_name
 from dsar.errors import DsarError
 from dsar.intake import KeysReachNothing
 from dsar.locale import N_, long_date
@@ -49,7 +50,7 @@ from interfaces.portal.guards import (
     client_address,
     csrf_ok,
 )
-from interfaces.portal.pages import SecurityHeaders, controller_name, language, page, problem
+from interfaces.portal.pages import SecurityHeaders, language, page, problem
 from interfaces.portal.places import PLACES
 
 log = logging.getLogger("dsar.portal")

@@ -1,10 +1,10 @@
 """Downloads on the portal: a landing page first, then the file; each fetch on the record.
 
 A link works when its signature is ours, it has not expired, it is in the ledger of issued
-links and not revoked (:mod:`interfaces.portal.links`), and its bundle is still kept. The bundle is
-read from where its row says it was stored. An expired link's page says what the privacy team
-can do: issue a new link while the bundle is kept (``dsar bundle ID --new-link``), or nothing
-once it was deleted.
+links and not revoked (:mod:`dsar.bundles.download_links`), and its bundle is still kept. The
+bundle is read from where its row says it was stored. An expired link's page says what the
+privacy team can do: issue a new link while the bundle is kept (``dsar bundle ID --new-link``),
+or nothing once it was deleted.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
 from dsar.app import App
+from dsar.bundles import download_links
 from dsar.bundles.download import BundleNotReady, Download, open_download
 from dsar.bundles.errors import (
     BundleCorrupted,
@@ -34,7 +35,6 @@ from dsar.bundles.record import read_record
 from dsar.db.models import Bundle, DownloadLink
 from dsar.errors import DsarError
 from dsar.locale import N_, format_size, translations
-from interfaces.portal import links
 from interfaces.portal.pages import language, page, problem
 
 log = logging.getLogger("dsar.portal")
@@ -59,19 +59,20 @@ class Resolver:
         now = self.app.now()
         bundle_id = verify_link(token, self.app.keys.link_key, now, self.tz)
         with self.app.db.session() as session:
-            bundle = links.granted(session, bundle_id, token)
-            link = session.get(DownloadLink, links.token_hash(token))
+            bundle = download_links.granted(session, bundle_id, token)
+            link = session.get(DownloadLink, download_links.token_hash(token))
             assert link is not None
         if now >= bundle.delete_after:
             raise BundleMissing("this copy of your data was deleted after its retention period",
                                 "make a new request if you still want a copy")
-        record = read_record(links.store_of(self.app, bundle), bundle.id)
+        record = read_record(download_links.store_of(self.app, bundle), bundle.id)
         return Found(bundle, record.filename, bundle.size, link.expires_at)
 
     def open(self, token: str) -> tuple[Found, Download]:
         found = self.find(token)
         download = open_download(
-            token, store=links.store_of(self.app, found.bundle), key=self.app.keys.bundle_key,
+            token, store=download_links.store_of(self.app, found.bundle),
+            key=self.app.keys.bundle_key,
             secret=self.app.keys.link_key, now=self.app.now(), display_tz=self.tz,
             available_until=found.bundle.delete_after)
         return found, download
@@ -97,7 +98,7 @@ ASK_AGAIN = N_("Make a new request if you still want a copy.")
 REFUSALS: dict[type[DsarError], tuple[int, str, str, str]] = {
     LinkExpired: (410, N_("This link has expired"),
                   N_("Download links work for a limited time, and this one's has run out."), ""),
-    links.LinkRevoked: (410, N_("This link was withdrawn"),
+    download_links.LinkRevoked: (410, N_("This link was withdrawn"),
                         N_("We withdrew this download link."),
                         N_("Ask us for a new link; your request does not need to be made "
                            "again.")),
@@ -135,7 +136,7 @@ async def landing(request: Request) -> Response:
         found = await asyncio.to_thread(resolver.find, token)
     except DsarError as err:
         return _refusal(request, err)
-    await asyncio.to_thread(links.record_download, resolver.app, found.bundle,
+    await asyncio.to_thread(download_links.record_download, resolver.app, found.bundle,
                             "download_page_viewed")
     return page(request, "download", token=token, filename=found.filename,
                 size=format_size(found.size, language(request)), request_id=found.bundle.request_id,
@@ -158,7 +159,8 @@ async def file(request: Request) -> Response:
     if request.method == "HEAD":
         download.close()
         return Response(b"", headers=headers, media_type="application/zip")
-    await asyncio.to_thread(links.record_download, resolver.app, found.bundle, "downloaded")
+    await asyncio.to_thread(download_links.record_download, resolver.app, found.bundle,
+                            "downloaded")
     return StreamingResponse(_stream(download), headers=headers, media_type="application/zip")
 
 

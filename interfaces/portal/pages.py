@@ -14,7 +14,6 @@ from starlette.responses import HTMLResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from dsar.app import App
-from dsar.errors import DsarError
 from dsar.locale import LANGUAGES, NAMES, environment, negotiate
 from interfaces.portal.guards import CSRF_FIELD, HONEYPOT_FIELD, csrf_token, set_csrf
 from interfaces.portal.places import options
@@ -28,19 +27,6 @@ HEADERS = {
     "Referrer-Policy": "no-referrer",
     "Cache-Control": "no-store",
 }
-
-
-def controller_name(app: App) -> str:
-    """The controller's name from the data map, or "us" when the map has none."""
-    try:
-        from workflows.runner import load_map
-
-        datamap, _ = load_map(app)
-        if datamap.controller is not None:
-            return datamap.controller.name
-    except DsarError:
-        pass
-    return "us"
 
 
 def language(request: Request) -> str:

@@ -22,7 +22,6 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from datetime import datetime, timedelta
-from types import SimpleNamespace
 from typing import Any, cast
 from zoneinfo import ZoneInfo
 
@@ -253,10 +252,10 @@ async def request_page(request: Request) -> Response:
 
 def _retry(app: App, request_id: str, actor: str) -> object:
     """What ``dsar retry ID`` does: refuse if the data map changed, then restart failed tasks."""
-    from interfaces.commands.fleet import _refuse_if_the_map_changed
+    from workflows.retry import refuse_if_the_map_changed
     from workflows.runner import retry
 
-    _refuse_if_the_map_changed(cast(Any, SimpleNamespace(app=app)), request_id)
+    refuse_if_the_map_changed(app, request_id)
     return retry(app, request_id, actor)
 
 

@@ -12,12 +12,12 @@ from zoneinfo import ZoneInfo
 
 from dsar import requests
 from dsar.app import App
+from dsar.bundles import download_links
 from dsar.bundles.errors import format_when
 from dsar.db.models import Bundle, Request
 from dsar.errors import DsarError, InvalidInput
 from dsar.locale import N_, long_date, translations
 from dsar.records.commitment import commit
-from interfaces.portal import links
 
 NEXT = {
     "received": (N_("We have received it."), N_("We will check it and write to you.")),
@@ -83,8 +83,8 @@ def look_up(app: App, request_id: str, receipt: str, lang: str = "en") -> Status
 def _download(app: App, request: Request) -> tuple[str | None, str | None]:
     with app.db.session() as session:
         try:
-            bundle: Bundle = links.bundle_of(session, request.id)
-            link = links.issue(session, app, bundle, "status page")
+            bundle: Bundle = download_links.bundle_of(session, request.id)
+            link = download_links.issue(session, app, bundle, "status page")
         except DsarError:
             return None, None
     return link.url, format_when(link.expires_at.astimezone(ZoneInfo(request.timezone)))

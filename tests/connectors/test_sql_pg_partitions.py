@@ -14,8 +14,8 @@ import yaml
 from connectors import sql_engine
 from connectors.base import ConnectorContext
 from connectors.sql import SqlConnector
+from connectors.sql_discover import discover
 from dsar.datamap.check import check_datamap
-from dsar.datamap.discover import discover
 from dsar.datamap.loader import parse_datamap
 from dsar.datamap.schema import SqlSystem
 from tests.connectors.test_sql_chinook import ListSink

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from connectors.sql_discover import discover
 from dsar.datamap.check import check_datamap
-from dsar.datamap.discover import discover
 from dsar.datamap.loader import parse_datamap
 from dsar.datamap.schema import SqlSystem
 from dsar.errors import DataMapError

@@ -17,8 +17,8 @@ from hypothesis import strategies as st
 from connectors import sql_engine
 from connectors.base import ConnectorContext
 from connectors.sql import SqlConnector
+from connectors.sql_discover import discover
 from dsar.datamap.check import check_datamap
-from dsar.datamap.discover import discover
 from dsar.datamap.loader import parse_datamap
 from dsar.errors import DataMapError
 from tests import services

@@ -16,8 +16,8 @@ import sqlalchemy as sa
 
 from connectors.base import ConnectorContext
 from connectors.sql import SqlConnector
+from connectors.sql_discover import discover
 from dsar.datamap.check import check_datamap
-from dsar.datamap.discover import discover
 from dsar.datamap.loader import parse_datamap
 from dsar.datamap.schema import SqlSystem
 from dsar.errors import DataMapError

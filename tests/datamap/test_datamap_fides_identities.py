@@ -118,7 +118,7 @@ def test_a_single_column_identity_stays_a_string_and_lists_are_validated() -> No
 
 
 def test_discover_lists_every_identity_column_of_a_table(tmp_path: Path) -> None:
-    from dsar.datamap.discover import discover
+    from connectors.sql_discover import discover
 
     url = f"sqlite:///{tmp_path / 'two.sqlite'}"
     engine = sa.create_engine(url)

@@ -80,7 +80,7 @@ MAP = textwrap.dedent("""
 
 def _install(folder: Path, name: str, module: str, group: str, entry: str) -> None:
     (folder / f"{module}.py").write_text(PLUGIN)
-    info = folder / f"{name}-1.0.dist-info"
+    info = folder / f"{name.replace('-', '_')}-1.0.dist-info"  # as installers name it
     info.mkdir()
     (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: 1.0\n")
     (info / "entry_points.txt").write_text(f"[{group}]\n{entry}\n")
@@ -137,7 +137,7 @@ def test_without_the_plugin_the_kind_is_unknown_and_the_fix_lists_the_kinds(
         parse_datamap(MAP)
     message = f"{caught.value} {caught.value.fix}"
     assert "unknown system kind 'ldap'" in message
-    assert "'kind: sql', 'kind: s3' or 'kind: saas'" in message
+    assert "'kind: s3', 'kind: saas' or 'kind: sql'" in message
 
 
 def test_a_broken_plugin_is_one_line_naming_its_entry_point(

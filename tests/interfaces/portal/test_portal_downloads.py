@@ -15,12 +15,11 @@ from starlette.testclient import TestClient
 
 from dsar import requests
 from dsar.app import App
-from dsar.bundles import BundleMeta, build_bundle, open_store
+from dsar.bundles import BundleMeta, build_bundle, download_links, open_store
 from dsar.db.models import Bundle
 from dsar.db.rows import insert_rows
 from dsar.identities import parse_identities
 from dsar.lifecycle import State
-from interfaces.portal import links
 from tests.interfaces.portal.conftest import Inbox, deliver
 from workflows.runner import load_map
 
@@ -57,7 +56,8 @@ def completed(app: App, tmp_path: Path) -> str:
 
 def new_link(app: App, request_id: str, via: str = "test") -> str:
     with app.db.session() as session:
-        return links.issue(session, app, links.bundle_of(session, request_id), via).token
+        bundle = download_links.bundle_of(session, request_id)
+        return download_links.issue(session, app, bundle, via).token
 
 
 def test_landing_page_then_the_file_each_on_the_record(
@@ -120,7 +120,7 @@ def test_forged_and_unrecorded_links_are_refused(client: TestClient, app: App,
 
     assert client.get("/download/bm90LWEtdG9rZW4.Zm9yZ2Vk").status_code == 403
     with app.db.session() as session:
-        bundle = links.bundle_of(session, completed)
+        bundle = download_links.bundle_of(session, completed)
     unrecorded = issue_link(bundle.id, bundle.delete_after, app.keys.link_key)
     assert client.get(f"/download/{unrecorded}/file").status_code == 403
     assert client.post(f"/download/{unrecorded}/file").status_code == 405

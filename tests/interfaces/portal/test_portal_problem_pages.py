@@ -13,8 +13,9 @@ from starlette.testclient import TestClient
 
 from dsar import requests
 from dsar.app import App
+from dsar.bundles import download_links
 from dsar.bundles.record import read_record, write_record
-from interfaces.portal import links, make_portal
+from interfaces.portal import make_portal
 from tests.interfaces.portal.test_portal_downloads import Clock, completed, new_link
 
 __all__ = ["completed"]  # the fixture used below
@@ -45,7 +46,8 @@ def test_download_problems_are_in_the_page_language(app: App, completed: str, la
     app.clock = clock
     withdrawn = new_link(app, completed)
     with app.db.session() as session:
-        links.revoke(session, app, links.bundle_of(session, completed), "privacy team")
+        download_links.revoke(session, app, download_links.bundle_of(session, completed),
+                              "privacy team")
     expired = new_link(app, completed)
     seen: dict[str, str] = {}
     with TestClient(make_portal(app, sweep_expired=False),
@@ -56,7 +58,7 @@ def test_download_problems_are_in_the_page_language(app: App, completed: str, la
         seen["expired"] = client.get(f"/download/{expired}").text
         fresh = new_link(app, completed)  # what `dsar bundle --new-link` does
         with app.db.session() as session:  # then retention deletes the bundle
-            links.bundle_of(session, completed).deleted_at = clock.now
+            download_links.bundle_of(session, completed).deleted_at = clock.now
         seen["deleted"] = client.get(f"/download/{fresh}").text
     for what, (title, advice) in WORDS[lang].items():
         text = _main(seen[what])
@@ -74,8 +76,8 @@ def test_a_bundle_still_being_written_is_not_called_deleted(
     (BundleNotReady), whatever the error's wording."""
     token = new_link(app, completed)
     with app.db.session() as session:
-        bundle = links.bundle_of(session, completed)
-    store = links.store_of(app, bundle)
+        bundle = download_links.bundle_of(session, completed)
+    store = download_links.store_of(app, bundle)
     record = read_record(store, bundle.id)
     write_record(store, replace(record, complete=False))
     with TestClient(make_portal(app, sweep_expired=False),

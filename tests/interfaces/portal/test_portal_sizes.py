@@ -16,11 +16,18 @@ from hypothesis import strategies as st
 from starlette.testclient import TestClient
 
 from dsar.app import App
-from dsar.bundles import BundleMeta, RowsBatch, build_bundle, issue_link, open_download
+from dsar.bundles import (
+    BundleMeta,
+    RowsBatch,
+    build_bundle,
+    download_links,
+    issue_link,
+    open_download,
+)
 from dsar.bundles.report import human_size
 from dsar.db.models import Bundle
 from dsar.locale import LANGUAGES, format_size
-from interfaces.portal import links, make_portal
+from interfaces.portal import make_portal
 from tests.bundles.conftest import customer_rows, datamap, key, local_store, now, secret
 from tests.interfaces.portal.test_portal_downloads import completed, new_link
 
@@ -58,7 +65,7 @@ def test_the_landing_page_gives_the_size_in_its_language(
         app: App, completed: str, lang: str, size: str) -> None:
     token = new_link(app, completed)
     with app.db.session() as session:
-        bundle = links.bundle_of(session, completed)
+        bundle = download_links.bundle_of(session, completed)
         session.get(Bundle, bundle.id).size = 1_500_000  # type: ignore[union-attr]
     with TestClient(make_portal(app, sweep_expired=False),
                     headers={"Accept-Language": lang}) as client:

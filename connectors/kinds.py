@@ -1,5 +1,9 @@
 """The built-in system kinds: ``sql`` (SQLAlchemy), ``s3`` (boto3) and ``saas`` (HTTP APIs,
-dispatched further by ``vendor``). See :mod:`dsar.kinds` for the interface."""
+dispatched further by ``vendor``). See :mod:`dsar.kinds` for the interface.
+
+They live beside their connectors, not in the domain, and reach the registry the way a
+third-party kind does: as entry points of the ``dsar.kinds`` group, declared in dsar's own
+``pyproject.toml``."""
 
 from __future__ import annotations
 
@@ -173,5 +177,3 @@ class SaaSKind(SystemKind):
 
         return check_saas_system(system, environ)
 
-
-BUILTIN: tuple[SystemKind, ...] = (SqlKind(), S3Kind(), SaaSKind())
