@@ -170,11 +170,14 @@ SETTLED = TERMINAL | {State.NEEDS_ATTENTION, State.AWAITING_APPROVAL, State.AWAI
 def wait_for(app: App, request_id: str, timeout: float = 600.0,
              on_progress: Callable[[Request, int, int], None] | None = None,
              poll: float = 0.1) -> Request:
-    """Poll until the request is settled (finished, or waiting on a person); return it.
+    """Poll until the request is settled (finished, or waiting on a person) or all its work
+    left waits for SaaS vendors' erasure jobs (the fleet's workers finish it when they end);
+    return it.
 
     ``on_progress(request, done, total)`` is called on every poll with the task counts.
     """
     from workflows.progress import task_counts
+    from workflows.vendor_jobs import only_vendors_left
 
     deadline = time.monotonic() + timeout
     while True:
@@ -182,7 +185,8 @@ def wait_for(app: App, request_id: str, timeout: float = 600.0,
         done, total = task_counts(app, request_id)
         if on_progress:
             on_progress(request, done, total)
-        if State(request.state) in SETTLED:
+        if State(request.state) in SETTLED or (
+                request.state == State.IN_PROGRESS and only_vendors_left(app, request_id)):
             return request
         if time.monotonic() > deadline:
             return request

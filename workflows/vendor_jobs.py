@@ -228,6 +228,16 @@ def _record(app: App, job: VendorJob, status: JobStatus | None, note: str) -> No
              job.task_id, extra={"request_id": job.request_id, "task_id": job.task_id})
 
 
+def only_vendors_left(app: App, request_id: str) -> bool:
+    """Whether every unfinished task of the request waits for its vendor's jobs (nothing a
+    worker could do now): ``submit --wait`` stops waiting then."""
+    with app.db.session() as session:
+        states = set(session.scalars(sa.select(Task.state).where(
+            Task.request_id == request_id)))
+    return TaskState.WAITING_VENDOR in states and states <= {TaskState.WAITING_VENDOR,
+                                                             TaskState.DONE}
+
+
 def waiting(session: Any, request_id: str) -> list[dict[str, Any]]:
     """The request's vendor jobs, for ``dsar show``: system, vendor, resource, reference,
     state, the vendor's last status, when submitted and when asked next (no personal data)."""
@@ -235,6 +245,6 @@ def waiting(session: Any, request_id: str) -> list[dict[str, Any]]:
                            .order_by(VendorJob.id))
     return [{"system": r.system, "vendor": r.vendor, "resource": r.resource,
              "job": r.reference, "state": r.state, "vendor_status": r.last_status,
-             "submitted_at": r.submitted_at.isoformat(),
-             "next_poll_at": r.next_poll_at.isoformat() if r.state == PENDING else None,
+             "submitted_at": r.submitted_at,
+             "next_poll_at": r.next_poll_at if r.state == PENDING else None,
              "polls": r.attempts} for r in rows]

@@ -134,6 +134,13 @@ def submit(state: CliState, kind: str, emails: tuple[str, ...], phones: tuple[st
         console.print(f"receipt code for the requester: {made.salt}")
         if r.attention_reason:
             console.print(styled("[red]needs attention:[/] {}", r.attention_reason))
+        pending = [j for j in _vendor_jobs(app, r.id) if j["state"] == "pending"]
+        if wait and pending:
+            console.print(styled("[yellow]waiting for {}:[/] {} erasure job(s) still running; "
+                                 "`dsar worker` polls them and completes the request "
+                                 "(`dsar show {}`)", ", ".join(sorted({j["vendor"]
+                                                                      for j in pending})),
+                                 len(pending), r.id))
     if wait and (code := exits.for_waited_state(r.state)) != exits.OK:
         raise SystemExit(code)
 
@@ -223,6 +230,7 @@ def show(state: CliState, request_id: str, reveal: bool, as_json: bool) -> None:
         "pauses": [{"from": p.started_at, "to": p.ended_at, "reason": p.reason}
                    for p in request.pauses],
         "tasks": task_table(app, request.id),
+        "vendor_jobs": _vendor_jobs(app, request.id),
         "timeline": [{"at": e.at, "actor": e.actor, "event": e.event, "from": e.from_state,
                       "to": e.to_state, "reason": e.reason} for e in request.events],
     })
@@ -230,6 +238,13 @@ def show(state: CliState, request_id: str, reveal: bool, as_json: bool) -> None:
         print_json(data)
         return
     _print_show(request, data, tz)
+
+
+def _vendor_jobs(app: Any, request_id: str) -> list[dict[str, Any]]:
+    from workflows.vendor_jobs import waiting
+
+    with app.db.session() as session:
+        return waiting(session, request_id)
 
 
 def _left(summary: dict[str, Any]) -> int | None:
@@ -284,6 +299,19 @@ def _print_show(request: Request, data: dict[str, Any], tz: str) -> None:
             [t["system"], t["action"], t["state"], t["attempts"],
              f"{t['error_code']}: {t['error']}" if t["error_code"] else None]
             for t in data["tasks"]]))
+    pending = [j for j in data["vendor_jobs"] if j["state"] == "pending"]
+    if pending:
+        vendors = ", ".join(sorted({j["vendor"] for j in pending}))
+        console.print(styled("[yellow]waiting for {}:[/] {} erasure job(s) still running; the "
+                             "request completes when the vendor reports them finished",
+                             vendors, len(pending)))
+    if data["vendor_jobs"]:
+        console.print(table("vendor jobs", ["system", "job", "state", "vendor status",
+                                            "submitted", "next poll"], [
+            [j["system"], j["job"], j["state"], j["vendor_status"],
+             local_time(j["submitted_at"], tz),
+             local_time(j["next_poll_at"], tz) if j["next_poll_at"] else None]
+            for j in data["vendor_jobs"]], optional=("next poll",)))
     console.print(table("timeline", ["when", "who", "event", "from", "to", "why"], [
         [local_time(e["at"], tz), e["actor"], e["event"], e["from"], e["to"], e["reason"]]
         for e in data["timeline"]], optional=("from", "to", "who")))

@@ -188,3 +188,42 @@ def test_a_job_pending_too_long_gives_up(fleet: Any) -> None:
     with fleet_.app.db.session() as session:
         reason = session.get_one(Request, request_id).attention_reason or ""
     assert "saas_job_gave_up" in reason and job.reference in reason
+
+
+def test_submit_wait_and_show_say_the_request_waits_for_the_vendor(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from cli import main
+    from interfaces.commands.exits import STILL_RUNNING
+
+    segment = _segment()
+    try:
+        segment.seed(SUBJECT)
+        delay_jobs(segment, 3600)
+        path = tmp_path / "datamap.yaml"
+        path.write_text(json.dumps({"version": 1, "systems": [{
+            "name": "analytics", "kind": "saas", "vendor": "segment",
+            "token_env": "SEGMENT_TOKEN", "base_url_env": "SEGMENT_URL",
+            "identities": {"email": "user_id"}, "resources": ["users"]}]}))
+        env = {"DSAR_DATA_DIR": str(tmp_path / "data"), "DSAR_DATAMAP": str(path),
+               "SEGMENT_TOKEN": segment.token, "SEGMENT_URL": segment.url,
+               "DSAR_RATE_LIMIT_URL": "memory://"}
+        runner_ = CliRunner()
+        submitted = runner_.invoke(main, ["submit", "erasure", "--email", SUBJECT,
+                                          "--identity-verified", "account", "--wait"], env=env)
+        assert submitted.exit_code == STILL_RUNNING, submitted.output
+        assert "waiting for segment: 1 erasure job(s) still running" in submitted.output
+        request_id = submitted.output.split()[0]
+        shown = runner_.invoke(main, ["show", request_id, "--json"], env=env)
+        data = json.loads(shown.stdout)
+        assert data["state"] == "in_progress"
+        assert [t["state"] for t in data["tasks"]] == ["waiting_vendor"]
+        (job,) = data["vendor_jobs"]
+        regulate_id = next(iter(segment.emulator.regulations))
+        assert (job["system"], job["job"], job["state"], job["vendor_status"]) == (
+            "analytics", regulate_id, "pending", "RUNNING")
+        assert job["next_poll_at"] and job["submitted_at"]
+        text = runner_.invoke(main, ["show", request_id], env={**env, "COLUMNS": "200"}).output
+        assert "waiting for segment" in text and "vendor jobs" in text and regulate_id in text
+    finally:
+        segment.emulator.stop()
