@@ -18,9 +18,18 @@ Hive-style partitions: a ``column=value`` segment of the object key is a column 
 in the file (pyarrow's convention); a key column found there matches or excludes the whole
 file without reading it.
 
+How the bytes are fetched is a cost decision made from the footer (read with one suffix-range
+GET): ranged reads of the key columns of the row groups that may match, or one streamed GET of
+the whole object into a local temporary file, whichever moves fewer bytes when each request
+is counted as ``range_size`` bytes of transfer (a GET's latency is worth megabytes of
+throughput on S3). A file that has to be rewritten is always fetched whole, once.
+
 Erasure writes a new file with the same Arrow schema and key-value metadata, the codec of the
-original column chunks, and one row group per original row group (minus the removed rows), so
-readers see the same layout. Bloom filters are not read: pyarrow does not expose them.
+original column chunks, Bloom filters on the columns that had them, and one row group per
+original row group (minus the removed rows), so readers see the same layout. Each row group is
+read once for the rewrite; the removed rows are taken from that same read. A row group without
+a hit is still decoded and encoded again: pyarrow cannot copy a column chunk's pages as they
+are. Bloom filters are not read: pyarrow writes them but has no API to probe them.
 """
 
 from __future__ import annotations
@@ -30,6 +39,7 @@ import datetime as dt
 import decimal
 import io
 import json
+import tempfile
 import urllib.parse
 from collections.abc import Iterator
 from typing import IO, Any
@@ -40,6 +50,8 @@ import pyarrow.parquet as pq
 from botocore.exceptions import ClientError
 
 from connectors.s3_records import Matcher, Segment
+
+FOOTER_GUESS = 1 << 20  # bytes of the object's end read for its footer in one request
 
 
 class RangeFile(io.RawIOBase):
@@ -88,6 +100,37 @@ class RangeFile(io.RawIOBase):
         data = self.read(len(buffer))
         buffer[: len(data)] = data
         return len(data)
+
+    def download(self, out: IO[bytes], chunk_size: int = 1 << 20) -> None:
+        """The whole version, streamed into ``out`` with one GET (pinned like every read)."""
+        body = self.client.get_object(**self.params)["Body"]
+        try:
+            for chunk in body.iter_chunks(chunk_size):
+                out.write(chunk)
+                self.bytes_read += len(chunk)
+        finally:
+            body.close()
+        out.flush()
+
+
+def read_footer(source: RangeFile) -> Any:
+    """The file's metadata from one suffix-range GET (two when the footer is over 1 MiB)."""
+    if source.size < 12:
+        raise NotParquet("too short for a Parquet file")
+    source.seek(-min(source.size, FOOTER_GUESS), io.SEEK_END)
+    tail = source.read()
+    if tail[-4:] != b"PAR1":
+        raise NotParquet("no Parquet footer (the file does not end with PAR1)")
+    length = int.from_bytes(tail[-8:-4], "little") + 8
+    if length > source.size - 4:
+        raise NotParquet("the footer's length is larger than the file")
+    if length > len(tail):
+        source.seek(-length, io.SEEK_END)
+        tail = source.read()
+    try:
+        return pq.read_metadata(pa.BufferReader(tail[-length:]))
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise NotParquet(str(exc)) from None
 
 
 def partitions(key: str) -> dict[str, str]:
@@ -157,13 +200,51 @@ def _may_match(stats: Any, name: str, values: frozenset[str]) -> bool:
 class ParquetScan:
     """The subject's rows in one Parquet object: ``matches()`` yields ``(row, record)``."""
 
-    def __init__(self, source: IO[bytes] | Any, key: str, matcher: Matcher) -> None:
-        self.file = pq.ParquetFile(source, pre_buffer=True)
+    def __init__(
+        self, source: IO[bytes] | Any, key: str, matcher: Matcher, metadata: Any = None
+    ) -> None:
+        self.source = source
+        self.file = pq.ParquetFile(source, metadata=metadata, pre_buffer=True)
         self.meta = self.file.metadata
         self.matcher = matcher
         self.fixed = partitions(key)
         self.groups_skipped = 0
         self._rows: dict[int, list[int]] = {}
+        self._local: Any = None
+
+    def _key_columns(self) -> list[str]:
+        names = self.file.schema_arrow.names
+        return sorted({p[0] for p, _n, _v in self.matcher.rules if p[0] in names})
+
+    def ranged_cost(self, request_bytes: int) -> int:
+        """Bytes a ranged scan of the key columns would move, each GET counted as
+        ``request_bytes`` more (0 when the footer alone decides)."""
+        if self._whole_file() is not None:
+            return 0
+        tops = set(self._key_columns())
+        cost = 0
+        for index in range(self.meta.num_row_groups):
+            if not self._group_may_match(index):
+                continue
+            group = self.meta.row_group(index)
+            cost += request_bytes + sum(
+                group.column(i).total_compressed_size for i in range(group.num_columns)
+                if group.column(i).path_in_schema.split(".")[0] in tops)
+        return cost
+
+    def localise(self, chunk_size: int = 1 << 20) -> None:
+        """Fetch the whole object into a temporary file with one GET and read from there."""
+        if self._local is not None or not isinstance(self.source, RangeFile):
+            return
+        self._local = tempfile.NamedTemporaryFile(prefix="dsar-parquet-")  # noqa: SIM115
+        self.source.download(self._local, chunk_size)
+        self.file = pq.ParquetFile(pa.OSFile(self._local.name), metadata=self.meta)
+
+    def close(self) -> None:
+        """Remove the local copy, if any."""
+        if self._local is not None:
+            self._local.close()
+            self._local = None
 
     def _group_may_match(self, index: int) -> bool:
         group = self.meta.row_group(index)
@@ -198,9 +279,7 @@ class ParquetScan:
         if not self._group_may_match(index):
             self.groups_skipped += 1
             return []
-        names = self.file.schema_arrow.names
-        columns = sorted({p[0] for p, _n, _v in self.matcher.rules if p[0] in names})
-        keys = self.file.read_row_group(index, columns=columns)
+        keys = self.file.read_row_group(index, columns=self._key_columns())
         mask = _candidates(keys, self.matcher)
         if mask is None:
             return []
@@ -225,25 +304,23 @@ class ParquetScan:
     def count(self) -> int:
         return sum(len(self.matching_rows(i)) for i in range(self.meta.num_row_groups))
 
-    def rewrite(self, out: IO[bytes]) -> list[int]:
-        """Write the file without the subject's rows to ``out``; the removed row numbers."""
+    def rewrite(
+        self, out: IO[bytes], records: list[tuple[int, dict[str, Any]]] | None = None
+    ) -> list[int]:
+        """Write the file without the subject's rows to ``out``; the removed row numbers.
+        With ``records``, each removed ``(row, record)`` is appended to it (from the same
+        read of its row group)."""
+        self.localise()
         schema = self.file.schema_arrow
-        first = self.meta.row_group(0) if self.meta.num_row_groups else None
-        codecs = {}
-        if first is not None:
-            for i in range(first.num_columns):
-                column = first.column(i)
-                codec = column.compression.lower()
-                codecs[column.path_in_schema] = "none" if codec == "uncompressed" else codec
-        compression: Any = codecs or "snappy"
         metadata = dict(self.meta.metadata or {})
         metadata.pop(b"ARROW:schema", None)
         removed: list[int] = []
         offset = 0
         version = self.meta.format_version
         writer = pq.ParquetWriter(
-            out, schema.with_metadata(metadata), compression=compression,
+            out, schema.with_metadata(metadata), compression=self._codecs(),
             version=version if version in ("1.0", "2.4", "2.6") else "2.6",
+            bloom_filter_options=self._bloom_filters() or None,
         )
         try:
             for index in range(self.meta.num_row_groups):
@@ -251,14 +328,40 @@ class ParquetScan:
                 table = self.file.read_row_group(index)
                 if rows:
                     removed.extend(offset + r for r in rows)
-                    keep = pc.invert(_mask(table.num_rows, rows))
-                    table = table.filter(keep)
+                    if records is not None:
+                        picked = table.take(pa.array(rows)).to_pylist()
+                        records.extend((offset + r, {**self.fixed, **record})
+                                       for r, record in zip(rows, picked, strict=True))
+                    table = table.filter(pc.invert(_mask(table.num_rows, rows)))
                 offset += self.meta.row_group(index).num_rows
                 if table.num_rows:
                     writer.write_table(table, row_group_size=max(table.num_rows, 1))
         finally:
             writer.close()
         return removed
+
+    def _codecs(self) -> Any:
+        """Each column's codec, as the first row group has it."""
+        codecs = {}
+        if self.meta.num_row_groups:
+            first = self.meta.row_group(0)
+            for i in range(first.num_columns):
+                column = first.column(i)
+                codec = column.compression.lower()
+                codecs[column.path_in_schema] = "none" if codec == "uncompressed" else codec
+        return codecs or "snappy"
+
+    def _bloom_filters(self) -> dict[str, dict[str, int]]:
+        """Bloom filter options for the columns whose chunks had one (sized for the rows)."""
+        paths: dict[str, int] = {}
+        for index in range(self.meta.num_row_groups):
+            group = self.meta.row_group(index)
+            for i in range(group.num_columns):
+                column = group.column(i)
+                if column.bloom_filter_offset is not None and column.bloom_filter_offset >= 0:
+                    paths[column.path_in_schema] = max(paths.get(column.path_in_schema, 0),
+                                                       group.num_rows)
+        return {path: {"ndv": max(rows, 1)} for path, rows in paths.items()}
 
 
 def _mask(length: int, rows: list[int]) -> pa.Array:
@@ -269,9 +372,12 @@ def _mask(length: int, rows: list[int]) -> pa.Array:
 
 
 def open_parquet(
-    client: Any, bucket: str, key: str, version_id: str | None, matcher: Matcher
+    client: Any, bucket: str, key: str, version_id: str | None, matcher: Matcher, *,
+    request_bytes: int = 8 << 20,
 ) -> tuple[dict[str, Any], ParquetScan] | None:
-    """``(head of the version, scan)``, or None if the object has gone."""
+    """``(head of the version, scan)``, or None if the object has gone. The scan reads ranges
+    of the key columns, or the whole object once when that moves fewer bytes (each request
+    counted as ``request_bytes``); the caller closes it."""
     try:
         source = RangeFile(client, bucket, key, version_id)
     except ClientError as exc:
@@ -279,9 +385,12 @@ def open_parquet(
             return None
         raise
     try:
-        return source.head, ParquetScan(source, key, matcher)
+        scan = ParquetScan(source, key, matcher, metadata=read_footer(source))
     except (pa.ArrowInvalid, OSError) as exc:
         raise NotParquet(str(exc)) from None
+    if scan.ranged_cost(request_bytes) > source.size:
+        scan.localise()
+    return source.head, scan
 
 
 class NotParquet(ValueError):
@@ -291,10 +400,13 @@ class NotParquet(ValueError):
 def parquet_segments(scan: ParquetScan) -> Iterator[Segment]:
     """The subject's rows as segments: ``raw`` is the row as canonical JSON, ``line`` its
     1-based row number in the file."""
-    for _group, row, record in scan.matches():
-        plain = jsonable(record)
-        raw = json.dumps(plain, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-        yield b"", raw.encode() + b"\n", row + 1, plain
+    try:
+        for _group, row, record in scan.matches():
+            plain = jsonable(record)
+            raw = json.dumps(plain, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+            yield b"", raw.encode() + b"\n", row + 1, plain
+    finally:
+        scan.close()
 
 
 def jsonable(value: Any) -> Any:

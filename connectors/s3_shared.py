@@ -166,7 +166,7 @@ def _parquet_scan(b: Bucket, spec: S3SharedSpec, v: Version, matcher: Matcher) -
         ) from None
     try:
         return open_parquet(b.client, b.name, v.key, None if v.is_latest else v.version_id,
-                            matcher)
+                            matcher, request_bytes=b.settings.range_size)
     except NotParquet as exc:
         raise ConnectorError(
             f"shared file {v.key!r} in bucket {b.name!r} is not a readable Parquet file ({exc})",
@@ -363,11 +363,16 @@ def _read_kept(
             return None
         head, scan = scanned
         head["TagCount"] = 1  # HeadObject does not say; _attributes asks for the tags
-        if not scan.count():
-            return head, []
+        try:
+            if not scan.count():
+                return head, []
+            removed: list[tuple[int, Any]] = []
+            lines = [row + 1 for row in scan.rewrite(spool, removed)]
+        finally:
+            scan.close()
         if records is not None:
-            records.extend((row + 1, record) for _group, row, record in scan.matches())
-        return head, [row + 1 for row in scan.rewrite(spool)]
+            records.extend((row + 1, record) for row, record in removed)
+        return head, lines
     opened = _open(b, spec, v, matcher)
     if opened is None:
         return None
