@@ -247,4 +247,4 @@ def waiting(session: Any, request_id: str) -> list[dict[str, Any]]:
              "job": r.reference, "state": r.state, "vendor_status": r.last_status,
              "submitted_at": r.submitted_at,
              "next_poll_at": r.next_poll_at if r.state == PENDING else None,
-             "polls": r.attempts} for r in rows]
+             "last_polled_at": r.polled_at, "polls": r.attempts} for r in rows]
