@@ -153,3 +153,21 @@ def test_a_broken_plugin_is_one_line_naming_its_entry_point(
         sys.modules.pop("dsar_broken_plugin", None)
     assert "system kind plug-in 'broken' (dsar_broken_plugin:Missing) failed to load" in str(
         caught.value)
+
+
+def test_stale_dsar_metadata_without_the_built_in_kinds_is_one_line_naming_the_fix(
+        tmp_path: Path, reloaded_registry: None) -> None:
+    """A dsar install whose metadata predates the built-in kinds' entry points (a checkout
+    not reinstalled): its dist-info comes first on the path and shadows the real one."""
+    info = tmp_path / "dsar-0.1.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: dsar\nVersion: 0.1.0\n")
+    (info / "entry_points.txt").write_text("[console_scripts]\ndsar = cli:main\n")
+    sys.path.insert(0, str(tmp_path))
+    try:
+        with pytest.raises(DataMapError) as caught:
+            parse_datamap(MAP)
+    finally:
+        sys.path.remove(str(tmp_path))
+    assert "built-in system kinds (sql, s3, saas) are not registered" in str(caught.value)
+    assert "pip install -e ." in (caught.value.fix or "")
