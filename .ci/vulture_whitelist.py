@@ -16,6 +16,10 @@ _.after_worker_boot
 _.before_worker_shutdown
 _.before_process_message
 _.after_skip_message
+# Dramatiq's command line calls workflows.entry:setup by name; a test's fault hook module,
+# imported into each worker process (`dsar worker --test-hook`), reaches the App with app_of.
+_.setup
+_.app_of
 
 # Standard library hooks: http.server handlers, io.RawIOBase, context managers, yaml.
 _.do_DELETE

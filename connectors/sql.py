@@ -41,6 +41,7 @@ from connectors.base import (
     SubjectKeys,
     register,
 )
+from connectors.memo import DerivedFrom
 from connectors.sql_check import MISSING_TABLE, check_sql_system, checked_sql_system
 from connectors.sql_collect import collect_tables
 from connectors.sql_engine import Catalog, begin, engine_for, resolve_url, translate_error
@@ -53,7 +54,7 @@ from dsar.evidence import CollectionEvidence
 from dsar.planning import SystemWalk, walk_sql_system
 
 #: Walks depend only on the system and the key names: computed once per data map version.
-_WALKS: dict[tuple[int, frozenset[str]], tuple[SqlSystem, SystemWalk]] = {}
+_WALKS: DerivedFrom[SystemWalk] = DerivedFrom(limit=256)
 
 
 @register("sql")
@@ -106,12 +107,8 @@ class SqlConnector(Connector):
 
     def _walk(self, keys: SubjectKeys) -> SystemWalk:
         names = frozenset(k for k, v in keys.items() if v)
-        cached = _WALKS.get((id(self.system), names))
-        if cached is not None and cached[0] is self.system:
-            return cached[1]
-        walk = walk_sql_system(self.system, sorted(names))
-        _WALKS[(id(self.system), names)] = (self.system, walk)
-        return walk
+        return _WALKS.get((self.system,), names,
+                          lambda: walk_sql_system(self.system, sorted(names)))
 
     def _lookup(self, walk: SystemWalk, tables: dict[str, sa.Table],
                 keys: SubjectKeys) -> SubjectLookup:

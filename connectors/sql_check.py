@@ -29,7 +29,6 @@ refused erasure is checked again, against the database, every time.
 from __future__ import annotations
 
 import difflib
-import threading
 from collections.abc import Iterable
 from dataclasses import replace
 from typing import Any
@@ -37,6 +36,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from connectors.memo import DerivedFrom
 from connectors.sql_check_index import missing_email_index
 from connectors.sql_check_mask import check_mask
 from connectors.sql_engine import Catalog, ForeignKey
@@ -56,10 +56,9 @@ def effective_pk(entry: SqlTable, table: sa.Table) -> list[str]:
 
 
 CHECK_CACHE_LIMIT = 256
-"""Checked (system, key names) pairs kept; all dropped when exceeded."""
-_CHECKED_LOCK = threading.Lock()
-_CHECKED: dict[tuple[int, frozenset[str]],
-               tuple[SqlSystem, Catalog, int, list[Finding], SystemWalk]] = {}
+"""Checked (system, catalog, key names) results kept while their system and catalog live; the
+oldest goes first past it."""
+_CHECKED: DerivedFrom[tuple[list[Finding], SystemWalk]] = DerivedFrom(CHECK_CACHE_LIMIT)
 
 
 def checked_sql_system(
@@ -68,20 +67,11 @@ def checked_sql_system(
     """:func:`check_sql_system`, kept while ``catalog`` is not invalidated when it found no
     error (see the module docstring). The findings list is shared: do not change it."""
     names = frozenset(available)
-    key = (id(system), names)
-    with _CHECKED_LOCK:
-        hit = _CHECKED.get(key)
-    if hit is not None and hit[0] is system and hit[1] is catalog and \
-            hit[2] == catalog.generation:
-        return hit[3], hit[4]
     generation = catalog.generation  # read first: an invalidation meanwhile is not missed
-    findings, walk = check_sql_system(system, conn, catalog, names)
-    if not any(f.severity == "error" for f in findings):
-        with _CHECKED_LOCK:
-            if len(_CHECKED) >= CHECK_CACHE_LIMIT:
-                _CHECKED.clear()
-            _CHECKED[key] = (system, catalog, generation, findings, walk)
-    return findings, walk
+    # a result with an error is not kept: the next task checks again (it may be fixed now)
+    return _CHECKED.get((system, catalog), (names, generation),
+                        lambda: check_sql_system(system, conn, catalog, names),
+                        keep=lambda done: not any(f.severity == "error" for f in done[0]))
 
 
 def check_sql_system(

@@ -39,8 +39,10 @@ from dsar.errors import ConnectorError
 
 T = TypeVar("T")
 _LOCK = threading.Lock()
+# Connection pools are the process's: one engine per URL and timeout, and its catalog, for the
+# life of the process (or until dispose_all).
 _ENGINES: dict[tuple[str, float], Engine] = {}
-_CATALOGS: dict[int, Catalog] = {}
+_CATALOGS: dict[Engine, Catalog] = {}
 
 
 def resolve_url(url_env: str, environ: Mapping[str, str], system: str) -> str:
@@ -151,9 +153,9 @@ class Catalog:
     @classmethod
     def of(cls, engine: Engine) -> Catalog:
         with _LOCK:
-            catalog = _CATALOGS.get(id(engine))
-            if catalog is None or catalog.engine is not engine:
-                catalog = _CATALOGS[id(engine)] = cls(engine)
+            catalog = _CATALOGS.get(engine)  # engines hash by identity
+            if catalog is None:
+                catalog = _CATALOGS[engine] = cls(engine)
             return catalog
 
     def invalidate(self) -> None:

@@ -49,7 +49,6 @@ Statements are built once per shape (:mod:`connectors.sql_plan`) and run on the 
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -59,6 +58,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from connectors.base import ConnectorContext, ConnectorResult, SubjectKeys
+from connectors.memo import DerivedFrom
 from connectors.sql_check import effective_pk
 from connectors.sql_collect import ItemHasher
 from connectors.sql_engine import ForeignKey
@@ -118,24 +118,14 @@ def layouts(system: SqlSystem, walk: SystemWalk, tables: dict[str, sa.Table]
     return out
 
 
-_LAYOUT_LOCK = threading.Lock()
-_LAYOUTS: dict[tuple[int, int], tuple[SqlSystem, WalkStatements, dict[str, TableLayout]]] = {}
+_LAYOUTS: DerivedFrom[dict[str, TableLayout]] = DerivedFrom(limit=64)
 
 
 def _layouts_for(system: SqlSystem, plan: WalkStatements) -> dict[str, TableLayout]:
-    """:func:`layouts`, kept per data-map system object and plan (both held, so ids stay
-    unique; a reloaded map or re-reflected schema gets its own)."""
-    key = (id(system), id(plan))
-    with _LAYOUT_LOCK:
-        hit = _LAYOUTS.get(key)
-    if hit is not None and hit[0] is system and hit[1] is plan:
-        return hit[2]
-    built = layouts(system, plan.walk, plan.tables)
-    with _LAYOUT_LOCK:
-        if len(_LAYOUTS) >= 64:
-            _LAYOUTS.clear()
-        _LAYOUTS[key] = (system, plan, built)
-    return built
+    """:func:`layouts`, kept while the data-map system object and the plan live (a reloaded
+    map or re-reflected schema gets its own)."""
+    return _LAYOUTS.get((system, plan), None,
+                        lambda: layouts(system, plan.walk, plan.tables))
 
 
 def erase_tables(conn: Connection, system: SqlSystem, walk: SystemWalk,

@@ -45,6 +45,7 @@ from typing import Any, TypeVar
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 
+from connectors.memo import DerivedFrom
 from connectors.sql_engine import BINARY_COLLATION, CASE_INSENSITIVE
 from connectors.sql_query import chunks, coerce
 from dsar.planning import SystemWalk
@@ -200,8 +201,8 @@ class WalkStatements:
 
 _PG = postgresql.dialect()
 _LOCK = threading.Lock()
-_PLANS: dict[Hashable, WalkStatements] = {}
-_BY_IDENTITY: dict[int, tuple[SystemWalk, tuple[Any, ...], WalkStatements]] = {}
+_PLANS: dict[Hashable, WalkStatements] = {}  # by value, least recently used first
+_BY_IDENTITY: DerivedFrom[WalkStatements] = DerivedFrom(PLAN_LIMIT)
 
 
 def statements_for(walk: SystemWalk, tables: Mapping[str, sa.Table]) -> WalkStatements:
@@ -209,20 +210,20 @@ def statements_for(walk: SystemWalk, tables: Mapping[str, sa.Table]) -> WalkStat
     (the same Table objects: a re-reflected schema gets new statements). Equal walks share
     one, also when recomputed (erase recomputes its walk with the database's foreign keys)."""
     items = tuple(tables.items())
-    with _LOCK:
-        seen = _BY_IDENTITY.get(id(walk))  # a cached walk: skip hashing its matches
-        if seen is not None and seen[0] is walk and seen[1] == items:
-            return seen[2]
+
+    def by_value() -> WalkStatements:
         key = (walk.system, walk.discovery, tuple(walk.matches.items()), items)
-        plan = _PLANS.pop(key, None)
-        if plan is None:
-            plan = WalkStatements(walk, tables)
-        for cache in (_PLANS, _BY_IDENTITY):
-            if len(cache) >= PLAN_LIMIT:  # least recently used first
-                del cache[next(iter(cache))]
-        _PLANS[key] = plan
-        _BY_IDENTITY[id(walk)] = (walk, items, plan)  # holds walk: its id stays unique
-        return plan
+        with _LOCK:
+            plan = _PLANS.pop(key, None)
+            if plan is None:
+                plan = WalkStatements(walk, tables)
+            if len(_PLANS) >= PLAN_LIMIT:
+                del _PLANS[next(iter(_PLANS))]
+            _PLANS[key] = plan
+            return plan
+
+    # a walk seen before over the same tables: found by identity, without hashing its matches
+    return _BY_IDENTITY.get((walk,), items, by_value)
 
 
 class SubjectLookup:

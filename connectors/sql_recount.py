@@ -24,7 +24,6 @@
 from __future__ import annotations
 
 import dataclasses
-import threading
 from collections.abc import Callable, Hashable, Iterator, Sequence
 from typing import Any
 
@@ -32,6 +31,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Dialect
 
 from connectors.base import ConnectorContext
+from connectors.memo import DerivedFrom
 from connectors.sql_check import effective_pk
 from connectors.sql_mask import mask_function, same
 from connectors.sql_plan import SubjectLookup, WalkStatements, padded_size
@@ -163,31 +163,24 @@ def mask_rows(conn: Connection, plan: WalkStatements, entry: SqlTable, table: sa
     return changed
 
 
-_KEY_WALKS_LOCK = threading.Lock()
-_KEY_WALKS: dict[tuple[int, int], tuple[SqlSystem, SystemWalk, SystemWalk]] = {}
+_KEY_WALKS: DerivedFrom[SystemWalk] = DerivedFrom(limit=64)
 
 
 def key_walk(system: SqlSystem, walk: SystemWalk) -> SystemWalk:
     """``walk`` with each mask table's matches cut down to its look-ups by key (identities,
     provided keys) on columns the map does not keep on purpose: what finds a masked row that
-    still holds the subject's identity. Kept per system and walk."""
-    cache_key = (id(system), id(walk))
-    with _KEY_WALKS_LOCK:
-        hit = _KEY_WALKS.get(cache_key)
-    if hit is not None and hit[0] is system and hit[1] is walk:
-        return hit[2]
+    still holds the subject's identity. Kept while the system and the walk live."""
+    return _KEY_WALKS.get((system, walk), None, lambda: _key_walk(system, walk))
+
+
+def _key_walk(system: SqlSystem, walk: SystemWalk) -> SystemWalk:
     matches = dict(walk.matches)
     for name, found in walk.matches.items():
         spec = system.table(name).erasure
         if spec.action == "mask":
             matches[name] = tuple(m for m in found if m.via == "key"
                                   and not set(m.columns) & set(spec.keep))
-    built = dataclasses.replace(walk, matches=matches)
-    with _KEY_WALKS_LOCK:
-        if len(_KEY_WALKS) >= 64:
-            _KEY_WALKS.clear()
-        _KEY_WALKS[cache_key] = (system, walk, built)
-    return built
+    return dataclasses.replace(walk, matches=matches)
 
 
 def _still_found(conn: Connection, lookup: SubjectLookup | None, name: str, table: sa.Table,

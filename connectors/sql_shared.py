@@ -27,7 +27,6 @@ rows reached outbound (reviews hanging off a product), whose rows may be other p
 from __future__ import annotations
 
 import dataclasses
-import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -35,6 +34,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from connectors.memo import DerivedFrom
 from connectors.sql_engine import ForeignKey
 from connectors.sql_query import CHUNK
 from dsar.datamap.schema import SqlSystem
@@ -43,7 +43,6 @@ from dsar.planning import SystemWalk
 Pk = tuple[Any, ...]
 
 
-_OWN_LOCK = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -68,46 +67,32 @@ def outbound_reached(system: SqlSystem, walk: SystemWalk) -> frozenset[str]:
     return _outbound(system, walk)[1]
 
 
-_OUTBOUND: dict[tuple[int, int], tuple[SqlSystem, SystemWalk, tuple[frozenset[str], ...]]] = {}
+_OUTBOUND: DerivedFrom[tuple[frozenset[str], ...]] = DerivedFrom(limit=64)
 
 
 def _outbound(system: SqlSystem, walk: SystemWalk) -> tuple[frozenset[str], ...]:
-    key = (id(system), id(walk))
-    with _OWN_LOCK:
-        hit = _OUTBOUND.get(key)
-    if hit is not None and hit[0] is system and hit[1] is walk:
-        return hit[2]
-    kinds = {name: [_is_outbound(system, name, m) for m in matches]
-             for name, matches in walk.matches.items()}
-    built = (frozenset(n for n, k in kinds.items() if k and all(k)),
-             frozenset(n for n, k in kinds.items() if any(k)))
-    with _OWN_LOCK:
-        if len(_OUTBOUND) >= 64:
-            _OUTBOUND.clear()
-        _OUTBOUND[key] = (system, walk, built)
-    return built
+    def build() -> tuple[frozenset[str], ...]:
+        kinds = {name: [_is_outbound(system, name, m) for m in matches]
+                 for name, matches in walk.matches.items()}
+        return (frozenset(n for n, k in kinds.items() if k and all(k)),
+                frozenset(n for n, k in kinds.items() if any(k)))
+
+    return _OUTBOUND.get((system, walk), None, build)
 
 
-_OWN: dict[tuple[int, int], tuple[SqlSystem, SystemWalk, SystemWalk]] = {}
+_OWN: DerivedFrom[SystemWalk] = DerivedFrom(limit=64)
 
 
 def own_walk(system: SqlSystem, walk: SystemWalk) -> SystemWalk:
     """``walk`` without its ``outbound`` matches: what finds the rows of a table reached both
     ways that are the subject's own (by a key, or hanging off the subject's rows). Kept per
-    system and walk."""
-    key = (id(system), id(walk))
-    with _OWN_LOCK:
-        hit = _OWN.get(key)
-    if hit is not None and hit[0] is system and hit[1] is walk:
-        return hit[2]
-    matches = {name: tuple(m for m in found if not _is_outbound(system, name, m))
-               for name, found in walk.matches.items()}
-    built = dataclasses.replace(walk, matches=matches)
-    with _OWN_LOCK:
-        if len(_OWN) >= 64:
-            _OWN.clear()
-        _OWN[key] = (system, walk, built)
-    return built
+    system and walk, while they live."""
+    def build() -> SystemWalk:
+        matches = {name: tuple(m for m in found if not _is_outbound(system, name, m))
+                   for name, found in walk.matches.items()}
+        return dataclasses.replace(walk, matches=matches)
+
+    return _OWN.get((system, walk), None, build)
 
 
 def _is_outbound(system: SqlSystem, name: str, match: Any) -> bool:
