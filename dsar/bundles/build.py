@@ -18,7 +18,7 @@ from zoneinfo import ZoneInfo
 from dsar.bundles.aead import encrypt_stream
 from dsar.bundles.assemble import members, zip_stream
 from dsar.bundles.items import BundleInfo, BundleMeta, ItemsFactory, iter_items
-from dsar.bundles.record import BundleRecord, write_record
+from dsar.bundles.sidecar import BundleSidecar, write_sidecar
 from dsar.bundles.spool import Spool
 from dsar.bundles.store import BundleStore
 from dsar.datamap.schema import DataMap
@@ -71,7 +71,7 @@ def build_bundle(
     bundle_id = request_meta.bundle_id or f"b{uuid.uuid4().hex}"
     created_at = now.astimezone(ZoneInfo(request_meta.timezone))
     expires_at = created_at + request_meta.link_ttl
-    record = BundleRecord(
+    record = BundleSidecar(
         bundle_id=bundle_id,
         request_id=request_meta.request_id,
         created_at=created_at,
@@ -83,14 +83,14 @@ def build_bundle(
     with Spool(spool_dir, request_meta.preview_rows) as spool:
         spool.add_all(iter_items(items_factory))
         spool.add_searched(request_meta.searched)
-        write_record(store, record)
+        write_sidecar(store, record)
         digest = _Digest()
         zipped = digest.tap(
             zip_stream(members(request_meta, bundle_id, datamap, spool, created_at, expires_at))
         )
         blob = encrypt_stream(zipped, key) if key is not None else zipped
         stored_size = store.write_stream(record.blob, blob)
-    write_record(store, record.completed(digest.sha256.hexdigest(), digest.size, stored_size))
+    write_sidecar(store, record.completed(digest.sha256.hexdigest(), digest.size, stored_size))
     return BundleInfo(
         bundle_id=bundle_id,
         location=store.url_for(record.blob),

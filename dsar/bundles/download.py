@@ -18,7 +18,7 @@ from datetime import UTC, datetime, tzinfo
 from dsar.bundles.aead import decrypt_stream
 from dsar.bundles.errors import BundleMissing, LinkExpired
 from dsar.bundles.links import verify_link
-from dsar.bundles.record import read_record
+from dsar.bundles.sidecar import read_sidecar
 from dsar.bundles.store import BundleStore
 
 
@@ -70,7 +70,7 @@ def open_download(
     :class:`~dsar.bundles.errors.BundleCorrupted` while iterating.
     """
     bundle_id = verify_link(token, secret, now, display_tz)
-    record = read_record(store, bundle_id)
+    record = read_sidecar(store, bundle_id)
     until = available_until or record.expires_at
     if now >= until:
         raise LinkExpired(until.astimezone(display_tz or now.tzinfo))

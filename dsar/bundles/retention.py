@@ -13,17 +13,17 @@ from collections.abc import Callable, Collection
 from datetime import datetime, timedelta
 
 from dsar.bundles.errors import BundleMissing
-from dsar.bundles.record import SUFFIX, BundleRecord, read_record, record_name
+from dsar.bundles.sidecar import SUFFIX, BundleSidecar, read_sidecar, sidecar_name
 from dsar.bundles.store import BundleStore
 
 log = logging.getLogger(__name__)
 BLOB_SUFFIXES = (".zip.dsar", ".zip")
 
 
-def _sidecar(store: BundleStore, bundle_id: str) -> BundleRecord | None:
+def _sidecar(store: BundleStore, bundle_id: str) -> BundleSidecar | None:
     """The bundle's sidecar, or None when it is gone or unreadable (logged; left in place)."""
     try:
-        return read_record(store, bundle_id)
+        return read_sidecar(store, bundle_id)
     except BundleMissing:
         return None
     except (ValueError, TypeError, KeyError) as exc:
@@ -43,12 +43,12 @@ def purge_expired(store: BundleStore, now: datetime) -> list[str]:
         record = _sidecar(store, bundle_id)
         if record is not None and now >= record.expires_at:
             store.delete(record.blob)
-            store.delete(record_name(bundle_id))
+            store.delete(sidecar_name(bundle_id))
             purged.append(bundle_id)
     for name in list(store.names()):
         for suffix in BLOB_SUFFIXES:
             bundle_id = name[: -len(suffix)]
-            if name.endswith(suffix) and not store.exists(record_name(bundle_id)):
+            if name.endswith(suffix) and not store.exists(sidecar_name(bundle_id)):
                 store.delete(name)
                 purged.append(bundle_id)
                 break
@@ -59,7 +59,7 @@ def delete_bundle(store: BundleStore, bundle_id: str) -> None:
     """Delete the bundle's blob, then its sidecar; nothing missing is an error."""
     for suffix in BLOB_SUFFIXES:
         store.delete(bundle_id + suffix)
-    store.delete(record_name(bundle_id))
+    store.delete(sidecar_name(bundle_id))
 
 
 def _bundle_id(name: str) -> str | None:
@@ -81,7 +81,7 @@ def purge_orphans(store: BundleStore, known: Callable[[Collection[str]], Collect
     stored = {i for i in map(_bundle_id, names) if i is not None}
     purged: list[str] = []
     for bundle_id in sorted(stored - set(known(stored))):
-        if record_name(bundle_id) in names:
+        if sidecar_name(bundle_id) in names:
             record = _sidecar(store, bundle_id)
             if record is None or now - record.created_at < grace:
                 continue

@@ -31,7 +31,7 @@ from dsar.bundles.errors import (
     format_when,
 )
 from dsar.bundles.links import verify_link
-from dsar.bundles.record import read_record
+from dsar.bundles.sidecar import read_sidecar
 from dsar.db.models import Bundle, DownloadLink
 from dsar.errors import DsarError
 from dsar.locale import N_, format_size, translations
@@ -65,7 +65,7 @@ class Resolver:
         if now >= bundle.delete_after:
             raise BundleMissing("this copy of your data was deleted after its retention period",
                                 "make a new request if you still want a copy")
-        record = read_record(download_links.store_of(self.app, bundle), bundle.id)
+        record = read_sidecar(download_links.store_of(self.app, bundle), bundle.id)
         return Found(bundle, record.filename, bundle.size, link.expires_at)
 
     def open(self, token: str) -> tuple[Found, Download]:

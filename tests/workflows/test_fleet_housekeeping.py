@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from dsar.bundles.record import BundleRecord, write_record
+from dsar.bundles.sidecar import BundleSidecar, write_sidecar
 from dsar.bundles.store import LocalBundleStore, open_store
 from dsar.db.models import Bundle, Checkpoint
 from tests.workflows.fleet_helpers import Fleet
@@ -89,10 +89,10 @@ def test_orphaned_bundles_are_found_by_listing_the_store_once_per_orphan_interva
     marked, marked_blob = completed_access(one_system)
     with app.db.session() as session:
         session.execute(sa.update(Bundle).where(Bundle.id == marked).values(deleted_at=app.now()))
-    rolled_back = BundleRecord("b_rolled_back", "r-rolled-back", app.now(),
+    rolled_back = BundleSidecar("b_rolled_back", "r-rolled-back", app.now(),
                                app.now() + timedelta(days=30), "b_rolled_back.zip.dsar", True,
                                "personal-data.zip")
-    write_record(store, rolled_back)
+    write_sidecar(store, rolled_back)
     store.write_stream(rolled_back.blob, [b"sealed bytes"])
     store.write_stream("b_no_sidecar.zip.dsar", [b"sealed bytes"])
 

@@ -14,7 +14,7 @@ from starlette.testclient import TestClient
 from dsar import requests
 from dsar.app import App
 from dsar.bundles import download_links
-from dsar.bundles.record import read_record, write_record
+from dsar.bundles.sidecar import read_sidecar, write_sidecar
 from interfaces.portal import make_portal
 from tests.interfaces.portal.test_portal_downloads import Clock, completed, new_link
 
@@ -78,14 +78,14 @@ def test_a_bundle_still_being_written_is_not_called_deleted(
     with app.db.session() as session:
         bundle = download_links.bundle_of(session, completed)
     store = download_links.store_of(app, bundle)
-    record = read_record(store, bundle.id)
-    write_record(store, replace(record, complete=False))
+    record = read_sidecar(store, bundle.id)
+    write_sidecar(store, replace(record, complete=False))
     with TestClient(make_portal(app, sweep_expired=False),
                     headers={"Accept-Language": lang}) as client:
         got = client.get(f"/download/{token}/file")
     assert got.status_code == 503 and got.headers["retry-after"] == "300"
     text = _main(got.text)
     assert words in text and "gelöscht" not in text and "deleted" not in text, text
-    write_record(store, record)
+    write_sidecar(store, record)
     with TestClient(make_portal(app, sweep_expired=False)) as client:
         assert client.get(f"/download/{token}/file").status_code == 200

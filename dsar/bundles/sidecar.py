@@ -19,7 +19,7 @@ SUFFIX = ".json"
 
 
 @dataclass(frozen=True)
-class BundleRecord:
+class BundleSidecar:
     bundle_id: str
     request_id: str
     created_at: datetime
@@ -32,7 +32,7 @@ class BundleRecord:
     size: int | None = None
     stored_size: int | None = None
 
-    def completed(self, sha256: str, size: int, stored_size: int) -> BundleRecord:
+    def completed(self, sha256: str, size: int, stored_size: int) -> BundleSidecar:
         return replace(self, complete=True, sha256=sha256, size=size, stored_size=stored_size)
 
     def to_bytes(self) -> bytes:
@@ -42,32 +42,32 @@ class BundleRecord:
         return json.dumps(data, indent=2).encode()
 
     @classmethod
-    def from_bytes(cls, raw: bytes) -> BundleRecord:
+    def from_bytes(cls, raw: bytes) -> BundleSidecar:
         data = json.loads(raw)
         data["created_at"] = datetime.fromisoformat(data["created_at"])
         data["expires_at"] = datetime.fromisoformat(data["expires_at"])
         return cls(**data)
 
 
-def record_name(bundle_id: str) -> str:
+def sidecar_name(bundle_id: str) -> str:
     return bundle_id + SUFFIX
 
 
-def write_record(store: BundleStore, record: BundleRecord) -> None:
+def write_sidecar(store: BundleStore, record: BundleSidecar) -> None:
     """Store the record. The record of a bundle still being written only keeps the retention
     sweep from taking its blob for an orphan meanwhile; after a crash of the machine it is
     not needed (the blob, if any, is an orphan then), so it is not forced to disk."""
-    store.write_stream(record_name(record.bundle_id), [record.to_bytes()],
+    store.write_stream(sidecar_name(record.bundle_id), [record.to_bytes()],
                        durable=record.complete)
 
 
-def read_record(store: BundleStore, bundle_id: str) -> BundleRecord:
+def read_sidecar(store: BundleStore, bundle_id: str) -> BundleSidecar:
     """The record, or :class:`BundleMissing` if the bundle was purged or never stored."""
     try:
-        raw = b"".join(store.open_stream(record_name(bundle_id)))
+        raw = b"".join(store.open_stream(sidecar_name(bundle_id)))
     except BundleMissing:
         raise BundleMissing(
             "this bundle is no longer available: it was deleted after its retention period",
             "ask the controller for a new copy of your data",
         ) from None
-    return BundleRecord.from_bytes(raw)
+    return BundleSidecar.from_bytes(raw)
