@@ -28,6 +28,7 @@ one (S3-compatible stores, moto in tests); credentials come from the standard AW
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import timedelta
 from typing import Any
 
 from connectors.base import (
@@ -43,7 +44,16 @@ from connectors.s3_client import Bucket, S3Settings, make_client
 from connectors.s3_keys import KeyTemplate, TemplateError, UnsafeKeyValue, parse_template
 from connectors.s3_objects import Target, collect_objects, count_objects, erase_objects
 from connectors.s3_shared import collect_shared, count_shared, erase_shared, matcher_for
-from dsar.datamap.schema import S3ObjectSpec, S3System
+from connectors.s3_tables import (
+    TABLE_FORMATS,
+    Expired,
+    LakeTable,
+    collect_table,
+    count_table_batch,
+    expire_table,
+    open_table,
+)
+from dsar.datamap.schema import S3ObjectSpec, S3SharedSpec, S3System
 from dsar.errors import ConnectorError
 from dsar.evidence import CollectionEvidence
 
@@ -129,7 +139,12 @@ class S3Connector(Connector):
         for spec in self.system.objects:
             result.evidence.append(collect_objects(b, spec, targets[spec.name], sink))
         for shared in self.system.shared:
-            result.evidence.append(collect_shared(b, shared, matcher_for(shared, keys), sink))
+            matcher = matcher_for(shared, keys)
+            if shared.format in TABLE_FORMATS:
+                table = self.table(shared)
+                result.evidence.append(collect_table(b, shared, table, matcher, sink))
+            else:
+                result.evidence.append(collect_shared(b, shared, matcher, sink))
         return result
 
     def erase(self, keys: SubjectKeys) -> ConnectorResult:
@@ -140,7 +155,10 @@ class S3Connector(Connector):
         for spec in self.system.objects:
             result.evidence.append(erase_objects(b, spec, targets[spec.name]))
         for shared in self.system.shared:
-            result.evidence.append(erase_shared(b, shared, matcher_for(shared, keys)))
+            if shared.format in TABLE_FORMATS:
+                result.evidence.append(erase_shared_batch(b, shared, {"": keys}, self.table)[""])
+            else:
+                result.evidence.append(erase_shared(b, shared, matcher_for(shared, keys)))
         return result
 
     def erase_objects(self, keys: SubjectKeys) -> ConnectorResult:
@@ -156,7 +174,8 @@ class S3Connector(Connector):
         """Each member's records in the shared collections, from one scan of each file."""
         out: dict[str, list[CollectionEvidence]] = {m: [] for m in keys_by_member}
         for shared in self.system.shared:
-            for member, ev in count_shared_batch(self.bucket, shared, keys_by_member).items():
+            for member, ev in count_shared_batch(self.bucket, shared, keys_by_member,
+                                                 self.table).items():
                 out[member].append(ev)
         return out
 
@@ -167,7 +186,8 @@ class S3Connector(Connector):
         is 0 for every member, or this raises)."""
         out: dict[str, list[CollectionEvidence]] = {m: [] for m in keys_by_member}
         for shared in self.system.shared:
-            for member, ev in erase_shared_batch(self.bucket, shared, keys_by_member).items():
+            for member, ev in erase_shared_batch(self.bucket, shared, keys_by_member,
+                                                 self.table).items():
                 out[member].append(ev)
         return out
 
@@ -179,8 +199,32 @@ class S3Connector(Connector):
         for spec in self.system.objects:
             result.evidence.append(count_objects(b, spec, targets[spec.name]))
         for shared in self.system.shared:
-            result.evidence.append(count_shared(b, shared, matcher_for(shared, keys)))
+            if shared.format in TABLE_FORMATS:
+                matcher = matcher_for(shared, keys)
+                result.evidence.append(count_table_batch(
+                    b, shared, self.table(shared), {"": matcher}, matcher)[""])
+            else:
+                result.evidence.append(count_shared(b, shared, matcher_for(shared, keys)))
         return result
+
+    def table(self, spec: S3SharedSpec) -> LakeTable:
+        """The Delta Lake or Iceberg table of a ``delta``/``iceberg`` shared collection."""
+        return open_table(self.bucket, spec, self._client_args)
+
+    def expire(self, collection: str, older_than: timedelta) -> Expired:
+        """Expire the table versions of shared collection ``collection`` older than
+        ``older_than`` and delete the data files only they held (see
+        :mod:`connectors.s3_tables`). ConnectorError when it is not a table collection."""
+        spec = next((s for s in self.system.shared if s.name == collection), None)
+        if spec is None or spec.format not in TABLE_FORMATS:
+            tables = [s.name for s in self.system.shared if s.format in TABLE_FORMATS]
+            raise ConnectorError(
+                f"{self.system.name!r} has no Delta Lake or Iceberg collection {collection!r}",
+                f"name one of its table collections: {', '.join(tables) or 'it has none'}",
+                system=self.system.name, collection=collection, code="s3_table_not_found")
+        table = self.table(spec)
+        with self.bucket.guard(spec.name, f"expiring old versions of the table {spec.prefix!r}"):
+            return expire_table(table, older_than)
 
     def close(self) -> None:
         """Drop the client (its connection pool closes with it). Safe to call twice."""

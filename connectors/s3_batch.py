@@ -16,7 +16,7 @@ what is left.
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from connectors.s3_client import Bucket, Lock, Version, read_lock
@@ -31,11 +31,13 @@ from connectors.s3_shared import (
     matcher_for,
     rewrite_conditionally,
 )
+from connectors.s3_tables import TABLE_FORMATS, count_table_batch, erase_table_batch
 from dsar.datamap.schema import S3SharedSpec
 from dsar.errors import ConnectorError
 from dsar.evidence import CollectionEvidence
 
 Members = Mapping[str, Matcher]
+TableOpener = Callable[[S3SharedSpec], Any]
 
 
 def members_for(spec: S3SharedSpec, keys_by_member: Mapping[str, Any]) -> dict[str, Matcher]:
@@ -72,10 +74,14 @@ def _attributed(b: Bucket, spec: S3SharedSpec, v: Version, members: Members,
     return hits
 
 
-def count_shared_batch(b: Bucket, spec: S3SharedSpec,
-                       keys_by_member: Mapping[str, Any]) -> dict[str, CollectionEvidence]:
+def count_shared_batch(b: Bucket, spec: S3SharedSpec, keys_by_member: Mapping[str, Any],
+                       table: TableOpener | None = None) -> dict[str, CollectionEvidence]:
     """Each member's records in current versions (``found``) and older ones
-    (``counts["noncurrent_records"]``), in one scan of every version."""
+    (``counts["noncurrent_records"]``), in one scan of every version. A Delta Lake or
+    Iceberg collection is read through ``table(spec)`` (:mod:`connectors.s3_tables`)."""
+    if spec.format in TABLE_FORMATS and table is not None:
+        return count_table_batch(b, spec, table(spec), members_for(spec, keys_by_member),
+                                 union_of(spec, keys_by_member))
     start = time.monotonic()
     members = {m: x for m, x in members_for(spec, keys_by_member).items() if not x.empty}
     evs = {m: b.evidence(spec.name, "count") for m in keys_by_member}
@@ -94,11 +100,16 @@ def count_shared_batch(b: Bucket, spec: S3SharedSpec,
     return evs
 
 
-def erase_shared_batch(b: Bucket, spec: S3SharedSpec,
-                       keys_by_member: Mapping[str, Any]) -> dict[str, CollectionEvidence]:
+def erase_shared_batch(b: Bucket, spec: S3SharedSpec, keys_by_member: Mapping[str, Any],
+                       table: TableOpener | None = None) -> dict[str, CollectionEvidence]:
     """Remove every member's records from every version in one pass, then recount each
     member. Raises ConnectorError (``s3_erasure_incomplete``, transient) if any member's
-    records are still there."""
+    records are still there. A Delta Lake or Iceberg collection is erased through
+    ``table(spec)`` with one delete whose predicate covers every member
+    (:mod:`connectors.s3_tables`)."""
+    if spec.format in TABLE_FORMATS and table is not None:
+        return erase_table_batch(b, spec, table(spec), members_for(spec, keys_by_member),
+                                 union_of(spec, keys_by_member))
     start = time.monotonic()
     evs = {m: b.evidence(spec.name, "erase") for m in keys_by_member}
     counts = {m: dict.fromkeys(ERASE_COUNTS, 0) for m in keys_by_member}

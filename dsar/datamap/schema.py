@@ -288,11 +288,16 @@ class S3SharedSpec(Strict):
 
     ``format: parquet`` needs the ``lake`` extra (pyarrow); its ``match`` names columns (dotted
     for struct fields) and ``compression`` is ignored (Parquet compresses per column chunk).
+    ``format: delta`` is a Delta Lake table whose root is ``prefix``; ``format: iceberg`` is
+    an Iceberg table at ``prefix``, named ``table`` (``namespace.name``) in the SQL catalog at
+    the URL in ``catalog_url_env``. Both match top-level columns (docs/s3.md).
     """
 
     name: Annotated[str, Field(pattern=IDENT)]
     prefix: str
-    format: Literal["jsonl", "csv", "json", "parquet"]
+    format: Literal["jsonl", "csv", "json", "parquet", "delta", "iceberg"]
+    table: str | None = None
+    catalog_url_env: Annotated[str, Field(pattern=r"^[A-Z_][A-Z0-9_]*$")] | None = None
     compression: Literal["none", "gzip", "auto"] = "auto"
     match: dict[Annotated[str, Field(pattern=KEY_NAME)], str] = Field(min_length=1)
     columns: dict[str, ColumnSpec] = Field(default_factory=dict)
@@ -305,6 +310,11 @@ class S3SharedSpec(Strict):
         if self.erasure.action in ("mask", "none"):
             raise ValueError("records in shared files are removed or retained: use 'delete' "
                              f"or 'retain', not {self.erasure.action!r}")
+        if self.format == "iceberg" and not (self.table and self.catalog_url_env):
+            raise ValueError("an iceberg collection needs 'table' (namespace.name) and "
+                             "'catalog_url_env' (the variable holding its SQL catalog's URL)")
+        if self.format != "iceberg" and (self.table or self.catalog_url_env):
+            raise ValueError("'table' and 'catalog_url_env' belong to format: iceberg only")
         return self
 
 
