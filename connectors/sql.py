@@ -41,7 +41,6 @@ from connectors.base import (
     SubjectKeys,
     register,
 )
-from connectors.memo import DerivedFrom
 from connectors.sql_check import MISSING_TABLE, check_sql_system, checked_sql_system
 from connectors.sql_collect import collect_tables
 from connectors.sql_engine import Catalog, begin, engine_for, resolve_url, translate_error
@@ -51,6 +50,7 @@ from dsar.datamap.findings import errors_of, raise_for_errors
 from dsar.datamap.schema import SqlSystem
 from dsar.errors import ConnectorError, DsarError
 from dsar.evidence import CollectionEvidence
+from dsar.memo import DerivedFrom
 from dsar.planning import SystemWalk, walk_sql_system
 
 #: Walks depend only on the system and the key names: computed once per data map version.

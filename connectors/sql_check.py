@@ -36,7 +36,6 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from connectors.memo import DerivedFrom
 from connectors.sql_check_index import missing_email_index
 from connectors.sql_check_mask import check_mask
 from connectors.sql_engine import Catalog, ForeignKey
@@ -44,6 +43,7 @@ from connectors.sql_mask import column_length, fixed_problem, is_textual
 from connectors.sql_shared import check_beyond_shared, guard_covers
 from dsar.datamap.findings import Finding
 from dsar.datamap.schema import SqlSystem, SqlTable
+from dsar.memo import DerivedFrom
 from dsar.planning import Link, SystemWalk, walk_sql_system
 
 TEXTUAL_KEYS = ("email", "phone", "mail", "mobile")

@@ -58,7 +58,6 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from connectors.base import ConnectorContext, ConnectorResult, SubjectKeys
-from connectors.memo import DerivedFrom
 from connectors.sql_check import effective_pk
 from connectors.sql_collect import ItemHasher
 from connectors.sql_engine import ForeignKey
@@ -76,6 +75,7 @@ from connectors.sql_shared import (
 from dsar.datamap.schema import SqlSystem
 from dsar.db.direct import DirectStatement, direct_ok, run
 from dsar.evidence import CollectionEvidence
+from dsar.memo import DerivedFrom
 from dsar.planning import SystemWalk
 
 RETURNING_DIALECTS = frozenset({"postgresql"})

@@ -45,9 +45,9 @@ from typing import Any, TypeVar
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 
-from connectors.memo import DerivedFrom
 from connectors.sql_engine import BINARY_COLLATION, CASE_INSENSITIVE
 from connectors.sql_query import chunks, coerce
+from dsar.memo import DerivedFrom
 from dsar.planning import SystemWalk
 
 T = TypeVar("T")

@@ -31,7 +31,6 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Dialect
 
 from connectors.base import ConnectorContext
-from connectors.memo import DerivedFrom
 from connectors.sql_check import effective_pk
 from connectors.sql_mask import mask_function, same
 from connectors.sql_plan import SubjectLookup, WalkStatements, padded_size
@@ -40,6 +39,7 @@ from dsar.datamap.schema import SqlSystem, SqlTable
 from dsar.db.direct import DirectStatement, run, run_rowcount
 from dsar.errors import ConnectorError
 from dsar.evidence import CollectionEvidence
+from dsar.memo import DerivedFrom
 from dsar.planning import SystemWalk
 
 Pk = tuple[Any, ...]

@@ -34,10 +34,10 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from connectors.memo import DerivedFrom
 from connectors.sql_engine import ForeignKey
 from connectors.sql_query import CHUNK
 from dsar.datamap.schema import SqlSystem
+from dsar.memo import DerivedFrom
 from dsar.planning import SystemWalk
 
 Pk = tuple[Any, ...]

@@ -2,14 +2,13 @@
 
 A request whose keys reach no collection would search nothing, and an erasure would "complete"
 having erased nothing; so it is refused before anything is written (CLI and portal alike),
-naming the keys the map knows. The map's lookup keys are read once per version of the file
-(one ``stat`` per submission otherwise). Without a readable map nothing is checked here: the
+naming the keys the map knows. The map's lookup keys are read once per App and version of the
+file (one ``stat`` per submission otherwise). Without a readable map nothing is checked here: the
 planner then puts the request in needs attention, naming the map's problem.
 """
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -34,11 +33,12 @@ class KeysReachNothing(InvalidInput):
             f"(--email, --phone, --id NAME=VALUE), or add the key to the data map")
 
 
-_LOOKUP_KEYS: dict[Path, tuple[tuple[int, int], frozenset[str] | None]] = {}
-_LOOKUP_LOCK = threading.Lock()
+class LookupKeys(dict[Path, tuple[tuple[int, int], frozenset[str] | None]]):
+    """The lookup keys of each data map file an App read, with the file's version
+    (``app.local(LookupKeys)``)."""
 
 
-def _map_lookup_keys(path: Path) -> frozenset[str] | None:
+def _map_lookup_keys(app: App, path: Path) -> frozenset[str] | None:
     """The key names the data map at ``path`` looks subjects up by; None when there is no
     readable, valid map (then planning reports the problem). Read again when the file
     changes (size or modification time), else from memory: one stat per submission."""
@@ -47,7 +47,8 @@ def _map_lookup_keys(path: Path) -> frozenset[str] | None:
     except OSError:
         return None
     version = (stat.st_mtime_ns, stat.st_size)
-    cached = _LOOKUP_KEYS.get(path)
+    seen = app.local(LookupKeys)
+    cached = seen.get(path)
     if cached is not None and cached[0] == version:
         return cached[1]
     from dsar.datamap.loader import load_datamap
@@ -57,8 +58,7 @@ def _map_lookup_keys(path: Path) -> frozenset[str] | None:
         known: frozenset[str] | None = lookup_keys(load_datamap(path))
     except DsarError:
         known = None
-    with _LOOKUP_LOCK:
-        _LOOKUP_KEYS[path] = (version, known)
+    seen[path] = (version, known)  # one assignment: concurrent submissions store alike
     return known
 
 
@@ -66,7 +66,7 @@ def check_keys_reach(app: App, identities: Sequence[Identity]) -> None:
     """Refuse (:class:`KeysReachNothing`) identities none of whose key names the data map
     looks subjects up by. Without a readable map nothing is checked here: the planner then
     puts the request in needs attention, naming the map's problem."""
-    known = _map_lookup_keys(Path(app.settings.datamap_path))
+    known = _map_lookup_keys(app, Path(app.settings.datamap_path))
     given = {identity.name for identity in identities}
     if known is not None and given and not given & known:
         raise KeysReachNothing(sorted(given), sorted(known))

@@ -14,6 +14,7 @@ from dsar.bundles.labels import category_label, name_label
 from dsar.datamap.schema import Art15Info, DataMap, SystemBase
 from dsar.kinds import kind_of
 from dsar.locale import N_
+from dsar.memo import DerivedFrom
 
 SystemModel = SystemBase
 
@@ -52,21 +53,14 @@ def _spec(system: SystemModel, collection: str) -> object | None:
     return kind_of(system).spec(system, collection)
 
 
-_FACTS: dict[tuple[int, str, str], tuple[DataMap, CollectionFacts]] = {}
+_FACTS: DerivedFrom[CollectionFacts] = DerivedFrom(limit=4096)
 
 
 def describe(datamap: DataMap, system: str, collection: str) -> CollectionFacts:
     """Labels, merged Art. 15 info and categories for one collection (worked out once per
-    loaded data map; the facts are shared, not to be changed)."""
-    key = (id(datamap), system, collection)
-    cached = _FACTS.get(key)
-    if cached is not None and cached[0] is datamap:
-        return cached[1]
-    facts = _describe(datamap, system, collection)
-    if len(_FACTS) >= 4096:
-        _FACTS.clear()
-    _FACTS[key] = (datamap, facts)  # holding the map keeps its id from being reused
-    return facts
+    loaded data map, while it lives; the facts are shared, not to be changed)."""
+    return _FACTS.get((datamap,), (system, collection),
+                      lambda: _describe(datamap, system, collection))
 
 
 def _describe(datamap: DataMap, system: str, collection: str) -> CollectionFacts:

@@ -1,9 +1,9 @@
 """Values derived from live objects, kept as long as those objects live.
 
-A connector derives much from one version of the data map: a system's walk for a set of key
-names, the statements of a walk over reflected tables, the row layouts of an erasure. Those
-depend on the objects only (a loaded map's system and walk never change), so they are worth
-keeping between tasks, and they must go with the map version they came from.
+Much is derived from one version of the data map: a system's walk for a set of key names, the
+statements of a walk over reflected tables, the row layouts of an erasure, a collection's
+labels. Those depend on the objects only (a loaded map, its systems and walks never change), so
+they are worth keeping between tasks, and they must go with the map version they came from.
 
 :class:`DerivedFrom` keys them by the identity of the objects they came from (no hashing of a
 whole system on every look-up) and holds those objects weakly: an entry goes when any of them is

@@ -1,4 +1,4 @@
-"""connectors.memo.DerivedFrom: values derived from live objects go with the objects."""
+"""dsar.memo.DerivedFrom: values derived from live objects go with the objects."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import gc
 from hypothesis import given
 from hypothesis import strategies as st
 
-from connectors.memo import DerivedFrom
+from dsar.memo import DerivedFrom
 
 
 class Version:
