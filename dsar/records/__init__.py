@@ -15,7 +15,7 @@ The rest reads or writes the state database through a SQLAlchemy session, or the
 
 * :mod:`~dsar.records.record` – building, signing and storing a request's completion record.
 * :mod:`~dsar.records.ledger` – the append-only ledger and its checkpoints.
-* :mod:`~dsar.records.bundle` – the record bundle a verifier needs.
+* :mod:`~dsar.records.record_bundle` – the record bundle a verifier needs.
 * :mod:`~dsar.records.signing` – which key signs (a keyring file or a KMS key), from the settings.
 * :mod:`~dsar.records.report`, :mod:`~dsar.records.glance`, :mod:`~dsar.records.html`,
   :mod:`~dsar.records.charts` – what a reviewer reads.

@@ -20,7 +20,6 @@ from typing import Any
 from dsar.errors import DsarError
 from dsar.records import merkle
 from dsar.records.algorithms import PublicKey, algorithm_of
-from dsar.records.bundle import BUNDLE_FORMAT
 from dsar.records.canonical import canonical_json, is_canonical
 from dsar.records.checkpoint import parse_and_verify_checkpoint
 from dsar.records.dsse import INTOTO_PAYLOAD_TYPE, verify_statement
@@ -36,6 +35,7 @@ from dsar.records.record import (
     summarize_evidence,
     timeline_problems,
 )
+from dsar.records.record_bundle import BUNDLE_FORMAT
 
 __all__ = ["CHECKS", "Check", "Verification", "verify_bundle"]
 

@@ -34,8 +34,8 @@ from dsar.db.models import Bundle, EvidenceRow
 from dsar.identities import parse_identities, subject_keys
 from dsar.planning import plan_request
 from dsar.records import keys as keyring
-from dsar.records.bundle import make_bundle
 from dsar.records.ledger import export_ledger
+from dsar.records.record_bundle import make_bundle
 from dsar.records.verify import verify_bundle
 from interfaces.demo.company import build_database, fill_bucket
 from interfaces.demo.saas import saas_emulators

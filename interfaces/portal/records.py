@@ -19,8 +19,8 @@ from dsar.errors import DsarError, NotFound
 from dsar.identities import Identity
 from dsar.lifecycle import TERMINAL
 from dsar.locale import N_
-from dsar.records.bundle import make_bundle
 from dsar.records.commitment import matches
+from dsar.records.record_bundle import make_bundle
 from dsar.records.signing import public_ring
 from dsar.records.verify import verify_bundle
 

@@ -12,7 +12,7 @@ from dsar.app import App
 from dsar.db.models import CompletionRecord
 from dsar.identities import parse_identities
 from dsar.records import keys as keyring
-from dsar.records.bundle import make_bundle
+from dsar.records.record_bundle import make_bundle
 from dsar.records.verify import verify_bundle
 from workflows.housekeeping import sign_closed_requests
 

@@ -106,8 +106,8 @@ def test_access_page_has_access_columns_and_delivery(app: App, tmp_path: Path) -
 
 
 def test_page_with_the_published_key_says_so(app: App, tmp_path: Path) -> None:
-    from dsar.records.bundle import make_bundle
     from dsar.records.html import render_record_html
+    from dsar.records.record_bundle import make_bundle
     from dsar.records.verify import verify_bundle
 
     request_id = complete_request(app)

@@ -27,8 +27,8 @@ from dsar.db.engine import StateDB
 from dsar.errors import DsarError, InvalidInput
 from dsar.records import keys, signing
 from dsar.records.algorithms import P256
-from dsar.records.bundle import make_bundle
 from dsar.records.checkpoint import parse_and_verify_checkpoint, sign_checkpoint
+from dsar.records.record_bundle import make_bundle
 from dsar.records.verify import verify_bundle
 from dsar.settings import Settings
 from tests import services

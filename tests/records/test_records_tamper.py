@@ -16,9 +16,9 @@ from click.testing import CliRunner
 from test_records_record_setup import complete_request, make_app
 
 from dsar.records import keys, ledger, merkle
-from dsar.records.bundle import make_bundle
 from dsar.records.canonical import canonical_json
 from dsar.records.checkpoint import sign_checkpoint
+from dsar.records.record_bundle import make_bundle
 from interfaces.commands.records import verify
 
 

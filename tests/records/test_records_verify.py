@@ -14,10 +14,10 @@ from test_records_record_setup import BACKENDS, complete_request, make_app
 
 from dsar.app import App
 from dsar.records import keys
-from dsar.records.bundle import make_bundle
 from dsar.records.dsse import sign_statement
 from dsar.records.ledger import export_ledger
 from dsar.records.record import predicate_digest
+from dsar.records.record_bundle import make_bundle
 from dsar.records.verify import CHECKS, verify_bundle
 
 

@@ -22,7 +22,7 @@ from dsar.app import App
 from dsar.crypto import Keys
 from dsar.db.engine import StateDB
 from dsar.records import signing
-from dsar.records.bundle import make_bundle
+from dsar.records.record_bundle import make_bundle
 from dsar.settings import Settings
 
 SCRIPT = Path(__file__).resolve().parents[2] / "docs" / "verify_record.py"

@@ -16,7 +16,7 @@ import sqlalchemy as sa
 
 from dsar.db.models import Request, VendorJob
 from dsar.records import keys as keyring
-from dsar.records.bundle import make_bundle
+from dsar.records.record_bundle import make_bundle
 from dsar.records.verify import verify_bundle
 from tests.saas.harness import Harness
 from tests.saas.harness_vendors import _segment, _zendesk, delay_jobs

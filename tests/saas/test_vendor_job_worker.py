@@ -12,7 +12,7 @@ import sqlalchemy as sa
 
 from dsar.db.models import Request, Task, VendorJob
 from dsar.records import keys as keyring
-from dsar.records.bundle import make_bundle
+from dsar.records.record_bundle import make_bundle
 from dsar.records.verify import verify_bundle
 from tests.saas.harness_vendors import _segment, delay_jobs
 from tests.workflows.fleet_helpers import Fleet, wait_until

@@ -14,7 +14,7 @@ import sqlalchemy as sa
 
 from dsar.db.models import Request, SharedBatch, SharedBatchMember, Task
 from dsar.records import keys as keyring
-from dsar.records.bundle import make_bundle
+from dsar.records.record_bundle import make_bundle
 from dsar.records.verify import verify_bundle
 from tests.s3server import ENDPOINT_ENV
 from tests.workflows.fleet_helpers import Fleet

@@ -22,7 +22,7 @@ import sqlalchemy as sa
 
 from dsar.db.models import Bundle
 from dsar.records import keys as keyring
-from dsar.records.bundle import make_bundle
+from dsar.records.record_bundle import make_bundle
 from dsar.records.verify import verify_bundle
 from tests.chinook import chinook_map, chinook_pg_template_fixture, postgres_copy
 from tests.workflows.fleet_helpers import Fleet, rabbit_vhost, wait_until
