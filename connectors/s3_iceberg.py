@@ -2,7 +2,8 @@
 
 The table is found through a SQL catalog (pyiceberg's ``SqlCatalog``: PostgreSQL, SQLite …)
 whose SQLAlchemy URL is in the environment variable the collection's ``catalog_url_env``
-names; ``table`` is its identifier (``namespace.name``). Its location must be
+names; ``catalog`` is the catalog's name (default ``default``) and ``table`` the table's
+identifier (``namespace.name``). Its location must be
 ``s3://BUCKET/PREFIX`` of the collection, so a data map cannot point erasure at a table in
 another bucket by mistake.
 
@@ -64,14 +65,15 @@ class IcebergTable:
                 f"{spec.catalog_url_env} is not set",
                 f"set {spec.catalog_url_env} to the SQL catalog's URL "
                 "(postgresql+psycopg://… or sqlite:///…)", code="s3_table_not_found", **where)
-        self.catalog = SqlCatalog("dsar", uri=url, **catalog_properties(storage))
+        self.catalog = SqlCatalog(spec.catalog, uri=url, **catalog_properties(storage))
         try:
             self.table = self.catalog.load_table(spec.table or "")
         except (NoSuchTableError, NoSuchNamespaceError, ValueError):
             self.close()
             raise ConnectorError(
-                f"the Iceberg catalog in {spec.catalog_url_env} has no table {spec.table!r}",
-                f"correct 'table' of {spec.name!r} in the data map (namespace.name)",
+                f"the Iceberg catalog {spec.catalog!r} in {spec.catalog_url_env} has no table "
+                f"{spec.table!r}", f"correct 'table' (namespace.name) or 'catalog' of "
+                f"{spec.name!r} in the data map",
                 code="s3_table_not_found", **where) from None
         expected = f"s3://{b.name}/{spec.prefix.rstrip('/')}"
         if self.table.location().rstrip("/") != expected:

@@ -289,14 +289,15 @@ class S3SharedSpec(Strict):
     ``format: parquet`` needs the ``lake`` extra (pyarrow); its ``match`` names columns (dotted
     for struct fields) and ``compression`` is ignored (Parquet compresses per column chunk).
     ``format: delta`` is a Delta Lake table whose root is ``prefix``; ``format: iceberg`` is
-    an Iceberg table at ``prefix``, named ``table`` (``namespace.name``) in the SQL catalog at
-    the URL in ``catalog_url_env``. Both match top-level columns (docs/s3.md).
+    an Iceberg table at ``prefix``, named ``table`` (``namespace.name``) in the SQL catalog
+    named ``catalog`` at the URL in ``catalog_url_env``. Both match top-level columns (docs/s3.md).
     """
 
     name: Annotated[str, Field(pattern=IDENT)]
     prefix: str
     format: Literal["jsonl", "csv", "json", "parquet", "delta", "iceberg"]
     table: str | None = None
+    catalog: Annotated[str, Field(min_length=1)] = "default"
     catalog_url_env: Annotated[str, Field(pattern=r"^[A-Z_][A-Z0-9_]*$")] | None = None
     compression: Literal["none", "gzip", "auto"] = "auto"
     match: dict[Annotated[str, Field(pattern=KEY_NAME)], str] = Field(min_length=1)
