@@ -102,6 +102,13 @@ def bench_app(tmp: Path, shop: str, state: str, broker: str,
     return app, env
 
 
+def add_fast_path_option(parser: argparse.ArgumentParser) -> None:
+    """``--sql-fast-path``: the run's ``DSAR_SQL_FAST_PATH``."""
+    parser.add_argument("--sql-fast-path", choices=("true", "false"), default="true",
+                        help="DSAR_SQL_FAST_PATH for the run: false sends every statement "
+                        "through SQLAlchemy's ORM and Core (default true)")
+
+
 class NullSink:
     """Collected rows go nowhere (the plain loop measures the connector alone)."""
 
@@ -118,13 +125,13 @@ class NullSink:
 
 def plain_loop(app: Any, customers: Iterable[int], action: str) -> tuple[float, list[float]]:
     """The connector work of one request per customer, one after another, no queues."""
-    from connectors.base import ConnectorContext, open_connector
+    from connectors.base import open_connector
     from dsar.identities import subject_keys
-    from workflows.runner import load_map
+    from workflows.runner import connector_context, load_map
 
     datamap, _ = load_map(app)
     system = datamap.system("shop")
-    context = ConnectorContext(hash_key=app.keys.evidence_key)
+    context = connector_context(app)
     latencies = []
     start = time.perf_counter()
     for number in customers:
@@ -367,6 +374,7 @@ def main(argv: list[str] | None = None) -> None:
                         help="requests run before each measured run, not counted (default 20)")
     parser.add_argument("--repeat", type=int, default=1,
                         help="rounds of every run, interleaved; medians are printed (default 1)")
+    add_fast_path_option(parser)
     args = parser.parse_args(argv)
     n = args.requests
     tmp = Path(tempfile.mkdtemp(prefix="dsar-bench-fleet-"))
@@ -381,7 +389,9 @@ def main(argv: list[str] | None = None) -> None:
         subprocess.run(["rabbitmqctl", "add_vhost", vhost], check=True, capture_output=True)
         subprocess.run(["rabbitmqctl", "set_permissions", "-p", vhost, "guest", ".*", ".*", ".*"],
                        check=True, capture_output=True)
-        app, env = bench_app(tmp, shop, state, AMQP + vhost, DSAR_WATCH_INTERVAL="5")
+        app, env = bench_app(tmp, shop, state, AMQP + vhost, DSAR_WATCH_INTERVAL="5",
+                             DSAR_SQL_FAST_PATH=args.sql_fast_path)
+        print(f"DSAR_SQL_FAST_PATH={args.sql_fast_path}")
         counts = [int(p) for p in args.processes.split(",")]
         needed = (n + args.warmup) * 2 * (len(counts) + 2) * args.repeat
         if needed > args.customers:

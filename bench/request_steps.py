@@ -28,7 +28,14 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from bench.fleet import bench_app, create_db, drop_db, plain_loop, request_loop
+from bench.fleet import (
+    add_fast_path_option,
+    bench_app,
+    create_db,
+    drop_db,
+    plain_loop,
+    request_loop,
+)
 from bench.shop import build_shop
 
 #: (module, attribute, step) in the order a request meets them; a step's time excludes the
@@ -114,6 +121,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--requests", type=int, default=200)
     parser.add_argument("--warmup", type=int, default=20,
                         help="requests run before each measured run, not counted (default 20)")
+    add_fast_path_option(parser)
     args = parser.parse_args(argv)
     n, warmup = args.requests, args.warmup
     if 4 * (n + warmup) > args.customers:
@@ -123,7 +131,8 @@ def main(argv: list[str] | None = None) -> None:
     try:
         shop, state = create_db("dsar_bench_shop"), create_db("dsar_bench_state")
         build_shop(shop, args.customers)
-        app, _ = bench_app(tmp, shop, state, "memory://")
+        app, _ = bench_app(tmp, shop, state, "memory://", DSAR_SQL_FAST_PATH=args.sql_fast_path)
+        print(f"DSAR_SQL_FAST_PATH={args.sql_fast_path}")
         pool = iter(range(1, args.customers + 1))
 
         def take(count: int) -> list[int]:

@@ -273,6 +273,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--admin-url", default="postgresql+psycopg://postgres@127.0.0.1:5432/"
                                                 "postgres")
     parser.add_argument("--keep", action="store_true", help="keep the generated database")
+    parser.add_argument("--sql-fast-path", choices=("true", "false"), default="true",
+                        help="DSAR_SQL_FAST_PATH for dsar's side: false sends every statement "
+                        "through SQLAlchemy (default true)")
     args = parser.parse_args(argv)
     url = prepare(args.admin_url, args.customers)
     engine = sa.create_engine(url)
@@ -285,7 +288,8 @@ def main(argv: list[str] | None = None) -> None:
                                            emails[args.subjects: 2 * args.subjects],
                                            emails[2 * args.subjects: 3 * args.subjects])
     system = parse_datamap(DATAMAP).systems[0]
-    ctx = ConnectorContext(hash_key=b"b" * 32, environ={"BENCH_URL": url})
+    ctx = ConnectorContext(hash_key=b"b" * 32, environ={"BENCH_URL": url},
+                           fast_path=args.sql_fast_path == "true")
     connector = SqlConnector(system, ctx)  # type: ignore[arg-type]
     connector.count({"email": frozenset({emails[-1]})})  # warm the engine and the catalog
 

@@ -88,6 +88,8 @@ class ConnectorContext:
 
     hash_key: bytes
     environ: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
+    #: False: SQL connectors send every statement through SQLAlchemy (``DSAR_SQL_FAST_PATH``)
+    fast_path: bool = True
 
     def keyed_hash(self, value: bytes | str) -> str:
         """HMAC-SHA256 of ``value`` under the deployment's key, as hex."""

@@ -205,7 +205,8 @@ def collect_tables(conn: Connection, system: SqlSystem, walk: SystemWalk,
     """Collect every table of ``walk.discovery`` into ``sink``; evidence and discovered keys
     go to ``result``. ``state.collection`` names the table being read (for errors)."""
     plan = statements_for(walk, tables)  # tables come from one engine's catalog: one dialect
-    dialect, direct, batch = conn.dialect, direct_ok(conn), system.batch_size
+    dialect, batch = conn.dialect, system.batch_size
+    direct = context.fast_path and direct_ok(conn)
 
     def fetch(query: DirectStatement, params: dict[str, Any]) -> Sequence[Sequence[Any]]:
         return run(conn, query, params, direct)

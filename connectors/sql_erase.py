@@ -159,7 +159,7 @@ class _Eraser:
         self.state, self.result = state, result
         self.plan = statements_for(walk, tables)  # one engine's catalog: one dialect
         self.dialect = conn.dialect
-        self.direct = direct_ok(conn)
+        self.direct = context.fast_path and direct_ok(conn)
         self.returning = conn.dialect.name in RETURNING_DIALECTS
         self.layouts = _layouts_for(system, self.plan)
         self.known: dict[tuple[str, tuple[str, ...]], list[Any]] = {}

@@ -65,7 +65,7 @@ class App:
         else using it); elsewhere ``dsar db upgrade`` does it."""
         settings = Settings.from_env(environ)
         keys = Keys.load(settings.master_key, settings.data_dir, settings.master_key_file)
-        db = state_db(settings.database_url)
+        db = state_db(settings.database_url, fast_path=settings.sql_fast_path)
         app = cls(settings=settings, keys=keys, db=db)
         if migrate:
             if settings.database_url.startswith("sqlite"):

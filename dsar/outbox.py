@@ -21,10 +21,9 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from dsar.db import direct
 from dsar.db.engine import WAKE_RELAY
 from dsar.db.models import OutboxMessage
-from dsar.db.rows import insert_rows
+from dsar.db.rows import insert_rows, send
 
 
 def enqueue(
@@ -80,9 +79,9 @@ def withdraw(session: Session, message_id: int) -> None:
     """Delete a message that has not been published yet: a fallback whose step was done (or
     arranged otherwise) by the worker that held it. A message already published stays
     published; its actor finds the work done."""
-    direct.send(session.connection(), _WITHDRAW, {"message_id": message_id})
+    send(session, _WITHDRAW, {"message_id": message_id})
 
 
 def postpone(session: Session, message_id: int, until: datetime) -> None:
     """Move an unpublished message's publication to ``until``."""
-    direct.send(session.connection(), _POSTPONE, {"message_id": message_id, "until": until})
+    send(session, _POSTPONE, {"message_id": message_id, "until": until})

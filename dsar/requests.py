@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session, selectinload
 
 from dsar import deadlines
 from dsar.app import App
-from dsar.db import direct
+from dsar.db import rows
 from dsar.db.models import AuditEvent, IdentityRow, Pause, Request
 from dsar.db.rows import insert_rows, update_row
 from dsar.errors import IllegalTransition, InvalidInput, NotFound
@@ -163,23 +163,10 @@ class _NewRows:
     def write(self, session: Session, request: Request) -> None:
         """Insert the request's row, its identities and the collected rows (on PostgreSQL in
         one round trip)."""
-        with direct.deferred(session.connection()):
-            insert_rows(session, Request.__table__, [_values(request)])
-            insert_rows(session, IdentityRow.__table__,
-                        [{**_values(i), "request_id": request.id} for i in request.identities])
-            by_table: dict[sa.Table, list[dict[str, Any]]] = {}
-            for obj in self.objects:
-                by_table.setdefault(sa.inspect(obj).mapper.local_table, []).append(_values(obj))
-            for table, rows in by_table.items():
-                insert_rows(session, table, rows)
+        for identity in request.identities:
+            identity.request_id = request.id
+        rows.insert_objects(session, [request, *request.identities, *self.objects])
         session.info.update(self.info)
-
-
-def _values(obj: Any) -> dict[str, Any]:
-    """The column values set on a new ORM object (columns left unset take their defaults)."""
-    state = sa.inspect(obj)
-    return {attr.key: state.dict[attr.key] for attr in state.mapper.column_attrs
-            if attr.key in state.dict}
 
 
 def get(session: Session, request_id: str) -> Request:

@@ -106,6 +106,9 @@ SETTINGS_DOC: dict[str, tuple[str, str]] = {
                                          "vendor's erasure job (the wait doubles up to it)"),
     "DSAR_VENDOR_JOB_GIVE_UP_DAYS": ("35", "a vendor's erasure job still running this many "
                                      "days after it was submitted needs attention"),
+    "DSAR_SQL_FAST_PATH": ("true", "true: the state database's hot-path statements and the SQL "
+                           "connectors' look-ups run on the driver's cursor (dsar.db.direct); "
+                           "false: through SQLAlchemy's ORM and Core alone"),
 }
 SECRET_FIELDS = frozenset({"master_key", "smtp_password"})
 URL_FIELDS = frozenset({"database_url", "broker_url", "smtp_url", "rate_limit_storage",
@@ -171,6 +174,7 @@ class Settings:
     vendor_job_poll_min_seconds: float = 30.0
     vendor_job_poll_max_seconds: float = 3600.0
     vendor_job_give_up_days: float = 35.0
+    sql_fast_path: bool = True
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -407,6 +411,11 @@ def _fleet_settings(env: Mapping[str, str]) -> dict[str, object]:
         "rate_limit_url": (env.get("DSAR_RATE_LIMIT_URL") or "").strip() or None,
         "metrics_port": int(port) if port else None,
     }
+    fast = (env.get("DSAR_SQL_FAST_PATH") or "true").strip().lower()
+    if fast not in ("true", "false", "1", "0", "yes", "no"):
+        raise InvalidInput(f"DSAR_SQL_FAST_PATH={fast!r} is not true or false",
+                           "set DSAR_SQL_FAST_PATH=true or false")
+    out["sql_fast_path"] = fast in ("true", "1", "yes")
     for name, default in (("DSAR_WATCH_INTERVAL", 30.0), ("DSAR_TASK_LEASE_SECONDS", 30.0),
                           ("DSAR_LOST_MESSAGE_SECONDS", 900.0),
                           ("DSAR_RETENTION_SWEEP_SECONDS", 300.0),

@@ -36,6 +36,9 @@ from dsar.settings import Settings
 from tests import services
 
 MASTER_KEY = base64.b64encode(bytes(range(32))).decode()
+#: The suite runs in the mode DSAR_SQL_FAST_PATH names (CI runs it in both; see infra/test.sh).
+FAST_PATH = Settings.from_env({"DSAR_SQL_FAST_PATH": os.environ.get("DSAR_SQL_FAST_PATH", "")}
+                              ).sql_fast_path
 BACKENDS = ["sqlite", "postgresql"]
 #: A Monday morning; tests that need another moment move the clock.
 START = datetime(2025, 9, 1, 9, 0, tzinfo=UTC)
@@ -72,7 +75,8 @@ class Backend:
         """An App on this (migrated) database, with extra settings ``env`` and ``clock``."""
         settings = Settings.from_env({**self.env, **env})
         keys = Keys.load(settings.master_key, settings.data_dir)
-        return App(settings=settings, keys=keys, db=state_db(settings.database_url),
+        return App(settings=settings, keys=keys,
+                   db=state_db(settings.database_url, settings.sql_fast_path),
                    clock=clock or Clock())
 
     # -- plain SQL, no models --------------------------------------------------------------
@@ -207,13 +211,14 @@ def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Backend:
     """The state database of one test: a SQLite file in ``tmp_path``, or the session's
     PostgreSQL database emptied for this test."""
     data_dir = tmp_path / "data"
-    env = {"DSAR_DATA_DIR": str(data_dir), "DSAR_MASTER_KEY": MASTER_KEY}
+    env = {"DSAR_DATA_DIR": str(data_dir), "DSAR_MASTER_KEY": MASTER_KEY,
+           "DSAR_SQL_FAST_PATH": str(FAST_PATH).lower()}
     if request.param == "sqlite":
         data_dir.mkdir()
         shutil.copyfile(request.getfixturevalue("sqlite_template"), data_dir / "state.sqlite3")
         url = f"sqlite:///{data_dir / 'state.sqlite3'}"
         # a throwaway file: skip the fsyncs (the CLI shares this cached engine)
-        event.listen(state_db(url).engine, "connect", _no_sync)
+        event.listen(state_db(url, FAST_PATH).engine, "connect", _no_sync)
     else:
         url = request.getfixturevalue("session_postgres_url")
         _empty(url)

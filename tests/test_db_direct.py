@@ -1,8 +1,11 @@
-"""The state database's one-row writes on the driver's cursor (SQLite and PostgreSQL): the same
-rows as through SQLAlchemy, SQLAlchemy's errors, and SQLAlchemy itself wherever it would do
-more (column defaults computed in Python, statement listeners); writes deferred to travel with
-the next read (PostgreSQL's pipeline), seen in order and failing as a whole; reads sent
-together; rows read outside the ORM made into the objects it would load."""
+"""The state database's fast path (SQLite and PostgreSQL): one-row writes on the driver's
+cursor give the same rows as through SQLAlchemy, SQLAlchemy's errors, and SQLAlchemy itself
+wherever it would do more (column defaults computed in Python, statement listeners); writes
+deferred to travel with the next read (PostgreSQL's pipeline), seen in order and failing as a
+whole; reads sent together; rows read outside the ORM made into the objects it would load.
+
+These tests run with the fast path on whatever DSAR_SQL_FAST_PATH the suite runs with; the
+last ones check that :mod:`dsar.db.rows` leaves the same rows and objects without it."""
 
 from __future__ import annotations
 
@@ -11,17 +14,34 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from dsar import requests
 from dsar.app import App
 from dsar.db import direct
 from dsar.db.models import AuditEvent, OutboxMessage, Request
-from dsar.db.rows import adopt, insert_rows, select_all, update_row
+from dsar.db.rows import (
+    deferred,
+    fetch,
+    insert_objects,
+    insert_rows,
+    read_together,
+    select_all,
+    send,
+    update_row,
+)
 
 pytest.register_assert_rewrite("tests.state")
-from tests.state import submit  # noqa: E402
+from tests.state import Backend, Clock, submit  # noqa: E402
 
 pytest_plugins = ["tests.state"]
+
+
+@pytest.fixture
+def app(backend: Backend, clock: Clock) -> App:
+    """An App with the fast path on, whatever mode the suite runs in."""
+    return backend.make_app(clock, DSAR_SQL_FAST_PATH="true")
 
 
 def cursor_runs(monkeypatch: pytest.MonkeyPatch) -> list[str]:
@@ -271,16 +291,22 @@ def test_reads_together_return_what_each_returns_alone(app: App) -> None:
         assert [e for (e,) in events] == [e for (e,) in alone[1]] + ["w"]
 
 
-def test_an_adopted_row_is_the_object_the_orm_loads(app: App) -> None:
+@pytest.fixture(params=["true", "false"], ids=["fast", "orm"])
+def either_app(request: pytest.FixtureRequest, backend: Backend, clock: Clock) -> App:
+    """An App with the fast path on, and one with it off."""
+    return backend.make_app(clock, DSAR_SQL_FAST_PATH=request.param)
+
+
+def test_objects_read_together_are_the_objects_the_orm_loads(either_app: App) -> None:
+    app = either_app
     request_id = submit(app).id
     with app.db.session() as session:
         loaded = session.get(Request, request_id)
         expected = {p.key: getattr(loaded, p.key) for p in sa.inspect(Request).column_attrs}
     with app.db.session() as session:
-        (row,) = direct.fetch(session.connection(),
-                              select_all(Request).where(Request.id == sa.bindparam("rid")),
-                              {"rid": request_id})
-        request = adopt(session, Request, row)
+        ((request,),) = read_together(session, [
+            (Request, select_all(Request).where(Request.id == sa.bindparam("rid")),
+             {"rid": request_id})])
         state = sa.inspect(request)
         assert state.persistent and not state.modified and session.get(Request, request_id) \
             is request
@@ -292,7 +318,8 @@ def test_an_adopted_row_is_the_object_the_orm_loads(app: App) -> None:
         assert session.get(Request, request_id).attention_reason == "adopted"
 
 
-def test_adopting_refreshes_an_object_already_in_the_session(app: App) -> None:
+def test_reading_together_refreshes_an_object_already_in_the_session(either_app: App) -> None:
+    app = either_app
     request_id = submit(app).id
     by_id = select_all(Request).where(Request.id == sa.bindparam("rid"))
     with app.db.session() as session:
@@ -301,7 +328,79 @@ def test_adopting_refreshes_an_object_already_in_the_session(app: App) -> None:
             Request.id == sa.bindparam("rid")).values(attention_reason=sa.bindparam("why")),
             {"rid": request_id, "why": "changed behind it"})
         assert request.attention_reason is None  # stale
-        (row,) = direct.fetch(session.connection(), by_id, {"rid": request_id})
-        assert adopt(session, Request, row) is request
+        assert read_together(session, [(Request, by_id, {"rid": request_id})]) == [[request]]
         assert request.attention_reason == "changed behind it"
         assert not sa.inspect(request).modified
+
+
+def _snapshot(app: App, request_id: str) -> dict[str, Any]:
+    """What the database holds for a request, without ids, salts and ciphertexts."""
+    with app.db.session() as session:
+        request = session.get(Request, request_id)
+        assert request is not None
+        return {
+            "request": {p.key: getattr(request, p.key) for p in sa.inspect(Request).column_attrs
+                        if p.key not in ("id", "subject_commitment")},
+            "identities": sorted((i.kind, i.name, i.lookup_hash) for i in request.identities),
+            "events": [(e.actor, e.event, e.from_state, e.to_state, e.reason, e.at)
+                       for e in request.events],
+            "pauses": [(p.started_at, p.ended_at, p.reason, p.resume_to)
+                       for p in request.pauses],
+            "outbox": sorted((m.actor, m.queue, m.priority, m.available_at)
+                             for m in session.scalars(sa.select(OutboxMessage).where(
+                                 OutboxMessage.args.is_not(None)))
+                             if m.args == [request_id]),
+        }
+
+
+_MARK = sa.update(Request).where(Request.id == sa.bindparam("rid")).values(
+    attention_reason=sa.bindparam("why"))
+
+
+def _work(app: App, plan: dict[str, Any], reasons: list[str], verified: bool) -> dict[str, Any]:
+    """Submit a request, then write to it through every function of dsar.db.rows; what the
+    database holds afterwards, and what the loaded object said."""
+    options = {"identity_method": "signed in"} if verified else {}
+    request_id = submit(app, **options).id
+    events = [audit_row(request_id, reason, app.now()) for reason in reasons]
+    with app.db.session() as session, deferred(session):
+        ((request,),) = read_together(session, [
+            (Request, select_all(Request).where(Request.id == sa.bindparam("rid")),
+             {"rid": request_id})])
+        update_row(session, request, plan=plan, updated_at=app.now())
+        ids = insert_rows(session, AuditEvent.__table__, events, returning_id=True)
+        insert_rows(session, AuditEvent.__table__, events)
+        send(session, _MARK, {"rid": request_id, "why": "marked"})
+        seen = fetch(session, sa.select(AuditEvent.id).where(
+            AuditEvent.request_id == sa.bindparam("rid"), AuditEvent.id.in_(ids or [-1])),
+            {"rid": request_id})
+        loaded = (request.plan, bool(session.dirty), sorted(i for (i,) in seen) == sorted(ids))
+    return {"loaded": loaded, "ids": len(set(ids)), **_snapshot(app, request_id)}
+
+
+@settings(max_examples=8, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(plan=st.dictionaries(st.text(max_size=5), st.lists(st.integers(), max_size=3),
+                            max_size=3),
+       reasons=st.lists(st.text(min_size=1, max_size=12).filter(lambda t: "\x00" not in t),
+                        max_size=4),
+       verified=st.booleans())
+def test_without_the_fast_path_the_same_rows_and_objects(
+        backend: Backend, clock: Clock, plan: dict[str, Any], reasons: list[str],
+        verified: bool) -> None:
+    fast = _work(backend.make_app(clock, DSAR_SQL_FAST_PATH="true"), plan, reasons, verified)
+    orm = _work(backend.make_app(clock, DSAR_SQL_FAST_PATH="false"), plan, reasons, verified)
+    assert fast == orm
+    assert fast["loaded"] == (plan, False, True) and fast["ids"] == len(reasons)
+    assert fast["request"]["attention_reason"] == "marked"
+    written = fast["events"][len(fast["events"]) - 2 * len(reasons):]
+    assert [e[1] for e in written] == [*reasons, *reasons]
+
+
+def test_new_objects_go_in_both_ways(either_app: App) -> None:
+    app = either_app
+    request_id = submit(app).id
+    with app.db.session() as session:
+        insert_objects(session, [AuditEvent(**audit_row(request_id, "one", app.now())),
+                                 AuditEvent(**audit_row(request_id, "two", app.now()))])
+    assert _events(app, request_id)[-2:] == ["one", "two"]

@@ -21,8 +21,8 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from dsar.db import direct
 from dsar.db.models import SystemSlot
+from dsar.db.rows import fetch, send
 
 _OF_SYSTEM = sa.select(SystemSlot.slot).where(SystemSlot.system == sa.bindparam("system"))
 _FREE = (sa.select(SystemSlot.slot)  # a free slot (a lapsed lease is free), locked
@@ -87,7 +87,7 @@ def take(session: Session, system: str, task_id: int, now: datetime, lease: date
     commits. True if the task may run (it holds a slot, or the system has no cap)."""
     conn = session.connection()
     values = {"of_system": system, "holder": task_id, "now": now, "until": lease}
-    if direct.fetch(conn, _TAKE, values):
+    if fetch(session, _TAKE, values):
         return True
     if conn.scalar(_COUNT, {"system": system}):
         return False  # every slot is busy
@@ -97,14 +97,14 @@ def take(session: Session, system: str, task_id: int, now: datetime, lease: date
     # The rows this process made are gone (the state database was emptied or restored):
     # make them again rather than let the system run without its cap.
     ensure(session, system, cap)
-    return bool(direct.fetch(conn, _TAKE, values))
+    return bool(fetch(session, _TAKE, values))
 
 
 def renew(session: Session, task_id: int, lease: datetime) -> None:
     """Extend the slot the task holds, if any, to ``lease``."""
-    direct.send(session.connection(), _RENEW, {"holder": task_id, "until": lease})
+    send(session, _RENEW, {"holder": task_id, "until": lease})
 
 
 def release(session: Session, task_id: int) -> None:
     """Free the slot the task holds, if any."""
-    direct.send(session.connection(), _RELEASE, {"holder": task_id})
+    send(session, _RELEASE, {"holder": task_id})

@@ -39,7 +39,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Connection, Dialect
+from sqlalchemy.engine import Connection, Dialect, Engine
 
 _ENGINE_EVENTS = ("before_execute", "after_execute", "before_cursor_execute",
                   "after_cursor_execute")
@@ -149,11 +149,29 @@ def _sqlalchemy_error(conn: Connection, sql: str, exc: Exception, cursor: Any) -
         connection_invalidated=invalidated, dialect=dialect)
 
 
+#: The execution option that turns the fast path off for an engine or a connection.
+_FAST_PATH = "dsar_fast_path"
+
+
+def without_fast_path(engine: Engine) -> Engine:
+    """``engine``, changed so that every statement on it goes through SQLAlchemy: here
+    :func:`direct_ok` is false, and :mod:`dsar.db.rows` uses the ORM's unit of work."""
+    engine.update_execution_options(**{_FAST_PATH: False})
+    return engine
+
+
+def fast_path(conn: Connection | Engine) -> bool:
+    """Whether the fast path is allowed on ``conn`` (see :func:`without_fast_path`)."""
+    return conn.get_execution_options().get(_FAST_PATH, True) is not False
+
+
 def direct_ok(conn: Connection) -> bool:
     """Whether SQLAlchemy would do nothing for a plain statement on ``conn`` beyond what
-    :class:`DirectStatement` does (no echo, no SQL-changing options, no statement listeners)."""
+    :class:`DirectStatement` does (no echo, no SQL-changing options, no statement listeners),
+    and the fast path is allowed on it (:func:`fast_path`)."""
     engine = conn.engine
-    if engine.echo or conn.get_execution_options().get("schema_translate_map"):
+    options = conn.get_execution_options()
+    if engine.echo or options.get("schema_translate_map") or options.get(_FAST_PATH) is False:
         return False
     try:
         return not (any(getattr(engine.dispatch, name) for name in _ENGINE_EVENTS)

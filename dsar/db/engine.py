@@ -21,6 +21,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from dsar.db.direct import without_fast_path
 from dsar.errors import DsarError, InvalidInput
 
 # Alembic announces each of its plugins at INFO whenever a migration context is set up (several
@@ -35,10 +36,11 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 _URL_EXAMPLES = "write e.g. postgresql+psycopg://user:password@host:5432/dsar or sqlite:///path"
 
 
-def create_state_engine(url: str) -> Engine:
+def create_state_engine(url: str, fast_path: bool = True) -> Engine:
     """An engine for ``url`` with the settings the state database needs on each dialect; raises
     InvalidInput (one line, no password) when the URL cannot be parsed or names a driver that is
-    not installed."""
+    not installed. Without ``fast_path`` every statement on it goes through SQLAlchemy
+    (:func:`dsar.db.direct.without_fast_path`)."""
     try:
         parsed = sa.make_url(url)
     except (sa.exc.ArgumentError, ValueError):  # ValueError: a port that is not a number
@@ -46,12 +48,13 @@ def create_state_engine(url: str) -> Engine:
     if parsed.drivername == "postgresql":
         parsed = parsed.set(drivername="postgresql+psycopg")
     try:
-        return _engine(parsed)
+        engine = _engine(parsed)
     except (sa.exc.NoSuchModuleError, ImportError, ValueError, TypeError) as exc:
         # ValueError, TypeError: a malformed driver name or query option
         raise InvalidInput(
             f"DSAR_DATABASE_URL names the driver {parsed.drivername!r}, which dsar cannot load "
             f"with its options ({type(exc).__name__})", _URL_EXAMPLES) from None
+    return engine if fast_path else without_fast_path(engine)
 
 
 class StateDatabaseUnreachable(DsarError):
@@ -131,9 +134,9 @@ class StateDB:
     it (:data:`WAKE_RELAY`), so an outbox relay on this database publishes at once instead of
     at its next poll."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, fast_path: bool = True) -> None:
         self.url = url
-        self.engine = create_state_engine(url)
+        self.engine = create_state_engine(url, fast_path)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
         self.committed = threading.Event()
         event.listen(self._sessions, "after_commit", self._after_commit)
@@ -198,6 +201,6 @@ def _alembic_config(url: str) -> Any:
 
 
 @cache
-def state_db(url: str) -> StateDB:
-    """One StateDB per URL per process (engines hold connection pools)."""
-    return StateDB(url)
+def state_db(url: str, fast_path: bool = True) -> StateDB:
+    """One StateDB per URL (and ``fast_path``) per process (engines hold connection pools)."""
+    return StateDB(url, fast_path)

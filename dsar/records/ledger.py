@@ -27,8 +27,8 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from dsar.db import direct
 from dsar.db.models import Checkpoint, LedgerEntry
+from dsar.db.rows import fetch, send
 from dsar.errors import InvalidInput, NotFound
 from dsar.records import merkle, signing
 from dsar.records.algorithms import Signer
@@ -84,9 +84,8 @@ def lock(session: Session) -> None:
     PostgreSQL: ``LOCK TABLE ledger_entries IN EXCLUSIVE MODE`` (plain reads still proceed).
     SQLite: nothing to do, the write transaction already excludes other writers.
     """
-    conn = session.connection()
-    if conn.dialect.name == "postgresql":
-        direct.send(conn, _LOCK, {})  # inside direct.deferred: with the append that follows
+    if session.get_bind().dialect.name == "postgresql":
+        send(session, _LOCK, {})  # inside deferred(): with the append that follows
 
 
 def size(session: Session) -> int:
@@ -101,9 +100,9 @@ def append(session: Session, leaf: bytes, now: datetime) -> int:
     if not isinstance(leaf, bytes) or not leaf:
         raise InvalidInput("a ledger leaf must be non-empty bytes", "pass canonical JSON bytes")
     lock(session)
-    rows = direct.fetch(session.connection(), _APPEND,
-                        {"leaf": leaf, "leaf_hash": merkle.leaf_hash(leaf), "now": now})
-    return int(rows[0][0])
+    appended = fetch(session, _APPEND,
+                     {"leaf": leaf, "leaf_hash": merkle.leaf_hash(leaf), "now": now})
+    return int(appended[0][0])
 
 
 def leaf_hashes(session: Session, tree_size: int | None = None, start: int = 0) -> list[bytes]:

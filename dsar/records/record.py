@@ -31,9 +31,8 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from dsar import __version__, deadlines
-from dsar.db import direct
 from dsar.db.models import Bundle, CompletionRecord, EvidenceRow, Pause, Request, Task
-from dsar.db.rows import insert_rows
+from dsar.db.rows import fetch, insert_rows
 from dsar.errors import DsarError, InvalidInput
 from dsar.lifecycle import TaskState
 from dsar.records import ledger, merkle
@@ -185,7 +184,7 @@ def build_predicate(session: Session, request: Request,
                            "set request.completed_at before building its record")
     session.flush()  # the caller's pending rows (the bundle's, say) are read below
     conn, which = session.connection(), {"request_id": request.id}
-    pauses = direct.fetch(conn, _PAUSES, which)
+    pauses = fetch(session, _PAUSES, which)
     if in_hand is not None:
         tasks = in_hand.tasks
     else:
