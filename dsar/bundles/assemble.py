@@ -25,7 +25,7 @@ from dsar.bundles.datajson import data_json
 from dsar.bundles.describe import CollectionFacts, describe, order_key
 from dsar.bundles.items import BundleMeta
 from dsar.bundles.names import UniqueNames, entry
-from dsar.bundles.report import FORMAT, SCHEMA, SCHEMA_ENTRY, context, render
+from dsar.bundles.report_html import FORMAT, SCHEMA, SCHEMA_ENTRY, context, render
 from dsar.bundles.spool import Spool, SpooledCollection
 from dsar.datamap.schema import DataMap
 

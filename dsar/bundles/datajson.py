@@ -28,7 +28,7 @@ from typing import Any
 
 from dsar.bundles.describe import CollectionFacts
 from dsar.bundles.items import BundleMeta
-from dsar.bundles.report import FORMAT
+from dsar.bundles.report_html import FORMAT
 from dsar.bundles.spool import Spool, SpooledCollection
 from dsar.datamap.schema import Controller
 

@@ -24,7 +24,7 @@ from dsar.bundles import (
     issue_link,
     open_download,
 )
-from dsar.bundles.report import human_size
+from dsar.bundles.report_html import human_size
 from dsar.db.models import Bundle
 from dsar.locale import LANGUAGES, format_size
 from interfaces.portal import make_portal
