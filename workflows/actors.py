@@ -3,12 +3,12 @@
 Actors are declared on a given broker by :func:`declare_actors`, so the same functions run on
 RabbitMQ, Redis or the in-process broker. Messages carry ids only.
 
-An actor that finishes a step goes on with the request's next step itself when that step's
-queue is one its worker consumes (planning runs the first ready task, the last task runs the
-assembly, or completes the request in its own transaction when it holds all the collected
-data): one broker message per request instead of three for a request on one system. The
-step's message is still written, as a fallback (see :mod:`workflows.fanout`), so a worker that
-dies in between loses nothing. Workers that do not consume a queue never run its steps.
+A worker goes on with a request's next step itself when that step's queue is one it consumes:
+planning runs the first ready task (its message is still written, as a fallback, see
+:mod:`workflows.fanout`, so a worker that dies in between loses nothing), and the last task
+completes the request in its own transaction when it holds all the collected data
+(:func:`workflows.assembly.after_last_task`): one broker message per request instead of three
+for a request on one system. Workers that do not consume a queue never run its steps.
 """
 
 from __future__ import annotations
@@ -51,8 +51,7 @@ def declare_actors(broker: dramatiq.Broker, app_factory: Callable[[], App]) -> d
         runner.assemble(app_factory(), request_id)
 
     def run_task(task_id: int) -> None:
-        app, here = app_factory(), served.queues
-        runner.follow(app, runner.run_task(app, task_id, run_here=here), here)
+        runner.run_task(app_factory(), task_id, run_here=served.queues)
 
     actors = {
         "plan_request": dramatiq.actor(plan_request, broker=broker, queue_name="control",

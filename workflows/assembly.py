@@ -1,17 +1,25 @@
-"""Fan-in: the last step of a request.
+"""The completion step: a request whose tasks are all done gets its bundle (access, export:
+encrypted, stored, with an expiring link), its signed completion record appended to the ledger,
+and becomes completed, all in one transaction (:func:`complete_request`, where every completion
+ends); its staged data and discovered keys are purged with it.
 
-For access and export requests the staged data becomes the bundle (encrypted, stored, with an
-expiring link); the staged data and discovered keys are then purged. Every request gets its
-signed completion record, appended to the ledger, in the same transaction that marks it
-completed. Running this twice finds the bundle and the record already made and changes nothing.
+The step is entered one way: the transaction that records a request's last task hands the
+request to :func:`after_last_task`, under the request row's lock (the fan-in, see
+:mod:`workflows.fanout`). There the request is either completed at once, in that transaction,
+when the task's worker holds everything the request collected (one system collected, or none,
+and its data is still in memory: at most one staging flush, a few MiB) and serves the control
+queue; or the step's message is enqueued, and :func:`assemble` runs it wherever it is
+delivered: the bundle from the staged data, then the completion. A plan with no tasks, a
+retried or replanned request enqueue the same message.
 
-A request's last task may do all this itself, in the transaction that records it, from the
-data it holds (:class:`CompleteHere`); then there is no assembly step.
+Idempotent: running the step again finds the request completed and changes nothing.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -37,9 +45,8 @@ from dsar.db.rows import insert_rows
 from dsar.errors import DsarError
 from dsar.lifecycle import State, TaskState
 from dsar.mail.queue import ON_COMPLETION, tell_subject
-from dsar.outbox import withdraw
 from dsar.records.record import InHand, build_record
-from workflows import fanout
+from workflows import fanout, tracing
 from workflows.runner import flag_attention, load_map
 from workflows.staging import Collected, read_staged
 
@@ -103,25 +110,25 @@ def _make_bundle(app: App, request: Request, items: ItemsFactory | None = None,
                         bundle_store(app), app.keys.bundle_key, app.now())
 
 
-def assemble_request(app: App, request_id: str, fallback_id: int | None = None,
-                     known: Request | None = None) -> None:
-    """Assemble and complete the request if it is in progress. ``fallback_id`` names the
-    assembly's fallback message when it was handed off to this worker: it is withdrawn with
-    the completion. ``known`` is the request as a handoff found it (read again otherwise);
-    either way its state is checked again, under its lock, before it is completed."""
-    request = known
-    if request is None:
+def assemble(app: App, request_id: str) -> None:
+    """The completion step from its message: if the request is in progress, build its bundle
+    from the staged data (outside any transaction), then complete it (:func:`complete_request`)
+    in one transaction that finds it, under its lock, still in progress with every task done. A
+    bundle that cannot be built or a record that cannot be signed puts the request in
+    ``needs_attention``."""
+    with tracing.span("dsar.assemble", {"dsar.request_id": request_id}):
         with app.db.session() as session:
             request = session.get(Request, request_id)
-    if request is None or request.state != State.IN_PROGRESS:
-        return
-    try:
-        info = _make_bundle(app, request) if request.kind in ("access", "export") else None
-        _complete(app, request_id, info, fallback_id)
-    except DsarError as err:
-        flag_attention(app, request_id, f"assembly failed: {err.one_line()}")
-        return
-    log.info("request %s completed", request_id, extra={"request_id": request_id})
+        if request is None or request.state != State.IN_PROGRESS:
+            return
+        try:
+            info = _make_bundle(app, request) if request.kind in ("access", "export") else None
+            completed = _complete(app, request_id, info)
+        except DsarError as err:
+            flag_attention(app, request_id, f"assembly failed: {err.one_line()}")
+            return
+    if completed:
+        log.info("request %s completed", request_id, extra={"request_id": request_id})
 
 
 _TASK_STATES = sa.select(Task.state).where(Task.request_id == sa.bindparam("request_id"))
@@ -129,21 +136,19 @@ _PURGE_STAGED = sa.delete(StagedItem).where(StagedItem.request_id == sa.bindpara
 _PURGE_KEYS = sa.delete(SubjectKey).where(SubjectKey.request_id == sa.bindparam("request_id"))
 
 
-def _complete(app: App, request_id: str, bundle: BundleInfo | None,
-              fallback_id: int | None = None) -> None:
-    """One transaction, under the request row's lock: :func:`complete_request`, and the
-    withdrawal of the assembly's fallback message."""
+def _complete(app: App, request_id: str, bundle: BundleInfo | None) -> bool:
+    """:func:`complete_request` in a transaction of its own, under the request row's lock, if
+    the request is still in progress; whether it was."""
     with app.db.session() as session:
         request = fanout.lock_request(session, request_id)
         if request.state != State.IN_PROGRESS:
-            return
-        if fallback_id is not None:
-            withdraw(session, fallback_id)
+            return False
         states = set(session.connection().scalars(_TASK_STATES, {"request_id": request_id}))
         if states - {TaskState.DONE}:
             raise DsarError(f"request {request_id} still has unfinished tasks",
                             f"see `dsar show {request_id}`")
         complete_request(session, app, request, bundle)
+        return True
 
 
 def complete_request(session: Session, app: App, request: Request, bundle: BundleInfo | None,
@@ -180,30 +185,46 @@ def complete_request(session: Session, app: App, request: Request, bundle: Bundl
                  bundle=None if bundle is None else (bundle.sha256, bundle.size))
 
 
-class CompleteHere:
-    """Completes a request in the transaction that records its last task (see
-    :func:`workflows.fanout.finish`), when that task collected all the request's data (or
-    none) and still holds it: the bundle is built from the items in hand, which are never
-    staged, and the request is completed without an assembly step of its own.
+@dataclass(frozen=True)
+class Held:
+    """Everything a request collected, still in the memory of the worker whose task was its
+    last (``items`` None: it collected nothing, an erasure say), never staged."""
 
-    If it raises, the caller's transaction rolls back and the task is recorded the ordinary
-    way, its assembly to follow. ``completed`` tells whether it ran."""
+    items: Collected | None
 
-    def __init__(self, app: App) -> None:
-        self.app, self.completed = app, False
 
-    def __call__(self, session: Session, request: Request, staged: Collected | None,
-                 purge_keys: bool, in_hand: InHand) -> None:
-        app = self.app
-        info = None
-        if request.kind in ("access", "export"):
-            bodies = in_hand.bodies
-            if bodies is None:  # others' evidence is only in the database (this one's too, now)
-                bodies = list(session.connection().scalars(_EVIDENCE_OF,
-                                                           {"request_id": request.id}))
-            language = request_language(session.connection(), request.id, request.channel)
-            info = _make_bundle(app, request, lambda: staged.items() if staged else iter(()),
-                                bodies, language)
-        complete_request(session, app, request, info, purge_staged=False, purge_keys=purge_keys,
-                         in_hand=in_hand)
-        self.completed = True
+def after_last_task(session: Session, app: App, request: Request, tasks: Sequence[Task],
+                    bodies: list[dict[str, Any]] | None, held: Held | None) -> str:
+    """The completion step's entry, in the transaction that records ``request``'s last task,
+    under the request row's lock: with ``held`` (the caller serves the control queue and holds
+    all the request collected; the request is in progress), complete it now, from the items in
+    hand, and return ``"completed"``; otherwise enqueue the step's message for
+    :func:`assemble` and return ``"done"``. ``tasks``: the request's tasks, all done now;
+    ``bodies``: every evidence body of the request, if the caller holds them (else read).
+
+    Raises :class:`workflows.fanout.NotCompletedHere` if completing here fails: the caller's
+    transaction must then roll back."""
+    if held is None:
+        fanout.enqueue_assembly(session, request, app.now())
+        return "done"
+    in_hand = InHand([{"system": t.system, "action": t.action, "state": t.state,
+                       "error_code": t.error_code} for t in tasks], bodies)
+    try:
+        with tracing.span("dsar.complete", {"dsar.request_id": request.id}):
+            info = None
+            if request.kind in ("access", "export"):
+                if bodies is None:  # others' evidence is only in the database (this one's too)
+                    bodies = list(session.connection().scalars(_EVIDENCE_OF,
+                                                               {"request_id": request.id}))
+                language = request_language(session.connection(), request.id, request.channel)
+                items = held.items
+                info = _make_bundle(app, request,
+                                    lambda: items.items() if items else iter(()),
+                                    bodies, language)
+            complete_request(session, app, request, info, purge_staged=False,
+                             purge_keys=any(t.depends_on for t in tasks), in_hand=in_hand)
+    except Exception as exc:
+        raise fanout.NotCompletedHere(str(exc)) from exc
+    log.info("request %s completed with its last task", request.id,
+             extra={"request_id": request.id})
+    return "completed"

@@ -1,30 +1,29 @@
 """Fan-out and fan-in, decided in the state database.
 
 A plan becomes task rows. A task is ``ready`` when the tasks it needs keys from are ``done``;
-whoever marks a task done also readies its dependents and, if it was the last, sets the
-request's ``assembly_enqueued`` flag and enqueues the assembly, in the same transaction, under
-a lock on the request row. So the assembly is enqueued exactly once however the finishing tasks
-interleave and however often their messages are delivered. A last task that holds all the
-request's collected data may instead complete the request in that same transaction (see
-:func:`finish`), which is exactly once for the same reason.
+whoever marks a task done also readies its dependents and, if it was the last, hands the
+request to the completion step (:func:`workflows.assembly.after_last_task`), in the same
+transaction, under a lock on the request row. So the request reaches that step exactly once
+however the finishing tasks interleave and however often their messages are delivered.
 
 A running task holds a lease that its worker renews; a task whose lease ran out (its worker
 died) is taken over by the next delivery of its message or by the watch. ``attempts`` is the
 fencing token: a worker that lost its lease cannot record a result.
 
-A worker may run the next step of a request itself (a :class:`Handoff`: the first ready task
-after planning, the assembly after the last task) instead of going through the broker. The
-step's message is still written, as a fallback published one lease later; the worker withdraws
-it in the transaction that records the step, or pushes it back while the step runs. Who runs a
-step never decides whether it runs: the same claims, fencing and fan-in apply.
+The worker that plans a request may run its first ready task itself (a hand-off: the claim
+:func:`create_tasks` returns) instead of going through the broker. The task's message is still
+written, as a fallback published one lease later; the worker withdraws it in the transaction
+that records the task, or pushes it back while the task runs. Who runs a task never decides
+whether it runs: the same claims, fencing and fan-in apply.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Mapping, Sequence
+import logging
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Literal
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
@@ -45,11 +44,12 @@ from dsar.db.rows import adopt, insert_rows, select_all, update_row
 from dsar.lifecycle import TASK_FINISHED, State, TaskState, check_task_transition
 from dsar.outbox import enqueue, enqueue_rows, message_row, postpone, withdraw
 from dsar.planning import Plan
-from dsar.records.record import InHand
 from dsar.requests import move
 from workflows import slots
 from workflows.retry import MAX_ATTEMPTS, Failure, backoff
 from workflows.staging import Collected, insert_staged
+
+log = logging.getLogger("dsar.worker")
 
 
 def lease_length(app: App) -> timedelta:
@@ -97,26 +97,6 @@ def lock_request_with(session: Session, request_id: str,
     return adopt(session, Request, rows[0]), others
 
 
-Completion = Callable[[Session, Request, Collected | None, bool, InHand], None]
-#: Completes a request inside :func:`finish`'s transaction, given the request (locked), the
-#: last task's collected items in hand, whether discovered keys are to be purged, and the
-#: request's tasks and (if this task is its only one) evidence, for its record.
-
-
-@dataclass(frozen=True)
-class Handoff:
-    """The next step of a request, for the worker that just did one to run itself: a task,
-    already claimed for it (``target`` is the task id), or the assembly (``target`` is the
-    request id). ``fallback_id`` is the outbox message that runs the step elsewhere if this
-    worker does not get to it."""
-
-    step: Literal["task", "assembly"]
-    target: int | str
-    fallback_id: int
-    claim: Claim | None = None
-    request: Request | None = None  # for the assembly: the request as the handoff found it
-
-
 def enqueue_task(session: Session, request: Request, task: Task, now: datetime,
                  delay: timedelta = timedelta(0)) -> OutboxMessage:
     task.enqueued_at = now + delay
@@ -139,15 +119,15 @@ def enqueue_assembly(session: Session, request: Request, now: datetime,
 def create_tasks(session: Session, request: Request, plan: Plan, kinds: Mapping[str, str],
                  caps: Mapping[str, int], now: datetime, run_here: Collection[str] = (),
                  keys: Mapping[str, frozenset[str]] | None = None, *,
-                 lease_for: timedelta) -> Handoff | None:
+                 lease_for: timedelta) -> Claim | None:
     """Save the plan's task graph and enqueue what can start now. Call once per request, in
     the transaction that stores its plan (see :func:`workflows.runner.plan`).
 
     ``run_here`` names the queues of the calling worker: the first ready task on one of them
-    that can take a slot of its system is claimed here and handed off to the caller (its
-    message becomes a fallback); the others are enqueued. ``keys`` are the subject's keys
-    (its identities), which the handed-off claim carries; ``lease_for`` is how long a claim
-    holds (:func:`lease_length`)."""
+    that can take a slot of its system is claimed here and its claim returned, handed off
+    to the caller (its message becomes a fallback); the others are enqueued. ``keys`` are the
+    subject's keys (its identities), which the handed-off claim carries; ``lease_for`` is how
+    long a claim holds (:func:`lease_length`)."""
     if not plan.tasks:
         enqueue_assembly(session, request, now)
         return None
@@ -188,9 +168,8 @@ def create_tasks(session: Session, request: Request, plan: Plan, kinds: Mapping[
     if chosen is None or keys is None:
         return None
     task_id, fallback_id = ids[chosen.id], message_ids[chosen.id]
-    return Handoff("task", task_id, fallback_id, Claim(
-        task_id, 1, request.id, chosen.system, chosen.action, None, dict(keys),
-        request.datamap_digest, fallback_id))
+    return Claim(task_id, 1, request.id, chosen.system, chosen.action, None, dict(keys),
+                 request.datamap_digest, fallback_id)
 
 
 def _claimed_values(now: datetime, lease: datetime) -> dict[str, Any]:
@@ -327,19 +306,36 @@ def save_precount(app: App, claim: Claim, counts: dict[str, Any]) -> bool:
         return saved.rowcount == 1
 
 
-def finish(app: App, claim: Claim, result: ConnectorResult,
-           staged: Collected | None = None, *,
-           assemble_here: bool = False,
-           complete_here: Completion | None = None) -> tuple[bool, Handoff | None]:
-    """Record a task's evidence, the collected items it still holds (``staged``) and the keys
-    it discovered, ready its dependents, and fan in. Returns ``(False, None)`` (and records
-    nothing) if the claim was lost to another worker, else ``(True, handoff)``: with
-    ``assemble_here``, the assembly, if this task was the last, is handed off to the caller.
+def finish(app: App, claim: Claim, result: ConnectorResult, staged: Collected | None = None,
+           *, whole: bool = True, assemble_here: bool = False) -> str:
+    """Record a task's evidence, the collected items it still holds (``staged``; ``whole``:
+    they are all it collected) and the keys it discovered, ready its dependents, and fan in:
+    if it was its request's last, hand the request to the completion step in the same
+    transaction (:func:`workflows.assembly.after_last_task`). ``assemble_here``: the caller
+    serves the control queue, so that step may complete the request in this transaction, from
+    the items in hand.
 
-    ``complete_here`` (given when ``staged`` is all this attempt collected) completes the
-    request in this transaction instead, if this task is its last and no other task collected
-    anything: ``staged`` goes to it rather than to the state database. If it raises, nothing
-    is recorded."""
+    Returns ``"lost"`` (and records nothing) if the claim was lost to another worker,
+    ``"completed"`` if the request was completed here, else ``"done"``. If completing here
+    fails, this transaction rolls back and the task is recorded again without it."""
+    try:
+        return _finish(app, claim, result, staged, whole and assemble_here)
+    except NotCompletedHere as failed:
+        log.warning("task %s: completing request %s in the same transaction failed (%s); "
+                    "recording the task, the assembly follows", claim.task_id, claim.request_id,
+                    type(failed.__cause__).__name__, extra={"request_id": claim.request_id})
+        return _finish(app, claim, result, staged, False)
+
+
+class NotCompletedHere(Exception):
+    """The completion step failed in the transaction of the request's last task; that
+    transaction is rolled back (the cause is chained)."""
+
+
+def _finish(app: App, claim: Claim, result: ConnectorResult, staged: Collected | None,
+            may_hold: bool) -> str:
+    from workflows.assembly import Held, after_last_task
+
     now = app.now()
     with app.db.session() as session:
         request, (task_rows,) = lock_request_with(
@@ -347,17 +343,19 @@ def finish(app: App, claim: Claim, result: ConnectorResult,
         siblings = [adopt(session, Task, row) for row in task_rows]
         task = next((t for t in siblings if t.id == claim.task_id), None)
         if task is None or task.state != TaskState.RUNNING or task.attempts != claim.attempt:
-            return False, None
+            return "lost"
         others = [t for t in siblings if t is not task]
-        complete = (complete_here is not None and request.state == State.IN_PROGRESS
-                    and not request.assembly_enqueued
-                    and all(t.state == TaskState.DONE and t.action != "collect" for t in others))
+        last = not request.assembly_enqueued and all(t.state == TaskState.DONE for t in others)
+        # This task holds all its request collected: the completion step may bundle it from
+        # memory, in this transaction, and it is never staged.
+        held = (Held(staged) if may_hold and last and request.state == State.IN_PROGRESS
+                and all(t.action != "collect" for t in others) else None)
         # The writes below wait for the next read (or the block's end) to share its round
         # trip; this transaction's reads and locks come in the same order as without.
         with direct.deferred(session.connection()):
             if claim.fallback_id is not None:
                 withdraw(session, claim.fallback_id)
-            if not complete and staged:
+            if held is None and staged:
                 insert_staged(session, staged.sealed(app))
             if task.attempts > 1:  # evidence an earlier attempt recorded before failing
                 session.execute(sa.delete(EvidenceRow).where(EvidenceRow.task_id == task.id))
@@ -371,27 +369,16 @@ def finish(app: App, claim: Claim, result: ConnectorResult,
             move_task(session, task, TaskState.DONE, finished_at=now, lease_until=None,
                       error_code=None, error=None)
             slots.release(session, task.id)
-            if complete_here is not None and complete:
-                in_hand = InHand(
-                    [{"system": t.system, "action": t.action, "state": t.state,
-                      "error_code": t.error_code} for t in siblings],
-                    None if others else bodies)  # others' evidence is only in the database
-                complete_here(session, request, staged, any(t.depends_on for t in siblings),
-                              in_hand)
-                return True, None
+            if last:
+                # others' evidence is only in the database
+                return after_last_task(session, app, request, siblings,
+                                       None if others else bodies, held)
             for other in others:
                 if other.state == TaskState.WAITING and task.id in other.depends_on and \
                         _deps_done(session, other):
                     move_task(session, other, TaskState.READY)
                     enqueue_task(session, request, other, now)
-            if not request.assembly_enqueued and all(t.state == TaskState.DONE for t in siblings):
-                if not assemble_here:
-                    enqueue_assembly(session, request, now)
-                    return True, None
-                fallback = enqueue_assembly(session, request, now, lease_length(app))
-                session.flush()
-                return True, Handoff("assembly", request.id, fallback.id, request=request)
-            return True, None
+            return "done"
 
 
 def _save_keys(session: Session, app: App, request_id: str, task_id: int,

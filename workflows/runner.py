@@ -18,7 +18,6 @@ from dsar.app import App
 from dsar.datamap.current import LoadedMap, loaded_map
 from dsar.datamap.current import load_map as load_map  # callers import it from here
 from dsar.db import direct
-from dsar.db.models import Request
 from dsar.db.rows import update_row
 from dsar.errors import DataMapError
 from dsar.evidence import CollectionEvidence
@@ -53,14 +52,14 @@ def flag_attention(app: App, request_id: str, reason: str) -> None:
                 request_id, extra={"request_id": request_id})
 
 
-def plan(app: App, request_id: str, *, run_here: Collection[str] = ()) -> fanout.Handoff | None:
+def plan(app: App, request_id: str, *, run_here: Collection[str] = ()) -> fanout.Claim | None:
     """Turn a request into its task graph and enqueue the tasks that can start, in one
     transaction under the request row's lock; a data map that cannot be planned puts the
     request in ``needs_attention`` instead.
 
     ``run_here`` names the queues the caller serves: the first ready task on one of them is
-    claimed in the same transaction and returned as a handoff for the caller to run (see
-    :func:`follow`)."""
+    claimed in the same transaction and its claim returned, handed off to the caller to run
+    (see :func:`follow`)."""
     failure, handoff = None, None
     with app.db.session() as session:
         request, (sealed,) = fanout.lock_request_with(
@@ -92,24 +91,16 @@ def plan(app: App, request_id: str, *, run_here: Collection[str] = ()) -> fanout
     return handoff
 
 
-def follow(app: App, handoff: fanout.Handoff | None, run_here: Collection[str]) -> None:
-    """Run handed-off steps of a request one after the other (a task, then the assembly if
-    that task was the last). A step that raises is left to its fallback message, which is
-    published one lease after it was handed off."""
-    while handoff is not None:
-        try:
-            if handoff.step == "assembly":
-                assemble(app, str(handoff.target), fallback_id=handoff.fallback_id,
-                         known=handoff.request)
-                handoff = None
-            elif handoff.claim is not None:
-                handoff = run_claimed(app, handoff.claim, run_here)
-            else:  # not made: a handed-off task always comes claimed
-                return
-        except Exception as exc:
-            log.warning("handed-off %s %s failed (%s); its fallback message will retry it",
-                        handoff.step, handoff.target, type(exc).__name__)
-            return
+def follow(app: App, handoff: fanout.Claim | None, run_here: Collection[str]) -> None:
+    """Run the task planning handed off to this worker (if any). If it raises, its fallback
+    message, published one lease after the hand-off, runs it again."""
+    if handoff is None:
+        return
+    try:
+        run_claimed(app, handoff, run_here)
+    except Exception as exc:
+        log.warning("handed-off task %s failed (%s); its fallback message will retry it",
+                    handoff.task_id, type(exc).__name__)
 
 
 def _plan_for(loaded: LoadedMap, names: frozenset[str],
@@ -126,34 +117,31 @@ def _plan_for(loaded: LoadedMap, names: frozenset[str],
     return cached[0], json.loads(cached[1])  # a fresh dict for each request
 
 
-def run_task(app: App, task_id: int, *,
-             run_here: Collection[str] = ()) -> fanout.Handoff | None:
-    """Run one task: claim it, call its connector, record the evidence, fan in.
-
-    If the task is the request's last and ``run_here`` includes the control queue, the
-    assembly is returned as a handoff."""
+def run_task(app: App, task_id: int, *, run_here: Collection[str] = ()) -> None:
+    """Run one task: claim it, call its connector, record the evidence, fan in. If the task is
+    its request's last, the completion step follows in the same transaction
+    (:func:`workflows.fanout.finish`); ``run_here`` names the queues this worker serves, and
+    with the control queue among them that step may complete the request there and then."""
     claim = fanout.claim(app, task_id)
-    return None if claim is None else run_claimed(app, claim, run_here)
+    if claim is not None:
+        run_claimed(app, claim, run_here)
 
 
-def run_claimed(app: App, claim: fanout.Claim,
-                run_here: Collection[str] = ()) -> fanout.Handoff | None:
+def run_claimed(app: App, claim: fanout.Claim, run_here: Collection[str] = ()) -> None:
     """:func:`run_task` for a task this worker has claimed already; tells
     the App's :class:`TaskObservers` how it went."""
     started = time.monotonic()
     with tracing.span("dsar.task", {"dsar.request_id": claim.request_id,
                                     "dsar.task_id": claim.task_id, "dsar.system": claim.system,
                                     "dsar.action": claim.action}) as current:
-        outcome, handoff = _run_claimed(app, claim, run_here)
+        outcome = _run_claimed(app, claim, run_here)
         if current is not None:
             current.set_attribute("dsar.outcome", outcome)
     for observe in app.local(TaskObservers):
         observe(claim.system, claim.action, outcome, time.monotonic() - started)
-    return handoff
 
 
-def _run_claimed(app: App, claim: fanout.Claim,
-                 run_here: Collection[str]) -> tuple[str, fanout.Handoff | None]:
+def _run_claimed(app: App, claim: fanout.Claim, run_here: Collection[str]) -> str:
     task_id = claim.task_id
     ids = {"request_id": claim.request_id, "task_id": task_id, "system": claim.system}
     log.info("task %s (%s %s) of request %s: attempt %d", task_id, claim.system, claim.action,
@@ -166,46 +154,28 @@ def _run_claimed(app: App, claim: fanout.Claim,
             app.hooks.after_connector(task_id)
     except LeaseLost as lost:
         log.warning("%s", lost, extra=ids)
-        return "lost", None
+        return "lost"
     except shared_batch.Waiting as waiting:
         log.info("task %s %s", task_id, waiting, extra=ids)
-        return shared_batch.wait(app, claim, waiting.until), None
+        return shared_batch.wait(app, claim, waiting.until)
     except vendor_jobs.Parked as parked:
         log.info("task %s %s", task_id, parked, extra=ids)
-        return "waiting", None
+        return "waiting"
     except Exception as exc:
         failure = classify(exc)
         if failure.code == "internal_error":
             log.exception("task %s failed unexpectedly", task_id, extra=ids)
         outcome = fanout.fail(app, claim, failure)
         log.warning("task %s: %s (%s)", task_id, outcome, failure.code, extra=ids)
-        return outcome, None
-    from workflows.assembly import CompleteHere
-
-    assemble_here = "control" in run_here
-    completion = CompleteHere(app) if assemble_here and whole else None
-    try:
-        complete = None if completion is None else tracing.traced(
-            completion, "dsar.complete", {"dsar.request_id": claim.request_id})
-        recorded, handoff = fanout.finish(app, claim, result, staged,
-                                          assemble_here=assemble_here, complete_here=complete)
-    except Exception as exc:
-        if completion is None:
-            raise
-        log.warning("task %s: completing its request in the same transaction failed (%s); "
-                    "recording the task, the assembly follows", task_id, type(exc).__name__,
+        return outcome
+    finished = fanout.finish(app, claim, result, staged, whole=whole,
+                             assemble_here="control" in run_here)
+    if finished == "lost":
+        log.warning("task %s finished after losing its lease; result discarded", task_id,
                     extra=ids)
-        completion = None
-        recorded, handoff = fanout.finish(app, claim, result, staged,
-                                          assemble_here=assemble_here)
-    if recorded:
-        log.info("task %s done", task_id, extra=ids)
-        if completion is not None and completion.completed:
-            log.info("request %s completed", claim.request_id,
-                     extra={"request_id": claim.request_id})
-        return "done", handoff
-    log.warning("task %s finished after losing its lease; result discarded", task_id, extra=ids)
-    return "lost", None
+        return "lost"
+    log.info("task %s done", task_id, extra=ids)
+    return "done"
 
 
 class LeaseLost(Exception):
@@ -283,15 +253,11 @@ def _merge_precount(result: ConnectorResult, precount: dict[str, int]) -> Connec
     return result
 
 
-def assemble(app: App, request_id: str, *, fallback_id: int | None = None,
-             known: Request | None = None) -> None:
-    """Build the bundle (access, export), the completion record, and complete the request.
-    ``fallback_id`` and ``known``: the assembly was handed off to this worker with that
-    fallback message and the request as the handoff found it."""
-    from workflows.assembly import assemble_request
+def assemble(app: App, request_id: str) -> None:
+    """Run the completion step from its message (:func:`workflows.assembly.assemble`)."""
+    from workflows import assembly  # it imports this module
 
-    with tracing.span("dsar.assemble", {"dsar.request_id": request_id}):
-        assemble_request(app, request_id, fallback_id, known)
+    assembly.assemble(app, request_id)
 
 
 def retry(app: App, request_id: str, actor: str) -> int:

@@ -10,7 +10,7 @@ can reach a span from here.
 
 Inside a message, :func:`span` opens child spans for the steps a worker runs inline
 (``dsar.task`` for each task, ``dsar.complete`` for a completion in the last task's
-transaction, ``dsar.assemble`` for an assembly, see :mod:`workflows.runner`), and
+transaction, ``dsar.assemble`` for an assembly, see :mod:`workflows.assembly`), and
 :func:`trace_connector` gives each connector call a span ``dsar.connector.<operation>``
 (``collect``, ``erase``, ``count``, ``erase_counted``) with the system's name and kind, and,
 once it returns, the names of the collections it reported on. Their attributes are ids and the

@@ -37,8 +37,9 @@ def worker(state: CliState, processes: int, threads: int, queues: tuple[str, ...
 
     On RabbitMQ or Redis (DSAR_BROKER_URL) this starts Dramatiq worker processes; each also
     relays the outbox and runs the deadline watch. A worker that plans a request runs its
-    first task itself, and the worker that finishes its last task completes the request (or
-    runs its assembly), when they consume those queues. SIGTERM lets the tasks in hand
+    first task itself, and the worker that finishes its last task completes the request when
+    it holds all the request's collected data (else it enqueues the assembly), when they
+    consume those queues. SIGTERM lets the tasks in hand
     finish, then stops. On the in-process broker (memory://) the workers are threads of this
     process.
 

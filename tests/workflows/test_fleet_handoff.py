@@ -1,7 +1,8 @@
-"""Handoffs: a worker runs the next step of a request itself, with a fallback message that
-brings the step back through the broker if that worker never gets to it; the last task that
-completes its request in its own transaction; and the watch's recovery of lost work, which
-must not duplicate a backlog."""
+"""Handoffs: the worker that plans a request runs its first task itself, with a fallback
+message that brings the task back through the broker if that worker never gets to it; the
+last task, which hands its request to the completion step: completed in its own transaction
+when it holds all the data, else through the step's message; and the watch's recovery of lost
+work, which must not duplicate a backlog."""
 
 from __future__ import annotations
 
@@ -66,12 +67,11 @@ def test_planning_hands_one_task_to_the_worker_and_fans_out_the_rest(fleet: Flee
     app = fleet.app
     request_id = fleet.submit("access")
     handoff = runner.plan(app, request_id, run_here=EVERY_QUEUE)
-    assert handoff is not None and handoff.step == "task"
+    assert handoff is not None
     tasks = fleet.tasks(request_id)
-    assert handoff.target == tasks[0]["id"]
+    assert handoff.task_id == tasks[0]["id"]
     # claimed for this worker in the planning transaction; the others wait for the broker
     assert [(t["state"], t["attempts"]) for t in tasks] == [("running", 1)] + [("ready", 0)] * 3
-    assert handoff.claim is not None and handoff.claim.fallback_id == handoff.fallback_id
     fallback, = messages(fleet, "run_sql_task", tasks[0]["id"])
     assert fallback.id == handoff.fallback_id
     assert (fallback.available_at - fallback.created_at) == fanout.lease_length(app)
@@ -88,16 +88,19 @@ def test_planning_hands_one_task_to_the_worker_and_fans_out_the_rest(fleet: Flee
     assert [t["state"] for t in fleet.tasks(request_id)] == ["done", "ready", "ready", "ready"]
     assert messages(fleet, "run_sql_task", tasks[0]["id"]) == []  # the fallback withdrawn
 
-    last = None
     for other in tasks[1:]:
-        last = runner.run_task(app, other["id"], run_here=EVERY_QUEUE)
-    assert last is not None and (last.step, last.target) == ("assembly", request_id)
-    assert [m.id for m in messages(fleet, "assemble_request", request_id)] == [
-        last.fallback_id]
-    runner.follow(app, last, EVERY_QUEUE)
+        runner.run_task(app, other["id"], run_here=EVERY_QUEUE)
+    # four systems collected: the last task staged its data and enqueued the completion step,
+    # for the broker to deliver at once
+    assert fleet.state(request_id) == "in_progress"
+    message, = messages(fleet, "assemble_request", request_id)
+    assert message.available_at == message.created_at
+    broker.published.clear()
+    relay_once(app, broker)  # type: ignore[arg-type]
+    assert broker.published == [("assemble_request", (request_id,))]
+    runner.assemble(app, request_id)
     assert fleet.state(request_id) == "completed"
     assert fleet.record_count(request_id) == 1
-    assert messages(fleet, "assemble_request", request_id) == []
     assert fleet.pending_outbox() == []  # no completion email: no mail server configured
 
 
@@ -119,9 +122,9 @@ def test_a_system_without_a_free_slot_hands_off_the_next_ready_task(fleet: Fleet
     request_id = fleet.submit("access")
     handoff = runner.plan(app, request_id, run_here=EVERY_QUEUE)
     tasks = {t["system"]: t for t in fleet.tasks(request_id)}
-    assert handoff is not None and handoff.claim is not None
-    assert handoff.target == tasks[SYSTEMS[1]]["id"]
-    assert handoff.claim.system == SYSTEMS[1]
+    assert handoff is not None
+    assert handoff.task_id == tasks[SYSTEMS[1]]["id"]
+    assert handoff.system == SYSTEMS[1]
     assert [(tasks[s]["state"], tasks[s]["attempts"]) for s in SYSTEMS] == [
         ("ready", 0), ("running", 1), ("ready", 0), ("ready", 0)]
     assert tasks[SYSTEMS[0]]["started_at"] is None
@@ -142,7 +145,8 @@ def test_no_handoff_to_a_worker_that_does_not_serve_the_queue(fleet: Fleet) -> N
         message, = messages(fleet, "run_sql_task", task["id"])
         assert message.available_at == message.created_at
     for task in tasks:  # a worker serving only sql runs the tasks and leaves the assembly
-        assert runner.run_task(app, task["id"], run_here={"sql"}) is None
+        runner.run_task(app, task["id"], run_here={"sql"})
+    assert fleet.state(request_id) == "in_progress"  # an erasure, but not completed here
     message, = messages(fleet, "assemble_request", request_id)
     assert message.available_at == message.created_at
 
@@ -155,24 +159,16 @@ def test_a_handoff_whose_worker_died_runs_from_its_fallback(fleet: Fleet) -> Non
 
     broker = Catch()
     relay_once(app, broker)  # type: ignore[arg-type]
-    assert ("run_sql_task", (handoff.target,)) not in broker.published  # not before the lease
+    assert ("run_sql_task", (handoff.task_id,)) not in broker.published  # not before the lease
     later(app, fanout.lease_length(app).total_seconds() + 1)
     relay_once(app, broker)  # type: ignore[arg-type]
-    assert ("run_sql_task", (handoff.target,)) in broker.published
+    assert ("run_sql_task", (handoff.task_id,)) in broker.published
 
-    runner.run_task(app, int(handoff.target))  # the fallback's delivery takes over
-    task = next(t for t in fleet.tasks(request_id) if t["id"] == handoff.target)
+    runner.run_task(app, handoff.task_id)  # the fallback's delivery takes over
+    task = next(t for t in fleet.tasks(request_id) if t["id"] == handoff.task_id)
     assert (task["state"], task["attempts"]) == ("done", 2)
-
-    # the assembly handed off to a worker that died before it began
-    others = [t for t in fleet.tasks(request_id) if t["state"] != "done"]
-    for other in others[:-1]:
-        runner.run_task(app, other["id"])
-    assembly = runner.run_task(app, others[-1]["id"], run_here=EVERY_QUEUE)
-    assert assembly is not None and assembly.step == "assembly"
-    relay_once(app, broker)  # type: ignore[arg-type]
-    assert ("assemble_request", (request_id,)) not in broker.published
-    later(app, fanout.lease_length(app).total_seconds() + 1)
+    for other in [t for t in fleet.tasks(request_id) if t["state"] != "done"]:
+        runner.run_task(app, other["id"], run_here=EVERY_QUEUE)
     relay_once(app, broker)  # type: ignore[arg-type]
     assert ("assemble_request", (request_id,)) in broker.published
     runner.assemble(app, request_id)
@@ -184,16 +180,18 @@ def test_a_delivery_of_a_handed_off_task_waits_for_its_lease(fleet: Fleet) -> No
     app = fleet.app
     request_id = fleet.submit("access")
     handoff = runner.plan(app, request_id, run_here=EVERY_QUEUE)
-    assert handoff is not None and handoff.claim is not None
-    fallback, = messages(fleet, "run_sql_task", handoff.target)
+    assert handoff is not None
+    fallback, = messages(fleet, "run_sql_task", handoff.task_id)
     # its message delivered early (say, by the watch): put back behind the lease, not run
-    assert runner.run_task(app, int(handoff.target)) is None
-    again = [m for m in messages(fleet, "run_sql_task", handoff.target) if m.id != fallback.id]
+    runner.run_task(app, handoff.task_id)
+    task = next(t for t in fleet.tasks(request_id) if t["id"] == handoff.task_id)
+    assert (task["state"], task["attempts"]) == ("running", 1)
+    again = [m for m in messages(fleet, "run_sql_task", handoff.task_id) if m.id != fallback.id]
     assert len(again) == 1 and again[0].available_at >= fallback.available_at
-    assert runner.run_claimed(app, handoff.claim) is None  # the holder runs it
-    task = next(t for t in fleet.tasks(request_id) if t["id"] == handoff.target)
+    runner.run_claimed(app, handoff)  # the holder runs it
+    task = next(t for t in fleet.tasks(request_id) if t["id"] == handoff.task_id)
     assert (task["state"], task["attempts"]) == ("done", 1)
-    assert [m.id for m in messages(fleet, "run_sql_task", handoff.target)] == [again[0].id]
+    assert [m.id for m in messages(fleet, "run_sql_task", handoff.task_id)] == [again[0].id]
 
 
 def test_a_running_handoff_keeps_its_fallback_behind_its_lease(fleet: Fleet) -> None:
@@ -201,13 +199,12 @@ def test_a_running_handoff_keeps_its_fallback_behind_its_lease(fleet: Fleet) -> 
     request_id = fleet.submit("access")
     handoff = runner.plan(app, request_id, run_here=EVERY_QUEUE)
     assert handoff is not None
-    claim = handoff.claim
-    assert claim is not None
+    claim = handoff
     later(app, 2)
     before = app.now()
     assert fanout.renew(app, claim)
     after = app.now()
-    fallback, = messages(fleet, "run_sql_task", handoff.target)
+    fallback, = messages(fleet, "run_sql_task", handoff.task_id)
     assert before + fanout.lease_length(app) <= fallback.available_at
     assert fallback.available_at <= after + fanout.lease_length(app)
 
@@ -229,7 +226,7 @@ def test_the_watch_resends_lost_work_once_and_leaves_a_backlog_alone(
     assert recover_lost_work(app) == 0  # ... once: it is in the broker now
     assert len(messages(fleet, "run_sql_task", taken["id"])) == 2
     # the handed-off task has its fallback for that; a backlog is not lost work
-    assert len(messages(fleet, "run_sql_task", handoff.target)) == 1
+    assert len(messages(fleet, "run_sql_task", handoff.task_id)) == 1
     assert len(messages(fleet, "plan_request", waiting)) == 1
 
     later(app, 601)  # whatever is still not acted on is taken for lost: sent again, once
@@ -243,8 +240,7 @@ def run_everything_here(app: Any, fleet: Fleet, request_id: str) -> None:
     runner.follow(app, runner.plan(app, request_id, run_here=EVERY_QUEUE), EVERY_QUEUE)
     for task in fleet.tasks(request_id):
         if task["state"] != "done":
-            runner.follow(app, runner.run_task(app, task["id"], run_here=EVERY_QUEUE),
-                          EVERY_QUEUE)
+            runner.run_task(app, task["id"], run_here=EVERY_QUEUE)
 
 
 def recorded_predicate_is_that_of_the_rows(app: Any, request_id: str) -> bool:
@@ -316,14 +312,15 @@ def test_a_failed_completion_records_the_task_and_leaves_the_assembly_to_follow(
 
     monkeypatch.setattr(assembly, "_make_bundle", full_disk_once)
     handoff = runner.plan(app, request_id, run_here=EVERY_QUEUE)
-    assert handoff is not None and handoff.claim is not None
-    following = runner.run_claimed(app, handoff.claim, EVERY_QUEUE)
-    assert following is not None and following.step == "assembly"
+    assert handoff is not None
+    runner.run_claimed(app, handoff, EVERY_QUEUE)
     assert one_system.state(request_id) == "in_progress"
     assert [t["state"] for t in one_system.tasks(request_id)] == ["done"]
     assert one_system.scalar(sa.select(sa.func.count()).select_from(StagedItem)
                              .where(StagedItem.request_id == request_id)) > 0
-    runner.follow(app, following, EVERY_QUEUE)
+    message, = messages(one_system, "assemble_request", request_id)  # the step follows
+    assert message.available_at == message.created_at
+    runner.assemble(app, request_id)
     assert one_system.state(request_id) == "completed"
     assert one_system.record_count(request_id) == 1
     assert calls == ["in hand", "staged"]
