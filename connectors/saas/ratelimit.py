@@ -29,6 +29,8 @@ from limits.strategies import MovingWindowRateLimiter
 from connectors.saas.definition import RateLimit
 from dsar.settings import Settings
 
+# The process's: one client per storage URL (a connection pool, like an engine), and with
+# memory:// storage, which counts per process by definition, the vendors' pauses too.
 _LOCK = threading.Lock()
 _STORAGES: dict[str, tuple[MovingWindowRateLimiter, Any]] = {}
 _LOCAL_PAUSES: dict[str, float] = {}

@@ -120,6 +120,8 @@ class SystemKind:
         return factory(system, context)
 
 
+# The process's registry of system kinds, like SQLAlchemy's dialect registry: the installed
+# entry points (loaded on first use, not at import) and kinds registered by a call.
 _KINDS: dict[str, SystemKind] = {}
 _LOCK = threading.Lock()
 _LOADED = threading.Event()

@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 import secrets
@@ -36,8 +37,14 @@ MAX_FAILURES = 5
 LOCK_FOR = timedelta(minutes=15)
 IDLE_TIMEOUT = timedelta(minutes=30)
 MAX_AGE = timedelta(hours=12)
-_HASHER = PasswordHasher()
-_DUMMY_HASH = _HASHER.hash(secrets.token_urlsafe(16))  # verified when the name is unknown
+_HASHER = PasswordHasher()  # its parameters only; nothing is hashed at import
+
+
+@functools.cache
+def _dummy_hash() -> str:
+    """A hash of a random password, made on first use and the same for the process: verified
+    when the name is unknown, so that takes as long as for a known one."""
+    return _HASHER.hash(secrets.token_urlsafe(16))
 
 
 class SignInRefused(Exception):
@@ -144,7 +151,7 @@ def sign_in(app: App, name: str, password: str) -> str:
             refused = SignInRefused(locked=True)
         elif user is None or not _verify(user.password_hash, password):
             if user is None:
-                _verify(_DUMMY_HASH, password)  # the same time as for a known name
+                _verify(_dummy_hash(), password)  # the same time as for a known name
             else:
                 user.failed_sign_ins += 1
             add_event(session, now, name[:64] or "-", "sign_in_failed",

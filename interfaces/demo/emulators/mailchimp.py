@@ -21,7 +21,6 @@ from typing import Any
 
 from interfaces.demo.emulators.server import Answer, Emulator, Req
 
-_ids = itertools.count(1)
 TITLES = {400: "Invalid Resource", 401: "API Key Invalid", 404: "Resource Not Found",
           405: "Method Not Allowed", 429: "Too Many Requests", 500: "Internal Server Error"}
 
@@ -38,6 +37,7 @@ class MailchimpEmulator(Emulator):
         self.members: dict[str, dict[str, dict[str, Any]]] = {}
         self.activity: dict[tuple[str, str], list[dict[str, Any]]] = {}
         self.forgotten: set[tuple[str, str]] = set()
+        self._ids = itertools.count(1)
         r = self.route
         r("GET", "/3.0/ping", lambda req: (200, {"health_status": "Everything's Chimpy!"}, {}))
         r("GET", "/3.0/lists", self.get_lists)
@@ -66,8 +66,8 @@ class MailchimpEmulator(Emulator):
 
     def add_list(self, name: str) -> str:
         with self.lock:
-            list_id = f"{next(_ids):010x}"
-            self.lists[list_id] = {"id": list_id, "web_id": next(_ids), "name": name,
+            list_id = f"{next(self._ids):010x}"
+            self.lists[list_id] = {"id": list_id, "web_id": next(self._ids), "name": name,
                                    "stats": {"member_count": 0}}
             self.members[list_id] = {}
             return list_id
@@ -79,8 +79,8 @@ class MailchimpEmulator(Emulator):
             if (list_id, h) in self.forgotten:
                 raise ValueError("permanently deleted members cannot be re-imported")
             member = {
-                "id": h, "email_address": email, "unique_email_id": f"{next(_ids):010x}",
-                "contact_id": f"{next(_ids):010x}", "full_name": "Jenny Rosen",
+                "id": h, "email_address": email, "unique_email_id": f"{next(self._ids):010x}",
+                "contact_id": f"{next(self._ids):010x}", "full_name": "Jenny Rosen",
                 "email_type": "html", "status": status, "list_id": list_id,
                 "merge_fields": {"FNAME": "Jenny", "LNAME": "Rosen"},
                 "ip_signup": "198.51.100.7", "timestamp_signup": "2026-01-02T10:00:00+00:00",

@@ -21,12 +21,6 @@ from typing import Any
 
 from interfaces.demo.emulators.server import Answer, Emulator, Req, page_after
 
-_ids = itertools.count(1)
-
-
-def new_id(prefix: str) -> str:
-    return f"{prefix}_{next(_ids):014d}"
-
 
 class StripeEmulator(Emulator):
     def __init__(self, api_key: str = "sk_test_dsar") -> None:
@@ -38,6 +32,7 @@ class StripeEmulator(Emulator):
             "payment_methods": [], "charges": [], "invoices": [], "subscriptions": []}
         self.idempotent: dict[str, Answer] = {}
         self.clock = 1_700_000_000
+        self._ids = itertools.count(1)
         r = self.route
         r("GET", "/v1/customers", self.list_customers)
         r("POST", "/v1/customers", self.create_customer)
@@ -47,6 +42,10 @@ class StripeEmulator(Emulator):
         r("GET", "/v1/customers/{id}/payment_methods", self.customer_payment_methods)
         for kind in ("charges", "invoices", "subscriptions"):
             r("GET", f"/v1/{kind}", lambda req, k=kind: self.list_by_customer(req, k))
+
+    def new_id(self, prefix: str) -> str:
+        """A fresh object id of this account."""
+        return f"{prefix}_{next(self._ids):014d}"
 
     # -- protocol ----------------------------------------------------------------------------
 
@@ -84,7 +83,7 @@ class StripeEmulator(Emulator):
                      invoices: int = 1, payment_methods: int = 1, subscriptions: int = 1) -> str:
         with self.lock:
             self.clock += 1
-            cid = new_id("cus")
+            cid = self.new_id("cus")
             self.customers[cid] = {
                 "id": cid, "object": "customer", "email": email, "name": name,
                 "phone": None, "created": self.clock, "currency": "eur", "delinquent": False,
@@ -110,7 +109,7 @@ class StripeEmulator(Emulator):
 
     def _add(self, kind: str, prefix: str, cid: str, **fields: Any) -> None:
         self.clock += 1
-        obj = {"id": new_id(prefix), "object": kind[:-1],
+        obj = {"id": self.new_id(prefix), "object": kind[:-1],
                "customer": cid, "created": self.clock, "livemode": False, **fields}
         self.objects[kind].insert(0, obj)
 
