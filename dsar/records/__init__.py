@@ -17,7 +17,7 @@ The rest reads or writes the state database through a SQLAlchemy session, or the
 * :mod:`~dsar.records.ledger` – the append-only ledger and its checkpoints.
 * :mod:`~dsar.records.record_bundle` – the record bundle a verifier needs.
 * :mod:`~dsar.records.signing` – which key signs (a keyring file or a KMS key), from the settings.
-* :mod:`~dsar.records.report`, :mod:`~dsar.records.glance`, :mod:`~dsar.records.html`,
+* :mod:`~dsar.records.reviewer_report`, :mod:`~dsar.records.glance`, :mod:`~dsar.records.html`,
   :mod:`~dsar.records.charts` – what a reviewer reads.
 
 Records never contain personal data: a subject appears only as a salted commitment.

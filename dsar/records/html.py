@@ -93,7 +93,8 @@ def dashboard_charts(data: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 
 def render_dashboard_html(data: dict[str, Any], *, controller: str = "") -> str:
-    """The reviewer dashboard for :func:`dsar.records.report.build_dashboard`'s ``data``: one
-    self-contained page, charts as inline SVG, no scripts, readable printed and on a phone."""
+    """The reviewer dashboard for :func:`dsar.records.reviewer_report.build_dashboard`'s
+    ``data``: one self-contained page, charts as inline SVG, no scripts, readable printed and on
+    a phone."""
     return _env.get_template("dashboard.html.j2").render(
         d=data, s=data["summary"], charts=dashboard_charts(data), controller=controller)

@@ -17,7 +17,7 @@ import click
 from dsar.errors import InvalidInput
 from dsar.records import keys as keyring
 from dsar.records import ledger as ledger_log
-from dsar.records import report as reports
+from dsar.records import reviewer_report as reports
 from dsar.records.glance import request_facts
 from dsar.records.record_bundle import load_json_file, make_bundle
 from dsar.records.signing import export_public

@@ -185,7 +185,7 @@ async def dashboard(request: Request) -> Response:
     app: App = request.app.state.dsar
 
     def build() -> str:
-        from dsar.records import report as reports
+        from dsar.records import reviewer_report as reports
         from dsar.records.html import render_dashboard_html
 
         tz = app.settings.timezone

@@ -20,7 +20,7 @@ from test_records_report import _scenario
 
 from dsar.app import App
 from dsar.records.charts import Series, bar_chart, hbar_chart
-from dsar.records.report import build_dashboard, build_report, ccpa_7102, report_rows
+from dsar.records.reviewer_report import build_dashboard, build_report, ccpa_7102, report_rows
 
 SVG = "{http://www.w3.org/2000/svg}"
 

@@ -17,7 +17,7 @@ from test_records_record_setup import BACKENDS, clock_of, complete_request, make
 from dsar import requests
 from dsar.app import App
 from dsar.identities import Identity
-from dsar.records.report import build_report, report_rows, rows_csv, summarize
+from dsar.records.reviewer_report import build_report, report_rows, rows_csv, summarize
 
 
 @pytest.fixture(params=BACKENDS)
