@@ -7,8 +7,9 @@ shared collections runs in two steps (see docs/decisions/0001-batched-shared-era
    ``open`` batch (a :class:`~dsar.db.models.SharedBatchMember` row: the request's deadline and
    the evidence so far; never keys) and waits in the database, ``ready`` with ``not_before`` at
    the batch's ``run_at``, as a retry waits. ``run_at`` is the earliest of every member's
-   ``deadline - DSAR_SHARED_ERASURE_MARGIN_DAYS`` and ``joined + max wait``; a member whose
-   deadline is near pulls the whole batch forward.
+   ``deadline - DSAR_SHARED_ERASURE_MARGIN_DAYS`` (the start of that day in the request's time
+   zone, the controller's) and ``joined + max wait``; a member whose deadline is near pulls
+   the whole batch forward.
 2. **Pass.** The first member to run at or after ``run_at`` claims the batch (``running``, under
    a lease kept like a task's; the batch takes no new members from then on), loads every
    member's keys from its own request, saves each member's pre-count, runs one pass over each
@@ -27,8 +28,9 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping
-from datetime import UTC, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 
@@ -104,12 +106,14 @@ def _member(app: App, task_id: int) -> SharedBatchMember | None:
         return member
 
 
-def run_by(deadline: Any, joined: datetime, max_wait_hours: float,
+def run_by(deadline: date, tz: str, joined: datetime, max_wait_hours: float,
            margin_days: int) -> datetime:
-    """When a member needs its batch to run: ``max_wait_hours`` after it joined, or
-    ``margin_days`` before the start of its deadline's day, whichever is first (never before
-    it joined)."""
-    latest = datetime.combine(deadline, time.min, tzinfo=UTC) - timedelta(days=margin_days)
+    """When a member needs its batch to run: ``max_wait_hours`` after it joined, or the start
+    of the day ``margin_days`` before its deadline's day, that day in ``tz`` (the controller's
+    time zone the deadline was computed in), whichever is first; never before it joined.
+    The answer is in UTC."""
+    day = deadline - timedelta(days=margin_days)
+    latest = datetime.combine(day, time.min, tzinfo=ZoneInfo(tz)).astimezone(UTC)
     return max(joined, min(joined + timedelta(hours=max_wait_hours), latest))
 
 
@@ -120,14 +124,14 @@ def _join(app: App, claim: fanout.Claim, own: list[dict[str, Any]]) -> datetime:
         request = fanout.lock_request(session, claim.request_id)
         task = session.get(Task, claim.task_id, populate_existing=True)
         if task is None or task.state != TaskState.RUNNING or task.attempts != claim.attempt:
-            from workflows.runner import LeaseLost
+            from workflows.task import LeaseLost
 
             raise LeaseLost(f"task {claim.task_id} was taken over before it joined a batch")
         existing = session.get(SharedBatchMember, claim.task_id)
         if existing is not None:
             return session.get_one(SharedBatch, existing.batch_id).run_at
-        due = run_by(request.effective_due, now, s.shared_erasure_max_wait_hours,
-                     s.shared_erasure_margin_days)
+        due = run_by(request.effective_due, request.timezone, now,
+                     s.shared_erasure_max_wait_hours, s.shared_erasure_margin_days)
         batch = session.scalars(
             sa.select(SharedBatch).where(SharedBatch.system == claim.system,
                                          SharedBatch.state == OPEN)
@@ -200,7 +204,7 @@ def _run_batch(app: App, batch_id: str, connector: Any) -> None:
 
 
 def _pass(app: App, batch_id: str, attempt: int, connector: Any) -> None:
-    from workflows.runner import LeaseLost, _merge_precount
+    from workflows.task import LeaseLost, _merge_precount
 
     with app.db.session() as session:
         members = list(session.scalars(sa.select(SharedBatchMember).where(
@@ -242,7 +246,7 @@ def _still_held(session: Any, batch_id: str, attempt: int) -> bool:
 def _record(app: App, batch_id: str, attempt: int,
             shares: Mapping[str, list[dict[str, Any]]]) -> None:
     """Save each member's evidence, close the batch and send the other members' tasks."""
-    from workflows.runner import LeaseLost
+    from workflows.task import LeaseLost
 
     now = app.now()
     with app.db.session() as session:
