@@ -119,7 +119,7 @@ def run_dsar(mb: int, out: Path) -> dict[str, Any]:
 def run_baseline(mb: int, out: Path) -> dict[str, Any]:
     from stream_zip import ZIP_64, stream_zip
 
-    from dsar.bundles.assemble import COMPRESS_LEVEL
+    from dsar.bundles.zip_stream import COMPRESS_LEVEL
 
     rows, objects = plan(mb)
     payload = 0

@@ -1,8 +1,9 @@
 """build_bundle: staged items in, a stored (encrypted) bundle and its digest out.
 
 Steps: read the items once into an encrypted spool (:mod:`dsar.bundles.spool`), write the
-retention record, stream the zip (:mod:`dsar.bundles.assemble`) through SHA-256 and our AEAD
-(:mod:`dsar.bundles.aead`) into the store, complete the record, delete the spool. Memory stays
+sidecar (:mod:`dsar.bundles.sidecar`), stream the zip (:mod:`dsar.bundles.zip_stream`) through
+SHA-256 and our AEAD (:mod:`dsar.bundles.aead`) into the store, complete the sidecar, delete the
+spool. Memory stays
 flat in the size of the data; temporary disk use is about the size of the staged data.
 """
 
@@ -16,11 +17,11 @@ from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from dsar.bundles.aead import encrypt_stream
-from dsar.bundles.assemble import members, zip_stream
 from dsar.bundles.items import BundleInfo, BundleMeta, ItemsFactory, iter_items
 from dsar.bundles.sidecar import BundleSidecar, write_sidecar
 from dsar.bundles.spool import Spool
 from dsar.bundles.store import BundleStore
+from dsar.bundles.zip_stream import members, zip_stream
 from dsar.datamap.schema import DataMap
 from dsar.errors import InvalidInput
 
