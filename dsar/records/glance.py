@@ -76,7 +76,8 @@ def columns_for(kind: str) -> list[str]:
 
 def collection_notes(c: dict[str, Any]) -> list[str]:
     """Sentences that explain a collection's counts where they differ or need a word: object
-    versions, rows kept and why, what a recount left."""
+    versions, rows kept and why, a SaaS vendor's erasure job and its final status, what a
+    recount left."""
     notes, counts = [], dict(c.get("counts") or {})
     if c.get("retained"):
         ground = c.get("retained_ground") or "no ground recorded"
@@ -89,6 +90,11 @@ def collection_notes(c: dict[str, Any]) -> list[str]:
         notes.append(f"kept: shared with other records ({counts['kept_shared']})")
     if counts.get("kept_findable"):
         notes.append(f"still findable by a column kept on purpose ({counts['kept_findable']})")
+    if counts.get("vendor_status"):
+        notes.append(f"the vendor's erasure job {counts.get('vendor_job')} ended "
+                     f"{counts['vendor_status']}")
+    if counts.get("vendor_jobs_pending"):
+        notes.append(f"waiting for {counts['vendor_jobs_pending']} erasure job(s) at the vendor")
     if counts.get("versions_deleted") and c.get("found") != c.get("deleted"):
         notes.append(f"found counts objects ({c.get('found')}), deleted counts their versions")
     if c.get("remaining"):

@@ -16,12 +16,14 @@ import sqlalchemy as sa
 
 from dsar.db.models import Request, VendorJob
 from dsar.records import keys as keyring
+from dsar.records.glance import collection_notes
 from dsar.records.record_bundle import make_bundle
 from dsar.records.verify import verify_bundle
 from tests.saas.harness import Harness
 from tests.saas.harness_vendors import _segment, _zendesk, delay_jobs
 from tests.workflows.fleet_helpers import Fleet
 from workflows import runner, vendor_jobs
+from workflows.task import TaskObservers
 
 SUBJECT = "jenny.rosen@example.com"
 HOUR = timedelta(hours=1)
@@ -65,7 +67,7 @@ def fleet(postgres_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 
 def run_ready(fleet: Fleet, request_id: str) -> list[str]:
     outcomes: list[str] = []
-    observers = fleet.app.local(runner.TaskObservers)
+    observers = fleet.app.local(TaskObservers)
     observers.append(lambda _s, _a, outcome, _t: outcomes.append(outcome))
     try:
         for task in fleet.tasks(request_id):
@@ -139,6 +141,8 @@ def test_an_erasure_waits_for_jobs_that_finish_an_hour_later(fleet: Any) -> None
     assert regulation["counts"]["vendor_status"] == "FINISHED"
     assert regulation["counts"]["vendor_job"] == submitted[0].job_id  # Segment's regulateId
     assert regulation["remaining"] == 0 and regulation["deleted"] == 1
+    assert (f"the vendor's erasure job {submitted[0].job_id} ended FINISHED"
+            in collection_notes(regulation))  # what `dsar show` and the record page say
     users = evidence[("support", "users")]
     assert users["counts"]["vendor_status"] == "HTTP 404: gone"
     assert users["counts"]["vendor_job"].startswith("hmac:") and users["remaining"] == 0
@@ -147,7 +151,7 @@ def test_an_erasure_waits_for_jobs_that_finish_an_hour_later(fleet: Any) -> None
 
 
 def test_a_failed_job_needs_attention_and_retry_submits_again(fleet: Any) -> None:
-    fleet_, segment, zendesk, clock = fleet
+    fleet_, segment, _, clock = fleet
     segment.seed(SUBJECT)
     delay_jobs(segment, 3600)
     segment.emulator.outcome = "FAILED"
@@ -174,7 +178,7 @@ def test_a_failed_job_needs_attention_and_retry_submits_again(fleet: Any) -> Non
 
 
 def test_a_job_pending_too_long_gives_up(fleet: Any) -> None:
-    fleet_, segment, _zendesk_, clock = fleet
+    fleet_, segment, _, clock = fleet
     segment.seed(SUBJECT)
     delay_jobs(segment, 90 * 86400)
     request_id = fleet_.submit("erasure", SUBJECT)
