@@ -126,8 +126,9 @@ class NullSink:
 def plain_loop(app: Any, customers: Iterable[int], action: str) -> tuple[float, list[float]]:
     """The connector work of one request per customer, one after another, no queues."""
     from connectors.base import open_connector
+    from dsar.datamap.current import load_map
     from dsar.identities import subject_keys
-    from workflows.runner import connector_context, load_map
+    from workflows.task import connector_context
 
     datamap, _ = load_map(app)
     system = datamap.system("shop")

@@ -43,7 +43,7 @@ from bench.shop import build_shop
 STEPS = [
     ("dsar.requests", "submit", "intake (request, identities, outbox row)"),
     ("workflows.runner", "plan", "planning (plan, task rows, slot, handoff)"),
-    ("workflows.runner", "_call_connector", "connector (collect, or count and erase)"),
+    ("workflows.task", "_call_connector", "connector (collect, or count and erase)"),
     ("workflows.assembly", "_make_bundle", "bundle (report, JSON, CSV, zip, encrypt, write)"),
     ("workflows.assembly", "build_record", "signed record and ledger entry"),
     ("workflows.runner", "follow", "task record, completion rows, commits"),

@@ -31,6 +31,7 @@ from dsar.app import App
 from dsar.bundles.build import build_bundle
 from dsar.bundles.items import BundleInfo, BundleMeta, ItemsFactory
 from dsar.bundles.store import BundleStore, open_store
+from dsar.datamap.current import load_map
 from dsar.db import direct
 from dsar.db.models import (
     Bundle,
@@ -47,7 +48,6 @@ from dsar.lifecycle import State, TaskState
 from dsar.mail.queue import ON_COMPLETION, tell_subject
 from dsar.records.record import InHand, build_record
 from workflows import fanout, tracing
-from workflows.runner import flag_attention, load_map
 from workflows.staging import Collected, read_staged
 
 log = logging.getLogger("dsar.assembly")
@@ -125,7 +125,10 @@ def assemble(app: App, request_id: str) -> None:
             info = _make_bundle(app, request) if request.kind in ("access", "export") else None
             completed = _complete(app, request_id, info)
         except DsarError as err:
-            flag_attention(app, request_id, f"assembly failed: {err.one_line()}")
+            if fanout.flag_attention(app, request_id, f"assembly failed: {err.one_line()}",
+                                     event="assembly_failed"):
+                log.warning("request %s needs attention: its assembly failed (`dsar show` "
+                            "says why)", request_id, extra={"request_id": request_id})
             return
     if completed:
         log.info("request %s completed", request_id, extra={"request_id": request_id})

@@ -298,7 +298,7 @@ def renew(app: App, claim: Claim) -> bool:
 
 def save_precount(app: App, claim: Claim, counts: dict[str, Any]) -> bool:
     """Record what an erasure found before it changed anything (see
-    :func:`workflows.runner._merge_precount`); False if the claim was lost meanwhile."""
+    :func:`workflows.task._merge_precount`); False if the claim was lost meanwhile."""
     with app.db.session() as session:
         saved = session.connection().execute(sa.update(Task).where(
             Task.id == claim.task_id, Task.attempts == claim.attempt, Task.precount.is_(None),
@@ -420,6 +420,19 @@ def fail(app: App, claim: Claim, failure: Failure) -> str:
             move(session, request, now, "worker", State.NEEDS_ATTENTION, reason,
                  event="task_failed", attention_reason=reason)
         return "failed"
+
+
+def flag_attention(app: App, request_id: str, reason: str, *, event: str) -> bool:
+    """Move an in-progress request to ``needs_attention`` with ``reason``, written to its audit
+    trail as ``event``; False, changing nothing, if it is in another state."""
+    now = app.now()
+    with app.db.session() as session:
+        request = lock_request(session, request_id)
+        if request.state != State.IN_PROGRESS:
+            return False
+        move(session, request, now, "worker", State.NEEDS_ATTENTION, reason, event=event,
+             attention_reason=reason)
+    return True
 
 
 def retry_request(app: App, request_id: str, actor: str) -> int:

@@ -34,7 +34,7 @@ from dsar.app import App
 from dsar.db.models import Request
 from dsar.lifecycle import TERMINAL, State
 from dsar.settings import Settings
-from workflows import runner
+from workflows.task import TaskObservers
 
 log = logging.getLogger("dsar.metrics")
 
@@ -93,7 +93,7 @@ class FleetMetrics(prometheus.Prometheus):
             "dsar_task_seconds", "Task attempts by system, action and outcome.",
             ["system", "action", "outcome"], registry=None,
             buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, float("inf")))
-        self.app.local(runner.TaskObservers).append(self.observe_task)
+        self.app.local(TaskObservers).append(self.observe_task)
 
     def observe_task(self, system: str, action: str, outcome: str, seconds: float) -> None:
         self.task_seconds.labels(system, action, outcome).observe(seconds)

@@ -127,11 +127,12 @@ def replan(app: App, request_id: str, actor: str) -> Replanned:
     request, or when a finished erasure task would have to run again (its evidence is the
     only proof of what it erased); the error names the fix."""
     from dsar import requests
+    from dsar.datamap.current import loaded_map
     from dsar.db.models import EvidenceRow, StagedItem, SubjectKey, Task
     from dsar.errors import IllegalTransition
     from dsar.lifecycle import State, TaskState, check_transition
     from workflows import fanout, slots
-    from workflows.runner import _plan_for, load_map
+    from workflows.plan import plan_for
 
     now = app.now()
     with app.db.session() as session:
@@ -144,9 +145,10 @@ def replan(app: App, request_id: str, actor: str) -> Replanned:
             raise IllegalTransition(
                 f"request {request.id} still has running task(s): {', '.join(running)}",
                 "wait until they finish (`dsar show ID`), then replan")
-        datamap, digest = load_map(app)
+        loaded = loaded_map(app)
+        datamap, digest = loaded.datamap, loaded.digest
         names = frozenset(row.name for row in request.identities)  # as planning had them
-        planned, plan_dict = _plan_for(datamap, digest, names, request.kind)
+        planned, plan_dict = plan_for(loaded, names, request.kind)
         before, after = _system_plans(request.plan), _system_plans(plan_dict)
         kept = {f"{t.system}:{t.action}": t for t in tasks if t.state == TaskState.DONE
                 and f"{t.system}:{t.action}" in after

@@ -1,4 +1,12 @@
-"""What each actor does, as plain functions of an :class:`~dsar.app.App` and an id.
+"""What each actor does, as plain functions of an :class:`~dsar.app.App` and an id: the
+entry points of a request's steps, each in a module of its own.
+
+    intake       dsar/requests.py        request row, identities, outbox message "plan R"
+    plan         workflows/plan.py       the task graph; the ready tasks enqueued
+    tasks        workflows/task.py       one task: claim, connector, evidence; fan-in in
+                                         workflows/fanout.py
+    assemble     workflows/assembly.py   bundle and completion, entered from the last task
+    record       dsar/records/record.py  the signed completion record and its ledger entry
 
 Every function is idempotent: run twice with the same id it leaves the same rows, the same
 evidence and the same record. Broker specifics live in :mod:`workflows.actors`.
@@ -6,257 +14,14 @@ evidence and the same record. Broker specifics live in :mod:`workflows.actors`.
 
 from __future__ import annotations
 
-import json
-import logging
-import time
-from collections.abc import Callable, Collection
-from typing import Any
-
-from connectors.base import ConnectorContext, ConnectorResult, open_connector
-from dsar import requests
 from dsar.app import App
-from dsar.datamap.current import LoadedMap, loaded_map
-from dsar.datamap.current import load_map as load_map  # callers import it from here
-from dsar.db import direct
-from dsar.db.rows import update_row
-from dsar.errors import DataMapError
-from dsar.evidence import CollectionEvidence
-from dsar.lifecycle import State
-from dsar.planning import Plan, plan_request
-from workflows import fanout, shared_batch, tracing, vendor_jobs
-from workflows.leases import LeaseKeeper
-from workflows.retry import classify
-from workflows.staging import Collected, StagingSink
-
-log = logging.getLogger("dsar.worker")
-
-
-TaskObserver = Callable[[str, str, str, float], None]
-
-
-class TaskObservers(list[TaskObserver]):
-    """Called after every task attempt of an App (``app.local(TaskObservers)``) with (system,
-    action, outcome, seconds), outcome being ``done``, ``retry``, ``failed`` or ``lost``; how
-    the metrics see tasks, whoever runs them."""
-
-
-def flag_attention(app: App, request_id: str, reason: str) -> None:
-    now = app.now()
-    with app.db.session() as session:
-        request = fanout.lock_request(session, request_id)
-        if request.state != State.IN_PROGRESS:
-            return
-        requests.move(session, request, now, "worker", State.NEEDS_ATTENTION, reason,
-                      event="plan_failed", attention_reason=reason)
-    log.warning("request %s needs attention: its planning failed (`dsar show` says why)",
-                request_id, extra={"request_id": request_id})
-
-
-def plan(app: App, request_id: str, *, run_here: Collection[str] = ()) -> fanout.Claim | None:
-    """Turn a request into its task graph and enqueue the tasks that can start, in one
-    transaction under the request row's lock; a data map that cannot be planned puts the
-    request in ``needs_attention`` instead.
-
-    ``run_here`` names the queues the caller serves: the first ready task on one of them is
-    claimed in the same transaction and its claim returned, handed off to the caller to run
-    (see :func:`follow`)."""
-    failure, handoff = None, None
-    with app.db.session() as session:
-        request, (sealed,) = fanout.lock_request_with(
-            session, request_id, fanout.subject_keys_read(request_id))
-        # Planned already means its tasks exist too: both are written in this transaction.
-        if request.state != State.IN_PROGRESS or request.plan is not None:
-            return
-        try:
-            loaded = loaded_map(app)
-            datamap, digest = loaded.datamap, loaded.digest
-            keys = fanout.subject_keys_from(app, sealed)  # identities only, yet
-            names = frozenset(k for k, v in keys.items() if v)
-            planned, plan_dict = _plan_for(loaded, names, request.kind)
-        except DataMapError as err:
-            failure = f"planning failed: {err.one_line()}"
-        else:
-            kinds = {s.name: s.kind for s in datamap.systems}
-            caps = {s.name: s.max_concurrent_tasks for s in datamap.systems}
-            with direct.deferred(session.connection()):  # the plan goes with the tasks
-                update_row(session, request, plan=plan_dict, datamap_digest=digest)
-                handoff = fanout.create_tasks(session, request, planned, kinds, caps,
-                                              app.now(), run_here, keys,
-                                              lease_for=fanout.lease_length(app))
-    if failure is not None:
-        flag_attention(app, request_id, failure)
-        return None
-    log.info("planned request %s: %d task(s)", request_id, len(planned.tasks),
-             extra={"request_id": request_id})
-    return handoff
-
-
-def follow(app: App, handoff: fanout.Claim | None, run_here: Collection[str]) -> None:
-    """Run the task planning handed off to this worker (if any). If it raises, its fallback
-    message, published one lease after the hand-off, runs it again."""
-    if handoff is None:
-        return
-    try:
-        run_claimed(app, handoff, run_here)
-    except Exception as exc:
-        log.warning("handed-off task %s failed (%s); its fallback message will retry it",
-                    handoff.task_id, type(exc).__name__)
-
-
-def _plan_for(loaded: LoadedMap, names: frozenset[str],
-              kind: str) -> tuple[Plan, dict[str, Any]]:
-    """The plan and its JSON form for a request of ``kind`` whose subject is known by the key
-    ``names``, made once per data map version, names and kind."""
-    key = (names, kind)
-    cached = loaded.plans.get(key)
-    if cached is None:
-        planned = plan_request(loaded.datamap, names, kind)
-        if len(loaded.plans) >= 256:  # key-name subsets are few; bound them all the same
-            loaded.plans.clear()
-        cached = loaded.plans[key] = (planned, json.dumps(planned.to_dict()))
-    return cached[0], json.loads(cached[1])  # a fresh dict for each request
-
-
-def run_task(app: App, task_id: int, *, run_here: Collection[str] = ()) -> None:
-    """Run one task: claim it, call its connector, record the evidence, fan in. If the task is
-    its request's last, the completion step follows in the same transaction
-    (:func:`workflows.fanout.finish`); ``run_here`` names the queues this worker serves, and
-    with the control queue among them that step may complete the request there and then."""
-    claim = fanout.claim(app, task_id)
-    if claim is not None:
-        run_claimed(app, claim, run_here)
-
-
-def run_claimed(app: App, claim: fanout.Claim, run_here: Collection[str] = ()) -> None:
-    """:func:`run_task` for a task this worker has claimed already; tells
-    the App's :class:`TaskObservers` how it went."""
-    started = time.monotonic()
-    with tracing.span("dsar.task", {"dsar.request_id": claim.request_id,
-                                    "dsar.task_id": claim.task_id, "dsar.system": claim.system,
-                                    "dsar.action": claim.action}) as current:
-        outcome = _run_claimed(app, claim, run_here)
-        if current is not None:
-            current.set_attribute("dsar.outcome", outcome)
-    for observe in app.local(TaskObservers):
-        observe(claim.system, claim.action, outcome, time.monotonic() - started)
-
-
-def _run_claimed(app: App, claim: fanout.Claim, run_here: Collection[str]) -> str:
-    task_id = claim.task_id
-    ids = {"request_id": claim.request_id, "task_id": task_id, "system": claim.system}
-    log.info("task %s (%s %s) of request %s: attempt %d", task_id, claim.system, claim.action,
-             claim.request_id, claim.attempt, extra=ids)
-    try:
-        interval = fanout.lease_length(app).total_seconds() / 3
-        with app.local(LeaseKeeper).hold(f"task {task_id}", lambda: fanout.renew(app, claim),
-                                         interval):
-            result, staged, whole = _call_connector(app, claim)
-            app.hooks.after_connector(task_id)
-    except LeaseLost as lost:
-        log.warning("%s", lost, extra=ids)
-        return "lost"
-    except shared_batch.Waiting as waiting:
-        log.info("task %s %s", task_id, waiting, extra=ids)
-        return shared_batch.wait(app, claim, waiting.until)
-    except vendor_jobs.Parked as parked:
-        log.info("task %s %s", task_id, parked, extra=ids)
-        return "waiting"
-    except Exception as exc:
-        failure = classify(exc)
-        if failure.code == "internal_error":
-            log.exception("task %s failed unexpectedly", task_id, extra=ids)
-        outcome = fanout.fail(app, claim, failure)
-        log.warning("task %s: %s (%s)", task_id, outcome, failure.code, extra=ids)
-        return outcome
-    finished = fanout.finish(app, claim, result, staged, whole=whole,
-                             assemble_here="control" in run_here)
-    if finished == "lost":
-        log.warning("task %s finished after losing its lease; result discarded", task_id,
-                    extra=ids)
-        return "lost"
-    log.info("task %s done", task_id, extra=ids)
-    return "done"
-
-
-class LeaseLost(Exception):
-    """This worker's claim on a task passed to another worker before it changed anything."""
-
-
-def connector_context(app: App) -> ConnectorContext:
-    """What a connector opened for ``app`` gets: the evidence key, and the variables its
-    system's ``*_env`` names are read from."""
-    if app.environ is None:
-        return ConnectorContext(hash_key=app.keys.evidence_key)
-    return ConnectorContext(hash_key=app.keys.evidence_key, environ=dict(app.environ))
-
-
-def _call_connector(app: App, claim: fanout.Claim
-                    ) -> tuple[ConnectorResult, Collected | None, bool]:
-    """Run the claimed task's connector. Returns its result, the collected items still
-    buffered at the end (for :func:`fanout.finish` to write with the result), and whether
-    those are all it collected (none were written before)."""
-    datamap, digest = load_map(app)
-    if claim.datamap_digest and digest != claim.datamap_digest:
-        raise DataMapError("the data map changed after this request was planned",
-                           f"restore it and `dsar retry {claim.request_id}`, or plan it again "
-                           f"from the current map: `dsar retry {claim.request_id} --replan`")
-    frozen = claim.keys
-    context = connector_context(app)
-    with open_connector(datamap.system(claim.system), context) as connector:
-        tracing.trace_connector(connector, claim.system)
-        if claim.action == "collect":
-            sink = StagingSink(app, claim.request_id, claim.task_id)
-            result = connector.collect(frozen, sink)
-            return result, sink.take(), not sink.flushed
-        if shared_batch.applies(app, claim, connector):
-            return shared_batch.erase(app, claim, connector), None, True
-        if vendor_jobs.has_jobs(app, claim.task_id):  # its vendor's jobs ended: settle
-            return vendor_jobs.resume(app, claim, connector), None, True
-        precount = claim.precount
-        if precount is not None:  # an earlier attempt recorded what was there
-            result = connector.erase(frozen)
-        else:
-            def record_found(found: list[CollectionEvidence]) -> None:
-                nonlocal precount
-                precount = {f"{e.collection}|{e.action}": e.found for e in found}
-                if not fanout.save_precount(app, claim, precount):
-                    raise LeaseLost(f"task {claim.task_id} was taken over before its erasure "
-                                    "committed; nothing was changed")
-
-            result = connector.erase_counted(frozen, record_found)
-    result = _merge_precount(result, precount or {})
-    if result.jobs:  # the vendor finishes later: wait for it without holding this worker
-        vendor_jobs.park(app, claim, result, getattr(datamap.system(claim.system), "vendor",
-                                                     claim.system))
-    return result, None, True
-
-
-def _merge_precount(result: ConnectorResult, precount: dict[str, int]) -> ConnectorResult:
-    """Credit rows that an interrupted earlier attempt already erased to this attempt's
-    evidence: the first count, taken before anything changed, is the truth about ``found``."""
-    merged: list[CollectionEvidence] = []
-    for item in result.evidence:
-        before = precount.get(f"{item.collection}|{item.action}")
-        if before is None:
-            before = max((v for k, v in precount.items()
-                          if k.split("|", 1)[0] == item.collection), default=None)
-        if before is not None and before > item.found:
-            earlier = before - item.found
-            item.counts["erased_by_earlier_attempt"] = earlier
-            if item.action == "mask":
-                item.masked += earlier
-            elif item.action == "delete":
-                item.deleted += earlier
-            item.found = before
-        merged.append(item)
-    result.evidence = merged
-    return result
+from workflows import assembly, fanout
+from workflows.plan import plan
+from workflows.task import follow, run_claimed, run_task
 
 
 def assemble(app: App, request_id: str) -> None:
     """Run the completion step from its message (:func:`workflows.assembly.assemble`)."""
-    from workflows import assembly  # it imports this module
-
     assembly.assemble(app, request_id)
 
 
@@ -265,4 +30,4 @@ def retry(app: App, request_id: str, actor: str) -> int:
     return fanout.retry_request(app, request_id, actor)
 
 
-__all__ = ["assemble", "follow", "load_map", "plan", "retry", "run_task"]
+__all__ = ["assemble", "follow", "plan", "retry", "run_claimed", "run_task"]

@@ -117,13 +117,8 @@ class PermanentErrors(dramatiq.Middleware):
 def flag_request(app: App, request_id: str, reason: str) -> bool:
     """Move an in-progress request to ``needs attention`` with ``reason``; False if it was in
     another state (nothing changed)."""
-    now = app.now()
-    with app.db.session() as session:
-        request = fanout.lock_request(session, request_id)
-        if request.state != State.IN_PROGRESS:
-            return False
-        requests.move(session, request, now, "worker", State.NEEDS_ATTENTION, reason,
-                      event="step_failed", attention_reason=reason)
+    if not fanout.flag_attention(app, request_id, reason, event="step_failed"):
+        return False
     log.warning("request %s needs attention: a step failed permanently", request_id,
                 extra={"request_id": request_id})
     return True

@@ -124,7 +124,7 @@ def _join(app: App, claim: fanout.Claim, own: list[dict[str, Any]]) -> datetime:
         request = fanout.lock_request(session, claim.request_id)
         task = session.get(Task, claim.task_id, populate_existing=True)
         if task is None or task.state != TaskState.RUNNING or task.attempts != claim.attempt:
-            from workflows.runner import LeaseLost
+            from workflows.task import LeaseLost
 
             raise LeaseLost(f"task {claim.task_id} was taken over before it joined a batch")
         existing = session.get(SharedBatchMember, claim.task_id)
@@ -204,7 +204,7 @@ def _run_batch(app: App, batch_id: str, connector: Any) -> None:
 
 
 def _pass(app: App, batch_id: str, attempt: int, connector: Any) -> None:
-    from workflows.runner import LeaseLost, _merge_precount
+    from workflows.task import LeaseLost, _merge_precount
 
     with app.db.session() as session:
         members = list(session.scalars(sa.select(SharedBatchMember).where(
@@ -251,7 +251,7 @@ def _still_held(session: Any, batch_id: str, attempt: int) -> bool:
 def _record(app: App, batch_id: str, attempt: int,
             shares: Mapping[str, list[dict[str, Any]]]) -> None:
     """Save each member's evidence, close the batch and send the other members' tasks."""
-    from workflows.runner import LeaseLost
+    from workflows.task import LeaseLost
 
     now = app.now()
     with app.db.session() as session:

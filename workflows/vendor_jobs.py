@@ -60,7 +60,7 @@ def interval(app: App, every: float, attempts: int) -> timedelta:
 def park(app: App, claim: fanout.Claim, result: ConnectorResult, vendor: str) -> None:
     """Record ``result.jobs`` and put the claimed task to wait for them; raises
     :class:`Parked` once committed, or ``LeaseLost`` if this worker no longer held the task."""
-    from workflows.runner import LeaseLost
+    from workflows.task import LeaseLost
 
     now = app.now()
     evidence = [item.to_dict() for item in result.evidence]
@@ -171,7 +171,8 @@ def poll_due(app: App, limit: int = BATCH) -> int:
 def _ask(app: App, system: str, rows: list[VendorJob]
          ) -> list[tuple[VendorJob, JobStatus | None, str]]:
     """Each job's status from its vendor, or None with what went wrong (asked again later)."""
-    from workflows.runner import connector_context, load_map
+    from dsar.datamap.current import load_map
+    from workflows.task import connector_context
 
     out: list[tuple[VendorJob, JobStatus | None, str]] = []
     try:

@@ -17,6 +17,7 @@ import sqlalchemy as sa
 
 from dsar.bundles.aead import decrypt_stream
 from dsar.bundles.store import open_store
+from dsar.datamap.current import load_map
 from dsar.db.models import Bundle, CompletionRecord, OutboxMessage, Request, StagedItem
 from dsar.records.record import build_predicate
 from tests.workflows.fleet_helpers import SYSTEMS, Fleet, several_chinooks
@@ -112,7 +113,7 @@ def test_a_system_without_a_free_slot_hands_off_the_next_ready_task(fleet: Fleet
     from workflows import slots
 
     app = fleet.app
-    datamap, _ = runner.load_map(app)
+    datamap, _ = load_map(app)
     cap = datamap.system(SYSTEMS[0]).max_concurrent_tasks
     now = app.now()
     with app.db.session() as session:  # another request's tasks hold every slot of shop_a

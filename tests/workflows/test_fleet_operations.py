@@ -196,21 +196,21 @@ def test_queues_sigterm_json_logs_submit_wait_and_metrics(
 
 def test_data_map_is_parsed_once_per_version(tmp_path: Path, postgres_url: str,
                                              monkeypatch: pytest.MonkeyPatch) -> None:
-    from workflows import runner
+    from dsar.datamap import current
 
     fleet = Fleet(tmp_path / "fleet", postgres_url, "memory://", chinook_map("sqlite"))
     calls = []
-    real = runner.parse_datamap
-    monkeypatch.setattr(runner, "parse_datamap", lambda *a: calls.append(1) or real(*a))
+    real = current.parse_datamap
+    monkeypatch.setattr(current, "parse_datamap", lambda *a: calls.append(1) or real(*a))
     try:
-        first, digest = runner.load_map(fleet.app)
-        assert runner.load_map(fleet.app) == (first, digest)
+        first, digest = current.load_map(fleet.app)
+        assert current.load_map(fleet.app) == (first, digest)
         assert len(calls) == 1
         path = Path(fleet.env["DSAR_DATAMAP"])
         changed = yaml.safe_load(path.read_text())
         changed["controller"]["name"] = "Changed Ltd"
         path.write_text(yaml.safe_dump(changed))
-        second, digest2 = runner.load_map(fleet.app)
+        second, digest2 = current.load_map(fleet.app)
         assert digest2 != digest and second.controller.name == "Changed Ltd"
         assert len(calls) == 2
     finally:

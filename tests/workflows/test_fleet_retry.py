@@ -21,6 +21,7 @@ from tests.workflows.fleet_helpers import Fleet, dsar_cli, several_chinooks, wai
 from workflows import retry, runner
 from workflows.relay import relay_once
 from workflows.runtime import InProcessFleet, wait_for
+from workflows.task import TaskObservers
 
 pytestmark = pytest.mark.postgres
 
@@ -243,7 +244,7 @@ def test_every_task_attempt_is_observed_with_its_outcome(
         fleet: Fleet, monkeypatch: pytest.MonkeyPatch) -> None:
     seen: list[tuple[str, str, str, float]] = []
     app = fleet.app
-    app.local(runner.TaskObservers).append(lambda *args: seen.append(args))
+    app.local(TaskObservers).append(lambda *args: seen.append(args))
     request_id = fleet.submit("erasure")
     runner.plan(app, request_id)
     tasks = {t["system"]: t for t in fleet.tasks(request_id)}

@@ -10,6 +10,7 @@ from datetime import timedelta
 import pytest
 import sqlalchemy as sa
 
+from dsar.datamap.current import load_map
 from dsar.db.models import SystemSlot
 from tests.workflows.fleet_helpers import SYSTEMS, Fleet
 from workflows import runner, slots
@@ -76,7 +77,7 @@ def test_planning_reads_the_slot_rows_once_per_cap(one_system: Fleet) -> None:
     with statements_on(one_system, "system_slots") as seen:
         runner.plan(app, second, run_here={"control", "sql"})
     assert seen == ["UPDATE"]  # taking the handed-off task's slot, nothing else
-    cap = runner.load_map(app)[0].system(SYSTEM).max_concurrent_tasks
+    cap = load_map(app)[0].system(SYSTEM).max_concurrent_tasks
     assert len(slot_rows(one_system)) == cap
 
 

@@ -19,6 +19,7 @@ from dsar.records.verify import verify_bundle
 from tests.s3server import ENDPOINT_ENV
 from tests.workflows.fleet_helpers import Fleet
 from workflows import runner, shared_batch
+from workflows.task import TaskObservers
 
 pytest_plugins = ["tests.s3server"]
 pytestmark = pytest.mark.postgres
@@ -66,7 +67,7 @@ def lake(postgres_url: str, tmp_path: Path, moto_endpoint: str, s3: Any, make_bu
 def run_ready(fleet: Fleet, request_ids: list[str]) -> list[str]:
     """Run every task of the requests that may run now; the outcomes of the attempts."""
     outcomes: list[str] = []
-    observers = fleet.app.local(runner.TaskObservers)
+    observers = fleet.app.local(TaskObservers)
     observers.append(lambda _s, _a, outcome, _t: outcomes.append(outcome))
     try:
         for request_id in request_ids:

@@ -16,12 +16,12 @@ from starlette.testclient import TestClient
 from dsar import requests
 from dsar.app import App
 from dsar.bundles import BundleMeta, build_bundle, download_links, open_store
+from dsar.datamap.current import load_map
 from dsar.db.models import Bundle
 from dsar.db.rows import insert_rows
 from dsar.identities import parse_identities
 from dsar.lifecycle import State
 from tests.interfaces.portal.conftest import Inbox, deliver
-from workflows.runner import load_map
 
 
 class Clock:

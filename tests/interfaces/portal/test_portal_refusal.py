@@ -28,11 +28,12 @@ def test_an_unverified_web_request_is_refused_without_an_email(
 
 def test_a_verified_web_request_is_refused_with_its_reasons(
         client: TestClient, app: App, inbox: Inbox) -> None:
-    from workflows.runner import flag_attention
+    from workflows.fanout import flag_attention
 
     request_id, _ = file_and_confirm(client, app, inbox)
     deliver(app)  # the acknowledgement
-    flag_attention(app, request_id, "a system could not be searched")  # rejectable again
+    flag_attention(app, request_id, "a system could not be searched",  # rejectable again
+                   event="step_failed")
     requests.reject(app, request_id, REASON, "privacy team", ground="other")
     assert deliver(app) == 1
     refusal = inbox.text(inbox.messages[-1])
