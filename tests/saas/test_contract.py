@@ -1,7 +1,10 @@
 """The contract every SaaS vendor meets, run against each vendor's emulator over real HTTP.
 
 find, collect, erase, recount, a second erase changes nothing, many pages, a 429 storm,
-intermittent 500s, a refused credential, a missing credential, a vendor down for good.
+intermittent 500s, a refused credential, a missing credential, a vendor down for good. A vendor
+with nothing to read (Segment) meets the same contract through its erasure; the jobs of
+Segment, HubSpot and Zendesk are in test_vendor_jobs.py, test_vendor_job_fleet.py and
+test_vendor_job_worker.py.
 """
 
 from __future__ import annotations
@@ -188,3 +191,51 @@ def test_stripe_finds_another_capitalisation_and_never_a_deleted_hit() -> None:
         assert {e.collection: e.found for e in recount.evidence}["customers"] == 0
     finally:
         harness.emulator.stop()
+
+
+# -- a vendor with nothing to read (Segment): the contract through its erasure ---------------
+
+@pytest.fixture
+def write_only() -> Iterator[Harness]:
+    from tests.saas.harness_vendors import _segment
+
+    harness = _segment()
+    yield harness
+    harness.emulator.stop()
+
+
+def test_write_only_collects_nothing_and_erases_by_job(write_only: Harness) -> None:
+    write_only.seed(SUBJECT)
+    write_only.seed(BYSTANDER)
+    sink = RecordingSink()
+    with write_only.connector() as conn:
+        assert [e.collected for e in conn.collect(KEYS, sink).evidence] == [0]
+        result = conn.erase(KEYS)
+    assert sink.rows == {} and result.jobs == []
+    (ev,) = result.evidence
+    assert (ev.found, ev.deleted, ev.remaining) == (1, 1, 0)
+    assert ev.counts["vendor_status"] == "FINISHED" and SUBJECT not in repr(ev.to_dict())
+    assert write_only.holds(SUBJECT) == 0 and write_only.holds(BYSTANDER) == 1
+
+
+def test_write_only_429_storm_and_500s_are_ridden_out(write_only: Harness) -> None:
+    write_only.seed(SUBJECT)
+    write_only.emulator.rate_limit = (1, 1.0)  # the submission and its first poll collide
+    with write_only.connector() as conn:
+        conn.erase(KEYS)
+        assert conn.client.throttled == write_only.emulator.throttled >= 1
+    write_only.emulator.rate_limit = None
+    write_only.emulator.fail_every = 2
+    with write_only.connector(sleep=lambda s: None) as conn:
+        assert conn.erase(KEYS).evidence[0].remaining == 0
+    assert write_only.emulator.failed >= 1 and write_only.holds(SUBJECT) == 0
+
+
+def test_write_only_vendor_down_for_good_is_transient(write_only: Harness) -> None:
+    write_only.seed(SUBJECT)
+    write_only.emulator.fail_next = 10_000
+    with write_only.connector(sleep=lambda s: None) as conn, \
+            pytest.raises(ConnectorError) as err:
+        conn.erase(KEYS)
+    assert err.value.transient and err.value.code == "saas_unavailable"
+    assert write_only.emulator.regulations == {} and write_only.holds(SUBJECT) == 1
