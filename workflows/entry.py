@@ -65,11 +65,13 @@ class FleetServices(dramatiq.Middleware):
 def setup() -> None:
     """Build this worker process's App from the environment and its broker with every actor,
     the fleet's services and, with DSAR_METRICS_PORT, the metrics; the broker becomes
-    Dramatiq's global one, which Dramatiq's command line then runs."""
+    Dramatiq's global one, which Dramatiq's command line then runs (and the modules it imports
+    after this one find)."""
     die_with_parent()
     app = App.from_env()
     logs.configure(app.settings.log_format)
     broker = setup_broker(app)
+    dramatiq.set_broker(broker)
     broker.add_middleware(FleetServices(app))
     if app.settings.metrics_port:
         from workflows.metrics import FleetMetrics

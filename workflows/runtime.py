@@ -38,12 +38,12 @@ log = logging.getLogger("dsar.worker")
 
 
 def setup_broker(app: App) -> dramatiq.Broker:
-    """The broker for the app's settings, with every actor declared, set as Dramatiq's global."""
+    """The broker for the app's settings, with every actor declared. It is not made
+    Dramatiq's global broker: a process's entry point does that when it runs one."""
     broker = make_broker(app.settings.broker_url)
     broker.add_middleware(PermanentErrors(app))
     install_tracing(broker)  # OpenTelemetry spans, ids only, when installed
     declare_actors(broker, lambda: app)
-    dramatiq.set_broker(broker)
     return broker
 
 

@@ -9,6 +9,7 @@ import sys
 import threading
 
 import click
+import dramatiq
 
 from interfaces.commands.context import CliState, pass_state
 from interfaces.commands.output import console, json_option, print_json
@@ -60,7 +61,8 @@ def worker(state: CliState, processes: int, threads: int, queues: tuple[str, ...
         stop = threading.Event()
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, lambda *_: stop.set())
-        with InProcessFleet(app, threads=threads, queues=set(queues) or None):
+        with InProcessFleet(app, threads=threads, queues=set(queues) or None) as fleet:
+            dramatiq.set_broker(fleet.broker)  # this process's, as in a Dramatiq worker
             for module in test_hooks:
                 importlib.import_module(module)
             console.print(f"in-process fleet running ({threads} threads); Ctrl-C to stop")
