@@ -21,7 +21,7 @@ from datetime import timedelta
 from typing import Any
 
 from deltalake import DeltaTable
-from deltalake.exceptions import TableNotFoundError
+from deltalake.exceptions import CommitFailedError, TableNotFoundError
 
 from connectors.s3_client import Bucket
 from connectors.s3_tables import Expired, History, Spellings
@@ -86,6 +86,7 @@ class DeltaLakeTable:
     """The Delta table at the collection's prefix."""
 
     kind = "Delta Lake"
+    conflicts: tuple[type[Exception], ...] = (CommitFailedError,)
 
     def __init__(self, b: Bucket, spec: S3SharedSpec, storage: Mapping[str, Any]) -> None:
         self.uri = f"s3://{b.name}/{spec.prefix.rstrip('/')}"

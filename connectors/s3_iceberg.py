@@ -23,7 +23,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pyiceberg.catalog.sql import SqlCatalog
-from pyiceberg.exceptions import NoSuchNamespaceError, NoSuchTableError
+from pyiceberg.exceptions import (
+    CommitFailedException,
+    NoSuchNamespaceError,
+    NoSuchTableError,
+)
 from pyiceberg.expressions import AlwaysTrue, BooleanExpression, In, Or
 from pyiceberg.io.pyarrow import ArrowScan
 
@@ -54,6 +58,7 @@ class IcebergTable:
     """The Iceberg table the collection's catalog names."""
 
     kind = "Iceberg"
+    conflicts: tuple[type[Exception], ...] = (CommitFailedException,)
 
     def __init__(self, b: Bucket, spec: S3SharedSpec, storage: Mapping[str, Any]) -> None:
         env = storage.get("environ") or {}

@@ -66,6 +66,7 @@ class LakeTable(Protocol):
     :mod:`connectors.s3_iceberg`)."""
 
     kind: str  # "Delta Lake" or "Iceberg": for messages and evidence
+    conflicts: tuple[type[Exception], ...]  # what a commit raises when another writer won
 
     def version(self) -> int:
         """The current version (Delta) or snapshot sequence number (Iceberg); 0 if empty."""
@@ -127,13 +128,17 @@ def matched_rows(table: Any, matcher: Matcher) -> list[tuple[int, dict[str, Any]
     return [(row, rec) for row, rec in zip(rows, records, strict=True) if matcher(rec)]
 
 
-def spellings_of(matcher: Matcher, record: Mapping[str, Any], into: Spellings) -> None:
+def spellings_of(matcher: Matcher, record: Mapping[str, Any], into: Spellings) -> bool:
     """Add to ``into`` each column value of ``record`` that one of the matcher's rules
-    accepts: the exact stored spelling a delete predicate must name."""
+    accepts: the exact stored spelling a delete predicate must name. False when the record
+    matched through no scalar value (a list column), which no predicate can name."""
+    added = False
     for path, name, values in matcher.rules:
         value = record.get(path[0])
         if value is not None and Matcher._hit(value, name, values):
             into.setdefault(path[0], set()).add(value)
+            added = True
+    return added
 
 
 def _columns(matcher: Matcher) -> list[str]:
@@ -158,7 +163,12 @@ def _scan(b: Bucket, spec: S3SharedSpec, table: LakeTable, members: Mapping[str,
         for data_file, keys in table.files(_columns(union)):
             for row, record in matched_rows(keys, union):
                 out.rows += 1
-                spellings_of(union, record, out.spellings)
+                if not spellings_of(union, record, out.spellings):
+                    raise ConnectorError(
+                        f"a row of the {spec.format} table {spec.name!r} matched through a list "
+                        "column, and a delete can only name single values; nothing was changed",
+                        f"map {spec.name!r} to columns holding single values in 'match'",
+                        system=b.system, collection=spec.name, code="s3_bad_template")
                 for member, matcher in members.items():
                     if matcher(record):
                         out.found[member] += 1
@@ -237,7 +247,15 @@ def erase_table_batch(b: Bucket, spec: S3SharedSpec, table: LakeTable,
     deleted = 0
     if before.spellings and not retain:
         with b.guard(spec.name, f"deleting from the {spec.format} table at {spec.prefix!r}"):
-            deleted = table.delete(before.spellings)
+            try:
+                deleted = table.delete(before.spellings)
+            except table.conflicts as exc:
+                raise ConnectorError(
+                    f"another writer committed to the {spec.format} table {spec.name!r} in "
+                    f"bucket {b.name!r} during the delete ({type(exc).__name__}); nothing of "
+                    "this delete was committed", "retry later; the erasure runs again",
+                    system=b.system, collection=spec.name, code="s3_write_conflict",
+                    transient=True) from None
     after = _scan(b, spec, table, live, union) if live and not retain else _Scan({}, {}, {})
     history = table.history()
     for member, ev in evs.items():

@@ -179,3 +179,54 @@ def test_interval_hours() -> None:
     assert hours("interval 90 minutes") == 2
     with pytest.raises(ValueError):
         hours("a fortnight")
+
+
+def test_retain_deletes_nothing_and_reports_the_ground(moto_endpoint: str,
+                                                      make_bucket: Any) -> None:
+    bucket = make_bucket()
+    uri = make_table(moto_endpoint, bucket, [1, 2, 1], [0, 0, 1])
+    kept = {**DELTA, "erasure": {"action": "retain", "retain": {
+        "ground": "Art. 17(3)(b) tax records", "period": "10 years"}}}
+    conn = open_s3(moto_endpoint, s3_system(bucket, shared=[kept]))
+    (ev,) = conn.erase(keys(1)).evidence
+    assert (ev.found, ev.deleted, ev.retained, ev.remaining) == (2, 0, 2, 0)
+    assert ev.retained_ground == "Art. 17(3)(b) tax records"
+    assert DeltaTable(uri, storage_options=options(moto_endpoint)).version() == 1
+
+
+def test_a_list_column_is_refused_before_anything_changes(moto_endpoint: str,
+                                                         make_bucket: Any) -> None:
+    bucket = make_bucket()
+    uri = f"s3://{bucket}/delta/events"
+    write_deltalake(uri, pa.table({"email": [["p1@example.com", "x@example.com"]]}),
+                    storage_options=options(moto_endpoint))
+    conn = open_s3(moto_endpoint, s3_system(bucket, shared=[DELTA]))
+    with pytest.raises(ConnectorError) as err:
+        conn.erase(keys(1))
+    assert not err.value.transient and "single values" in err.value.fix
+    assert DeltaTable(uri, storage_options=options(moto_endpoint)).version() == 0
+
+
+def test_a_concurrent_commit_is_a_transient_conflict_and_a_rerun_finishes(
+        moto_endpoint: str, make_bucket: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    from connectors import s3_delta
+
+    bucket = make_bucket()
+    uri = make_table(moto_endpoint, bucket, [1, 2, 3, 1], [0, 0, 0, 0], commits=1)
+    real = s3_delta.DeltaLakeTable.delete
+
+    def raced(self: Any, spellings: Any) -> int:
+        # another writer removes person 2's row between our read and our commit
+        DeltaTable(uri, storage_options=options(moto_endpoint)).delete("customer_id = 102")
+        return real(self, spellings)
+
+    monkeypatch.setattr(s3_delta.DeltaLakeTable, "delete", raced)
+    conn = open_s3(moto_endpoint, s3_system(bucket, shared=[DELTA]))
+    with pytest.raises(ConnectorError) as err:
+        conn.erase(keys(1))
+    assert err.value.transient and err.value.code == "s3_write_conflict"
+    monkeypatch.setattr(s3_delta.DeltaLakeTable, "delete", real)
+    (ev,) = conn.erase(keys(1)).evidence
+    assert ev.deleted == 2 and ev.remaining == 0
+    left = DeltaTable(uri, storage_options=options(moto_endpoint)).to_pyarrow_table()
+    assert sorted(left["customer_id"].to_pylist()) == [103]
