@@ -29,7 +29,13 @@ original column chunks, Bloom filters on the columns that had them, and one row 
 original row group (minus the removed rows), so readers see the same layout. Each row group is
 read once for the rewrite; the removed rows are taken from that same read. A row group without
 a hit is still decoded and encoded again: pyarrow cannot copy a column chunk's pages as they
-are. Bloom filters are not read: pyarrow writes them but has no API to probe them.
+are.
+
+Bloom filters: pyarrow writes them but cannot probe them, so :mod:`connectors.s3_bloom` reads
+them (all of a file's key-column filters in one request, often inside the footer's bytes) and
+a row group whose filters hold none of the subject's values is skipped like one excluded by
+statistics. Only for exact-match keys: ``email`` compares case-insensitively and a filter
+holds exact bytes.
 """
 
 from __future__ import annotations
@@ -37,7 +43,6 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import decimal
-import io
 import json
 import tempfile
 import urllib.parse
@@ -49,88 +54,11 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from botocore.exceptions import ClientError
 
+from connectors.s3_bloom import PROBED_TYPES, might_contain, parse, plain_encoding
+from connectors.s3_parquet_file import NotParquet, RangeFile, read_footer
 from connectors.s3_records import Matcher, Segment
 
-FOOTER_GUESS = 1 << 20  # bytes of the object's end read for its footer in one request
-
-
-class RangeFile(io.RawIOBase):
-    """A read-only, seekable view of one S3 object version; every read is one ranged GET."""
-
-    def __init__(self, client: Any, bucket: str, key: str, version_id: str | None) -> None:
-        params: dict[str, Any] = {"Bucket": bucket, "Key": key}
-        if version_id and version_id != "null":
-            params["VersionId"] = version_id
-        self.head = client.head_object(**params)
-        if "VersionId" not in params:
-            params["IfMatch"] = self.head["ETag"]
-        self.client, self.params = client, params
-        self.size = int(self.head["ContentLength"])
-        self.pos = 0
-        self.bytes_read = 0
-
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return True
-
-    def tell(self) -> int:
-        return self.pos
-
-    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
-        base = {io.SEEK_SET: 0, io.SEEK_CUR: self.pos, io.SEEK_END: self.size}[whence]
-        self.pos = max(0, base + offset)
-        return self.pos
-
-    def read(self, size: int = -1) -> bytes:
-        end = self.size if size is None or size < 0 else min(self.size, self.pos + size)
-        if end <= self.pos:
-            return b""
-        body = self.client.get_object(**self.params, Range=f"bytes={self.pos}-{end - 1}")["Body"]
-        try:
-            data = body.read()
-        finally:
-            body.close()
-        self.pos += len(data)
-        self.bytes_read += len(data)
-        return data
-
-    def readinto(self, buffer: Any) -> int:
-        data = self.read(len(buffer))
-        buffer[: len(data)] = data
-        return len(data)
-
-    def download(self, out: IO[bytes], chunk_size: int = 1 << 20) -> None:
-        """The whole version, streamed into ``out`` with one GET (pinned like every read)."""
-        body = self.client.get_object(**self.params)["Body"]
-        try:
-            for chunk in body.iter_chunks(chunk_size):
-                out.write(chunk)
-                self.bytes_read += len(chunk)
-        finally:
-            body.close()
-        out.flush()
-
-
-def read_footer(source: RangeFile) -> Any:
-    """The file's metadata from one suffix-range GET (two when the footer is over 1 MiB)."""
-    if source.size < 12:
-        raise NotParquet("too short for a Parquet file")
-    source.seek(-min(source.size, FOOTER_GUESS), io.SEEK_END)
-    tail = source.read()
-    if tail[-4:] != b"PAR1":
-        raise NotParquet("no Parquet footer (the file does not end with PAR1)")
-    length = int.from_bytes(tail[-8:-4], "little") + 8
-    if length > source.size - 4:
-        raise NotParquet("the footer's length is larger than the file")
-    if length > len(tail):
-        source.seek(-length, io.SEEK_END)
-        tail = source.read()
-    try:
-        return pq.read_metadata(pa.BufferReader(tail[-length:]))
-    except (pa.ArrowInvalid, OSError) as exc:
-        raise NotParquet(str(exc)) from None
+BLOOM_SPAN = 8 << 20  # most bytes one request may read to get every key column's Bloom filter
 
 
 def partitions(key: str) -> dict[str, str]:
@@ -201,9 +129,12 @@ class ParquetScan:
     """The subject's rows in one Parquet object: ``matches()`` yields ``(row, record)``."""
 
     def __init__(
-        self, source: IO[bytes] | Any, key: str, matcher: Matcher, metadata: Any = None
+        self, source: IO[bytes] | Any, key: str, matcher: Matcher, metadata: Any = None,
+        tail: tuple[int, bytes] = (0, b""),
     ) -> None:
         self.source = source
+        self._tail = tail if tail[1] else (1 << 62, b"")  # (offset, bytes) of the object's end
+        self._bloom_cache: dict[int, bytes | None] | None = None
         self.file = pq.ParquetFile(source, metadata=metadata, pre_buffer=True)
         self.meta = self.file.metadata
         self.matcher = matcher
@@ -247,14 +178,78 @@ class ParquetScan:
             self._local = None
 
     def _group_may_match(self, index: int) -> bool:
+        """False only if statistics or Bloom filters prove no rule can match in the group."""
         group = self.meta.row_group(index)
         paths = {self.meta.schema.column(i).path: i for i in range(self.meta.num_columns)}
         for path, name, values in self.matcher.rules:
-            column = paths.get(".".join(path))
-            if column is None or not _may_match(group.column(column).statistics, name, values):
+            dotted = ".".join(path)
+            column = paths.get(dotted)
+            if column is None:
+                if any(p.startswith(dotted + ".") for p in paths):
+                    return True  # a list, map or struct: no statistics to decide by
                 continue
+            if not _may_match(group.column(column).statistics, name, values):
+                continue
+            if name != "email" and not self._bloom_may_match(group.column(column), values):
+                continue  # a filter holds exact bytes; email compares case-insensitively
             return True
         return False
+
+    def _bloom_may_match(self, chunk: Any, values: frozenset[str]) -> bool:
+        """False only if the chunk's Bloom filter holds none of ``values``."""
+        offset = getattr(chunk, "bloom_filter_offset", None)
+        length = getattr(chunk, "bloom_filter_length", None)
+        if not offset or offset < 0 or not length or chunk.physical_type not in PROBED_TYPES:
+            return True
+        bitset = self._blooms().get(offset)
+        if bitset is None:
+            return True
+        return any(
+            encoded is not None and might_contain(bitset, encoded)
+            for encoded in (plain_encoding(v, chunk.physical_type) for v in values))
+
+    def _blooms(self) -> dict[int, bytes | None]:
+        """Every Bloom filter of the key columns, by offset, read at most once with one
+        request (Parquet writers put them together before the footer); empty when they are
+        spread over more than :data:`BLOOM_SPAN` bytes outside what is already here."""
+        if self._bloom_cache is not None:
+            return self._bloom_cache
+        wanted = {(c.bloom_filter_offset, c.bloom_filter_length)
+                  for c in self._key_chunks()
+                  if getattr(c, "bloom_filter_offset", None) and c.bloom_filter_offset > 0
+                  and c.bloom_filter_length}
+        self._bloom_cache = {}
+        if not wanted:
+            return self._bloom_cache
+        start = min(o for o, _n in wanted)
+        end = max(o + n for o, n in wanted)
+        tail_at, tail = self._tail
+        if start >= tail_at:
+            span = tail[start - tail_at : end - tail_at]
+        elif self._local is not None or end - start <= BLOOM_SPAN:
+            span = self._read_at(start, end - start)
+        else:
+            return self._bloom_cache
+        for offset, n in wanted:
+            self._bloom_cache[offset] = parse(span[offset - start : offset - start + n])
+        return self._bloom_cache
+
+    def _key_chunks(self) -> Iterator[Any]:
+        tops = set(self._key_columns())
+        for index in range(self.meta.num_row_groups):
+            group = self.meta.row_group(index)
+            for i in range(group.num_columns):
+                if group.column(i).path_in_schema.split(".")[0] in tops:
+                    yield group.column(i)
+
+    def _read_at(self, offset: int, length: int) -> bytes:
+        if self._local is not None:
+            with open(self._local.name, "rb") as f:
+                f.seek(offset)
+                return f.read(length)
+        self.source.seek(offset)
+        data: bytes = self.source.read(length)
+        return data
 
     def _whole_file(self) -> bool | None:
         """True/False when a partition column alone decides; None when rows must be read."""
@@ -317,10 +312,11 @@ class ParquetScan:
         removed: list[int] = []
         offset = 0
         version = self.meta.format_version
+        blooms = self._bloom_filters()
         writer = pq.ParquetWriter(
             out, schema.with_metadata(metadata), compression=self._codecs(),
             version=version if version in ("1.0", "2.4", "2.6") else "2.6",
-            bloom_filter_options=self._bloom_filters() or None,
+            **({"bloom_filter_options": blooms} if blooms else {}),
         )
         try:
             for index in range(self.meta.num_row_groups):
@@ -358,7 +354,8 @@ class ParquetScan:
             group = self.meta.row_group(index)
             for i in range(group.num_columns):
                 column = group.column(i)
-                if column.bloom_filter_offset is not None and column.bloom_filter_offset >= 0:
+                offset = getattr(column, "bloom_filter_offset", None)  # pyarrow < 22: none
+                if offset is not None and offset >= 0:
                     paths[column.path_in_schema] = max(paths.get(column.path_in_schema, 0),
                                                        group.num_rows)
         return {path: {"ndv": max(rows, 1)} for path, rows in paths.items()}
@@ -385,16 +382,13 @@ def open_parquet(
             return None
         raise
     try:
-        scan = ParquetScan(source, key, matcher, metadata=read_footer(source))
+        metadata, tail = read_footer(source)
+        scan = ParquetScan(source, key, matcher, metadata=metadata, tail=tail)
     except (pa.ArrowInvalid, OSError) as exc:
         raise NotParquet(str(exc)) from None
     if scan.ranged_cost(request_bytes) > source.size:
         scan.localise()
     return source.head, scan
-
-
-class NotParquet(ValueError):
-    """The object is not a readable Parquet file."""
 
 
 def parquet_segments(scan: ParquetScan) -> Iterator[Segment]:
