@@ -132,7 +132,9 @@ def _call_connector(app: App, claim: fanout.Claim
             return result, sink.take(), not sink.flushed
         if shared_batch.applies(app, claim, connector):
             return shared_batch.erase(app, claim, connector), None, True
-        if vendor_jobs.has_jobs(app, claim.task_id):  # its vendor's jobs ended: settle
+        # A task that submitted vendor jobs saved its pre-count first: only such a task can
+        # be resuming, so a first attempt costs no look-up.
+        if claim.precount is not None and vendor_jobs.has_jobs(app, claim.task_id):
             return vendor_jobs.resume(app, claim, connector), None, True
         precount = claim.precount
         if precount is not None:  # an earlier attempt recorded what was there
