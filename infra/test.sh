@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Install dsar with its test extra into .venv, start the services, and run the test suite.
 # This is the README's test command, and what .ci/run runs. Extra arguments go to pytest.
+# DSAR_SQL_FAST_PATH=false runs the suite in the ORM-only mode (tests/state.py passes it on).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

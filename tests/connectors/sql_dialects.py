@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,11 @@ from connectors import sql_engine
 from connectors.base import ConnectorContext
 from connectors.sql import SqlConnector
 from dsar.datamap.loader import parse_datamap
+from dsar.settings import Settings
+
+#: The SQL connector's fast path as the suite runs (tests/state.py reads the same variable).
+FAST_PATH = Settings.from_env({"DSAR_SQL_FAST_PATH": os.environ.get("DSAR_SQL_FAST_PATH", "")}
+                              ).sql_fast_path
 
 DIALECTS = ["postgresql", "mariadb", "sqlite"]
 
@@ -52,9 +58,9 @@ def filled_database(request: pytest.FixtureRequest, tmp_path: Path, name: str,
 
 def sql_connector(map_text: str, url_env: str, url: str, hash_key: bytes) -> SqlConnector:
     """The SQL connector for the first system of the data map ``map_text``, whose
-    ``url_env`` names ``url``."""
+    ``url_env`` names ``url``, with the fast path as the suite runs (DSAR_SQL_FAST_PATH)."""
     system = parse_datamap(map_text).systems[0]
-    context = ConnectorContext(hash_key=hash_key, environ={url_env: url})
+    context = ConnectorContext(hash_key=hash_key, environ={url_env: url}, fast_path=FAST_PATH)
     return SqlConnector(system, context)  # type: ignore[arg-type]
 
 
