@@ -211,9 +211,10 @@ class S3Connector(Connector):
         """The Delta Lake or Iceberg table of a ``delta``/``iceberg`` shared collection."""
         return open_table(self.bucket, spec, self._client_args)
 
-    def expire(self, collection: str, older_than: timedelta) -> Expired:
+    def expire(self, collection: str, older_than: timedelta | None = None) -> Expired:
         """Expire the table versions of shared collection ``collection`` older than
-        ``older_than`` and delete the data files only they held (see
+        ``older_than`` (default: the table's own retention) and delete the data files only
+        they held (see
         :mod:`connectors.s3_tables`). ConnectorError when it is not a table collection."""
         spec = next((s for s in self.system.shared if s.name == collection), None)
         if spec is None or spec.format not in TABLE_FORMATS:

@@ -297,7 +297,10 @@ def _held_by(kind: str, older: list[int]) -> str:
     return f"{kind} table history: older {name} {shown} still hold the erased rows (time travel)"
 
 
-def expire_table(table: LakeTable, older_than: timedelta) -> Expired:
-    """Expire the table's versions older than ``older_than`` (the current version is always
-    kept) and delete the data files only they referenced."""
+def expire_table(table: LakeTable, older_than: timedelta | None = None) -> Expired:
+    """Expire the table's versions older than ``older_than`` (default: the table's own
+    retention; the current version is always kept) and delete the data files only they
+    referenced."""
+    if older_than is None:
+        older_than = timedelta(hours=table.history().retention_hours)
     return table.expire(older_than)

@@ -21,8 +21,12 @@ from interfaces.commands.output import console, json_option, print_json
 UNITS = {"h": "hours", "d": "days", "w": "weeks"}
 
 
-def parse_age(_ctx: click.Context, _param: click.Parameter, value: str) -> timedelta:
-    """``7d`` / ``12h`` / ``2w`` / ``0`` as a timedelta; InvalidInput otherwise."""
+def parse_age(_ctx: click.Context, _param: click.Parameter, value: str | None
+              ) -> timedelta | None:
+    """``7d`` / ``12h`` / ``2w`` / ``0`` as a timedelta (None when not given); InvalidInput
+    otherwise."""
+    if value is None:
+        return None
     found = re.fullmatch(r"\s*(\d+)\s*([hdw]?)\s*", value or "")
     if not found or (found.group(1) != "0" and not found.group(2)):
         raise InvalidInput(f"--older-than {value!r} is not an age", "write 12h, 7d, 2w or 0")
@@ -43,14 +47,20 @@ def lake() -> None:
 @lake.command("expire")
 @click.argument("system")
 @click.argument("collection")
-@click.option("--older-than", "older_than", default="0", show_default=True, callback=parse_age,
-              metavar="AGE", help="Expire only versions older than this (12h, 7d, 2w; 0: every "
-                                  "version but the current one).")
+@click.option("--older-than", "older_than", callback=parse_age, metavar="AGE",
+              help="Expire versions older than this (12h, 7d, 2w; 0: every version but the "
+                   "current one). Default: the table's own retention "
+                   "(delta.deletedFileRetentionDuration, history.expire.max-snapshot-age-ms).")
 @click.option("--datamap", "datamap_file", metavar="FILE", help=DATAMAP_HELP)
 @json_option
-def expire(system: str, collection: str, older_than: timedelta, datamap_file: str | None,
-           as_json: bool) -> None:
+def expire(system: str, collection: str, older_than: timedelta | None,
+           datamap_file: str | None, as_json: bool) -> None:
     """Expire old versions of table COLLECTION of S3 system SYSTEM and delete their files.
+
+    \b
+    Without --older-than, versions older than the table's own retention are expired, which a
+    table's maintenance would do anyway; --older-than 0 expires every older version now, so
+    that no time travel reaches an erased person's rows.
 
     \b
     Delta Lake: vacuum the data files that versions older than AGE removed, then checkpoint
@@ -84,7 +94,8 @@ def expire(system: str, collection: str, older_than: timedelta, datamap_file: st
     finally:
         connector.close()
     result = {"system": system, "collection": collection,
-              "older_than_hours": older_than.total_seconds() / 3600,
+              "older_than_hours": None if older_than is None
+              else older_than.total_seconds() / 3600,
               "expired": done.versions, "files_deleted": done.files_deleted,
               "kept": done.kept, "at": datetime.now(UTC)}
     if as_json:

@@ -38,8 +38,12 @@ def test_expire_prints_json_and_old_versions_lose_their_files(
     datamap = _map(tmp_path / "map.yaml", bucket)
     env = {ENDPOINT_ENV: moto_endpoint}
 
-    result = CliRunner().invoke(main, ["lake", "expire", "files", "events", "--datamap", datamap,
-                                       "--json"], env=env, prog_name="dsar")
+    kept = CliRunner().invoke(main, ["lake", "expire", "files", "events", "--datamap", datamap,
+                                     "--json"], env=env, prog_name="dsar")
+    assert kept.exit_code == 0, kept.output
+    assert json.loads(kept.output)["files_deleted"] == 0  # younger than the table's week
+    result = CliRunner().invoke(main, ["lake", "expire", "files", "events", "--older-than", "0",
+                                       "--datamap", datamap, "--json"], env=env, prog_name="dsar")
     assert result.exit_code == 0, result.output
     out = json.loads(result.output)
     assert out["files_deleted"] == 1 and out["older_than_hours"] == 0
