@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
+from dsar.lifecycle import TaskState
 from tests.chinook import chinook_map, copy_sqlite
 from tests.workflows.fleet_helpers import CUSTOMER, Fleet, rabbit_vhost, redis_db
 from workflows.broker import make_broker
@@ -62,7 +63,7 @@ def test_access_and_erasure_end_to_end(broker_url: str, postgres_url: str, tmp_p
             assert fleet.outbox_count("plan_request", rid) == 1
             assert fleet.outbox_count("run_sql_task", fleet.tasks(rid)[0]["id"]) == 0
             assert fleet.outbox_count("assemble_request", rid) == 0
-            assert [t["state"] for t in fleet.tasks(rid)] == ["done"]
+            assert [t["state"] for t in fleet.tasks(rid)] == [TaskState.DONE]
         evidence = {(c, a): body for _t, c, a, body in fleet.evidence(erasure)}
         assert evidence[("Customer", "delete")]["deleted"] == 1
         assert evidence[("InvoiceLine", "delete")]["deleted"] == 38

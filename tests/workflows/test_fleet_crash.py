@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
+from dsar.lifecycle import TaskState
 from tests.chinook import chinook_map, copy_sqlite
 from tests.workflows.fleet_helpers import Fleet, rabbit_vhost, redis_db, wait_until
 from tests.workflows.private_rabbit import private_rabbit
@@ -38,7 +39,7 @@ def make_fleet(tmp_path: Path, chinook_dir: Path, postgres_url: str, broker_url:
 
 
 def running_tasks(fleet: Fleet, request_ids: list[str]) -> list[dict[str, Any]]:
-    return [t for rid in request_ids for t in fleet.tasks(rid) if t["state"] == "running"]
+    return [t for rid in request_ids for t in fleet.tasks(rid) if t["state"] == TaskState.RUNNING]
 
 
 def check_completed(fleet: Fleet, request_ids: list[str]) -> None:

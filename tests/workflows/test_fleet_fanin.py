@@ -12,6 +12,7 @@ import sqlalchemy as sa
 import yaml
 
 from dsar.db.models import CompletionRecord, EvidenceRow, OutboxMessage, Task
+from dsar.lifecycle import TaskState
 from tests.chinook import chinook_map, copy_sqlite
 from tests.workflows.fleet_helpers import SYSTEMS, Fleet, several_chinooks, sqlite_table
 from workflows import fanout, runner
@@ -70,7 +71,7 @@ def test_last_task_enqueues_assembly_exactly_once(fleet: Fleet, kind: str,
     runner.plan(app, request_id)  # a repeated plan message changes nothing
     tasks = fleet.tasks(request_id)
     assert sorted(t["system"] for t in tasks) == sorted(SYSTEMS)
-    assert all(t["state"] == "ready" for t in tasks)
+    assert all(t["state"] == TaskState.READY for t in tasks)
 
     finishing = threading.Barrier(len(tasks), timeout=60)
     real_finish = fanout.finish
@@ -84,7 +85,7 @@ def test_last_task_enqueues_assembly_exactly_once(fleet: Fleet, kind: str,
     errors = run_concurrently([lambda tid=t["id"]: runner.run_task(app, tid)
                                for t in tasks for _ in range(2)])
     assert errors == []
-    assert [t["state"] for t in fleet.tasks(request_id)] == ["done"] * len(SYSTEMS)
+    assert [t["state"] for t in fleet.tasks(request_id)] == [TaskState.DONE] * len(SYSTEMS)
     assert [t["attempts"] for t in fleet.tasks(request_id)] == [1] * len(SYSTEMS)
     assert fleet.outbox_count("assemble_request", request_id) == 1
 
@@ -129,14 +130,16 @@ def test_task_waits_for_the_system_that_provides_its_key(
         request_id = fleet.submit("erasure")
         runner.plan(app, request_id)
         tasks = {t["system"]: t for t in fleet.tasks(request_id)}
-        assert tasks["chinook"]["state"] == "ready"
-        assert tasks["loyalty"]["state"] == "waiting"
+        assert tasks["chinook"]["state"] == TaskState.READY
+        assert tasks["loyalty"]["state"] == TaskState.WAITING
         runner.run_task(app, tasks["loyalty"]["id"])  # delivered early: refused, unchanged
-        assert {t["system"]: t["state"] for t in fleet.tasks(request_id)}["loyalty"] == "waiting"
+        states = {t["system"]: t["state"] for t in fleet.tasks(request_id)}
+        assert states["loyalty"] == TaskState.WAITING
         assert fleet.outbox_count("run_sql_task", tasks["loyalty"]["id"]) == 0
 
         runner.run_task(app, tasks["chinook"]["id"])
-        assert {t["system"]: t["state"] for t in fleet.tasks(request_id)}["loyalty"] == "ready"
+        states = {t["system"]: t["state"] for t in fleet.tasks(request_id)}
+        assert states["loyalty"] == TaskState.READY
         assert fleet.outbox_count("run_sql_task", tasks["loyalty"]["id"]) == 1
         assert fleet.outbox_count("assemble_request", request_id) == 0
 

@@ -19,6 +19,7 @@ from dsar.bundles.aead import decrypt_stream
 from dsar.bundles.store import open_store
 from dsar.datamap.current import load_map
 from dsar.db.models import Bundle, CompletionRecord, OutboxMessage, Request, StagedItem
+from dsar.lifecycle import TaskState
 from dsar.records.record import build_predicate
 from tests.workflows.fleet_helpers import SYSTEMS, Fleet, several_chinooks
 from workflows import assembly, fanout, runner
@@ -72,7 +73,8 @@ def test_planning_hands_one_task_to_the_worker_and_fans_out_the_rest(fleet: Flee
     tasks = fleet.tasks(request_id)
     assert handoff.task_id == tasks[0]["id"]
     # claimed for this worker in the planning transaction; the others wait for the broker
-    assert [(t["state"], t["attempts"]) for t in tasks] == [("running", 1)] + [("ready", 0)] * 3
+    assert [(t["state"], t["attempts"]) for t in tasks] == [
+        (TaskState.RUNNING, 1)] + [(TaskState.READY, 0)] * 3
     fallback, = messages(fleet, "run_sql_task", tasks[0]["id"])
     assert fallback.id == handoff.fallback_id
     assert (fallback.available_at - fallback.created_at) == fanout.lease_length(app)
@@ -86,7 +88,8 @@ def test_planning_hands_one_task_to_the_worker_and_fans_out_the_rest(fleet: Flee
     assert tasks_published == sorted(("run_sql_task", (t["id"],)) for t in tasks[1:])
 
     runner.follow(app, handoff, EVERY_QUEUE)  # the handed-off task, not the last: no assembly
-    assert [t["state"] for t in fleet.tasks(request_id)] == ["done", "ready", "ready", "ready"]
+    assert [t["state"] for t in fleet.tasks(request_id)] == [TaskState.DONE] + [
+        TaskState.READY] * 3
     assert messages(fleet, "run_sql_task", tasks[0]["id"]) == []  # the fallback withdrawn
 
     for other in tasks[1:]:
@@ -167,8 +170,8 @@ def test_a_handoff_whose_worker_died_runs_from_its_fallback(fleet: Fleet) -> Non
 
     runner.run_task(app, handoff.task_id)  # the fallback's delivery takes over
     task = next(t for t in fleet.tasks(request_id) if t["id"] == handoff.task_id)
-    assert (task["state"], task["attempts"]) == ("done", 2)
-    for other in [t for t in fleet.tasks(request_id) if t["state"] != "done"]:
+    assert (task["state"], task["attempts"]) == (TaskState.DONE, 2)
+    for other in [t for t in fleet.tasks(request_id) if t["state"] != TaskState.DONE]:
         runner.run_task(app, other["id"], run_here=EVERY_QUEUE)
     relay_once(app, broker)  # type: ignore[arg-type]
     assert ("assemble_request", (request_id,)) in broker.published
@@ -186,12 +189,12 @@ def test_a_delivery_of_a_handed_off_task_waits_for_its_lease(fleet: Fleet) -> No
     # its message delivered early (say, by the watch): put back behind the lease, not run
     runner.run_task(app, handoff.task_id)
     task = next(t for t in fleet.tasks(request_id) if t["id"] == handoff.task_id)
-    assert (task["state"], task["attempts"]) == ("running", 1)
+    assert (task["state"], task["attempts"]) == (TaskState.RUNNING, 1)
     again = [m for m in messages(fleet, "run_sql_task", handoff.task_id) if m.id != fallback.id]
     assert len(again) == 1 and again[0].available_at >= fallback.available_at
     runner.run_claimed(app, handoff)  # the holder runs it
     task = next(t for t in fleet.tasks(request_id) if t["id"] == handoff.task_id)
-    assert (task["state"], task["attempts"]) == ("done", 1)
+    assert (task["state"], task["attempts"]) == (TaskState.DONE, 1)
     assert [m.id for m in messages(fleet, "run_sql_task", handoff.task_id)] == [again[0].id]
 
 
@@ -218,7 +221,7 @@ def test_the_watch_resends_lost_work_once_and_leaves_a_backlog_alone(
     planned = fleet.submit("erasure")
     handoff = runner.plan(app, planned, run_here=EVERY_QUEUE)  # this worker dies holding it
     assert handoff is not None
-    taken = next(t for t in fleet.tasks(planned) if t["state"] == "ready")
+    taken = next(t for t in fleet.tasks(planned) if t["state"] == TaskState.READY)
     assert fanout.claim(app, taken["id"]) is not None  # and so does the one that took this
     assert recover_lost_work(app) == 0  # leases live, messages young
 
@@ -240,7 +243,7 @@ def run_everything_here(app: Any, fleet: Fleet, request_id: str) -> None:
     """Plan and run the request as workers serving every queue do, until nothing is left."""
     runner.follow(app, runner.plan(app, request_id, run_here=EVERY_QUEUE), EVERY_QUEUE)
     for task in fleet.tasks(request_id):
-        if task["state"] != "done":
+        if task["state"] != TaskState.DONE:
             runner.run_task(app, task["id"], run_here=EVERY_QUEUE)
 
 
@@ -261,7 +264,7 @@ def test_the_last_erasure_task_completes_the_request_in_its_own_transaction(
     run_everything_here(app, fleet, request_id)
     assert fleet.state(request_id) == "completed"
     assert fleet.record_count(request_id) == 1
-    assert [t["state"] for t in fleet.tasks(request_id)] == ["done"] * len(SYSTEMS)
+    assert [t["state"] for t in fleet.tasks(request_id)] == [TaskState.DONE] * len(SYSTEMS)
     tasks = {t["id"] for t in fleet.tasks(request_id)}
     assert {e[0] for e in fleet.evidence(request_id)} == tasks  # every system's evidence
     assert messages(fleet, "assemble_request", request_id) == []  # no assembly step at all
@@ -316,7 +319,7 @@ def test_a_failed_completion_records_the_task_and_leaves_the_assembly_to_follow(
     assert handoff is not None
     runner.run_claimed(app, handoff, EVERY_QUEUE)
     assert one_system.state(request_id) == "in_progress"
-    assert [t["state"] for t in one_system.tasks(request_id)] == ["done"]
+    assert [t["state"] for t in one_system.tasks(request_id)] == [TaskState.DONE]
     assert one_system.scalar(sa.select(sa.func.count()).select_from(StagedItem)
                              .where(StagedItem.request_id == request_id)) > 0
     message, = messages(one_system, "assemble_request", request_id)  # the step follows

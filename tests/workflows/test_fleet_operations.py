@@ -23,6 +23,7 @@ from dsar import requests
 from dsar.db.models import AuditEvent, Request
 from dsar.identities import parse_identities
 from dsar.kinds import kind_of
+from dsar.lifecycle import TaskState
 from tests.chinook import chinook_map, copy_sqlite
 from tests.workflows.fleet_helpers import (
     CUSTOMER,
@@ -154,12 +155,14 @@ def test_queues_sigterm_json_logs_submit_wait_and_metrics(
             fleet.start_worker(queues=("control",), args=("--metrics-port", str(port)))
             sql = fleet.start_worker(queues=("sql",), task_delay=2)
             request_id = fleet.submit("access")
-            wait_until(lambda: any(t["state"] == "running" for t in fleet.tasks(request_id)),
+            wait_until(lambda: any(t["state"] == TaskState.RUNNING
+                                   for t in fleet.tasks(request_id)),
                        60, "the task to start on the sql worker")
             Fleet.kill(sql, signal.SIGTERM)  # finishes the task in hand, then stops
             assert sql.wait(30) == 0
             task = fleet.tasks(request_id)[0]
-            assert (task["state"], task["attempts"]) == ("done", 1), fleet.worker_log(1)[-3000:]
+            assert (task["state"], task["attempts"]) == (TaskState.DONE, 1), \
+                fleet.worker_log(1)[-3000:]
             assert fleet.wait_settled([request_id], 60)[request_id] == "completed"
             assert "run_sql_task" not in fleet.worker_log(0)  # -Q control took no task
 

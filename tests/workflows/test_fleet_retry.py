@@ -16,6 +16,7 @@ import connectors.sql
 from dsar.db.models import OutboxMessage
 from dsar.errors import ConnectorError
 from dsar.kinds import kind_of
+from dsar.lifecycle import TaskState
 from tests.chinook import chinook_map
 from tests.workflows.fleet_helpers import Fleet, dsar_cli, several_chinooks, wait_until
 from workflows import retry, runner
@@ -109,7 +110,7 @@ def test_transient_failure_is_retried_later_from_the_database(
     before = app.now()
     runner.run_task(app, task["id"])
     after = fleet.tasks(request_id)[1]
-    assert (after["state"], after["attempts"]) == ("ready", 1)
+    assert (after["state"], after["attempts"]) == (TaskState.READY, 1)
     assert fleet.state(request_id) == "in_progress"
     again = outbox_for(fleet, task["id"])[-1]
     wait = (again.available_at - before).total_seconds()
@@ -131,7 +132,7 @@ def test_transient_failure_is_retried_later_from_the_database(
     finally:
         app.clock = real
     after = fleet.tasks(request_id)[1]
-    assert (after["state"], after["attempts"]) == ("done", 2)
+    assert (after["state"], after["attempts"]) == (TaskState.DONE, 2)
 
 
 def test_connection_refused_is_transient(postgres_url: str, tmp_path: Path,
@@ -148,7 +149,7 @@ def test_connection_refused_is_transient(postgres_url: str, tmp_path: Path,
         with fleet.app.db.session() as session:
             row = session.get(runner.fanout.Task, task["id"])
             assert row is not None
-            assert row.state == "ready" and row.error_code
+            assert row.state == TaskState.READY and row.error_code
             assert row.not_before is not None and row.not_before > fleet.app.now()
         assert fleet.state(request_id) == "in_progress"
     finally:
@@ -163,11 +164,12 @@ def test_permanent_failure_needs_attention_and_retry_resumes(fleet: Fleet) -> No
     with InProcessFleet(app, threads=2):
         assert wait_for(app, request_id, timeout=60).state == "needs_attention"
         # let the tasks that were running finish; those not started yet are held back
-        wait_until(lambda: all(t["state"] != "running" for t in fleet.tasks(request_id)),
+        wait_until(lambda: all(t["state"] != TaskState.RUNNING for t in fleet.tasks(request_id)),
                    30, "the running tasks")
     tasks = {t["system"]: t for t in fleet.tasks(request_id)}
-    assert tasks["shop_c"]["state"] == "failed"
-    assert {t["state"] for s, t in tasks.items() if s != "shop_c"} <= {"done", "ready"}
+    assert tasks["shop_c"]["state"] == TaskState.FAILED
+    assert {t["state"] for s, t in tasks.items() if s != "shop_c"} <= {
+        TaskState.DONE, TaskState.READY}
 
     shown = dsar_cli(fleet.env, "show", request_id, "--json")
     assert shown.returncode == 0, shown.stderr
@@ -177,14 +179,14 @@ def test_permanent_failure_needs_attention_and_retry_resumes(fleet: Fleet) -> No
     assert data["timeline"][-1]["event"] == "task_failed"
     assert data["timeline"][-1]["reason"].startswith(reason)
     failed = {t["system"]: t for t in data["tasks"]}["shop_c"]
-    assert (failed["state"], failed["error_code"]) == ("failed", "permission_denied")
+    assert (failed["state"], failed["error_code"]) == (TaskState.FAILED, "permission_denied")
     text = " ".join(dsar_cli(fleet.env, "show", request_id).stdout.split())
     assert "needs attention: shop_c erase failed (permission_denied)" in text
     listed = dsar_cli(fleet.env, "list", "--state", "needs_attention", "--json")
     assert request_id in listed.stdout
 
-    finished = {s: t for s, t in tasks.items() if t["state"] == "done"}
-    held = {s for s, t in tasks.items() if t["state"] == "ready"}
+    finished = {s: t for s, t in tasks.items() if t["state"] == TaskState.DONE}
+    held = {s for s, t in tasks.items() if t["state"] == TaskState.READY}
     evidence_before = [e for e in fleet.evidence(request_id)
                        if e[0] in {t["id"] for t in finished.values()}]
     retried = dsar_cli(fleet.env, "retry", request_id)
@@ -197,7 +199,7 @@ def test_permanent_failure_needs_attention_and_retry_resumes(fleet: Fleet) -> No
         assert after[system]["attempts"] == task["attempts"] == 1
         assert after[system]["finished_at"] == task["finished_at"]
     for system in held | {"shop_c"}:  # run once each, after the retry
-        assert (after[system]["state"], after[system]["attempts"]) == ("done", 1)
+        assert (after[system]["state"], after[system]["attempts"]) == (TaskState.DONE, 1)
     assert [e for e in fleet.evidence(request_id)
             if e[0] in {t["id"] for t in finished.values()}] == evidence_before
     assert fleet.record_count(request_id) == 1
@@ -228,12 +230,12 @@ def test_retry_replaces_what_a_failed_collect_had_staged(
 
     assert runner.retry(app, request_id, "test") == 1
     runner.run_task(app, task["id"])
-    assert {t["system"]: t["state"] for t in fleet.tasks(request_id)}["shop_b"] == "done"
+    assert {t["system"]: t["state"] for t in fleet.tasks(request_id)}["shop_b"] == TaskState.DONE
     seqs = sorted(fleet.scalar(sa.select(sa.func.array_agg(StagedItem.seq))
                                .where(StagedItem.task_id == task["id"])))
     assert seqs == list(range(staged_by_failed))  # one attempt's items, not two
     for other in fleet.tasks(request_id):
-        if other["state"] != "done":
+        if other["state"] != TaskState.DONE:
             runner.run_task(app, other["id"])
     runner.assemble(app, request_id)
     assert fleet.state(request_id) == "completed"
