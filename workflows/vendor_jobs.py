@@ -73,7 +73,8 @@ def park(app: App, claim: fanout.Claim, result: ConnectorResult, vendor: str) ->
         if claim.fallback_id is not None:
             withdraw(session, claim.fallback_id)
         slots.release(session, task.id)
-        task.state, task.lease_until, task.not_before = TaskState.WAITING_VENDOR, None, None
+        fanout.move_task(session, task, TaskState.WAITING_VENDOR, lease_until=None,
+                         not_before=None)
         for job in result.jobs:
             session.add(VendorJob(
                 task_id=task.id, request_id=request.id, system=claim.system, vendor=vendor,
@@ -134,7 +135,7 @@ def _wait_again(app: App, claim: fanout.Claim) -> None:
             if claim.fallback_id is not None:
                 withdraw(session, claim.fallback_id)
             slots.release(session, task.id)
-            task.state, task.lease_until = TaskState.WAITING_VENDOR, None
+            fanout.move_task(session, task, TaskState.WAITING_VENDOR, lease_until=None)
     raise Parked("its vendor jobs are still pending")
 
 
@@ -217,7 +218,7 @@ def _record(app: App, job: VendorJob, status: JobStatus | None, note: str) -> No
         task = session.get(Task, row.task_id, populate_existing=True)
         if task is None or task.state != TaskState.WAITING_VENDOR:
             return
-        task.state, task.not_before = TaskState.READY, None
+        fanout.move_task(session, task, TaskState.READY, not_before=None)
         ended = session.execute(sa.select(VendorJob.state, VendorJob.last_status).where(
             VendorJob.task_id == row.task_id)).all()
         said = ", ".join(sorted({f"{s} ({text})" for s, text in ended}))
