@@ -32,7 +32,6 @@ from dsar.bundles.build import build_bundle
 from dsar.bundles.items import BundleInfo, BundleMeta, ItemsFactory
 from dsar.bundles.store import BundleStore, open_store
 from dsar.datamap.current import load_map
-from dsar.db import direct
 from dsar.db.models import (
     Bundle,
     EvidenceRow,
@@ -42,7 +41,7 @@ from dsar.db.models import (
     SubjectKey,
     Task,
 )
-from dsar.db.rows import insert_rows
+from dsar.db.rows import insert_rows, send
 from dsar.errors import DsarError
 from dsar.lifecycle import State, TaskState
 from dsar.mail.queue import ON_COMPLETION, tell_subject
@@ -176,11 +175,11 @@ def complete_request(session: Session, app: App, request: Request, bundle: Bundl
     requests.move(session, request, now, "worker", State.COMPLETED, None, event="completed",
                   completed_at=now)
     tell_subject(session, app, request, ON_COMPLETION.get(request.kind))  # if it has an email
-    conn = session.connection()  # staged items and keys: never loaded as objects
+    # staged items and keys: never loaded as objects
     if purge_staged:
-        direct.send(conn, _PURGE_STAGED, {"request_id": request.id})
+        send(session, _PURGE_STAGED, {"request_id": request.id})
     if purge_keys:
-        direct.send(conn, _PURGE_KEYS, {"request_id": request.id})
+        send(session, _PURGE_KEYS, {"request_id": request.id})
     # Last: the ledger's exclusive lock, taken for the record's entry, is held until the
     # commit, and every completion in the fleet waits for it. In progress until now, under
     # its lock: the request has no record yet (see above).

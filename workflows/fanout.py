@@ -30,7 +30,6 @@ from sqlalchemy.orm import Session
 
 from connectors.base import ConnectorResult
 from dsar.app import App
-from dsar.db import direct
 from dsar.db.models import (
     EvidenceRow,
     IdentityRow,
@@ -40,7 +39,15 @@ from dsar.db.models import (
     SubjectKey,
     Task,
 )
-from dsar.db.rows import adopt, insert_rows, select_all, update_row
+from dsar.db.rows import (
+    Read,
+    deferred,
+    fetch,
+    insert_rows,
+    read_together,
+    select_all,
+    update_row,
+)
 from dsar.lifecycle import TASK_FINISHED, State, TaskState, check_task_transition
 from dsar.outbox import enqueue, enqueue_rows, message_row, postpone, withdraw
 from dsar.planning import Plan
@@ -85,16 +92,15 @@ def lock_request(session: Session, request_id: str) -> Request:
 
 
 def lock_request_with(session: Session, request_id: str,
-                      *reads: tuple[sa.Select[Any], Mapping[str, Any]]
-                      ) -> tuple[Request, list[Sequence[Sequence[Any]]]]:
-    """:func:`lock_request`, and the rows of ``reads`` (statements that do not need the lock's
-    answer), read in the same round trip on PostgreSQL."""
-    session.flush()  # as the ORM's autoflush would before a query
-    rows, *others = direct.fetch_together(
-        session.connection(), [(_LOCK_REQUEST, {"request_id": request_id}), *reads])
-    if not rows:
+                      *reads: Read) -> tuple[Request, list[list[Any]]]:
+    """:func:`lock_request`, and what ``reads`` find (statements that do not need the lock's
+    answer; see :func:`dsar.db.rows.read_together`), read in the same round trip on
+    PostgreSQL."""
+    found, *others = read_together(
+        session, [(Request, _LOCK_REQUEST, {"request_id": request_id}), *reads])
+    if not found:
         raise sa.exc.NoResultFound(f"no request {request_id}")
-    return adopt(session, Request, rows[0]), others
+    return found[0], others
 
 
 def enqueue_task(session: Session, request: Request, task: Task, now: datetime,
@@ -247,7 +253,7 @@ def subject_keys_of(session: Session, app: App,
                     request: Request) -> dict[str, frozenset[str]]:
     """The subject's keys for the connectors: the request's identities and the keys its
     tasks discovered so far, decrypted, by key name."""
-    return subject_keys_from(app, direct.fetch(session.connection(), *subject_keys_read(
+    return subject_keys_from(app, fetch(session, *subject_keys_read(
         request.id)))
 
 
@@ -338,9 +344,8 @@ def _finish(app: App, claim: Claim, result: ConnectorResult, staged: Collected |
 
     now = app.now()
     with app.db.session() as session:
-        request, (task_rows,) = lock_request_with(
-            session, claim.request_id, (_TASKS_OF_REQUEST, {"request_id": claim.request_id}))
-        siblings = [adopt(session, Task, row) for row in task_rows]
+        request, (siblings,) = lock_request_with(
+            session, claim.request_id, (Task, _TASKS_OF_REQUEST, {"request_id": claim.request_id}))
         task = next((t for t in siblings if t.id == claim.task_id), None)
         if task is None or task.state != TaskState.RUNNING or task.attempts != claim.attempt:
             return "lost"
@@ -352,7 +357,7 @@ def _finish(app: App, claim: Claim, result: ConnectorResult, staged: Collected |
                 and all(t.action != "collect" for t in others) else None)
         # The writes below wait for the next read (or the block's end) to share its round
         # trip; this transaction's reads and locks come in the same order as without.
-        with direct.deferred(session.connection()):
+        with deferred(session):
             if claim.fallback_id is not None:
                 withdraw(session, claim.fallback_id)
             if held is None and staged:

@@ -17,8 +17,7 @@ from typing import Any
 
 from dsar.app import App
 from dsar.datamap.current import LoadedMap, loaded_map
-from dsar.db import direct
-from dsar.db.rows import update_row
+from dsar.db.rows import deferred, update_row
 from dsar.errors import DataMapError
 from dsar.lifecycle import State
 from dsar.planning import Plan, plan_request
@@ -38,7 +37,7 @@ def plan(app: App, request_id: str, *, run_here: Collection[str] = ()) -> fanout
     failure, handoff = None, None
     with app.db.session() as session:
         request, (sealed,) = fanout.lock_request_with(
-            session, request_id, fanout.subject_keys_read(request_id))
+            session, request_id, (None, *fanout.subject_keys_read(request_id)))
         # Planned already means its tasks exist too: both are written in this transaction.
         if request.state != State.IN_PROGRESS or request.plan is not None:
             return None
@@ -53,7 +52,7 @@ def plan(app: App, request_id: str, *, run_here: Collection[str] = ()) -> fanout
         else:
             kinds = {s.name: s.kind for s in datamap.systems}
             caps = {s.name: s.max_concurrent_tasks for s in datamap.systems}
-            with direct.deferred(session.connection()):  # the plan goes with the tasks
+            with deferred(session):  # the plan goes with the tasks
                 update_row(session, request, plan=plan_dict, datamap_digest=digest)
                 handoff = fanout.create_tasks(session, request, planned, kinds, caps,
                                               app.now(), run_here, keys,

@@ -106,10 +106,13 @@ class LeaseLost(Exception):
 
 def connector_context(app: App) -> ConnectorContext:
     """What a connector opened for ``app`` gets: the evidence key, and the variables its
-    system's ``*_env`` names are read from."""
+    system's ``*_env`` names are read from, and whether the fast path is on
+    (``DSAR_SQL_FAST_PATH``)."""
+    fast = app.settings.sql_fast_path
     if app.environ is None:
-        return ConnectorContext(hash_key=app.keys.evidence_key)
-    return ConnectorContext(hash_key=app.keys.evidence_key, environ=dict(app.environ))
+        return ConnectorContext(hash_key=app.keys.evidence_key, fast_path=fast)
+    return ConnectorContext(hash_key=app.keys.evidence_key, environ=dict(app.environ),
+                            fast_path=fast)
 
 
 def _call_connector(app: App, claim: fanout.Claim

@@ -187,7 +187,7 @@ def select_all(cls: type) -> sa.Select[Any]:
     return sa.select(*_columns(cls)[1])
 
 
-def adopt(session: Session, cls: type, row: Sequence[Any]) -> Any:
+def _adopt(session: Session, cls: type, row: Sequence[Any]) -> Any:
     """The persistent object of mapped class ``cls`` for ``row`` (read with :func:`select_all`
     outside the ORM), as the ORM would load it with ``populate_existing``: an object of that
     identity already in ``session`` takes the row's values as its committed state; otherwise a
@@ -227,7 +227,7 @@ def read_together(session: Session, reads: Sequence[Read]) -> list[list[Any]]:
     conn = session.connection()
     if direct.fast_path(conn):
         results = direct.fetch_together(conn, [(stmt, params) for _, stmt, params in reads])
-        return [list(rows) if cls is None else [adopt(session, cls, row) for row in rows]
+        return [list(rows) if cls is None else [_adopt(session, cls, row) for row in rows]
                 for (cls, _, _), rows in zip(reads, results, strict=True)]
     return [list(session.execute(stmt, dict(params)).all()) if cls is None
             else list(session.scalars(sa.select(cls).from_statement(stmt), dict(params),
