@@ -34,11 +34,14 @@ class DerivedFrom(Generic[V]):
 
     def get(self, objects: tuple[object, ...], extra: Hashable, make: Callable[[], V],
             keep: Callable[[V], bool] | None = None) -> V:
-        key = (tuple(map(id, objects)), extra)
+        key = (*[id(obj) for obj in objects], extra)
         hit = self._entries.get(key)
-        if hit is not None and all(ref() is obj for ref, obj in zip(hit[0], objects,
-                                                                      strict=True)):
-            return hit[1]
+        if hit is not None:
+            for ref, obj in zip(hit[0], objects):  # noqa: B905 - one ref per object
+                if ref() is not obj:
+                    break
+            else:
+                return hit[1]
         value = make()
         if keep is not None and not keep(value):
             return value
