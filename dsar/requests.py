@@ -1,9 +1,12 @@
 """Requests: intake, lifecycle changes and queries, each in one transaction.
 
-Every public function here opens its own transaction on the state database, checks the change
-against :mod:`dsar.lifecycle`, recomputes the legal deadlines with :mod:`dsar.deadlines`, writes an
-audit event, and, when work must start, an outbox message in the same transaction. A refused
-change raises a :class:`~dsar.errors.DsarError` before anything is written.
+Every public function here that takes an App opens its own transaction on the state database,
+checks the change against :mod:`dsar.lifecycle`, recomputes the legal deadlines with
+:mod:`dsar.deadlines`, writes an audit event, and, when work must start, an outbox message in
+the same transaction. A refused change raises a :class:`~dsar.errors.DsarError` before anything
+is written. Those that take a session work in the caller's transaction: :func:`move`, the one
+function that changes a request's state (the fleet's changes go through it too), and
+:func:`add_event`.
 """
 
 from __future__ import annotations

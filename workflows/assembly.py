@@ -3,14 +3,14 @@ encrypted, stored, with an expiring link), its signed completion record appended
 and becomes completed, all in one transaction (:func:`complete_request`, where every completion
 ends); its staged data and discovered keys are purged with it.
 
-The step is entered one way: the transaction that records a request's last task hands the
-request to :func:`after_last_task`, under the request row's lock (the fan-in, see
+A request's tasks reach the step one way: the transaction that records the last of them hands
+the request to :func:`after_last_task`, under the request row's lock (the fan-in, see
 :mod:`workflows.fanout`). There the request is either completed at once, in that transaction,
 when the task's worker holds everything the request collected (one system collected, or none,
-and its data is still in memory: at most one staging flush, a few MiB) and serves the control
-queue; or the step's message is enqueued, and :func:`assemble` runs it wherever it is
-delivered: the bundle from the staged data, then the completion. A plan with no tasks, a
-retried or replanned request enqueue the same message.
+and all of it is still in memory: less than one staging flush) and serves the control queue;
+or the step's message is enqueued, and :func:`assemble` runs it wherever it is delivered: the
+bundle from the staged data, then the completion. A plan with no tasks and a retried or
+replanned request enqueue the same message.
 
 Idempotent: running the step again finds the request completed and changes nothing.
 """
@@ -226,7 +226,5 @@ def after_last_task(session: Session, app: App, request: Request, tasks: Sequenc
             complete_request(session, app, request, info, purge_staged=False,
                              purge_keys=any(t.depends_on for t in tasks), in_hand=in_hand)
     except Exception as exc:
-        raise fanout.NotCompletedHere(str(exc)) from exc
-    log.info("request %s completed with its last task", request.id,
-             extra={"request_id": request.id})
+        raise fanout.NotCompletedHere(type(exc).__name__) from exc  # its text may quote data
     return "completed"

@@ -97,6 +97,9 @@ def _run_claimed(app: App, claim: fanout.Claim, run_here: Collection[str]) -> st
                     extra=ids)
         return "lost"
     log.info("task %s done", task_id, extra=ids)
+    if finished == "completed":
+        log.info("request %s completed with its last task", claim.request_id,
+                 extra={"request_id": claim.request_id})
     return "done"
 
 

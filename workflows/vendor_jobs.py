@@ -111,12 +111,13 @@ def resume(app: App, claim: fanout.Claim, connector: Connector) -> ConnectorResu
         with app.db.session() as session:  # `dsar retry` submits new jobs
             session.execute(sa.delete(VendorJob).where(VendorJob.task_id == claim.task_id))
         row = ended[0]
-        what = "gave up waiting for" if row.state == GAVE_UP else "was told of the failure of"
+        days = app.settings.vendor_job_give_up_days
+        how = (f"was still {row.last_status} after {days:g} days" if row.state == GAVE_UP
+               else f"ended {row.last_status}")
         raise ConnectorError(
-            f"dsar {what} the {row.vendor} erasure job {row.reference} of {row.resource} "
-            f"(vendor status {row.last_status})", f"check the job at {row.vendor}, then "
-            f"`dsar retry {claim.request_id}` submits a new one", system=claim.system,
-            collection=row.collection,
+            f"the {row.vendor} erasure job {row.reference} of {row.resource} {how}",
+            f"check the job at {row.vendor}, then `dsar retry {claim.request_id}` submits a "
+            "new one", system=claim.system, collection=row.collection,
             code="saas_job_gave_up" if row.state == GAVE_UP else "saas_job_failed")
     evidence = [CollectionEvidence.from_dict(dict(item)) for item in rows[0].task_evidence]
     finished = [(PendingJob(row.resource, row.collection, row.job_id, row.reference,
