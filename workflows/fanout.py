@@ -127,7 +127,7 @@ def create_tasks(session: Session, request: Request, plan: Plan, kinds: Mapping[
                  keys: Mapping[str, frozenset[str]] | None = None, *,
                  lease_for: timedelta) -> Claim | None:
     """Save the plan's task graph and enqueue what can start now. Call once per request, in
-    the transaction that stores its plan (see :func:`workflows.runner.plan`).
+    the transaction that stores its plan (see :func:`workflows.plan.plan`).
 
     ``run_here`` names the queues of the calling worker: the first ready task on one of them
     that can take a slot of its system is claimed here and its claim returned, handed off
