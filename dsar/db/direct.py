@@ -29,7 +29,12 @@ It steps aside — :func:`run` falls back to ``conn.execute`` — whenever SQLAl
 than that: expanding or literal-execute parameters, column defaults computed in Python (an
 INSERT that leaves out such a column), echo, execution options that change the
 SQL (``schema_translate_map``), or execute, cursor, error or ``do_execute`` event listeners on
-the engine or its dialect (SQL logging or tracing keeps seeing every statement).
+the engine or its dialect (SQL logging or tracing keeps seeing every statement), and on an
+engine the fast path is turned off for (:func:`without_fast_path`, ``DSAR_SQL_FAST_PATH=false``).
+
+Two callers only (an import-linter contract): :mod:`dsar.db.rows`, through which the rest of
+dsar reaches the state database's fast path, and the SQL connector's collect, erase and
+recount, which run Core statements compiled once on the customer's databases.
 """
 
 from __future__ import annotations
