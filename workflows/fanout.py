@@ -1,26 +1,27 @@
-"""Fan-out and fan-in, decided in the state database.
+"""A request's tasks in the state database: claims, leases, fencing, fan-out and fan-in.
 
-A plan becomes task rows. A task is ``ready`` when the tasks it needs keys from are ``done``;
-whoever marks a task done also readies its dependents and, if it was the last, hands the
-request to the completion step (:func:`workflows.assembly.after_last_task`), in the same
-transaction, under a lock on the request row. So the request reaches that step exactly once
-however the finishing tasks interleave and however often their messages are delivered.
+A plan becomes task rows (:func:`workflows.plan.create_tasks`). A task is ``ready`` when the
+tasks it needs keys from are ``done``; whoever marks a task done also readies its dependents
+and, if it was the last, hands the request to the completion step
+(:func:`workflows.assembly.after_last_task`), in the same transaction, under a lock on the
+request row. So the request reaches that step exactly once however the finishing tasks
+interleave and however often their messages are delivered.
 
 A running task holds a lease that its worker renews; a task whose lease ran out (its worker
 died) is taken over by the next delivery of its message or by the watch. ``attempts`` is the
 fencing token: a worker that lost its lease cannot record a result.
 
 The worker that plans a request may run its first ready task itself (a hand-off: the claim
-:func:`create_tasks` returns) instead of going through the broker. The task's message is still
-written, as a fallback published one lease later; the worker withdraws it in the transaction
-that records the task, or pushes it back while the task runs. Who runs a task never decides
-whether it runs: the same claims, fencing and fan-in apply.
+:func:`workflows.plan.create_tasks` returns) instead of going through the broker. The task's
+message is still written, as a fallback published one lease later; the worker withdraws it in
+the transaction that records the task, or pushes it back while the task runs. Who runs a task
+never decides whether it runs: the same claims, fencing and fan-in apply.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -49,8 +50,7 @@ from dsar.db.rows import (
     update_row,
 )
 from dsar.lifecycle import TASK_FINISHED, State, TaskState, check_task_transition
-from dsar.outbox import enqueue, enqueue_rows, message_row, postpone, withdraw
-from dsar.planning import Plan
+from dsar.outbox import enqueue, postpone, withdraw
 from dsar.requests import move
 from workflows import slots
 from workflows.retry import MAX_ATTEMPTS, Failure, backoff
@@ -120,78 +120,6 @@ def enqueue_assembly(session: Session, request: Request, now: datetime,
     request.assembly_enqueued, request.updated_at = True, now  # the watch's clock for it
     return enqueue(session, "assemble_request", [request.id], queue="control", now=now,
                    delay=delay, priority=priority_for(request, now))
-
-
-def create_tasks(session: Session, request: Request, plan: Plan, kinds: Mapping[str, str],
-                 caps: Mapping[str, int], now: datetime, run_here: Collection[str] = (),
-                 keys: Mapping[str, frozenset[str]] | None = None, *,
-                 lease_for: timedelta) -> Claim | None:
-    """Save the plan's task graph and enqueue what can start now. Call once per request, in
-    the transaction that stores its plan (see :func:`workflows.plan.plan`).
-
-    ``run_here`` names the queues of the calling worker: the first ready task on one of them
-    that can take a slot of its system is claimed here and its claim returned, handed off
-    to the caller (its message becomes a fallback); the others are enqueued. ``keys`` are the
-    subject's keys (its identities), which the handed-off claim carries; ``lease_for`` is how
-    long a claim holds (:func:`lease_length`)."""
-    if not plan.tasks:
-        enqueue_assembly(session, request, now)
-        return None
-    for system in dict.fromkeys(p.system for p in plan.tasks):
-        slots.ensure(session, system, caps[system])
-    lease = now + lease_for
-    ready = [p for p in plan.tasks if not p.depends_on]
-    candidates = [p for p in ready if kinds[p.system] in run_here] if keys is not None else []
-    # Written as claimed by this worker if the first candidate gets a slot (the usual case),
-    # put back to ready below if it does not.
-    first = candidates[0] if candidates else None
-    rows = [{"request_id": request.id, "system": p.system, "kind": kinds[p.system],
-             "action": p.action,
-             "state": TaskState.WAITING if p.depends_on else TaskState.READY,
-             "depends_on": [], "attempts": 0, "enqueued_at": None if p.depends_on else now,
-             "lease_until": None, "started_at": None} for p in plan.tasks]
-    for planned, row in zip(plan.tasks, rows, strict=True):
-        if planned is first:
-            row.update(_claimed_values(now, lease))
-    ids = dict(zip([p.id for p in plan.tasks],
-                   insert_rows(session, Task.__table__, rows, returning_id=True), strict=True))
-    dependents = [{"task_id": ids[p.id], "depends_on": [ids[d] for d in p.depends_on if d in ids]}
-                  for p in plan.tasks if p.depends_on]
-    conn = session.connection()
-    if dependents:
-        conn.execute(_SET_DEPENDS_ON, dependents)
-    chosen = next((p for p in candidates
-                   if slots.take(session, p.system, ids[p.id], now, lease)), None)
-    if first is not None and chosen is not first:
-        conn.execute(_SET_CLAIM, {"task_id": ids[first.id], **_unclaimed_values(now)})
-        if chosen is not None:
-            conn.execute(_SET_CLAIM, {"task_id": ids[chosen.id], **_claimed_values(now, lease)})
-    priority = priority_for(request, now)
-    messages = [message_row(task_actor(kinds[p.system]), [ids[p.id]], queue=kinds[p.system],
-                            now=now, delay=lease_for if p is chosen else timedelta(0),
-                            priority=priority) for p in ready]
-    message_ids = dict(zip([p.id for p in ready], enqueue_rows(session, messages), strict=True))
-    if chosen is None or keys is None:
-        return None
-    task_id, fallback_id = ids[chosen.id], message_ids[chosen.id]
-    return Claim(task_id, 1, request.id, chosen.system, chosen.action, None, dict(keys),
-                 request.datamap_digest, fallback_id)
-
-
-def _claimed_values(now: datetime, lease: datetime) -> dict[str, Any]:
-    return {"state": TaskState.RUNNING, "attempts": 1, "lease_until": lease, "started_at": now,
-            "enqueued_at": lease}
-
-
-def _unclaimed_values(now: datetime) -> dict[str, Any]:
-    return {"state": TaskState.READY, "attempts": 0, "lease_until": None, "started_at": None,
-            "enqueued_at": now}
-
-
-_SET_DEPENDS_ON = (sa.update(Task).where(Task.id == sa.bindparam("task_id"))
-                   .values(depends_on=sa.bindparam("depends_on")))
-_SET_CLAIM = (sa.update(Task).where(Task.id == sa.bindparam("task_id"))
-              .values({name: sa.bindparam(name) for name in _unclaimed_values(datetime.min)}))
 
 
 @dataclass(frozen=True)

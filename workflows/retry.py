@@ -132,7 +132,7 @@ def replan(app: App, request_id: str, actor: str) -> Replanned:
     from dsar.errors import IllegalTransition
     from dsar.lifecycle import State, TaskState, check_transition
     from workflows import fanout, slots
-    from workflows.plan import plan_for
+    from workflows.plan import create_tasks, plan_for
 
     now = app.now()
     with app.db.session() as session:
@@ -191,6 +191,6 @@ def replan(app: App, request_id: str, actor: str) -> Replanned:
                       assembly_enqueued=False)
         kinds = {s.name: s.kind for s in datamap.systems}
         caps = {s.name: s.max_concurrent_tasks for s in datamap.systems}
-        fanout.create_tasks(session, request, dataclasses.replace(planned, tasks=remaining),
-                            kinds, caps, now, lease_for=fanout.lease_length(app))
+        create_tasks(session, request, dataclasses.replace(planned, tasks=remaining), kinds,
+                     caps, now, lease_for=fanout.lease_length(app))
         return Replanned(tuple(kept), tuple(t.id for t in remaining), digest)
