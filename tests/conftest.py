@@ -1,7 +1,31 @@
-"""Shared fixtures. Service fixtures create their own databases so runs never see each other."""
+"""Shared fixtures, and the service markers that make the fast tier.
+
+Two tiers, chosen with markers:
+
+* ``pytest`` runs everything, against real PostgreSQL, MariaDB, Redis, RabbitMQ, moto's S3
+  server, a local SMTP server and Chromium (a missing service fails a test, never skips it).
+* ``pytest -m "not services"`` is the fast tier: it needs nothing running. That is checked by
+  running it where no service can be reached: every ``DSAR_TEST_*_URL`` of tests/services.py
+  on a closed port, in a network namespace of its own (``unshare -rn``; the command is in
+  README).
+
+Nobody marks a test by hand. :func:`pytest_collection_modifyitems` marks it from what it uses:
+
+* a fixture of :data:`SERVICE_FIXTURES`, directly or through other fixtures (pytest gives a
+  test the closure of its fixtures), marks it with that service;
+* a fixture parametrized over backends (``params=["sqlite", "postgresql", "mariadb"]``, or
+  ``["amqp", "redis", "memory"]``) marks each parameter's test with the service that
+  parameter names (:data:`BACKEND_PARAMS`); the ``sqlite`` and ``memory`` ones stay fast;
+* every service marker adds ``services``.
+
+So a new test that needs a service must reach it through one of these fixtures (or a fixture
+built on one), never by calling tests/services.py from its body.
+"""
 
 from __future__ import annotations
 
+import os
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,31 +37,79 @@ REPO = Path(__file__).resolve().parent.parent
 CHINOOK = REPO / "tests" / "data" / "chinook"  # the dataset and its licence, in the repository
 
 
-#: Fixtures that need a running service, by the marker they give the tests that use them
-#: (directly or through other fixtures). Every one of them also gives the marker ``services``,
-#: so ``pytest -m "not services"`` is the fast tier: nothing needs to be running.
+#: Fixtures that need a running service (or a browser), by the marker they give the tests that
+#: use them directly or through other fixtures.
 SERVICE_FIXTURES: dict[str, str] = {
+    "postgres_server": "postgres",
     "postgres_url": "postgres",
     "session_postgres_url": "postgres",
+    "chinook_pg_template": "postgres",
+    "mariadb_server": "mariadb",
     "mariadb_url": "mariadb",
-    "moto_endpoint": "moto",
+    "chinook_maria_template": "mariadb",
+    "redis_server": "redis",
     "redis_url": "redis",
     "rabbitmq_url": "rabbitmq",
+    "moto_endpoint": "moto",
+    "inbox": "smtp",
+    "chromium": "browser",
 }
-SERVICE_MARKERS = ("postgres", "mariadb", "redis", "rabbitmq", "moto")
+#: Parameter values of backend-parametrized fixtures, by the service marker they stand for.
+BACKEND_PARAMS: dict[str, str] = {
+    "postgresql": "postgres",
+    "postgres": "postgres",
+    "mariadb": "mariadb",
+    "mysql": "mariadb",
+    "amqp": "rabbitmq",
+    "rabbitmq": "rabbitmq",
+    "redis": "redis",
+}
+SERVICE_MARKERS = ("postgres", "mariadb", "redis", "rabbitmq", "moto", "smtp", "browser")
+
+
+def services_needed(item: pytest.Item) -> set[str]:
+    """The service markers ``item`` gets from its fixtures, its parameters and its marks."""
+    needed = {SERVICE_FIXTURES[name] for name in getattr(item, "fixturenames", ())
+              if name in SERVICE_FIXTURES}
+    callspec = getattr(item, "callspec", None)
+    if callspec is not None:
+        needed |= {BACKEND_PARAMS[value] for value in callspec.params.values()
+                   if isinstance(value, str) and value in BACKEND_PARAMS}
+    needed |= {name for name in SERVICE_MARKERS if item.get_closest_marker(name)}
+    return needed
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Mark each test with the services its fixtures need, and ``services`` if any; a test
-    marked by hand with a service marker gets ``services`` too."""
+    """Mark each test with the services it needs, and with ``services`` if any."""
     for item in items:
-        needed = {SERVICE_FIXTURES[name] for name in getattr(item, "fixturenames", ())
-                  if name in SERVICE_FIXTURES}
-        needed |= {name for name in SERVICE_MARKERS if item.get_closest_marker(name)}
+        needed = services_needed(item)
         for marker in sorted(needed):
             item.add_marker(marker)
         if needed:
             item.add_marker("services")
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> str:
+    """The admin URL of the running PostgreSQL server (``DSAR_TEST_POSTGRES_URL``), for a test
+    that needs the server but no database of its own."""
+    services.require_url("PostgreSQL", services.POSTGRES_ADMIN_URL)
+    return services.POSTGRES_ADMIN_URL
+
+
+@pytest.fixture(scope="session")
+def mariadb_server() -> str:
+    """The admin URL of the running MariaDB server (``DSAR_TEST_MARIADB_URL``)."""
+    services.require_url("MariaDB", services.MARIADB_ADMIN_URL)
+    return services.MARIADB_ADMIN_URL
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> str:
+    """The URL of the running Redis server's database 0 (``DSAR_TEST_REDIS_URL``), shared by
+    every test that uses it: keys there must be unique to the test."""
+    services.require_url("Redis", services.REDIS_URL)
+    return services.REDIS_URL
 
 
 @pytest.fixture
@@ -54,6 +126,30 @@ def mariadb_url() -> Iterator[str]:
     url = services.create_mariadb_database()
     yield url
     services.drop_mariadb_database(url)
+
+
+@pytest.fixture
+def redis_url() -> Iterator[str]:
+    """A Redis database of its own for one test (flushed after): ``redis://host:port/N``."""
+    with services.redis_database() as url:
+        yield url
+
+
+@pytest.fixture
+def rabbitmq_url() -> Iterator[str]:
+    """A RabbitMQ virtual host of its own for one test (deleted after): ``amqp://…/vhost``."""
+    with services.rabbitmq_vhost() as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def chromium() -> str:
+    """The Chromium binary (``DSAR_CHROMIUM``, else Debian's /usr/bin/chromium)."""
+    path = os.environ.get("DSAR_CHROMIUM", "/usr/bin/chromium")
+    if not (Path(path).is_file() or shutil.which(path)):
+        pytest.fail(f"Chromium is not installed at {path}; install it with: apt-get update && "
+                    "apt-get install -y chromium (or run bash infra/browser.sh)", pytrace=False)
+    return path
 
 
 @pytest.fixture(scope="session")

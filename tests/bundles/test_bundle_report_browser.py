@@ -20,6 +20,8 @@ import pytest
 
 from dsar.bundles import BundleMeta, build_bundle, issue_link, open_download
 
+pytestmark = pytest.mark.usefixtures("chromium")  # marks them `browser`
+
 CHROMIUM = os.environ.get("DSAR_CHROMIUM", "/usr/bin/chromium")
 FLAGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",

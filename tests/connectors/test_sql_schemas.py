@@ -19,7 +19,6 @@ from connectors.sql import SqlConnector
 from dsar.datamap.loader import parse_datamap
 from dsar.errors import ConnectorError
 from dsar.planning import plan_request
-from tests import services
 from tests.connectors.sql_dialects import DIALECTS, filled_database, sql_connector
 from tests.connectors.sql_dialects import snapshot as dialect_snapshot
 from tests.connectors.test_sql_chinook import ListSink
@@ -186,10 +185,9 @@ def snapshot_without_city(url: str) -> dict[str, list[tuple[Any, ...]]]:
     ("mysql+pymysql://root:wrong-password@127.0.0.1:3306/mysql", "auth", False),
     ("postgresql+psycopg://postgres@127.0.0.1:5432/no_such_db_dsar", "missing_database", False),
 ])
+@pytest.mark.usefixtures("postgres_server", "mariadb_server")
 def test_connection_failures_are_named_and_classified(url: str, code: str,
                                                       transient: bool) -> None:
-    services.require_port("PostgreSQL", "127.0.0.1", 5432)
-    services.require_port("MariaDB", "127.0.0.1", 3306)
     with make(url) as conn, pytest.raises(ConnectorError) as info:
         conn.erase(KEYS)
     assert (info.value.code, info.value.transient, info.value.system) == (code, transient, "shop")

@@ -10,6 +10,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+import pytest
 import sqlalchemy as sa
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
@@ -129,6 +130,7 @@ def test_postgresql_drafts_in_their_own_schema_pass_too(postgres_url: str,
     draft_runs(postgres_url, tables, schema)
 
 
+@pytest.mark.usefixtures("mariadb_server")
 @settings(max_examples=8, deadline=None, suppress_health_check=list(HealthCheck))
 @given(tables=schemas())
 def test_mariadb_drafts_pass_too(tables: list[dict[str, Any]]) -> None:

@@ -23,6 +23,8 @@ from test_records_report import _scenario
 from dsar.app import App
 from tests.bundles.test_bundle_report_browser import FLAGS, chromium
 
+pytestmark = pytest.mark.usefixtures("chromium")  # marks them `browser`
+
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 #: Written into a copy of the page (the page's own policy forbids scripts): the widths after
 #: layout, and the first elements wider than the window, sent to the frame around it.

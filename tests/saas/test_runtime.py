@@ -176,6 +176,7 @@ def _worker(url: str, account: str, calls: int) -> None:
         limiter.acquire()
 
 
+@pytest.mark.usefixtures("redis_server")
 def test_redis_shares_the_limit_between_processes() -> None:
     assert storage_url({"DSAR_BROKER_URL": REDIS_URL}) == REDIS_URL
     assert storage_url({"DSAR_BROKER_URL": "amqp://x"}) == "memory://"
@@ -195,6 +196,7 @@ def test_redis_shares_the_limit_between_processes() -> None:
     assert time.monotonic() - started >= 2.0
 
 
+@pytest.mark.usefixtures("redis_server")
 def test_a_vendor_retry_after_is_shared(tmp_path: Path) -> None:
     emulator = StripeEmulator("sk_test_pause")
     url = emulator.start()

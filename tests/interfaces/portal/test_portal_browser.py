@@ -18,6 +18,8 @@ from tests.interfaces.portal.browser import Checker, free_port, require_browser,
 from tests.interfaces.portal.conftest import Inbox
 from tests.workflows.fleet_helpers import CUSTOMER, Fleet, several_chinooks, wait_until
 
+pytestmark = pytest.mark.usefixtures("chromium")  # marks them `browser`
+
 WORDS = {
     "en": {"send": "Send my request", "sent": "Check your email", "yes": "Yes, this is my request",
            "receipt": "Your receipt code is", "show": "Show", "working": "Where it stands",

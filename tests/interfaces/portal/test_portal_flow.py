@@ -170,13 +170,12 @@ def test_rate_limit_per_address(tmp_path, inbox: Inbox) -> None:
     assert codes == [303, 303, 303, 429, 429]
 
 
-@pytest.mark.redis
+@pytest.mark.usefixtures("redis_server")
 def test_rate_limits_are_shared_by_portal_processes_through_redis(tmp_path, inbox: Inbox) -> None:
     """Two portal applications (two processes behind one proxy) count one address together
     when DSAR_RATE_LIMIT_STORAGE names Redis; a per-process count would let 3 + 3 through."""
     from interfaces.portal import make_portal
 
-    services.require_port("Redis", "127.0.0.1", 6379)
     env = {"DSAR_DATA_DIR": str(tmp_path), "DSAR_RATE_LIMIT_ADDRESS": "3/minute",
            "DSAR_RATE_LIMIT_STORAGE": services.REDIS_URL}
     address = (f"127.{secrets.randbelow(250)}.{secrets.randbelow(250)}."

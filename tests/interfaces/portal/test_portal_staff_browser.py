@@ -8,6 +8,8 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+import pytest
+
 from dsar import requests
 from dsar.app import App
 from dsar.identities import Identity
@@ -15,6 +17,8 @@ from interfaces.portal import make_portal
 from interfaces.portal import staff_accounts as accounts
 from tests.interfaces.portal.browser import Checker, free_port, require_browser, serve
 from tests.interfaces.portal.conftest import DEMO_MAP, Inbox
+
+pytestmark = pytest.mark.usefixtures("chromium")  # marks them `browser`
 
 PASSWORD = "correct horse battery staple"
 
