@@ -28,6 +28,7 @@ one (S3-compatible stores, moto in tests); credentials come from the standard AW
 from __future__ import annotations
 
 from collections.abc import Mapping
+from contextlib import closing
 from datetime import timedelta
 from typing import Any
 
@@ -141,8 +142,8 @@ class S3Connector(Connector):
         for shared in self.system.shared:
             matcher = matcher_for(shared, keys)
             if shared.format in TABLE_FORMATS:
-                table = self.table(shared)
-                result.evidence.append(collect_table(b, shared, table, matcher, sink))
+                with closing(self.table(shared)) as table:
+                    result.evidence.append(collect_table(b, shared, table, matcher, sink))
             else:
                 result.evidence.append(collect_shared(b, shared, matcher, sink))
         return result
@@ -201,8 +202,9 @@ class S3Connector(Connector):
         for shared in self.system.shared:
             if shared.format in TABLE_FORMATS:
                 matcher = matcher_for(shared, keys)
-                result.evidence.append(count_table_batch(
-                    b, shared, self.table(shared), {"": matcher}, matcher)[""])
+                with closing(self.table(shared)) as table:
+                    result.evidence.append(count_table_batch(
+                        b, shared, table, {"": matcher}, matcher)[""])
             else:
                 result.evidence.append(count_shared(b, shared, matcher_for(shared, keys)))
         return result
@@ -223,8 +225,8 @@ class S3Connector(Connector):
                 f"{self.system.name!r} has no Delta Lake or Iceberg collection {collection!r}",
                 f"name one of its table collections: {', '.join(tables) or 'it has none'}",
                 system=self.system.name, collection=collection, code="s3_table_not_found")
-        table = self.table(spec)
-        with self.bucket.guard(spec.name, f"expiring old versions of the table {spec.prefix!r}"):
+        with closing(self.table(spec)) as table, self.bucket.guard(
+                spec.name, f"expiring old versions of the table {spec.prefix!r}"):
             return expire_table(table, older_than)
 
     def close(self) -> None:

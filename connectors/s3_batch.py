@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping
+from contextlib import closing
 from typing import Any
 
 from connectors.s3_client import Bucket, Lock, Version, read_lock
@@ -80,8 +81,9 @@ def count_shared_batch(b: Bucket, spec: S3SharedSpec, keys_by_member: Mapping[st
     (``counts["noncurrent_records"]``), in one scan of every version. A Delta Lake or
     Iceberg collection is read through ``table(spec)`` (:mod:`connectors.s3_tables`)."""
     if spec.format in TABLE_FORMATS and table is not None:
-        return count_table_batch(b, spec, table(spec), members_for(spec, keys_by_member),
-                                 union_of(spec, keys_by_member))
+        with closing(table(spec)) as opened:
+            return count_table_batch(b, spec, opened, members_for(spec, keys_by_member),
+                                     union_of(spec, keys_by_member))
     start = time.monotonic()
     members = {m: x for m, x in members_for(spec, keys_by_member).items() if not x.empty}
     evs = {m: b.evidence(spec.name, "count") for m in keys_by_member}
@@ -108,8 +110,9 @@ def erase_shared_batch(b: Bucket, spec: S3SharedSpec, keys_by_member: Mapping[st
     ``table(spec)`` with one delete whose predicate covers every member
     (:mod:`connectors.s3_tables`)."""
     if spec.format in TABLE_FORMATS and table is not None:
-        return erase_table_batch(b, spec, table(spec), members_for(spec, keys_by_member),
-                                 union_of(spec, keys_by_member))
+        with closing(table(spec)) as opened:
+            return erase_table_batch(b, spec, opened, members_for(spec, keys_by_member),
+                                     union_of(spec, keys_by_member))
     start = time.monotonic()
     evs = {m: b.evidence(spec.name, "erase") for m in keys_by_member}
     counts = {m: dict.fromkeys(ERASE_COUNTS, 0) for m in keys_by_member}

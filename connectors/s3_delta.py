@@ -100,6 +100,9 @@ class DeltaLakeTable:
                 "data map", system=b.system, collection=spec.name,
                 code="s3_table_not_found") from None
 
+    def close(self) -> None:
+        """Nothing to release: delta-rs holds no connection between calls."""
+
     def version(self) -> int:
         return int(self.table.version())
 

@@ -88,6 +88,9 @@ class LakeTable(Protocol):
         """Remove versions older than ``older_than`` (never the current one) and the data
         files only they reference."""
 
+    def close(self) -> None:
+        """Release what the table holds open (a catalog's database connections)."""
+
 
 def open_table(b: Bucket, spec: S3SharedSpec, storage: Mapping[str, Any]) -> LakeTable:
     """The table of a ``delta`` or ``iceberg`` collection; ConnectorError when its library
