@@ -1,7 +1,7 @@
 """Iceberg tables as shared collections (connectors.s3_iceberg) against moto's S3 server over
-HTTP, with pyiceberg's SQL catalog on SQLite: one delete per batch, the older snapshots named in
-the evidence, expiry that removes the files only they referenced, and a table elsewhere
-refused."""
+HTTP, with pyiceberg's SQL catalog on SQLite and on PostgreSQL: one delete per batch, the older
+snapshots named in the evidence, expiry that removes the files only they referenced, and a
+table elsewhere refused."""
 
 from __future__ import annotations
 
@@ -63,10 +63,18 @@ def data_emails(s3: Any, bucket: str) -> set[str]:
     return found
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+def catalog_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """The SQL catalog's database: a SQLite file, or a fresh PostgreSQL database."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'catalog.db'}"
+    return str(request.getfixturevalue("postgres_url"))
+
+
 def test_batch_delete_evidence_and_expiry(moto_endpoint: str, s3: Any, make_bucket: Any,
-                                          tmp_path: Path) -> None:
+                                          catalog_url: str) -> None:
     bucket = make_bucket()
-    url = f"sqlite:///{tmp_path / 'catalog.db'}"
+    url = catalog_url
     catalog = make_table(moto_endpoint, bucket, url, [
         [("ann@example.com", 1), ("bob@example.com", 2)],
         [("ANN@Example.com", 3), ("cy@example.com", 4), ("dee@example.com", 5)]])
