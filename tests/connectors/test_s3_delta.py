@@ -230,3 +230,17 @@ def test_a_concurrent_commit_is_a_transient_conflict_and_a_rerun_finishes(
     assert ev.deleted == 2 and ev.remaining == 0
     left = DeltaTable(uri, storage_options=options(moto_endpoint)).to_pyarrow_table()
     assert sorted(left["customer_id"].to_pylist()) == [103]
+
+
+def test_a_partitioned_table_matches_partition_columns_and_others(moto_endpoint: str,
+                                                                  make_bucket: Any) -> None:
+    bucket = make_bucket()
+    uri = f"s3://{bucket}/delta/events"
+    write_deltalake(uri, rows([1, 2, 3, 1, 2], [0, 1, 0, 2, 0]), partition_by=["customer_id"],
+                    storage_options=options(moto_endpoint))
+    conn = open_s3(moto_endpoint, s3_system(bucket, shared=[DELTA]))
+    evidence = conn.erase_shared_batch({"by-id": {"customer_id": frozenset({"101"})},
+                                        "by-email": keys(2)})
+    assert [evidence[m][0].deleted for m in ("by-id", "by-email")] == [2, 2]
+    left = DeltaTable(uri, storage_options=options(moto_endpoint)).to_pyarrow_table()
+    assert left["n"].to_pylist() == [2]
