@@ -6,8 +6,9 @@ allowed. One function makes every change, :func:`dsar.requests.move`, which chec
 writes it with its audit event.
 
 ``TASK_TRANSITIONS`` is a task's (one task per system and action of a request's plan, run by
-the fleet); :func:`workflows.fanout.move_task` makes every change after the task's row exists.
-States are stored as their string values.
+the fleet); :func:`workflows.fanout.move_task` makes every change once the transaction that
+creates the task's row (and may claim it for the planning worker) has committed. States are
+stored as their string values.
 """
 
 from __future__ import annotations

@@ -13,6 +13,7 @@ import pytest
 import sqlalchemy as sa
 
 from dsar.db.models import Request, SharedBatch, SharedBatchMember, Task
+from dsar.lifecycle import TaskState
 from dsar.records import keys as keyring
 from dsar.records.record_bundle import make_bundle
 from dsar.records.verify import verify_bundle
@@ -72,7 +73,7 @@ def run_ready(fleet: Fleet, request_ids: list[str]) -> list[str]:
     try:
         for request_id in request_ids:
             for task in fleet.tasks(request_id):
-                if task["state"] in ("ready", "running"):
+                if task["state"] in (TaskState.READY, TaskState.RUNNING):
                     runner.run_task(fleet.app, task["id"])
     finally:
         observers.pop()
@@ -81,7 +82,7 @@ def run_ready(fleet: Fleet, request_ids: list[str]) -> list[str]:
 
 def settle(fleet: Fleet, request_ids: list[str]) -> None:
     for request_id in request_ids:
-        if all(t["state"] == "done" for t in fleet.tasks(request_id)):
+        if all(t["state"] == TaskState.DONE for t in fleet.tasks(request_id)):
             runner.assemble(fleet.app, request_id)
 
 
@@ -212,7 +213,7 @@ def test_pass_killed_midway_resumes(lake: Any, s3: Any, monkeypatch: pytest.Monk
     monkeypatch.setattr(s3_batch, "_rewrite_batch", real_rewrite)
     clock.now += timedelta(minutes=5)  # the dead worker's task and batch leases run out
     with fleet.app.db.session() as session:
-        assert session.get_one(Task, first).state == "running"
+        assert session.get_one(Task, first).state == TaskState.RUNNING
     outcomes = run_ready(fleet, ids)
     assert outcomes.count("done") == 3, outcomes
     settle(fleet, ids)

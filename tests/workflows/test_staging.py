@@ -15,6 +15,7 @@ from dsar.app import App
 from dsar.bundles.items import RowsBatch, StagedObject
 from dsar.db.models import StagedItem, Task
 from dsar.identities import parse_identities
+from dsar.lifecycle import TaskState
 from workflows import staging
 from workflows.staging import StagingSink, insert_staged, read_staged
 
@@ -33,7 +34,7 @@ def _new_task(app: App) -> tuple[str, int]:
     with app.db.session() as session:
         task_id = session.execute(sa.insert(Task).values(
             request_id=request_id, system="crm", kind="sql", action="collect",
-            state="running", depends_on=[], attempts=1).returning(Task.id)).scalar_one()
+            state=TaskState.RUNNING, depends_on=[], attempts=1).returning(Task.id)).scalar_one()
     return request_id, task_id
 
 
