@@ -61,8 +61,8 @@ class App:
     def from_env(cls, environ: Mapping[str, str] | None = None, *, migrate: bool = True) -> App:
         """Build the context with the settings of ``environ`` (None: the process's
         environment); connectors still read the process's environment unless
-        :attr:`environ` is set. In the embedded default the schema is upgraded automatically (a single local file, nobody
-        else using it); elsewhere ``dsar db upgrade`` does it."""
+        :attr:`environ` is set. In the embedded default the schema is upgraded automatically
+        (a single local file, nobody else using it); elsewhere ``dsar db upgrade`` does it."""
         settings = Settings.from_env(environ)
         keys = Keys.load(settings.master_key, settings.data_dir, settings.master_key_file)
         db = state_db(settings.database_url, fast_path=settings.sql_fast_path)
