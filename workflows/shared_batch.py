@@ -232,11 +232,6 @@ def _pass(app: App, batch_id: str, attempt: int, connector: Any) -> None:
     for member, evidence in erased.items():
         merged = _merge_precount(ConnectorResult(evidence=evidence), precounts[member] or {})
         for item in merged.evidence:
-            # records an interrupted pass already removed were deleted too; _merge_precount
-            # credits them to ``deleted`` only for actions named delete/mask, and S3's is erase
-            if item.action == "erase" and item.counts.get("erased_by_earlier_attempt"):
-                item.deleted += item.counts["erased_by_earlier_attempt"]
-                item.counts["records_redacted"] = item.deleted
             item.counts.update(batch=batch_id, batch_size=size,  # type: ignore[dict-item]
                                batch_others=size - 1)
         shares[member] = [item.to_dict() for item in merged.evidence]

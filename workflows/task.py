@@ -175,8 +175,10 @@ def _merge_precount(result: ConnectorResult, precount: dict[str, int]) -> Connec
             item.counts["erased_by_earlier_attempt"] = earlier
             if item.action == "mask":
                 item.masked += earlier
-            elif item.action == "delete":
+            elif item.action in ("delete", "erase"):
                 item.deleted += earlier
+                if "records_redacted" in item.counts:  # S3's erase keeps its own tally too
+                    item.counts["records_redacted"] = item.deleted
             item.found = before
         merged.append(item)
     result.evidence = merged
