@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import getpass
 import inspect
-import os
 import sys
 from importlib import import_module
 from typing import Any
@@ -23,6 +22,7 @@ from click.exceptions import NoArgsIsHelpError
 
 from dsar import __version__
 from dsar.errors import DsarError
+from dsar.settings import raw_setting
 from interfaces.commands import exits
 
 #: Every command: its name, and the module of interfaces.commands and the attribute that define it.
@@ -172,7 +172,7 @@ def _fail(ctx: click.Context, line: str, problem: str, fix: str | None, code: in
 
 def _default_actor() -> str:
     try:
-        return os.environ.get("DSAR_ACTOR") or getpass.getuser()
+        return raw_setting("actor") or getpass.getuser()
     except (KeyError, OSError):
         return "unknown"
 

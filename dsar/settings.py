@@ -120,6 +120,16 @@ def env_name(field_name: str) -> str:
     return "DSAR_DATAMAP" if field_name == "datamap_path" else f"DSAR_{field_name.upper()}"
 
 
+def raw_setting(field_name: str, environ: Mapping[str, str] | None = None) -> str | None:
+    """The unchecked text of one :class:`Settings` field's variable (None when unset or
+    empty), for a default that must not fail on another setting, such as the command line's
+    ``--actor``. Everything else reads :meth:`Settings.from_env`."""
+    if field_name not in {f.name for f in fields(Settings)}:
+        raise KeyError(field_name)
+    env = os.environ if environ is None else environ
+    return (env.get(env_name(field_name)) or "").strip() or None
+
+
 @dataclass(frozen=True)
 class Settings:
     """The effective configuration. Build it with :meth:`from_env`."""

@@ -16,6 +16,7 @@ from rich.table import Table
 from dsar.datamap.findings import Finding
 from dsar.datamap.loader import load_datamap
 from dsar.errors import InvalidInput
+from dsar.settings import raw_setting
 from interfaces.commands.output import console, json_option, print_json, table
 
 DATAMAP_HELP = "The data map file. Default: the DSAR_DATAMAP environment variable."
@@ -30,7 +31,7 @@ def _write(text: str, output: str | None) -> None:
 
 
 def _datamap_path(path: str | None) -> str:
-    path = path or os.environ.get("DSAR_DATAMAP")
+    path = path or raw_setting("datamap_path")
     if not path:
         raise InvalidInput("no data map given", "pass --datamap FILE or set DSAR_DATAMAP")
     return path
