@@ -227,7 +227,15 @@ def test_the_documented_vendor_format_is_valid() -> None:
     from dsar.datamap.loader import parse_datamap
 
     datamap = parse_datamap("systems:\n" + blocks[0], "docs/saas.md")
-    assert [s.vendor for s in datamap.systems] == ["stripe", "mailchimp"]  # type: ignore[union-attr]
+    vendors = [s.vendor for s in datamap.systems]  # type: ignore[union-attr]
+    assert vendors == ["stripe", "mailchimp", "segment"]
+    import yaml
+
+    from connectors.saas.definition import Erase
+
+    (job,) = [b for b in blocks if "job:" in b and "regulateId" in b]  # the jobs example
+    erase = Erase.model_validate(yaml.safe_load(job)["erase"])
+    assert erase.job is not None and erase.job.done == ["FINISHED"]
 
 
 # -- where the account is, and writes ---------------------------------------------------------
