@@ -144,7 +144,7 @@ class SaaSKind(SystemKind):
         """The vendor definition's resource ``collection``: its ``label`` and ``category`` name
         SaaS data in bundles and records like a table's; None when the vendor cannot be read
         (``datamap check`` says why)."""
-        from connectors.saas.definition import load_definition
+        from connectors.saas.loading import load_definition
         from connectors.saas.plugins import definition_for
         from dsar.errors import DsarError
 

@@ -38,7 +38,8 @@ from connectors.base import (
     register,
 )
 from connectors.saas import jobs
-from connectors.saas.definition import Given, RateLimit, Resource, load_definition
+from connectors.saas.definition import Given, RateLimit, Resource
+from connectors.saas.loading import load_definition
 from connectors.saas.plugins import definition_for
 from connectors.saas.runtime import VendorClient
 from connectors.saas.session import open_client

@@ -12,12 +12,8 @@ from functools import cache
 from importlib.metadata import EntryPoint, entry_points
 from pathlib import Path
 
-from connectors.saas.definition import (
-    VendorDefinition,
-    known_vendors,
-    parse_definition,
-    vendor_definition,
-)
+from connectors.saas.definition import VendorDefinition
+from connectors.saas.loading import known_vendors, parse_definition, vendor_definition
 from dsar.errors import DataMapError
 
 VENDOR_GROUP = "dsar.saas_vendors"

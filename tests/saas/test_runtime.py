@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from connectors.base import ConnectorContext
 from connectors.saas.connector import SaaSConnector
-from connectors.saas.definition import known_vendors, parse_definition, vendor_definition
+from connectors.saas.loading import known_vendors, parse_definition, vendor_definition
 from connectors.saas.paging import render
 from connectors.saas.ratelimit import AccountLimiter, storage_url
 from connectors.saas.runtime import wait_from_headers

@@ -18,7 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from simple_salesforce import Salesforce
 
-from connectors.saas.definition import parse_definition
+from connectors.saas.loading import parse_definition
 from dsar.errors import ConnectorError, DataMapError
 from interfaces.demo.emulators.mailchimp import subscriber_hash
 from tests.saas.harness import Harness, RecordingSink, make_harness
