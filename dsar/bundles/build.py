@@ -3,8 +3,8 @@
 Steps: read the items once into an encrypted spool (:mod:`dsar.bundles.spool`), write the
 sidecar (:mod:`dsar.bundles.sidecar`), stream the zip (:mod:`dsar.bundles.zip_stream`) through
 SHA-256 and our AEAD (:mod:`dsar.bundles.aead`) into the store, complete the sidecar, delete the
-spool. Memory stays
-flat in the size of the data; temporary disk use is about the size of the staged data.
+spool. Memory stays flat in the size of the data; temporary disk use is about the size of the
+staged data.
 """
 
 from __future__ import annotations

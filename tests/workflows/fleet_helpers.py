@@ -15,9 +15,8 @@ import signal
 import subprocess
 import sys
 import time
-import uuid
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager, suppress
+from collections.abc import Callable, Mapping
+from contextlib import suppress
 from pathlib import Path
 from typing import Any
 
@@ -36,44 +35,11 @@ CUSTOMER = "luisg@embraer.com.br"  # Chinook customer 1: 7 invoices, 38 invoice 
 SYSTEMS = ("shop_a", "shop_b", "shop_c", "shop_d")
 
 
-def rabbitmqctl(*args: str) -> str:
-    done = subprocess.run(["rabbitmqctl", *args], capture_output=True, text=True, timeout=60)
-    if done.returncode != 0:
-        raise RuntimeError(f"rabbitmqctl {' '.join(args)} failed: {done.stderr.strip()}")
-    return done.stdout
-
-
-@contextmanager
-def rabbit_vhost() -> Iterator[str]:
-    """A fresh RabbitMQ virtual host for guest; yields its amqp:// URL."""
-    services.require_port("RabbitMQ", "127.0.0.1", 5672)
-    name = f"dsar_test_{uuid.uuid4().hex[:10]}"
-    rabbitmqctl("add_vhost", name)
-    try:
-        rabbitmqctl("set_permissions", "-p", name, "guest", ".*", ".*", ".*")
-        yield f"amqp://guest:guest@127.0.0.1:5672/{name}"
-    finally:
-        rabbitmqctl("delete_vhost", name)
-
-
-@contextmanager
-def redis_db() -> Iterator[str]:
-    """A Redis database number nobody else is using (claimed with a marker key); flushed after."""
-    import redis
-
-    services.require_port("Redis", "127.0.0.1", 6379)
-    token = uuid.uuid4().hex
-    for number in range(15, 0, -1):
-        client = redis.Redis(host="127.0.0.1", port=6379, db=number)
-        if client.dbsize() == 0 and client.set("dsar_test_claim", token, nx=True, ex=3600):
-            try:
-                yield f"redis://127.0.0.1:6379/{number}"
-            finally:
-                client.flushdb()
-                client.close()
-            return
-        client.close()
-    raise RuntimeError("no free Redis database number (1-15) for the test; flush stale ones")
+# One home for the test services' helpers (tests/services.py, which honours DSAR_TEST_*_URL);
+# the names the fleet tests use stay.
+rabbitmqctl = services.rabbitmqctl
+rabbit_vhost = services.rabbitmq_vhost
+redis_db = services.redis_database
 
 
 def wait_until(check: Callable[[], Any], timeout: float, what: str, poll: float = 0.1) -> Any:
