@@ -9,7 +9,7 @@ Two tiers, chosen with markers:
   on a closed port, in a network namespace of its own (``unshare -rn``; the command is in
   README).
 
-Nobody marks a test by hand. :func:`pytest_collection_modifyitems` marks it from what it uses:
+A test is marked from what it uses, by :func:`pytest_collection_modifyitems`:
 
 * a fixture of :data:`SERVICE_FIXTURES`, directly or through other fixtures (pytest gives a
   test the closure of its fixtures), marks it with that service;
@@ -18,8 +18,10 @@ Nobody marks a test by hand. :func:`pytest_collection_modifyitems` marks it from
   parameter names (:data:`BACKEND_PARAMS`); the ``sqlite`` and ``memory`` ones stay fast;
 * every service marker adds ``services``.
 
-So a new test that needs a service must reach it through one of these fixtures (or a fixture
-built on one), never by calling tests/services.py from its body.
+A new test that needs a service reaches it through one of these fixtures (or a fixture built
+on one), never by calling tests/services.py from its body. Some fleet tests in
+tests/workflows/ still open a virtual host or a Redis database in their body and carry the
+service's marker by hand; the hook adds ``services`` to those too.
 """
 
 from __future__ import annotations
