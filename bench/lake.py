@@ -20,7 +20,8 @@ come from each run's own boto3 client; peak memory is the process's peak residen
 (``VmHWM`` after ``clear_refs``) during the run, so it includes pyarrow's buffers. The
 issue asks for 2 GB of each (``--mb 2048 --files 8``, about half an hour on a shared 2-core
 machine); the default of 200 MB runs in a few minutes. The table's last column is each
-run's time over the baseline pass of its format.
+run's time over the baseline pass of its format (with ``--paired``, over the baseline pass run
+just before it, for a machine whose load drifts during the run).
 """
 
 from __future__ import annotations
@@ -168,6 +169,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--files", type=int, default=4, help="objects per format (default 4)")
     parser.add_argument("--k", default="1,10,100", help="people per erasure (default 1,10,100)")
     parser.add_argument("--formats", default="jsonl,parquet", help="jsonl,parquet")
+    parser.add_argument("--paired", action="store_true",
+                        help="a baseline pass just before each K's run, the ratio against it "
+                             "(for a machine whose load drifts; costs one pass per K)")
     args = parser.parse_args(argv)
     ks = [int(k) for k in args.k.split(",")]
     os.environ.update(DUMMY_ENV)
@@ -195,18 +199,25 @@ def main(argv: list[str] | None = None) -> int:
                     s3.copy_object(Bucket=BUCKET, Key=key,
                                    CopySource={"Bucket": BUCKET, "Key": f"pristine/{key}"})
 
-            restore()
-            plain = client(server.url)
-            plain_traffic = Traffic(plain)
-            gone = {email((j * 7919 + 13) % POPULATION) for j in range(max(ks))}
-            run = plain_jsonl if fmt == "jsonl" else plain_parquet
-            seconds, peak = measure(lambda r=run, p=plain, g=gone, ks=keys: r(p, ks, g))
-            baseline = seconds
-            rows.append((fmt, max(ks), "plain boto3 + pyarrow/json", total, seconds,
-                         plain_traffic, peak, None, 1.0))
-            print(f"  baseline pass: {seconds:.1f} s, {plain_traffic.read / 1e6:.0f} MB read, "
-                  f"{plain_traffic.written / 1e6:.0f} MB written, peak RSS {peak} MiB", flush=True)
+            def plain_pass(k: int, keys: list[str] = keys, fmt: str = fmt,
+                           total: int = total) -> float:
+                restore()
+                plain = client(server.url)
+                plain_traffic = Traffic(plain)
+                gone = {email((j * 7919 + 13) % POPULATION) for j in range(k)}
+                run = plain_jsonl if fmt == "jsonl" else plain_parquet
+                seconds, peak = measure(lambda: run(plain, keys, gone))
+                rows.append((fmt, k, "plain boto3 + pyarrow/json", total, seconds,
+                             plain_traffic, peak, None, 1.0))
+                print(f"  baseline pass: {seconds:.1f} s, {plain_traffic.read / 1e6:.0f} MB "
+                      f"read, {plain_traffic.written / 1e6:.0f} MB written, peak RSS {peak} MiB",
+                      flush=True)
+                return seconds
+
+            baseline = 0.0 if args.paired else plain_pass(max(ks))
             for k in ks:
+                if args.paired:
+                    baseline = plain_pass(k)
                 people = [(j * 7919 + 13) % POPULATION for j in range(k)]
                 members = {str(p): {"email": frozenset({email(p)})} for p in people}
                 restore()
