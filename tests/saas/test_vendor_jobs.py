@@ -166,3 +166,18 @@ def test_hubspot_phone_search_pages() -> None:
         assert em.log.count(("POST", "/crm/v3/objects/contacts/search")) == 3
     finally:
         harness.emulator.stop()
+
+
+def test_a_job_settles_when_all_resources_are_one_collection(vendor: Harness) -> None:
+    expected = sum(vendor.seed(SUBJECT).values())
+    delay_jobs(vendor, HOUR)
+    with vendor.connector(vendor.system(resources=[])) as conn:
+        submitted = conn.erase(KEYS)
+        (job,) = submitted.jobs
+        vendor.emulator.advance(HOUR + 1)  # type: ignore[attr-defined]
+        final = conn.settle(KEYS, submitted.evidence,
+                            [(job, conn.poll_job(job.resource, job.job_id))])
+    (ev,) = final.evidence
+    assert (ev.collection, ev.found, ev.deleted, ev.remaining) == (
+        vendor.vendor, expected, expected, 0)
+    assert ev.counts["vendor_job"] == job.reference and vendor.holds(SUBJECT) == 0
