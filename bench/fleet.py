@@ -334,34 +334,33 @@ def print_table(rounds: list[list[Row]], n: int, customers: int) -> None:
         print(line)
 
 
-#: The aims of the fleet on two cores: requests per second, and the most the fleet may lag the
-#: plain loop (plain loop's requests per second over the best fleet run's).
+#: The aims of the fleet on two cores, in requests per second. Whole requests through the
+#: fleet must also be at least as fast as the same requests run without queues (the request
+#: loop); the plain loop (the connector alone) is shown for scale only, it is not an aim.
 AIMS = {"access": 100.0, "erasure": 50.0}
-AIM_RATIO = 2.0
 
 
 def print_aims(rounds: list[list[Row]]) -> None:
-    """Per kind: the best fleet run (by median) against its aim, how far it lags the plain
-    loop measured in the same invocation (the figure that carries from machine to machine),
-    and how it compares with the request loop: what queues and fan-out cost or buy."""
+    """Per kind: the best fleet run (by median) against its aim, and against the request loop
+    measured in the same invocation (the same whole requests without queues: what queues and
+    fan-out cost or buy, the figure that carries from machine to machine)."""
     medians = {same[0].name: statistics.median(r.rate for r in same)
                for same in zip(*rounds, strict=True)}
     for kind, aim in AIMS.items():
         fleets = {name: rate for name, rate in medians.items()
                   if name.startswith(f"{kind}: fleet")}
-        plain = medians.get(f"{kind}: plain loop (connector only)")
-        if not fleets or plain is None:
+        if not fleets:
             continue
         best_name, best = max(fleets.items(), key=lambda item: item[1])
-        ratio = plain / best
         whole = medians.get(f"{kind}: request loop (no queues)")
+        plain = medians.get(f"{kind}: plain loop (connector only)")
         print(f"{kind}: best fleet {best:.1f} req/s ({best_name.split(': ', 1)[1]}), "
-              f"{'at or above' if best >= aim else 'below'} the aim of {aim:.0f}; "
-              f"the plain loop is {ratio:.1f}x faster "
-              f"({'within' if ratio <= AIM_RATIO else 'outside'} the aim of "
-              f"{AIM_RATIO:.0f}x)"
-              + ("" if not whole else f"; the fleet does whole requests {best / whole:.1f}x "
-                 "as fast as the request loop (the same work without queues)"))
+              f"{'at or above' if best >= aim else 'below'} the aim of {aim:.0f}"
+              + ("" if not whole else
+                 f"; whole requests {best / whole:.2f}x as fast as the request loop "
+                 f"({'not slower' if best >= whole else 'SLOWER'} than the same work "
+                 "without queues)")
+              + ("" if not plain else f"; the connector alone runs {plain:.0f} req/s"))
 
 
 def main(argv: list[str] | None = None) -> None:
