@@ -16,7 +16,14 @@ A test is marked from what it uses, by :func:`pytest_collection_modifyitems`:
 * a fixture parametrized over backends (``params=["sqlite", "postgresql", "mariadb"]``, or
   ``["amqp", "redis", "memory"]``) marks each parameter's test with the service that
   parameter names (:data:`BACKEND_PARAMS`); the ``sqlite`` and ``memory`` ones stay fast;
-* every service marker adds ``services``.
+* every service marker adds ``services``;
+* a fixture of :data:`SLOW_FIXTURES` (the whole demo) marks it ``slow``, like the tests that
+  start the command line in a subprocess or wait out a vendor's rate limit, marked by hand.
+
+``--fast`` makes the fast tier fast: ``pytest -m "not services" --fast`` deselects the
+``slow`` tests and runs every hypothesis property test with at most :data:`FAST_EXAMPLES`
+examples and no deadline (hypothesis profile ``fast``). Without it, every property test runs
+the examples its ``@settings`` asks for.
 
 A new test that needs a service reaches it through one of these fixtures (or a fixture built
 on one), never by calling tests/services.py from its body. Some fleet tests in
@@ -31,6 +38,7 @@ import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
+import hypothesis
 import pytest
 
 from tests import services
@@ -66,6 +74,10 @@ BACKEND_PARAMS: dict[str, str] = {
     "rabbitmq": "rabbitmq",
     "redis": "redis",
 }
+#: Fixtures whose tests take seconds each (the whole demo): ``--fast`` leaves them out.
+SLOW_FIXTURES = frozenset({"demo_run"})
+#: The most examples a property test runs under ``--fast``.
+FAST_EXAMPLES = 10
 SERVICE_MARKERS = ("postgres", "mariadb", "redis", "rabbitmq", "moto", "smtp", "browser")
 
 
@@ -81,14 +93,52 @@ def services_needed(item: pytest.Item) -> set[str]:
     return needed
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Mark each test with the services it needs, and with ``services`` if any."""
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--fast", action="store_true",
+        help="the fast tier's budget: leave out tests marked slow and run each hypothesis "
+             f"property test with at most {FAST_EXAMPLES} examples and no deadline "
+             '(use with -m "not services")')
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    hypothesis.settings.register_profile("fast", max_examples=FAST_EXAMPLES, deadline=None)
+    if config.getoption("--fast"):
+        hypothesis.settings.load_profile("fast")
+
+
+def cap_examples(item: pytest.Item) -> None:
+    """Run ``item``'s property test with at most :data:`FAST_EXAMPLES` examples, no deadline.
+
+    An explicit ``@settings(max_examples=N)`` outranks any profile, so the cap is applied to
+    the settings hypothesis keeps on the test function (its one place for them)."""
+    test = getattr(item, "obj", None)
+    if not getattr(test, "is_hypothesis_test", False):
+        return
+    current = test._hypothesis_internal_use_settings
+    test._hypothesis_internal_use_settings = hypothesis.settings(
+        current, max_examples=min(current.max_examples, FAST_EXAMPLES), deadline=None)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark each test with the services it needs (and ``services`` if any) and ``slow`` if it
+    uses a slow fixture; under ``--fast``, leave out the slow tests and cap the property tests."""
     for item in items:
         needed = services_needed(item)
         for marker in sorted(needed):
             item.add_marker(marker)
         if needed:
             item.add_marker("services")
+        if SLOW_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker("slow")
+    if not config.getoption("--fast"):
+        return
+    slow = [item for item in items if item.get_closest_marker("slow")]
+    if slow:
+        config.hook.pytest_deselected(items=slow)
+        items[:] = [item for item in items if not item.get_closest_marker("slow")]
+    for item in items:
+        cap_examples(item)
 
 
 @pytest.fixture(scope="session")

@@ -89,6 +89,7 @@ def test_many_pages(vendor: Harness) -> None:
     assert vendor.holds(SUBJECT) == 0
 
 
+@pytest.mark.slow  # waits out the emulator's rate-limit window
 def test_a_429_storm_is_waited_out(vendor: Harness) -> None:
     expected = vendor.seed(SUBJECT)
     # a window smaller than the count's calls (Zendesk counts in two)

@@ -33,6 +33,7 @@ def one_line(result: subprocess.CompletedProcess[str], code: int, *needles: str)
     return lines[0]
 
 
+@pytest.mark.slow  # a subprocess per case
 @pytest.mark.parametrize(("url", "code", "needles"), [
     ("not a url", 2, ("DSAR_DATABASE_URL is not a database URL", "postgresql+psycopg://")),
     ("mysql+nosuchdriver://u@h/d", 2, ("'mysql+nosuchdriver'", "cannot load")),
@@ -55,6 +56,7 @@ def test_bad_state_database_url_is_one_line(tmp_path: Path, url: str, code: int,
     assert '"error"' in json_out.stdout and PASSWORD not in json_out.stdout
 
 
+@pytest.mark.slow  # a subprocess per case
 @pytest.mark.parametrize("url", ["kafka://broker:9092", f"amqp+x://u:{PASSWORD}@h/",
                                  f"u:{PASSWORD}@rabbit:5672"])
 def test_unknown_broker_scheme_is_one_line(tmp_path: Path, url: str) -> None:

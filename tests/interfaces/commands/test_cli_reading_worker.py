@@ -11,6 +11,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from tests.chinook import chinook_map, copy_sqlite
 
 REPO = Path(__file__).resolve().parents[3]
@@ -32,6 +34,7 @@ def wait_for_line(path: Path, pattern: str, timeout: float = 90) -> str:
     raise AssertionError(f"no line matching {pattern!r} in:\n{path.read_text()}")
 
 
+@pytest.mark.slow  # starts a worker subprocess
 def test_in_process_worker_says_what_it_does(tmp_path: Path, chinook_dir: Path) -> None:
     datamap = tmp_path / "datamap.yaml"
     datamap.write_text(chinook_map("sqlite"))
