@@ -1,8 +1,8 @@
 """Benchmark: SaaS erasures under a vendor rate limit, and a subject with many pages.
 
 ``python -m bench.saas [--requests 500] [--calls 100] [--window 10] [--workers 2]
-[--objects 10000]`` starts the Stripe emulator (tests/saas) on 127.0.0.1 limited to ``--calls``
-per ``--window`` seconds (a 429 with ``Retry-After`` beyond that), then:
+[--objects 10000]`` starts the Stripe emulator (interfaces/demo/emulators) on 127.0.0.1
+limited to ``--calls`` per ``--window`` seconds (a 429 with ``Retry-After`` beyond that), then:
 
 1. **Erasures under the limit.** ``--workers`` processes share ``--requests`` subjects and run
    each subject's erasure as a worker task does (:meth:`Connector.erase_counted`: a count, then

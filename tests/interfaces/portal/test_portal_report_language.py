@@ -18,7 +18,7 @@ from dsar.bundles import BundleMeta, RowsBatch, build_bundle, issue_link, open_d
 from dsar.bundles.labels import LABELS, category_label, localise
 from dsar.locale import translations
 from interfaces.portal import make_portal
-from tests.bundles.conftest import customer_rows, datamap, key, local_store, now, secret
+from tests.dsar.bundles.conftest import customer_rows, datamap, key, local_store, now, secret
 from tests.interfaces.portal.conftest import Inbox
 from tests.interfaces.portal.test_portal_flow import csrf
 from tests.workflows.fleet_helpers import CUSTOMER, Fleet, several_chinooks, wait_until

@@ -28,7 +28,7 @@ from dsar.bundles.report_html import human_size
 from dsar.db.models import Bundle
 from dsar.locale import LANGUAGES, format_size
 from interfaces.portal import make_portal
-from tests.bundles.conftest import customer_rows, datamap, key, local_store, now, secret
+from tests.dsar.bundles.conftest import customer_rows, datamap, key, local_store, now, secret
 from tests.interfaces.portal.test_portal_downloads import completed, new_link
 
 __all__ = ["completed", "datamap", "key", "local_store", "now", "secret"]  # fixtures

@@ -21,9 +21,9 @@ from simple_salesforce import Salesforce
 from connectors.saas.loading import parse_definition
 from dsar.errors import ConnectorError, DataMapError
 from interfaces.demo.emulators.mailchimp import subscriber_hash
-from tests.saas.harness import Harness, RecordingSink, make_harness
-from tests.saas.harness_vendors import HARNESSES
-from tests.saas.salesforce_emulator import RECYCLE_DAYS
+from tests.connectors.saas.harness import Harness, RecordingSink, make_harness
+from tests.connectors.saas.harness_vendors import HARNESSES
+from tests.connectors.saas.salesforce_emulator import RECYCLE_DAYS
 
 SUBJECT = "jenny.rosen@example.com"
 BYSTANDER = "max.mustermann@example.com"

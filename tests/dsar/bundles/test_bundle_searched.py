@@ -17,7 +17,7 @@ from dsar.bundles import BundleMeta, RowsBatch, build_bundle, open_store
 from dsar.bundles.aead import decrypt_stream
 from dsar.bundles.reader import check_manifest, collection, load_data
 from dsar.db.models import Bundle
-from tests.bundles.test_bundle_build import _download
+from tests.dsar.bundles.test_bundle_build import _download
 from tests.workflows.fleet_helpers import Fleet
 from workflows.assembly import searched_collections
 from workflows.runtime import InProcessFleet, wait_for

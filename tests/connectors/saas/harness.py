@@ -17,7 +17,7 @@ from dsar.datamap.schema import SaaSSystem
 from interfaces.demo.emulators.mailchimp import MailchimpEmulator, subscriber_hash
 from interfaces.demo.emulators.server import Emulator
 from interfaces.demo.emulators.stripe import StripeEmulator
-from tests.saas.hubspot_emulator import HubSpotEmulator
+from tests.connectors.saas.hubspot_emulator import HubSpotEmulator
 
 HASH_KEY = b"k" * 32
 FAST = {"calls": 100_000, "seconds": 1}

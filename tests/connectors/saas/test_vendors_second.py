@@ -10,9 +10,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.saas.harness import Harness
-from tests.saas.harness_vendors import HARNESSES
-from tests.saas.salesforce_emulator import parse_soql
+from tests.connectors.saas.harness import Harness
+from tests.connectors.saas.harness_vendors import HARNESSES
+from tests.connectors.saas.salesforce_emulator import parse_soql
 
 BYSTANDER = "max.mustermann@example.com"
 

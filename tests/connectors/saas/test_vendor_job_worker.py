@@ -16,7 +16,7 @@ from dsar.db.models import Request, Task, VendorJob
 from dsar.records import keys as keyring
 from dsar.records.record_bundle import make_bundle
 from dsar.records.verify import verify_bundle
-from tests.saas.harness_vendors import JOB_HARNESSES, delay_jobs
+from tests.connectors.saas.harness_vendors import JOB_HARNESSES, delay_jobs
 from tests.workflows.fleet_helpers import Fleet, wait_until
 
 SUBJECT = "jenny.rosen@example.com"

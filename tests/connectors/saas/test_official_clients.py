@@ -131,7 +131,7 @@ def test_hubspot_client_reads_searches_and_gdpr_deletes() -> None:
         SimplePublicObjectInputForCreate,
     )
 
-    from tests.saas.hubspot_emulator import HubSpotEmulator
+    from tests.connectors.saas.hubspot_emulator import HubSpotEmulator
 
     emulator = HubSpotEmulator("pat-eu1-official")
     url = emulator.start()

@@ -26,9 +26,9 @@ from dsar.bundles.reader import collection, csv_rows, load_data
 from dsar.bundles.reader import json_rows as decoded_rows
 from dsar.bundles.values import decode, encode, kind_of
 from dsar.datamap.loader import parse_datamap
-from tests.bundles.test_bundle_build import _download
 from tests.connectors.sql_dialects import DIALECTS, filled_database, sql_connector
 from tests.connectors.test_sql_chinook import ListSink
+from tests.dsar.bundles.test_bundle_build import _download
 from workflows.staging import dumps, loads
 
 MD = sa.MetaData()

@@ -11,7 +11,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from cli import main
-from tests.saas.harness import Harness, make_harness
+from tests.connectors.saas.harness import Harness, make_harness
 
 SUBJECT = "jenny.rosen@example.com"
 MAP = """

@@ -16,9 +16,9 @@ from hypothesis import strategies as st
 from dsar.bundles import BundleMeta, RowsBatch, build_bundle, issue_link, open_download
 from dsar.bundles.cells import MAX_ITEMS, CellFormat
 from dsar.bundles.report_html import SCHEMA
-from tests.bundles.conftest import customer_rows, invoice_rows
+from tests.dsar.bundles.conftest import customer_rows, invoice_rows
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 
 
 def _bundle(datamap, store, key, secret, now, items, **meta) -> zipfile.ZipFile:

@@ -14,8 +14,8 @@ from collections.abc import Iterator
 import pytest
 
 from dsar.errors import ConnectorError
-from tests.saas.harness import Harness, RecordingSink, make_harness
-from tests.saas.harness_vendors import HARNESSES
+from tests.connectors.saas.harness import Harness, RecordingSink, make_harness
+from tests.connectors.saas.harness_vendors import HARNESSES
 
 SUBJECT = "jenny.rosen@example.com"
 BYSTANDER = "max.mustermann@example.com"
@@ -198,7 +198,7 @@ def test_stripe_finds_another_capitalisation_and_never_a_deleted_hit() -> None:
 
 @pytest.fixture
 def write_only() -> Iterator[Harness]:
-    from tests.saas.harness_vendors import _segment
+    from tests.connectors.saas.harness_vendors import _segment
 
     harness = _segment()
     yield harness

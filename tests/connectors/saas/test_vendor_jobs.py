@@ -10,8 +10,8 @@ from collections.abc import Iterator
 import pytest
 
 from dsar.errors import ConnectorError
-from tests.saas.harness import Harness, RecordingSink
-from tests.saas.harness_vendors import JOB_HARNESSES, _segment, delay_jobs
+from tests.connectors.saas.harness import Harness, RecordingSink
+from tests.connectors.saas.harness_vendors import JOB_HARNESSES, _segment, delay_jobs
 
 SUBJECT = "jenny.rosen@example.com"
 BYSTANDER = "max.mustermann@example.com"

@@ -25,7 +25,7 @@ from dsar.records import signing
 from dsar.records.record_bundle import make_bundle
 from dsar.settings import Settings
 
-SCRIPT = Path(__file__).resolve().parents[2] / "docs" / "verify_record.py"
+SCRIPT = Path(__file__).resolve().parents[3] / "docs" / "verify_record.py"
 
 
 def _run(*args: Path) -> subprocess.CompletedProcess[str]:

@@ -3,7 +3,7 @@ screenshots at desktop width and at 390 px go to ``test-artifacts/`` (git-ignore
 to look at, and neither page scrolls sideways on a 390 or 320 px wide phone.
 
 Chromium is required: without it these tests fail with the command to install it, they never
-skip (see tests/bundles/test_bundle_report_browser.py).
+skip (see tests/dsar/bundles/test_bundle_report_browser.py).
 """
 
 from __future__ import annotations
@@ -21,11 +21,11 @@ from test_records_record_setup import complete_request, make_app
 from test_records_report import _scenario
 
 from dsar.app import App
-from tests.bundles.test_bundle_report_browser import FLAGS, chromium
+from tests.dsar.bundles.test_bundle_report_browser import FLAGS, chromium
 
 pytestmark = pytest.mark.usefixtures("chromium")  # marks them `browser`
 
-ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
+ARTIFACTS = Path(__file__).resolve().parents[3] / "test-artifacts"
 #: Written into a copy of the page (the page's own policy forbids scripts): the widths after
 #: layout, and the first elements wider than the window, sent to the frame around it.
 MEASURE = """<script>addEventListener("load", () => {

@@ -24,8 +24,8 @@ from connectors.saas.runtime import wait_from_headers
 from dsar.datamap.schema import SaaSSystem
 from dsar.errors import ConnectorError, DataMapError
 from interfaces.demo.emulators.stripe import StripeEmulator
-from tests.saas.acme_emulator import ACME_YAML, AcmeEmulator
-from tests.saas.harness import RecordingSink
+from tests.connectors.saas.acme_emulator import ACME_YAML, AcmeEmulator
+from tests.connectors.saas.harness import RecordingSink
 from tests.services import REDIS_URL
 
 # -- the format ---------------------------------------------------------------------------------
@@ -220,7 +220,7 @@ def test_a_vendor_retry_after_is_shared(tmp_path: Path) -> None:
 def test_the_documented_vendor_format_is_valid() -> None:
     import re
 
-    doc = (Path(__file__).resolve().parents[2] / "docs" / "saas.md").read_text()
+    doc = (Path(__file__).resolve().parents[3] / "docs" / "saas.md").read_text()
     blocks = re.findall(r"```yaml\n(.*?)```", doc, re.S)
     definition = parse_definition(blocks[1], "docs/saas.md")
     assert set(definition.resources) == {"users", "notes", "tickets", "events"}

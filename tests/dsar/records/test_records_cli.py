@@ -19,7 +19,7 @@ from dsar.app import App
 from interfaces.commands import records as commands
 from interfaces.commands.context import CliState
 
-DOCS = Path(__file__).resolve().parents[2] / "docs"
+DOCS = Path(__file__).resolve().parents[3] / "docs"
 
 
 @click.group(cls=DsarGroup)

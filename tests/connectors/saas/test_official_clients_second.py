@@ -14,8 +14,8 @@ from simple_salesforce.exceptions import SalesforceResourceNotFound
 from zenpy import Zenpy
 from zenpy.lib.exception import APIException
 
-from tests.saas.harness import Harness
-from tests.saas.harness_vendors import HARNESSES
+from tests.connectors.saas.harness import Harness
+from tests.connectors.saas.harness_vendors import HARNESSES
 
 EMAIL = "ada@example.com"
 

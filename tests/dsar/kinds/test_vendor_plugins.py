@@ -16,7 +16,7 @@ from connectors.base import ConnectorContext, open_connector
 from connectors.saas.plugins import all_vendors, definition_for
 from dsar.datamap.schema import SaaSSystem
 from dsar.errors import DataMapError
-from tests.saas.acme_emulator import ACME_YAML, AcmeEmulator
+from tests.connectors.saas.acme_emulator import ACME_YAML, AcmeEmulator
 
 
 @pytest.fixture

@@ -164,5 +164,5 @@ def test_dsar_keys_export_public_and_verify_with_a_key_file(tmp_path: Path) -> N
     env = {**os.environ, "DSAR_DATA_DIR": str(tmp_path / "data"),
            "DSAR_SIGNING_KEY_FILE": str(_secret(tmp_path / "k.pem", pem))}
     out = subprocess.run([sys.executable, "-m", "cli", "keys", "export-public"], env=env,
-                         capture_output=True, text=True, check=True, cwd=Path(__file__).parents[2])
+                         capture_output=True, text=True, check=True, cwd=Path(__file__).parents[3])
     assert "ECDSA P-256" in out.stdout and "BEGIN PUBLIC KEY" in out.stdout

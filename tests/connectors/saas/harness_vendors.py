@@ -1,5 +1,5 @@
 """Harnesses for the vendors of issue #20's second slice (Zendesk, Intercom, Salesforce,
-Segment, Braze): each a :class:`~tests.saas.harness.Harness` that knows how to seed its
+Segment, Braze): each a :class:`~tests.connectors.saas.harness.Harness` that knows how to seed its
 emulator and what that emulator still holds, so the contract suite runs unchanged on them."""
 
 from __future__ import annotations
@@ -7,12 +7,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from tests.saas.braze_emulator import BrazeEmulator
-from tests.saas.harness import Harness
-from tests.saas.intercom_emulator import IntercomEmulator
-from tests.saas.salesforce_emulator import SalesforceEmulator
-from tests.saas.segment_emulator import SegmentEmulator
-from tests.saas.zendesk_emulator import ZendeskEmulator
+from tests.connectors.saas.braze_emulator import BrazeEmulator
+from tests.connectors.saas.harness import Harness
+from tests.connectors.saas.intercom_emulator import IntercomEmulator
+from tests.connectors.saas.salesforce_emulator import SalesforceEmulator
+from tests.connectors.saas.segment_emulator import SegmentEmulator
+from tests.connectors.saas.zendesk_emulator import ZendeskEmulator
 
 
 class ZendeskHarness(Harness):
@@ -147,7 +147,7 @@ HARNESSES: dict[str, Callable[[], Harness]] = {"zendesk": _zendesk, "salesforce"
 
 
 def _hubspot() -> Harness:
-    from tests.saas.harness import make_harness
+    from tests.connectors.saas.harness import make_harness
 
     return make_harness("hubspot")
 

@@ -108,7 +108,7 @@ def test_missing_file_says_how_to_make_one(tmp_path: Path) -> None:
 def test_the_documented_example_is_valid() -> None:
     import re
 
-    doc = (Path(__file__).resolve().parents[2] / "docs" / "datamap.md").read_text()
+    doc = (Path(__file__).resolve().parents[3] / "docs" / "datamap.md").read_text()
     example = re.search(r"```yaml\n(.*?)```", doc, re.S)
     assert example is not None
     dm = parse_datamap(example.group(1), "docs/datamap.md")

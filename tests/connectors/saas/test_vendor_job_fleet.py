@@ -19,8 +19,8 @@ from dsar.records import keys as keyring
 from dsar.records.glance import collection_notes
 from dsar.records.record_bundle import make_bundle
 from dsar.records.verify import verify_bundle
-from tests.saas.harness import Harness
-from tests.saas.harness_vendors import _segment, _zendesk, delay_jobs
+from tests.connectors.saas.harness import Harness
+from tests.connectors.saas.harness_vendors import _segment, _zendesk, delay_jobs
 from tests.workflows.fleet_helpers import Fleet
 from workflows import runner, vendor_jobs
 from workflows.task import TaskObservers
