@@ -11,8 +11,10 @@ the search only has to be sure it never *misses* a line that could match.
 The spellings a line is searched for, per value (strings compare exactly, ``email`` by
 ``casefold``):
 
-- the value's UTF-8 bytes; for ``email`` the search runs on ASCII-lower-cased bytes, so every
-  ASCII case variant is found;
+- the value's UTF-8 bytes; for ``email``, every ASCII case variant of a short part of it
+  (:func:`fragment`: at most five letters, so 32 spellings), searched in the raw bytes; a line
+  with such a hit is a candidate only if, lower-cased, it holds the whole value, so no
+  lower-cased copy of the block is made;
 - any line holding a ``\\u`` escape is a candidate (a writer may escape any character:
   ``ensure_ascii``, Go's ``\\u003c``/``\\u0026``, a ``\\u0041`` nobody writes); if a value
   holds a character JSON writes with a short escape (``"``, ``\\``, ``/``, control
@@ -30,6 +32,7 @@ that cannot is kept as it is, as it would be by any other reader that skips it).
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections.abc import Generator, Iterable, Iterator
 
@@ -45,60 +48,112 @@ ASCII_FOLDS = {
 }
 SHORT_ESCAPED = frozenset('"\\/') | frozenset(chr(c) for c in range(0x20))
 NON_ASCII = re.compile(rb"[\x80-\xff]")
+#: Letters in the part of an ``email`` value searched in every case (2**5 = 32 patterns).
+FRAGMENT_LETTERS = 5
 
 
 class Needles:
     """What to search a block of JSONL for, for a :class:`Matcher`'s values."""
 
     def __init__(self, matcher: Matcher) -> None:
-        forms: set[bytes] = set()
-        self.lower = False  # search ASCII-lower-cased bytes
+        exact: set[bytes] = set()  # a line holding one of these is a candidate
+        folded: set[bytes] = set()  # ASCII-lower-cased ``email`` forms, found by fragment
         self.any_backslash = False  # every line with a backslash is a candidate
         self.non_ascii_lines = False  # every line with a non-ASCII byte is a candidate
         for _path, name, values in matcher.rules:
-            folded = name == "email"
-            self.lower |= folded
             for value in values:
                 self.any_backslash |= any(c in SHORT_ESCAPED for c in value)
-                if folded and not value.isascii():
+                if name != "email":
+                    exact.add(value.encode("utf-8"))
+                elif not value.isascii():
                     self.non_ascii_lines = True
-                    continue
-                forms.add(value.encode("utf-8"))
-                if folded:
-                    forms.update(c.encode() for c, f in ASCII_FOLDS.items() if f in value)
-        if self.lower:
-            forms = {f.lower() for f in forms}
-        self.forms = sorted(f for f in forms if f)
-        # One automaton for every form: ahocorasick_rs searches with SIMD prefilters, and its
-        # non-overlapping matches still report at least one hit on every line holding a form
-        # (a form holds no newline, so a match never hides one on a later line).
+                else:
+                    folded.add(value.lower().encode("ascii"))
+                    exact.update(c.encode() for c, f in ASCII_FOLDS.items() if f in value)
+        exact.discard(b"")
+        folded.discard(b"")
+        self.forms = sorted(exact)
+        self.folded = sorted(folded)
+        fragments = sorted({v for form in self.folded for v in case_variants(fragment(form))})
+        # One automaton over the raw bytes for every exact form and every case variant of
+        # each folded form's fragment (no lower-cased copy of the block). ahocorasick_rs
+        # searches with SIMD prefilters, and its non-overlapping matches still report at least
+        # one hit on every line holding a pattern (a pattern holds no newline, so a match never
+        # hides one on a later line).
+        patterns = self.forms + fragments
         self._automaton = (ahocorasick_rs.BytesAhoCorasick(
-            self.forms, implementation=ahocorasick_rs.Implementation.DFA) if self.forms else None)
+            patterns, implementation=ahocorasick_rs.Implementation.DFA) if patterns else None)
+        # A fragment hit is only a candidate if the line, lower-cased, holds a whole folded
+        # form (or the line holds an exact form the fragment's match may have hidden).
+        self._exact = _automaton(self.forms)
+        self._whole = _automaton(self.folded)
 
-    def hits(self, block: bytes, limit: int) -> list[int]:
-        """Start offsets of the lines in ``block[:limit]`` (whole lines) to parse, sorted."""
+    def hits(self, block: bytes, begin: int, limit: int) -> list[int]:
+        """Start offsets of the lines in ``block[begin:limit]`` (whole lines) to parse, sorted."""
         starts: set[int] = set()
         if self._automaton is not None:
             # Bytes, not a memoryview slice: the binding searches bytes without a copy. A hit
             # past ``limit`` is in the unfinished last line, searched again with the next block.
-            hay = block.lower() if self.lower else block
-            last = -1
-            for _form, begin, _end in self._automaton.find_matches_as_indexes(hay):
-                if begin >= limit:
+            n_exact = len(self.forms)
+            line_end = -1  # end of the line of the last match
+            candidate = False  # whether that line is a candidate
+            for index, start, _end in self._automaton.find_matches_as_indexes(block):
+                if start < begin:
+                    continue
+                if start >= limit:
                     break
-                if begin > last:  # a new line (matches come in order)
-                    start = block.rfind(b"\n", 0, begin) + 1
-                    starts.add(start)
-                    last = _line_end(block, begin) - 1
-        if block.find(b"\\", 0, limit) >= 0:
-            _lines_with(block, b"\\" if self.any_backslash else b"\\u", limit, starts)
+                if start < line_end and candidate:
+                    continue
+                if start >= line_end:  # a new line (matches come in order)
+                    first = block.rfind(b"\n", 0, start) + 1
+                    line_end = _line_end(block, start)
+                    candidate = index < n_exact or self._confirms(block[first:line_end])
+                elif index < n_exact:  # an exact form on a line its fragment hit did not confirm
+                    first, candidate = block.rfind(b"\n", 0, start) + 1, True
+                if candidate:
+                    starts.add(first)
+        if block.find(b"\\", begin, limit) >= 0:
+            _lines_with(block, b"\\" if self.any_backslash else b"\\u", begin, limit, starts)
         if self.non_ascii_lines and not block.isascii():
-            pos = 0
+            pos = begin
             while (m := NON_ASCII.search(block, pos, limit)) is not None:
-                start = block.rfind(b"\n", 0, m.start()) + 1
-                starts.add(start)
+                starts.add(block.rfind(b"\n", 0, m.start()) + 1)
                 pos = _line_end(block, m.start())
         return sorted(starts)
+
+    def _confirms(self, line: bytes) -> bool:
+        return bool(
+            (self._whole is not None and self._whole.find_matches_as_indexes(line.lower()))
+            or (self._exact is not None and self._exact.find_matches_as_indexes(line)))
+
+
+def fragment(form: bytes, letters: int = FRAGMENT_LETTERS) -> bytes:
+    """The longest (then first) part of ``form`` with at most ``letters`` ASCII letters.
+
+    Its case variants are at most ``2 ** letters`` patterns; non-letters lengthen it for free,
+    and the first of equal length is usually in the local part, which is rarer than a domain.
+    """
+    best = form[:0]
+    start = count = 0
+    for end in range(len(form)):
+        count += chr(form[end]).isalpha()
+        while count > letters:
+            count -= chr(form[start]).isalpha()
+            start += 1
+        if end + 1 - start > len(best):
+            best = form[start : end + 1]
+    return best
+
+
+def case_variants(text: bytes) -> list[bytes]:
+    """Every spelling of ``text`` with its ASCII letters in either case."""
+    options = [(bytes([c]).lower(), bytes([c]).upper()) if chr(c).isalpha() else (bytes([c]),)
+               for c in text]
+    return [b"".join(parts) for parts in itertools.product(*options)]
+
+
+def _automaton(patterns: list[bytes]) -> ahocorasick_rs.BytesAhoCorasick | None:
+    return ahocorasick_rs.BytesAhoCorasick(patterns) if patterns else None
 
 
 def _line_end(block: bytes, pos: int) -> int:
@@ -106,8 +161,8 @@ def _line_end(block: bytes, pos: int) -> int:
     return len(block) if end < 0 else end + 1
 
 
-def _lines_with(hay: bytes, needle: bytes, limit: int, starts: set[int]) -> None:
-    pos = hay.find(needle, 0, limit)
+def _lines_with(hay: bytes, needle: bytes, begin: int, limit: int, starts: set[int]) -> None:
+    pos = hay.find(needle, begin, limit)
     while pos >= 0:
         starts.add(hay.rfind(b"\n", 0, pos) + 1)
         pos = hay.find(needle, _line_end(hay, pos), limit)
@@ -118,31 +173,38 @@ def jsonl_candidates(chunks: Iterable[bytes], needles: Needles) -> Iterator[Segm
 
     Concatenating ``raw`` of every segment gives back the stream byte for byte (the contract
     of :mod:`connectors.s3_records`); a filler segment may span many lines and its ``line`` is
-    the first of them. Each block is searched whole; only hit lines are split out and parsed,
-    and newlines are counted once per block.
+    the first of them. Each chunk is searched in place (only the line it shares with the
+    previous chunk is copied); only hit lines are split out and parsed, and newlines are
+    counted once per chunk.
     """
-    pending = b""
+    pending = b""  # the unfinished last line of the previous chunks
     number = 1  # line number of the first line of ``pending``
     for chunk in chunks:
-        data = pending + chunk if pending else chunk
-        cut = data.rfind(b"\n") + 1
-        if not cut:
-            pending = data
-            continue
-        number = yield from _block_segments(data, cut, number, needles)
-        pending = data[cut:]
+        begin = 0
+        if pending:
+            newline = chunk.find(b"\n")
+            if newline < 0:
+                pending += chunk
+                continue
+            begin = newline + 1
+            head = pending + chunk[:begin]
+            number = yield from _block_segments(head, 0, len(head), number, needles)
+        cut = chunk.rfind(b"\n") + 1
+        if cut > begin:
+            number = yield from _block_segments(chunk, begin, cut, number, needles)
+        pending = chunk[cut:]
     if pending:
-        yield from _block_segments(pending, len(pending), number, needles)
+        yield from _block_segments(pending, 0, len(pending), number, needles)
 
 
 def _block_segments(
-    block: bytes, limit: int, number: int, needles: Needles
+    block: bytes, begin: int, limit: int, number: int, needles: Needles
 ) -> Generator[Segment, None, int]:
-    """Segments of ``block[:limit]`` (filler is a memoryview, no copy); returns the number of
-    the line after ``limit``."""
-    done = 0
+    """Segments of ``block[begin:limit]`` (filler is a memoryview, no copy); returns the number
+    of the line after ``limit``."""
+    done = begin
     view = memoryview(block)
-    for start in needles.hits(block, limit):
+    for start in needles.hits(block, begin, limit):
         if start < done:
             continue
         if start > done:

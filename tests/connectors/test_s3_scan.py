@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from connectors.s3_records import Matcher, jsonl_segments
-from connectors.s3_scan import ASCII_FOLDS, Needles, jsonl_candidates
+from connectors.s3_scan import ASCII_FOLDS, Needles, case_variants, fragment, jsonl_candidates
 from tests.s3server import open_s3, s3_system
 
 pytest_plugins = ["tests.s3server"]
@@ -64,17 +64,18 @@ def encode(record: dict[str, Any], style: int) -> bytes:
     return json.dumps(record, separators=(",", ":")).encode()
 
 
-emails = st.from_regex(r"[a-z0-9.&/_+-]{1,8}@(ex|ß|kk|ﬁ|ü)[a-z]{0,3}\.(de|com)", fullmatch=True)
+emails = st.from_regex(r"[a-z0-9.&/_+-]{1,20}@(ex|ß|kk|ﬁ|ü)[a-z]{0,3}\.(de|com)", fullmatch=True)
 
 
 @settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     value=emails, data=st.data(), style=st.integers(0, 3), chunk=st.integers(3, 64),
     others=st.lists(emails, max_size=6), cid=st.integers(0, 99), many=st.booleans(),
+    batch=st.integers(0, 3),
 )
 def test_candidates_find_every_match_of_the_full_parse(
     value: str, data: st.DataObject, style: int, chunk: int, others: list[str], cid: int,
-    many: bool,
+    many: bool, batch: int,
 ) -> None:
     spelled = data.draw(spellings(value))
     lines = [encode({"user": {"email": spelled}, "customer_id": cid + 1000}, style % 3)]
@@ -83,7 +84,8 @@ def test_candidates_find_every_match_of_the_full_parse(
     lines += [encode({"user": [{"email": "n@x.de"}, {"email": spelled}]}, style), b"", b" "]
     order = data.draw(st.permutations(lines))
     blob = b"\n".join(order) + data.draw(st.sampled_from([b"", b"\n"]))
-    keys = {"email": frozenset({value}), "customer_id": frozenset({str(cid)})}
+    # ``batch`` of the other people are looked for too, as in a batched erasure
+    keys = {"email": frozenset({value, *others[:batch]}), "customer_id": frozenset({str(cid)})}
     if many:  # enough needles for the Aho-Corasick path
         keys["name"] = frozenset(f"n{i}" for i in range(8))
     matcher = Matcher(MATCH, keys, dotted=True)
@@ -92,6 +94,39 @@ def test_candidates_find_every_match_of_the_full_parse(
     assert b"".join(seg[1] for seg in fast) == blob
     assert matched(fast, matcher) == matched(full, matcher)
     assert len(matched(full, matcher)) >= 2
+
+
+@given(form=st.from_regex(rb"[a-z0-9@._+-]{0,30}", fullmatch=True), letters=st.integers(1, 6))
+def test_the_fragment_is_the_longest_part_with_few_letters(form: bytes, letters: int) -> None:
+    part = fragment(form, letters)
+    assert part in form
+    assert sum(c.isalpha() for c in part.decode()) <= letters
+    longer = [form[i : i + len(part) + 1] for i in range(len(form) - len(part))]
+    assert all(sum(c.isalpha() for c in w.decode()) > letters for w in longer)
+    variants = case_variants(part)
+    assert len(set(variants)) == 2 ** sum(c.isalpha() for c in part.decode())
+    assert {v.lower() for v in variants} == {part}
+
+
+def test_a_fragment_hit_alone_is_not_a_candidate() -> None:
+    matcher = Matcher(MATCH, {"email": frozenset({"annabelle.smith@x.de"})}, dotted=True)
+    blob = (b'{"user": {"email": "Bob.Smith@x.de"}}\n'  # shares the fragment, not the value
+            b'{"user": {"email": "ANNABELLE.SMITH@X.DE"}}\n')
+    assert fragment(b"annabelle.smith@x.de") in b"bob.smith@x.de"
+    fast = list(jsonl_candidates([blob], Needles(matcher)))
+    assert [(line, rec is not None) for _l, _r, line, rec in fast] == [(1, False), (2, True)]
+
+
+def test_an_exact_value_hidden_by_a_fragment_hit_is_still_found() -> None:
+    # The fragment "ab.cd@x." matches first and the search does not report overlapping
+    # matches, so the exact tag "@X.fr" starting inside it is found by the line's check.
+    matcher = Matcher(MATCH, {"email": frozenset({"ab.cd@x.de"}), "name": frozenset({"@X.fr"})},
+                      dotted=True)
+    assert fragment(b"ab.cd@x.de") == b"ab.cd@x."
+    blob = b'{"tags": ["AB.CD@X.fr"]}\n{"tags": ["ab.cd@x.fr"]}\n'
+    fast = list(jsonl_candidates([blob], Needles(matcher)))
+    assert [(line, rec is not None) for _l, _r, line, rec in fast] == [(1, True), (2, False)]
+    assert matched(fast, matcher) == matched(jsonl_segments([blob]), matcher)
 
 
 def test_escaped_and_exotic_spellings_are_found() -> None:
