@@ -1,6 +1,6 @@
 """Benchmark: scanning shared JSONL files in S3 for one subject.
 
-``python -m bench.s3_scan [--mb 1024] [--files 8]`` starts moto's S3 server on 127.0.0.1,
+``python -m bench.s3_scan [--mb 1024] [--files 8] [--rounds 3]`` starts moto's S3 server on 127.0.0.1,
 uploads ``--mb`` MB of JSONL events split over ``--files`` objects, then in the same run
 measures, over the same objects:
 
@@ -9,14 +9,17 @@ measures, over the same objects:
 - ``connector collect, full parse``: :meth:`S3Connector.collect` for one subject with the
   candidate search and range reads off (``prefilter=False, range_workers=1``: how it scanned
   before), into a sink that drops rows;
-- ``connector collect``: the same with the defaults (candidate search, parallel range reads);
+- ``connector collect``: the same with the defaults (candidate search, read-ahead thread);
 - ``connector collect, 100 subjects' needles``: the candidate search with 100 email values
   (what a batched erasure searches for);
 - ``candidate search in memory``: :func:`connectors.s3_scan.jsonl_candidates` over the first
   object's bytes already in memory, in 1 MiB chunks (for 1 and 100 values): the connector's
   CPU ceiling, without S3 or the socket; its MB/s is of that object's size.
 
-Throughput is from untraced runs; peak memory is a second run under ``tracemalloc`` (Python
+Every method runs ``--rounds`` times, the methods interleaved, and the table gives the median
+seconds and the median over rounds of each method's MB/s as a share of the plain read's in the
+same round (the machine's load moves between rounds; a share compares runs seconds apart).
+Throughput is from untraced runs; peak memory is one more run under ``tracemalloc`` (Python
 allocations of this process; the moto server runs in its own process).
 """
 
@@ -25,6 +28,7 @@ from __future__ import annotations
 import argparse
 import gc
 import json
+import statistics
 import sys
 import tempfile
 import time
@@ -93,6 +97,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--mb", type=int, default=256, help="MB of JSONL to scan (default 256)")
     parser.add_argument("--files", type=int, default=8, help="objects to split it over")
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="times each method runs, interleaved (default 3)")
     args = parser.parse_args(argv)
     import os
 
@@ -145,22 +151,32 @@ def main(argv: list[str] | None = None) -> int:
             ("candidate search in memory, 1 value", lambda: search(SUBJECT)),
             ("candidate search in memory, 100 values", lambda: search(many)),
         ]
-        rows = []
-        for name, fn in runs:
-            seconds, _ = measure(fn, traced=False)
-            _, peak = measure(fn, traced=True)
-            rows.append((name, seconds, peak))
-            print(f"  {name}: {seconds:.1f} s", flush=True)
+        # Rounds interleave the methods, so each one's share of the plain read compares runs
+        # seconds apart on a machine whose load moves; the table gives medians over rounds.
+        times: dict[str, list[float]] = {name: [] for name, _ in runs}
+        for round_ in range(1, args.rounds + 1):
+            for name, fn in runs:
+                seconds, _ = measure(fn, traced=False)
+                times[name].append(seconds)
+                print(f"  round {round_}: {name}: {seconds:.2f} s", flush=True)
+        peaks = {name: measure(fn, traced=True)[1] for name, fn in runs}
     finally:
         server.stop()
 
+    plain = times[runs[0][0]]
     print()
-    print("| method | MB | seconds | MB/s | peak memory (tracemalloc) |")
-    print("| --- | ---: | ---: | ---: | ---: |")
-    for name, seconds, peak in rows:
+    print(f"median of {args.rounds} rounds; 'of plain read' is the median over rounds of the "
+          "method's MB/s over the plain read's in the same round")
+    print()
+    print("| method | MB | seconds | MB/s | of plain read | peak memory (tracemalloc) |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: |")
+    for name, _ in runs:
         size = len(first) if name.startswith("candidate search") else total
+        seconds = statistics.median(times[name])
+        share = statistics.median(
+            (size / t) / (total / p) for p, t in zip(plain, times[name], strict=True))
         print(f"| {name} | {size / 1e6:.0f} | {seconds:.2f} | {size / 1e6 / seconds:.1f} "
-              f"| {peak / 2**20:.1f} MiB |")
+              f"| {share:.0%} | {peaks[name] / 2**20:.1f} MiB |")
     return 0
 
 
