@@ -33,6 +33,7 @@ from connectors.s3_shared import (
     rewrite_conditionally,
 )
 from connectors.s3_tables import TABLE_FORMATS, count_table_batch, erase_table_batch
+from connectors.s3_verified import Verified
 from dsar.datamap.schema import S3SharedSpec
 from dsar.errors import ConnectorError
 from dsar.evidence import CollectionEvidence
@@ -61,17 +62,22 @@ def owners(members: Members, record: Any) -> list[str]:
 
 
 def _attributed(b: Bucket, spec: S3SharedSpec, v: Version, members: Members,
-                union: Matcher) -> dict[str, int]:
-    """Each member's records in one version, from one read of it."""
+                union: Matcher, verified: Verified | None = None) -> dict[str, int]:
+    """Each member's records in one version, from one read of it; with ``verified``, a
+    version holding none of the union's records is added."""
     hits = dict.fromkeys(members, 0)
+    found = 0
     with b.guard(spec.name, f"scanning {v.key!r}"):
         opened = _open(b, spec, v, union)
         if opened is None:
             return hits
         for seg in opened[2]:
             if seg[3] is not None and union(seg[3]):
+                found += 1
                 for member in owners(members, seg[3]):
                     hits[member] += 1
+    if not found and verified is not None:
+        verified.add(v.key, opened[0])
     return hits
 
 
@@ -128,21 +134,23 @@ def erase_shared_batch(b: Bucket, spec: S3SharedSpec, keys_by_member: Mapping[st
             ev.remaining, ev.counts, ev.duration_ms = 0, counts[member], _elapsed(start)
         return evs
     union = union_of(spec, keys_by_member)
+    verified = Verified()
     for v in _versions(b, spec):
         if v.is_latest:
-            _rewrite_batch(b, spec, v, members, union, counts, evs)
+            _rewrite_batch(b, spec, v, members, union, counts, evs, verified)
             continue
-        hits = _attributed(b, spec, v, members, union)
+        hits = _attributed(b, spec, v, members, union, verified)
         if any(hits.values()):
             deleted = dict.fromkeys(ERASE_COUNTS, 0)
             _delete_version(b, spec, v.key, v.version_id, deleted)
             for member, n in hits.items():
                 if n:
                     counts[member]["versions_deleted"] += deleted["versions_deleted"]
-    remaining, locks = recount_shared_batch(b, spec, members, union)
+    remaining, locks = recount_shared_batch(b, spec, members, union, verified)
     for member, ev in evs.items():
         own_locks = locks.get(member, [])
         counts[member]["objects_retained"] = len(own_locks)
+        counts[member]["versions_checked_in_pass"] = verified.reused
         ev.deleted = counts[member]["records_redacted"]
         ev.retained = len(own_locks)
         ev.retained_ground, ev.retained_period = _summary(own_locks)
@@ -159,13 +167,17 @@ def erase_shared_batch(b: Bucket, spec: S3SharedSpec, keys_by_member: Mapping[st
     return evs
 
 
-def recount_shared_batch(b: Bucket, spec: S3SharedSpec, members: Members, union: Matcher
+def recount_shared_batch(b: Bucket, spec: S3SharedSpec, members: Members, union: Matcher,
+                         verified: Verified | None = None,
                          ) -> tuple[dict[str, int], dict[str, list[Lock]]]:
     """``(remaining, locks)`` per member: records still erasable, and locks of kept versions
-    that hold the member's records."""
+    that hold the member's records. Versions ``verified`` holds are not read again
+    (:mod:`connectors.s3_verified`)."""
     remaining = dict.fromkeys(members, 0)
     locks: dict[str, list[Lock]] = {}
     for v in _versions(b, spec):
+        if verified is not None and verified.holds(v):
+            continue
         hits = _attributed(b, spec, v, members, union)
         if not any(hits.values()):
             continue
@@ -184,7 +196,7 @@ def recount_shared_batch(b: Bucket, spec: S3SharedSpec, members: Members, union:
 
 def _rewrite_batch(b: Bucket, spec: S3SharedSpec, v: Version, members: Members,
                    union: Matcher, counts: dict[str, dict[str, int]],
-                   evs: dict[str, CollectionEvidence]) -> None:
+                   evs: dict[str, CollectionEvidence], verified: Verified) -> None:
     """:func:`connectors.s3_shared._rewrite` with the union matcher, each removed line
     credited to its members."""
     dropped: list[tuple[int, Any]] = []
@@ -193,7 +205,7 @@ def _rewrite_batch(b: Bucket, spec: S3SharedSpec, v: Version, members: Members,
         dropped.clear()  # each attempt reads afresh
         return _read_kept(b, spec, latest, union, spool, dropped)
 
-    done = rewrite_conditionally(b, spec, v, read)
+    done = rewrite_conditionally(b, spec, v, read, union, verified)
     if done is None:
         return
     version = done[0].get("VersionId") or "null"

@@ -135,6 +135,7 @@ class Version:
     is_latest: bool
     is_marker: bool
     size: int = 0
+    etag: str = ""  # as the listing gives it ("" for a delete marker)
 
 
 def version_pages(
@@ -151,7 +152,7 @@ def version_pages(
         page = client.list_object_versions(**params)
         entries = [
             Version(v["Key"], v.get("VersionId") or "null", v.get("IsLatest", False), False,
-                    v.get("Size", 0))
+                    v.get("Size", 0), v.get("ETag", ""))
             for v in page.get("Versions", [])
         ] + [
             Version(m["Key"], m.get("VersionId") or "null", m.get("IsLatest", False), True)

@@ -32,6 +32,7 @@ from connectors.s3_ranges import range_header, read_ahead, read_ranges
 from connectors.s3_records import FORMATS, MalformedRecord, Matcher, Rewriter, Segment
 from connectors.s3_records import decoded_chunks as _decoded
 from connectors.s3_scan import Needles, jsonl_candidates
+from connectors.s3_verified import Verified, count_written
 from dsar.datamap.schema import S3SharedSpec
 from dsar.errors import ConnectorError
 
@@ -77,7 +78,8 @@ def _current(b: Bucket, prefix: str) -> Iterator[Version]:
     while True:
         page = b.client.list_objects_v2(**params)
         for item in page.get("Contents", []):
-            yield Version(item["Key"], "null", True, False, item.get("Size", 0))
+            yield Version(item["Key"], "null", True, False, item.get("Size", 0),
+                          item.get("ETag", ""))
         if not page.get("IsTruncated"):
             return
         params["ContinuationToken"] = page["NextContinuationToken"]
@@ -185,12 +187,17 @@ def _malformed(b: Bucket, spec: S3SharedSpec, key: str, exc: MalformedRecord) ->
     )
 
 
-def _count_matches(b: Bucket, spec: S3SharedSpec, v: Version, matcher: Matcher) -> int:
+def _count_matches(b: Bucket, spec: S3SharedSpec, v: Version, matcher: Matcher,
+                   verified: Verified | None = None) -> int:
+    """Matching records in one version; with ``verified``, a version found clean is added."""
     with b.guard(spec.name, f"scanning {v.key!r}"):
         opened = _open(b, spec, v, matcher)
         if opened is None:
             return 0
-        return sum(1 for seg in opened[2] if seg[3] is not None and matcher(seg[3]))
+        n = sum(1 for seg in opened[2] if seg[3] is not None and matcher(seg[3]))
+    if not n and verified is not None:
+        verified.add(v.key, opened[0])
+    return n
 
 
 def collect_shared(
@@ -264,13 +271,15 @@ def erase_shared(b: Bucket, spec: S3SharedSpec, matcher: Matcher) -> Any:
             ev.retained_period = spec.erasure.retain.period
         ev.remaining, ev.counts, ev.duration_ms = 0, counts, _elapsed(start)
         return ev
+    verified = Verified()
     for v in _versions(b, spec):
         if v.is_latest:
-            _rewrite(b, spec, v, matcher, counts, ev)
-        elif _count_matches(b, spec, v, matcher):
+            _rewrite(b, spec, v, matcher, counts, ev, verified)
+        elif _count_matches(b, spec, v, matcher, verified):
             _delete_version(b, spec, v.key, v.version_id, counts)
-    remaining, locks = recount_shared(b, spec, matcher)
+    remaining, locks = recount_shared(b, spec, matcher, verified)
     counts["objects_retained"] = len(locks)
+    counts["versions_checked_in_pass"] = verified.reused
     ev.deleted = counts["records_redacted"]
     ev.retained = len(locks)
     ev.retained_ground, ev.retained_period = _summary(locks)
@@ -285,10 +294,14 @@ def erase_shared(b: Bucket, spec: S3SharedSpec, matcher: Matcher) -> Any:
     return ev
 
 
-def recount_shared(b: Bucket, spec: S3SharedSpec, matcher: Matcher) -> tuple[int, list[Lock]]:
-    """``(remaining, locks)``: matching records still erasable, and locks of kept versions."""
+def recount_shared(b: Bucket, spec: S3SharedSpec, matcher: Matcher,
+                   verified: Verified | None = None) -> tuple[int, list[Lock]]:
+    """``(remaining, locks)``: matching records still erasable, and locks of kept versions.
+    Versions ``verified`` holds are not read again (:mod:`connectors.s3_verified`)."""
     remaining, locks = 0, []
     for v in _versions(b, spec):
+        if verified is not None and verified.holds(v):
+            continue
         n = _count_matches(b, spec, v, matcher)
         if n and not v.is_latest:
             with b.guard(spec.name, f"reading the lock of {v.key!r}"):
@@ -301,12 +314,16 @@ def recount_shared(b: Bucket, spec: S3SharedSpec, matcher: Matcher) -> tuple[int
 
 
 def rewrite_conditionally(b: Bucket, spec: S3SharedSpec, v: Version,
-                          read: Callable[[Version, IO[bytes]], tuple[Any, Any] | None]
+                          read: Callable[[Version, IO[bytes]], tuple[Any, Any] | None],
+                          matcher: Matcher, verified: Verified | None = None,
                           ) -> tuple[Any, Any] | None:
     """Rewrite object ``v`` without what ``read`` drops: ``read(version, spool)`` writes the
     kept records to ``spool`` and returns ``(object, dropped)`` (None when the object is gone).
-    The upload is conditional on the version read; when the object changed or went meanwhile it
-    is read again, up to ``write_attempts`` times, then a transient ``s3_write_conflict``.
+    The spool is counted again with ``matcher`` before it is uploaded, and must hold none
+    (else ``s3_rewrite_check_failed``, nothing written). The upload is conditional on the
+    version read; when the object changed or went meanwhile it is read again, up to
+    ``write_attempts`` times, then a transient ``s3_write_conflict``. The version written, or
+    the version read when there was nothing to drop, is added to ``verified``.
     Returns ``(object, dropped)`` as written, or None when there was nothing to drop."""
     s = b.settings
     latest = Version(v.key, v.version_id, True, False, v.size)
@@ -314,17 +331,30 @@ def rewrite_conditionally(b: Bucket, spec: S3SharedSpec, v: Version,
         with tempfile.SpooledTemporaryFile(max_size=s.spool_memory) as spool:
             with b.guard(spec.name, f"reading {v.key!r}"):
                 result = read(latest, spool)
-            if result is None or not result[1]:
-                return None
+                if result is not None and not result[1] and verified is not None:
+                    verified.add(v.key, result[0])
+                if result is None or not result[1]:
+                    return None
+                left = count_written(b, spec, v.key, spool, matcher)
+            if left:
+                raise ConnectorError(
+                    f"the rewrite of shared file {v.key!r} in bucket {b.name!r} still held "
+                    f"{left} matching record(s) and was not uploaded",
+                    "report this as a bug in dsar with the collection's format; nothing was "
+                    "changed", system=b.system, collection=spec.name,
+                    code="s3_rewrite_check_failed",
+                )
             if s.before_write is not None:
                 s.before_write(v.key)
             with b.guard(spec.name, f"rewriting {v.key!r}"):
                 try:
-                    _upload(b, v.key, spool, result[0])
+                    written = _upload(b, v.key, spool, result[0])
                 except ClientError as exc:
                     if is_conflict(exc) or exc.response["Error"].get("Code") == "NoSuchKey":
                         continue  # changed or deleted since we read it: read again
                     raise
+            if verified is not None:
+                verified.add(v.key, written)
         return result
     raise ConnectorError(
         f"shared file {v.key!r} in bucket {b.name!r} kept changing while it was being rewritten "
@@ -335,10 +365,11 @@ def rewrite_conditionally(b: Bucket, spec: S3SharedSpec, v: Version,
 
 
 def _rewrite(
-    b: Bucket, spec: S3SharedSpec, v: Version, matcher: Matcher, counts: dict[str, int], ev: Any
+    b: Bucket, spec: S3SharedSpec, v: Version, matcher: Matcher, counts: dict[str, int], ev: Any,
+    verified: Verified,
 ) -> None:
     done = rewrite_conditionally(b, spec, v, lambda latest, spool: _read_kept(
-        b, spec, latest, matcher, spool))
+        b, spec, latest, matcher, spool), matcher, verified)
     if done is None:
         return
     obj, dropped = done
@@ -403,15 +434,17 @@ def _attributes(b: Bucket, key: str, obj: dict[str, Any]) -> dict[str, Any]:
     return attrs
 
 
-def _upload(b: Bucket, key: str, spool: IO[bytes], obj: dict[str, Any]) -> None:
-    """Conditional write of ``spool``: one PUT, or a multipart upload above the threshold."""
+def _upload(b: Bucket, key: str, spool: IO[bytes], obj: dict[str, Any]) -> dict[str, Any]:
+    """Conditional write of ``spool``: one PUT, or a multipart upload above the threshold.
+    Returns the response naming the version written (``ETag``, ``VersionId``)."""
     etag = obj["ETag"]
     attrs = _attributes(b, key, obj)
     size = spool.seek(0, 2)
     spool.seek(0)
     if size <= b.settings.multipart_threshold:
-        b.client.put_object(Bucket=b.name, Key=key, Body=spool, IfMatch=etag, **attrs)
-        return
+        written: dict[str, Any] = b.client.put_object(
+            Bucket=b.name, Key=key, Body=spool, IfMatch=etag, **attrs)
+        return written
     upload_id = b.client.create_multipart_upload(Bucket=b.name, Key=key, **attrs)["UploadId"]
     try:
         parts = []
@@ -423,13 +456,14 @@ def _upload(b: Bucket, key: str, spool: IO[bytes], obj: dict[str, Any]) -> None:
             parts.append({"PartNumber": number, "ETag": part["ETag"]})
             number += 1
         b.client.head_object(Bucket=b.name, Key=key, IfMatch=etag)
-        b.client.complete_multipart_upload(
+        completed: dict[str, Any] = b.client.complete_multipart_upload(
             Bucket=b.name, Key=key, UploadId=upload_id, IfMatch=etag,
             MultipartUpload={"Parts": parts},
         )
     except BaseException:
         b.client.abort_multipart_upload(Bucket=b.name, Key=key, UploadId=upload_id)
         raise
+    return completed
 
 
 def _delete_version(

@@ -68,6 +68,7 @@ def test_a_record_of_two_members_counts_for_both_and_hashes_stay_apart(
     assert (ann.deleted, bob.deleted) == (1, 2)
     assert set(ann.item_hashes) < set(bob.item_hashes)  # line 1 is both of theirs
     assert ann.counts["versions_deleted"] == bob.counts["versions_deleted"] == 1
+    assert ann.counts["versions_checked_in_pass"] == 1  # the version the batch wrote
     assert s3.get_object(Bucket=bucket, Key="events/a.jsonl")["Body"].read() == \
         b'{"user": {"email": "cy@example.com"}, "customer_id": 1}\n'
 
@@ -89,6 +90,8 @@ def test_parquet_batch_one_rewrite_keeps_schema_and_others(
     assert {m: ev[0].deleted for m, ev in erased.items()} == {"3": 8, "42": 8, "499": 8}
     assert all(ev[0].remaining == 0 and ev[0].counts["records_redacted"] == 8
                for ev in erased.values())
+    # the file was counted again as written, before its upload, not fetched again to recount
+    assert all(ev[0].counts["versions_checked_in_pass"] == 1 for ev in erased.values())
     after = pq.ParquetFile(io.BytesIO(
         s3.get_object(Bucket=bucket, Key="lake/a.parquet")["Body"].read()))
     assert after.schema_arrow.metadata[b"owner"] == b"analytics"

@@ -67,6 +67,8 @@ def test_jsonl_collect_and_erase_keep_other_bytes(
 
     erased = connector.erase(SUBJECT).evidence[0]
     assert erased.counts["records_redacted"] == 3 and erased.remaining == 0
+    # the recount did not read again the file it wrote (a.jsonl) nor the one it found clean
+    assert erased.counts["versions_checked_in_pass"] == 2
     assert cli_get(moto_endpoint, bucket, "events/a.jsonl", tmp_path) == JSONL_KEPT
     head = s3.head_object(Bucket=bucket, Key="events/a.jsonl")
     assert head["ContentType"] == "application/x-ndjson"
@@ -77,7 +79,53 @@ def test_jsonl_collect_and_erase_keep_other_bytes(
     assert s3.get_object(Bucket=bucket, Key="other/c.jsonl")["Body"].read() == JSONL
 
     again = connector.erase(SUBJECT).evidence[0]
+    assert again.counts.pop("versions_checked_in_pass") == 2
     assert sum(again.counts.values()) == 0 and again.remaining == 0
+
+
+@pytest.mark.parametrize("versioned", [False, True])
+def test_recount_reads_again_a_file_changed_after_the_pass_checked_it(
+    moto_endpoint: str, s3: Any, make_bucket: Any, versioned: bool
+) -> None:
+    bucket = make_bucket(versioned=versioned)
+    clean = b'{"customer_id": 1, "user": {"email": "bob@example.com"}}\n'
+    s3.put_object(Bucket=bucket, Key="events/a.jsonl", Body=clean)
+    s3.put_object(Bucket=bucket, Key="events/z.jsonl", Body=JSONL)
+
+    def writer(key: str) -> None:  # a.jsonl was read clean; now the subject is written to it
+        s3.put_object(Bucket=bucket, Key="events/a.jsonl",
+                      Body=clean + b'{"customer_id": 4, "n": 7}\n')
+
+    connector = open_s3(moto_endpoint, s3_system(bucket, shared=[shared("jsonl")]),
+                        before_write=writer)
+    with pytest.raises(ConnectorError) as err:
+        connector.erase(SUBJECT)
+    assert err.value.code == "s3_erasure_incomplete" and err.value.transient
+    assert s3.get_object(Bucket=bucket, Key="events/z.jsonl")["Body"].read() == JSONL_KEPT
+
+
+def test_a_rewrite_that_still_holds_the_subject_is_not_uploaded(
+    moto_endpoint: str, s3: Any, make_bucket: Any
+) -> None:
+    from connectors.s3_client import Version
+    from connectors.s3_shared import matcher_for, rewrite_conditionally
+    from dsar.datamap.schema import S3SharedSpec
+
+    bucket = make_bucket()
+    s3.put_object(Bucket=bucket, Key="events/a.jsonl", Body=JSONL)
+    connector = open_s3(moto_endpoint, s3_system(bucket, shared=[shared("jsonl")]))
+    spec = S3SharedSpec.model_validate(shared("jsonl"))
+    head = s3.head_object(Bucket=bucket, Key="events/a.jsonl")
+
+    def faulty_read(latest: Any, spool: Any) -> tuple[Any, list[int]]:
+        spool.write(JSONL.replace(b'"n": 2', b'"n": 20'))  # drops nothing it claims to drop
+        return head, [2]
+
+    with pytest.raises(ConnectorError) as err:
+        rewrite_conditionally(connector.bucket, spec, Version("events/a.jsonl", "null", True,
+                              False), faulty_read, matcher_for(spec, SUBJECT))
+    assert err.value.code == "s3_rewrite_check_failed" and "3 matching" in str(err.value)
+    assert s3.get_object(Bucket=bucket, Key="events/a.jsonl")["Body"].read() == JSONL
 
 
 def test_gzip_detected_by_magic_bytes(
