@@ -121,3 +121,52 @@ def test_a_table_outside_the_prefix_or_unknown_is_refused(moto_endpoint: str, s3
         connector(moto_endpoint, bucket, url, table="shop.nope").erase(keys)
     assert "'table'" in err.value.fix
     assert catalog.load_table("shop.events").scan().to_arrow().num_rows == 1
+
+
+def test_a_partitioned_table_is_erased_partition_by_partition(
+        moto_endpoint: str, s3: Any, make_bucket: Any, tmp_path: Path) -> None:
+    """Identity-partitioned on ``country``: only the files of partitions holding the subject are
+    rewritten, the others stay in the new snapshot as they were; a key that is the partition
+    column itself drops whole files."""
+    from pyiceberg.partitioning import PartitionField, PartitionSpec
+    from pyiceberg.schema import Schema
+    from pyiceberg.transforms import IdentityTransform
+    from pyiceberg.types import LongType, NestedField, StringType
+
+    bucket, url = make_bucket(), f"sqlite:///{tmp_path / 'catalog.db'}"
+    catalog = SqlCatalog("test", uri=url, **{
+        "s3.endpoint": moto_endpoint, "s3.access-key-id": "testing",
+        "s3.secret-access-key": "testing", "s3.region": "us-east-1"})
+    catalog.create_namespace_if_not_exists("shop")
+    schema = Schema(NestedField(1, "email", StringType()), NestedField(2, "cid", LongType()),
+                    NestedField(3, "country", StringType()))
+    table = catalog.create_table(
+        "shop.events", schema=schema, location=f"s3://{bucket}/ice/shop/events",
+        partition_spec=PartitionSpec(PartitionField(3, 1000, IdentityTransform(), "country")))
+    rows = [("ann@example.com", 1, "de"), ("bob@example.com", 2, "de"),
+            ("ANN@example.com", 3, "fr"), ("cy@example.com", 4, "fr"),
+            ("dee@example.com", 5, "it"), ("eve@example.com", 6, "es")]
+    table.append(pa.table({"email": [r[0] for r in rows], "cid": [r[1] for r in rows],
+                           "country": [r[2] for r in rows]},
+                          schema=table.schema().as_arrow()))
+
+    def files() -> dict[str, str]:
+        current = catalog.load_table("shop.events")
+        return {t.file.partition[0]: t.file.file_path for t in current.scan().plan_files()}
+
+    before = files()
+    assert set(before) == {"de", "fr", "it", "es"}
+    conn = S3Connector(s3_system(bucket, shared=[{
+        **spec(), "match": {"email": "email", "customer_id": "cid", "country": "country"}}]),
+        ConnectorContext(hash_key=HASH_KEY,
+                         environ={ENDPOINT_ENV: moto_endpoint, CATALOG_ENV: url}), S3Settings())
+    (ann,) = conn.erase({"email": frozenset({"ann@example.com"})}).evidence
+    assert (ann.found, ann.deleted, ann.remaining) == (2, 2, 0)
+    after = files()
+    assert after["it"] == before["it"] and after["es"] == before["es"]  # not rewritten
+    assert after["de"] != before["de"] and after["fr"] != before["fr"]
+    (italy,) = conn.erase({"country": frozenset({"it"})}).evidence  # the partition itself
+    assert (italy.found, italy.deleted, italy.remaining) == (1, 1, 0)
+    assert "it" not in files()
+    left = catalog.load_table("shop.events").scan().to_arrow().to_pylist()
+    assert sorted(r["cid"] for r in left) == [2, 4, 6]
