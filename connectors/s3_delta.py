@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator, Mapping
+from collections.abc import Set as AbstractSet
 from datetime import timedelta
 from typing import Any
 
@@ -106,12 +107,13 @@ class DeltaLakeTable:
     def version(self) -> int:
         return int(self.table.version())
 
-    def files(self, columns: list[str]) -> Iterator[tuple[str, Any]]:
+    def files(self, columns: list[str], skip: AbstractSet[str] = frozenset()
+              ) -> Iterator[tuple[str, Any]]:
         dataset = self.table.to_pyarrow_dataset()
         present = [c for c in columns if c in dataset.schema.names]
         for fragment in dataset.get_fragments():
-            yield self._name(fragment.path), fragment.to_table(schema=dataset.schema,
-                                                               columns=present)
+            if (name := self._name(fragment.path)) not in skip:
+                yield name, fragment.to_table(schema=dataset.schema, columns=present)
 
     def rows(self, data_file: str) -> Any:
         dataset = self.table.to_pyarrow_dataset()

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator, Mapping
+from collections.abc import Set as AbstractSet
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -105,10 +106,12 @@ class IcebergTable:
             schema = schema.select(*[c for c in columns if c in schema.column_names])
         return ArrowScan(self.table.metadata, self.table.io, schema, AlwaysTrue()).to_table([task])
 
-    def files(self, columns: list[str]) -> Iterator[tuple[str, Any]]:
+    def files(self, columns: list[str], skip: AbstractSet[str] = frozenset()
+              ) -> Iterator[tuple[str, Any]]:
         root = self.table.location().rstrip("/") + "/"
         for task in self._tasks():
-            yield task.file.file_path.removeprefix(root), self._read(task, columns)
+            if (name := task.file.file_path.removeprefix(root)) not in skip:
+                yield name, self._read(task, columns)
 
     def rows(self, data_file: str) -> Any:
         root = self.table.location().rstrip("/") + "/"

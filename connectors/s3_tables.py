@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator, Mapping
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, Protocol
@@ -71,8 +72,10 @@ class LakeTable(Protocol):
     def version(self) -> int:
         """The current version (Delta) or snapshot sequence number (Iceberg); 0 if empty."""
 
-    def files(self, columns: list[str]) -> Iterator[tuple[str, Any]]:
-        """``(data file, Arrow table of ``columns``)`` for every live data file."""
+    def files(self, columns: list[str], skip: AbstractSet[str] = frozenset()
+              ) -> Iterator[tuple[str, Any]]:
+        """``(data file, Arrow table of ``columns``)`` for every live data file not in
+        ``skip`` (those are not read)."""
 
     def rows(self, data_file: str) -> Any:
         """Every column of one live data file's rows, in the order :meth:`files` gave."""
@@ -156,15 +159,20 @@ class _Scan:
     hashes: dict[str, list[str]]
     spellings: Spellings
     rows: int = 0
+    clean: set[str] = field(default_factory=set)  # data files read with no matching row
 
 
 def _scan(b: Bucket, spec: S3SharedSpec, table: LakeTable, members: Mapping[str, Matcher],
-          union: Matcher) -> _Scan:
+          union: Matcher, skip: AbstractSet[str] = frozenset()) -> _Scan:
+    """Read the key columns of every live data file but those in ``skip``."""
     version = str(table.version())
     out = _Scan(dict.fromkeys(members, 0), {m: [] for m in members}, {})
     with b.guard(spec.name, f"reading the {spec.format} table at {spec.prefix!r}"):
-        for data_file, keys in table.files(_columns(union)):
-            for row, record in matched_rows(keys, union):
+        for data_file, keys in table.files(_columns(union), skip):
+            matched = matched_rows(keys, union)
+            if not matched:
+                out.clean.add(data_file)
+            for row, record in matched:
                 out.rows += 1
                 if not spellings_of(union, record, out.spellings):
                     raise ConnectorError(
@@ -259,7 +267,10 @@ def erase_table_batch(b: Bucket, spec: S3SharedSpec, table: LakeTable,
                     "this delete was committed", "retry later; the erasure runs again",
                     system=b.system, collection=spec.name, code="s3_write_conflict",
                     transient=True) from None
-    after = _scan(b, spec, table, live, union) if live and not retain else _Scan({}, {}, {})
+    # A data file is never changed in place, and deletes only hide rows, so a file the first
+    # scan found clean is clean in the new version too: the recount reads the rest.
+    after = (_scan(b, spec, table, live, union, before.clean) if live and not retain
+             else _Scan({}, {}, {}))
     history = table.history()
     for member, ev in evs.items():
         ev.found = before.found.get(member, 0)
@@ -282,6 +293,8 @@ def erase_table_batch(b: Bucket, spec: S3SharedSpec, table: LakeTable,
                 ev.retained_period = (f"until those versions are expired ({history.retention}; "
                                       f"dsar lake expire {b.system} {spec.name})")
         counts["table_rows_deleted"] = deleted
+        if not retain:
+            counts["data_files_checked_in_pass"] = len(before.clean)
         ev.counts, ev.duration_ms = counts, _elapsed(start)
     left = sum(after.found.values())
     if left:

@@ -162,6 +162,7 @@ def test_a_partitioned_table_is_erased_partition_by_partition(
                          environ={ENDPOINT_ENV: moto_endpoint, CATALOG_ENV: url}), S3Settings())
     (ann,) = conn.erase({"email": frozenset({"ann@example.com"})}).evidence
     assert (ann.found, ann.deleted, ann.remaining) == (2, 2, 0)
+    assert ann.counts["data_files_checked_in_pass"] == 2  # it, es: not read again to recount
     after = files()
     assert after["it"] == before["it"] and after["es"] == before["es"]  # not rewritten
     assert after["de"] != before["de"] and after["fr"] != before["fr"]
