@@ -1,8 +1,8 @@
 """Benchmark: scanning shared JSONL files in S3 for one subject.
 
-``python -m bench.s3_scan [--mb 1024] [--files 8] [--rounds 3]`` starts moto's S3 server on 127.0.0.1,
-uploads ``--mb`` MB of JSONL events split over ``--files`` objects, then in the same run
-measures, over the same objects:
+``python -m bench.s3_scan [--mb 1024] [--files 8] [--rounds 3]`` starts moto's S3 server on
+127.0.0.1, uploads ``--mb`` MB of JSONL events split over ``--files`` objects, then in the
+same run measures, over the same objects:
 
 - ``boto3 read``: a plain ``get_object`` + ``iter_chunks`` read (the transfer ceiling);
 - ``boto3 read + json.loads``: the same, splitting lines and parsing each (the parse ceiling);
