@@ -38,10 +38,6 @@ class Verified:
         if response.get("ETag"):
             self._ids.add((key, response.get("VersionId") or "null", response["ETag"]))
 
-    def add_listed(self, v: Version) -> None:
-        if v.etag:
-            self._ids.add((v.key, v.version_id, v.etag))
-
     def holds(self, v: Version) -> bool:
         """True if ``v`` is a version this pass checked (and counts it as reused)."""
         known = bool(v.etag) and (v.key, v.version_id, v.etag) in self._ids
