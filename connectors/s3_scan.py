@@ -94,23 +94,18 @@ class Needles:
         if self._automaton is not None:
             # Bytes, not a memoryview slice: the binding searches bytes without a copy. A hit
             # past ``limit`` is in the unfinished last line, searched again with the next block.
+            # A line is decided at its first match: an exact form makes it a candidate, a
+            # fragment only if the whole line confirms (which also looks for exact forms).
             n_exact = len(self.forms)
             line_end = -1  # end of the line of the last match
-            candidate = False  # whether that line is a candidate
             for index, start, _end in self._automaton.find_matches_as_indexes(block):
-                if start < begin:
+                if start < begin or start < line_end:
                     continue
                 if start >= limit:
                     break
-                if start < line_end and candidate:
-                    continue
-                if start >= line_end:  # a new line (matches come in order)
-                    first = block.rfind(b"\n", 0, start) + 1
-                    line_end = _line_end(block, start)
-                    candidate = index < n_exact or self._confirms(block[first:line_end])
-                elif index < n_exact:  # an exact form on a line its fragment hit did not confirm
-                    first, candidate = block.rfind(b"\n", 0, start) + 1, True
-                if candidate:
+                first = block.rfind(b"\n", 0, start) + 1
+                line_end = _line_end(block, start)
+                if index < n_exact or self._confirms(block[first:line_end]):
                     starts.add(first)
         if block.find(b"\\", begin, limit) >= 0:
             _lines_with(block, b"\\" if self.any_backslash else b"\\u", begin, limit, starts)
