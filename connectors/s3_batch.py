@@ -23,6 +23,7 @@ from typing import Any
 from connectors.s3_client import Bucket, Lock, Version, read_lock
 from connectors.s3_client import retained_summary as _summary
 from connectors.s3_objects import ERASE_COUNTS, _elapsed
+from connectors.s3_owners import Owners
 from connectors.s3_records import Matcher
 from connectors.s3_shared import (
     _delete_version,
@@ -56,17 +57,13 @@ def union_of(spec: S3SharedSpec, keys_by_member: Mapping[str, Any]) -> Matcher:
     return matcher_for(spec, {name: frozenset(values) for name, values in merged.items()})
 
 
-def owners(members: Members, record: Any) -> list[str]:
-    """The members a record belongs to (usually one)."""
-    return [member for member, matcher in members.items() if matcher(record)]
-
-
-def _attributed(b: Bucket, spec: S3SharedSpec, v: Version, members: Members,
-                union: Matcher, verified: Verified | None = None) -> dict[str, int]:
+def _attributed(b: Bucket, spec: S3SharedSpec, v: Version, owners: Owners,
+                verified: Verified | None = None) -> dict[str, int]:
     """Each member's records in one version, from one read of it; with ``verified``, a
     version holding none of the union's records is added."""
-    hits = dict.fromkeys(members, 0)
+    hits = dict.fromkeys(owners.members, 0)
     found = 0
+    union = owners.union
     with b.guard(spec.name, f"scanning {v.key!r}"):
         opened = _open(b, spec, v, union)
         if opened is None:
@@ -74,7 +71,7 @@ def _attributed(b: Bucket, spec: S3SharedSpec, v: Version, members: Members,
         for seg in opened[2]:
             if seg[3] is not None and union(seg[3]):
                 found += 1
-                for member in owners(members, seg[3]):
+                for member in owners.of(seg[3]):
                     hits[member] += 1
     if not found and verified is not None:
         verified.add(v.key, opened[0])
@@ -95,9 +92,9 @@ def count_shared_batch(b: Bucket, spec: S3SharedSpec, keys_by_member: Mapping[st
     evs = {m: b.evidence(spec.name, "count") for m in keys_by_member}
     noncurrent = dict.fromkeys(keys_by_member, 0)
     if members:
-        union = union_of(spec, keys_by_member)
+        owners = Owners(members, union_of(spec, keys_by_member))
         for v in _versions(b, spec):
-            for member, n in _attributed(b, spec, v, members, union).items():
+            for member, n in _attributed(b, spec, v, owners).items():
                 if v.is_latest:
                     evs[member].found += n
                 else:
@@ -133,20 +130,20 @@ def erase_shared_batch(b: Bucket, spec: S3SharedSpec, keys_by_member: Mapping[st
                 ev.retained_period = spec.erasure.retain.period
             ev.remaining, ev.counts, ev.duration_ms = 0, counts[member], _elapsed(start)
         return evs
-    union = union_of(spec, keys_by_member)
+    owners = Owners(members, union_of(spec, keys_by_member))
     verified = Verified()
     for v in _versions(b, spec):
         if v.is_latest:
-            _rewrite_batch(b, spec, v, members, union, counts, evs, verified)
+            _rewrite_batch(b, spec, v, owners, counts, evs, verified)
             continue
-        hits = _attributed(b, spec, v, members, union, verified)
+        hits = _attributed(b, spec, v, owners, verified)
         if any(hits.values()):
             deleted = dict.fromkeys(ERASE_COUNTS, 0)
             _delete_version(b, spec, v.key, v.version_id, deleted)
             for member, n in hits.items():
                 if n:
                     counts[member]["versions_deleted"] += deleted["versions_deleted"]
-    remaining, locks = recount_shared_batch(b, spec, members, union, verified)
+    remaining, locks = recount_shared_batch(b, spec, owners, verified)
     for member, ev in evs.items():
         own_locks = locks.get(member, [])
         counts[member]["objects_retained"] = len(own_locks)
@@ -167,18 +164,18 @@ def erase_shared_batch(b: Bucket, spec: S3SharedSpec, keys_by_member: Mapping[st
     return evs
 
 
-def recount_shared_batch(b: Bucket, spec: S3SharedSpec, members: Members, union: Matcher,
+def recount_shared_batch(b: Bucket, spec: S3SharedSpec, owners: Owners,
                          verified: Verified | None = None,
                          ) -> tuple[dict[str, int], dict[str, list[Lock]]]:
     """``(remaining, locks)`` per member: records still erasable, and locks of kept versions
     that hold the member's records. Versions ``verified`` holds are not read again
     (:mod:`connectors.s3_verified`)."""
-    remaining = dict.fromkeys(members, 0)
+    remaining = dict.fromkeys(owners.members, 0)
     locks: dict[str, list[Lock]] = {}
     for v in _versions(b, spec):
         if verified is not None and verified.holds(v):
             continue
-        hits = _attributed(b, spec, v, members, union)
+        hits = _attributed(b, spec, v, owners)
         if not any(hits.values()):
             continue
         if not v.is_latest:
@@ -194,12 +191,13 @@ def recount_shared_batch(b: Bucket, spec: S3SharedSpec, members: Members, union:
     return remaining, locks
 
 
-def _rewrite_batch(b: Bucket, spec: S3SharedSpec, v: Version, members: Members,
-                   union: Matcher, counts: dict[str, dict[str, int]],
+def _rewrite_batch(b: Bucket, spec: S3SharedSpec, v: Version, owners: Owners,
+                   counts: dict[str, dict[str, int]],
                    evs: dict[str, CollectionEvidence], verified: Verified) -> None:
     """:func:`connectors.s3_shared._rewrite` with the union matcher, each removed line
     credited to its members."""
     dropped: list[tuple[int, Any]] = []
+    union = owners.union
 
     def read(latest: Version, spool: Any) -> tuple[Any, Any] | None:
         dropped.clear()  # each attempt reads afresh
@@ -211,7 +209,7 @@ def _rewrite_batch(b: Bucket, spec: S3SharedSpec, v: Version, members: Members,
     version = done[0].get("VersionId") or "null"
     touched: set[str] = set()
     for line, record in dropped:
-        for member in owners(members, record):
+        for member in owners.of(record):
             touched.add(member)
             counts[member]["records_redacted"] += 1
             evs[member].found += 1

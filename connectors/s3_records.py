@@ -298,6 +298,22 @@ class Matcher:
                 return True
         return False
 
+    def found_values(self, record: Mapping[str, Any]) -> set[tuple[str, str]]:
+        """Every ``(key name, value)`` of this matcher's that ``record`` holds (values as the
+        matcher compares them: ``email`` casefolded, integers as decimal text)."""
+        found: set[tuple[str, str]] = set()
+        for path, name, values in self.rules:
+            for node in _walk(record, path):
+                if type(node) is str:
+                    text = node.casefold() if name == "email" else node
+                elif type(node) is int:
+                    text = str(node)
+                else:
+                    continue
+                if text in values:
+                    found.add((name, text))
+        return found
+
     @staticmethod
     def _hit(found: Any, name: str, values: frozenset[str]) -> bool:
         if type(found) is str:

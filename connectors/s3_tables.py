@@ -34,6 +34,7 @@ from typing import Any, Protocol
 from connectors.base import CollectionSink
 from connectors.s3_client import Bucket
 from connectors.s3_objects import _elapsed
+from connectors.s3_owners import Owners
 from connectors.s3_records import Matcher
 from dsar.datamap.schema import S3SharedSpec
 from dsar.errors import ConnectorError
@@ -166,6 +167,7 @@ def _scan(b: Bucket, spec: S3SharedSpec, table: LakeTable, members: Mapping[str,
           union: Matcher, skip: AbstractSet[str] = frozenset()) -> _Scan:
     """Read the key columns of every live data file but those in ``skip``."""
     version = str(table.version())
+    owners = Owners(members, union)
     out = _Scan(dict.fromkeys(members, 0), {m: [] for m in members}, {})
     with b.guard(spec.name, f"reading the {spec.format} table at {spec.prefix!r}"):
         for data_file, keys in table.files(_columns(union), skip):
@@ -180,11 +182,10 @@ def _scan(b: Bucket, spec: S3SharedSpec, table: LakeTable, members: Mapping[str,
                         "column, and a delete can only name single values; nothing was changed",
                         f"map {spec.name!r} to columns holding single values in 'match'",
                         system=b.system, collection=spec.name, code="s3_bad_template")
-                for member, matcher in members.items():
-                    if matcher(record):
-                        out.found[member] += 1
-                        out.hashes[member].append(b.item_hash(
-                            f"{spec.prefix}{data_file}", version, row + 1))
+                for member in owners.of(record):
+                    out.found[member] += 1
+                    out.hashes[member].append(b.item_hash(
+                        f"{spec.prefix}{data_file}", version, row + 1))
     return out
 
 
