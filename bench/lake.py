@@ -6,14 +6,12 @@ groups), each split over ``--files`` objects, with a population of 100,000 peopl
 person has a few records in every file). Then for each format and each K it restores the
 pristine objects (server-side copies) and measures:
 
-- ``dsar pre-count``: :meth:`S3Connector.count_shared_batch` for the same K people, the
-  search-only scan the fleet runs before a batch's pass so that a pass killed midway still
-  reports what was found (``workflows/shared_batch.py``); the fleet's cost is this row plus
-  the next;
 - ``dsar batch``: :meth:`S3Connector.erase_shared_batch` for K people at once: the candidate
   search over the union of their values, one rewrite of each file that holds any of them
   (each checked before its upload), then the per-person recount of every version the pass
-  did not check itself (see ``connectors/s3_verified.py``);
+  did not check itself (see ``connectors/s3_verified.py``). This is the whole of the fleet's
+  pass: it saves what each file held just before changing it, from the same read
+  (``workflows/batch_journal.py``), and runs no other scan;
 - ``plain``: one rewrite pass without dsar (once per format, for the largest K: its cost
   does not depend on K): plain boto3 ``get_object``, ``json.loads`` per line (JSONL) or
   ``pyarrow`` read + ``is_in`` filter (Parquet), the kept rows written back with
@@ -225,13 +223,6 @@ def main(argv: list[str] | None = None) -> int:
                 people = [(j * 7919 + 13) % POPULATION for j in range(k)]
                 members = {str(p): {"email": frozenset({email(p)})} for p in people}
                 restore()
-                counter = open_s3(server.url, s3_system(BUCKET, shared=[SPECS[fmt]]))
-                counted = Traffic(counter.bucket.client)
-                seconds, peak = measure(lambda c=counter, m=members: c.count_shared_batch(m))
-                rows.append((fmt, k, "dsar pre-count", total, seconds, counted, peak, None,
-                             seconds / baseline))
-                print(f"  K={k}: pre-count {seconds:.1f} s ({seconds / baseline:.2f}x)",
-                      flush=True)
                 connector = open_s3(server.url, s3_system(BUCKET, shared=[SPECS[fmt]]))
                 traffic = Traffic(connector.bucket.client)
                 found: list[int] = []

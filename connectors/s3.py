@@ -40,7 +40,7 @@ from connectors.base import (
     SubjectKeys,
     register,
 )
-from connectors.s3_batch import count_shared_batch, erase_shared_batch
+from connectors.s3_batch import BeforeChange, count_shared_batch, erase_shared_batch
 from connectors.s3_client import Bucket, S3Settings, make_client
 from connectors.s3_keys import KeyTemplate, TemplateError, UnsafeKeyValue, parse_template
 from connectors.s3_objects import Target, collect_objects, count_objects, erase_objects
@@ -180,15 +180,17 @@ class S3Connector(Connector):
                 out[member].append(ev)
         return out
 
-    def erase_shared_batch(self, keys_by_member: Mapping[str, SubjectKeys]
+    def erase_shared_batch(self, keys_by_member: Mapping[str, SubjectKeys],
+                           before_change: BeforeChange | None = None,
                            ) -> dict[str, list[CollectionEvidence]]:
         """Erase every member's records from the shared collections in one pass over each
         file; each member's evidence has its own counts, hashes and recount (``remaining``
-        is 0 for every member, or this raises)."""
+        is 0 for every member, or this raises). ``before_change(collection, file, counts)``
+        is told what each file held for each member just before the pass changes it."""
         out: dict[str, list[CollectionEvidence]] = {m: [] for m in keys_by_member}
         for shared in self.system.shared:
             for member, ev in erase_shared_batch(self.bucket, shared, keys_by_member,
-                                                 self.table).items():
+                                                 self.table, before_change).items():
                 out[member].append(ev)
         return out
 

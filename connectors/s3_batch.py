@@ -39,7 +39,10 @@ from dsar.datamap.schema import S3SharedSpec
 from dsar.errors import ConnectorError
 from dsar.evidence import CollectionEvidence
 
-Members = Mapping[str, Matcher]
+#: ``before_change(collection, file, counts)``: called just before the pass changes a current
+#: file (``file`` is its key) or a table (``file`` is the collection's prefix), with the records
+#: of each member (by member id) the file holds; only members with records are named.
+BeforeChange = Callable[[str, str, dict[str, int]], None]
 TableOpener = Callable[[S3SharedSpec], Any]
 
 
@@ -106,16 +109,19 @@ def count_shared_batch(b: Bucket, spec: S3SharedSpec, keys_by_member: Mapping[st
 
 
 def erase_shared_batch(b: Bucket, spec: S3SharedSpec, keys_by_member: Mapping[str, Any],
-                       table: TableOpener | None = None) -> dict[str, CollectionEvidence]:
+                       table: TableOpener | None = None,
+                       before_change: BeforeChange | None = None,
+                       ) -> dict[str, CollectionEvidence]:
     """Remove every member's records from every version in one pass, then recount each
     member. Raises ConnectorError (``s3_erasure_incomplete``, transient) if any member's
     records are still there. A Delta Lake or Iceberg collection is erased through
     ``table(spec)`` with one delete whose predicate covers every member
-    (:mod:`connectors.s3_tables`)."""
+    (:mod:`connectors.s3_tables`). ``before_change`` is told what each file held before the
+    pass changes it (see :data:`BeforeChange`)."""
     if spec.format in TABLE_FORMATS and table is not None:
         with closing(table(spec)) as opened:
             return erase_table_batch(b, spec, opened, members_for(spec, keys_by_member),
-                                     union_of(spec, keys_by_member))
+                                     union_of(spec, keys_by_member), before_change)
     start = time.monotonic()
     evs = {m: b.evidence(spec.name, "erase") for m in keys_by_member}
     counts = {m: dict.fromkeys(ERASE_COUNTS, 0) for m in keys_by_member}
@@ -134,7 +140,7 @@ def erase_shared_batch(b: Bucket, spec: S3SharedSpec, keys_by_member: Mapping[st
     verified = Verified()
     for v in _versions(b, spec):
         if v.is_latest:
-            _rewrite_batch(b, spec, v, owners, counts, evs, verified)
+            _rewrite_batch(b, spec, v, owners, counts, evs, verified, before_change)
             continue
         hits = _attributed(b, spec, v, owners, verified)
         if any(hits.values()):
@@ -193,7 +199,8 @@ def recount_shared_batch(b: Bucket, spec: S3SharedSpec, owners: Owners,
 
 def _rewrite_batch(b: Bucket, spec: S3SharedSpec, v: Version, owners: Owners,
                    counts: dict[str, dict[str, int]],
-                   evs: dict[str, CollectionEvidence], verified: Verified) -> None:
+                   evs: dict[str, CollectionEvidence], verified: Verified,
+                   before_change: BeforeChange | None = None) -> None:
     """:func:`connectors.s3_shared._rewrite` with the union matcher, each removed line
     credited to its members."""
     dropped: list[tuple[int, Any]] = []
@@ -203,7 +210,15 @@ def _rewrite_batch(b: Bucket, spec: S3SharedSpec, v: Version, owners: Owners,
         dropped.clear()  # each attempt reads afresh
         return _read_kept(b, spec, latest, union, spool, dropped)
 
-    done = rewrite_conditionally(b, spec, v, read, union, verified)
+    def tell(_lines: Any) -> None:
+        if before_change is not None:
+            held: dict[str, int] = {}
+            for _line, record in dropped:
+                for member in owners.of(record):
+                    held[member] = held.get(member, 0) + 1
+            before_change(spec.name, v.key, held)
+
+    done = rewrite_conditionally(b, spec, v, read, union, verified, tell)
     if done is None:
         return
     version = done[0].get("VersionId") or "null"

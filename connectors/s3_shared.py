@@ -316,6 +316,7 @@ def recount_shared(b: Bucket, spec: S3SharedSpec, matcher: Matcher,
 def rewrite_conditionally(b: Bucket, spec: S3SharedSpec, v: Version,
                           read: Callable[[Version, IO[bytes]], tuple[Any, Any] | None],
                           matcher: Matcher, verified: Verified | None = None,
+                          before_upload: Callable[[Any], None] | None = None,
                           ) -> tuple[Any, Any] | None:
     """Rewrite object ``v`` without what ``read`` drops: ``read(version, spool)`` writes the
     kept records to ``spool`` and returns ``(object, dropped)`` (None when the object is gone).
@@ -324,6 +325,7 @@ def rewrite_conditionally(b: Bucket, spec: S3SharedSpec, v: Version,
     version read; when the object changed or went meanwhile it is read again, up to
     ``write_attempts`` times, then a transient ``s3_write_conflict``. The version written, or
     the version read when there was nothing to drop, is added to ``verified``.
+    ``before_upload(dropped)`` runs after the check, just before each upload.
     Returns ``(object, dropped)`` as written, or None when there was nothing to drop."""
     s = b.settings
     latest = Version(v.key, v.version_id, True, False, v.size)
@@ -344,6 +346,8 @@ def rewrite_conditionally(b: Bucket, spec: S3SharedSpec, v: Version,
                     "changed", system=b.system, collection=spec.name,
                     code="s3_rewrite_check_failed",
                 )
+            if before_upload is not None:
+                before_upload(result[1])
             if s.before_write is not None:
                 s.before_write(v.key)
             with b.guard(spec.name, f"rewriting {v.key!r}"):

@@ -25,7 +25,7 @@ spellings; each member is credited with the rows its own matcher accepts.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -247,7 +247,9 @@ def count_table_batch(b: Bucket, spec: S3SharedSpec, table: LakeTable,
 
 
 def erase_table_batch(b: Bucket, spec: S3SharedSpec, table: LakeTable,
-                      members: Mapping[str, Matcher], union: Matcher) -> dict[str, Any]:
+                      members: Mapping[str, Matcher], union: Matcher,
+                      before_change: Callable[[str, str, dict[str, int]], None] | None = None,
+                      ) -> dict[str, Any]:
     """Delete every member's rows with one committed delete, recount on the new version and
     say what older versions still hold. Raises ``s3_erasure_incomplete`` (transient) when the
     recount finds a member's rows."""
@@ -258,6 +260,8 @@ def erase_table_batch(b: Bucket, spec: S3SharedSpec, table: LakeTable,
     retain = spec.erasure.action == "retain"
     deleted = 0
     if before.spellings and not retain:
+        if before_change is not None:
+            before_change(spec.name, spec.prefix, {m: n for m, n in before.found.items() if n})
         with b.guard(spec.name, f"deleting from the {spec.format} table at {spec.prefix!r}"):
             try:
                 deleted = table.delete(before.spellings)

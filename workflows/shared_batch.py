@@ -12,11 +12,12 @@ shared collections runs in two steps (see docs/decisions/0001-batched-shared-era
    the whole batch forward.
 2. **Pass.** The first member to run at or after ``run_at`` claims the batch (``running``, under
    a lease kept like a task's; the batch takes no new members from then on), loads every
-   member's keys from its own request, saves each member's pre-count, runs one pass over each
-   shared file (:mod:`connectors.s3_batch`) and saves each member's evidence; the batch is then
+   member's keys from its own request, runs one pass over each shared file
+   (:mod:`connectors.s3_batch`), saving just before each file changes what it held for each
+   member (:mod:`workflows.batch_journal`), and saves each member's evidence; the batch is then
    ``done`` and the other members' tasks are sent at once. A pass killed midway leaves every
    file old or new (conditional writes); the batch's lease runs out and the next member to run
-   claims it again, and the pre-counts keep ``found`` true.
+   claims it again, and the journal keeps ``found`` true for the files already changed.
 3. **Finish.** Each member's task records its own evidence (its objects, its share of the
    pass with ``batch``, ``batch_size`` and ``batch_others`` in ``counts``) and fans in as any
    task does: a request is not complete before its batch has run and recounted.
@@ -41,6 +42,7 @@ from dsar.evidence import CollectionEvidence
 from dsar.lifecycle import State, TaskState
 from dsar.outbox import withdraw
 from workflows import fanout, slots
+from workflows.batch_journal import Journal
 from workflows.leases import LeaseKeeper
 
 OPEN, RUNNING, DONE = "open", "running", "done"
@@ -204,7 +206,7 @@ def _run_batch(app: App, batch_id: str, connector: Any) -> None:
 
 
 def _pass(app: App, batch_id: str, attempt: int, connector: Any) -> None:
-    from workflows.task import LeaseLost, _merge_precount
+    from workflows.task import _merge_precount
 
     with app.db.session() as session:
         members = list(session.scalars(sa.select(SharedBatchMember).where(
@@ -214,23 +216,16 @@ def _pass(app: App, batch_id: str, attempt: int, connector: Any) -> None:
         members = [m for m in members if requests[m.request_id].state != State.CANCELLED]
         keys = {str(m.task_id): fanout.subject_keys_of(session, app, requests[m.request_id])
                 for m in members}
-        precounts = {str(m.task_id): m.precount for m in members}
-    if any(p is None for p in precounts.values()):
-        found = connector.count_shared_batch(keys)
-        with app.db.session() as session:
-            if not _still_held(session, batch_id, attempt):
-                raise LeaseLost(f"shared batch {batch_id} was taken over; nothing was changed")
-            for member, evidence in found.items():
-                if precounts[member] is None:
-                    precounts[member] = {f"{e.collection}|erase": e.found for e in evidence}
-                    session.execute(sa.update(SharedBatchMember).where(
-                        SharedBatchMember.task_id == int(member)).values(
-                        precount=precounts[member]))
-    erased = connector.erase_shared_batch(keys)
+        # a batch an earlier version of dsar began kept whole pre-counts instead of a journal
+        older = {str(m.task_id): m.precount for m in members if m.precount is not None}
+    journal = Journal(app, batch_id, attempt)
+    erased = connector.erase_shared_batch(keys, before_change=journal.record)
+    held = journal.totals()
     size = len(erased)
     shares: dict[str, list[dict[str, Any]]] = {}
     for member, evidence in erased.items():
-        merged = _merge_precount(ConnectorResult(evidence=evidence), precounts[member] or {})
+        before = older.get(member) or held.get(member, {})
+        merged = _merge_precount(ConnectorResult(evidence=evidence), before)
         for item in merged.evidence:
             item.counts.update(batch=batch_id, batch_size=size,  # type: ignore[dict-item]
                                batch_others=size - 1)

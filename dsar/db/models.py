@@ -366,8 +366,10 @@ class SharedBatch(Base):
 
 class SharedBatchMember(Base):
     """One erasure task in a shared batch: its deadline, the evidence of what it erased on its
-    own (per-subject objects), the pre-count and then the evidence of the shared pass. Evidence
-    only (hashes and counts); the member's keys stay in its request's encrypted rows."""
+    own (per-subject objects) and then the evidence of the shared pass. Evidence only (hashes
+    and counts); the member's keys stay in its request's encrypted rows. ``precount`` is no
+    longer written (the pass keeps :class:`SharedBatchFile` instead); batches of older
+    versions may hold one."""
 
     __tablename__ = "shared_batch_members"
 
@@ -379,6 +381,21 @@ class SharedBatchMember(Base):
     own_evidence: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
     precount: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     shared_evidence: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)
+
+
+class SharedBatchFile(Base):
+    """What one shared file (or table) held for each member of a batch, written by the pass
+    just before it changed the file: ``counts`` maps member task ids to records. The first
+    attempt's entry is kept, so a pass run again after a crash still knows what the files it
+    had already changed held. The file is known by a SHA-256 of its key only."""
+
+    __tablename__ = "shared_batch_files"
+
+    batch_id: Mapped[str] = mapped_column(ForeignKey("shared_batches.id"), primary_key=True)
+    collection: Mapped[str] = mapped_column(String(128), primary_key=True)
+    file_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    attempt: Mapped[int] = mapped_column(Integer)
+    counts: Mapped[dict[str, int]] = mapped_column(JSON)
 
 
 class VendorJob(Base):

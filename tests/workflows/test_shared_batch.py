@@ -257,3 +257,20 @@ def test_a_request_cancelled_while_waiting_is_not_erased(lake: Any, s3: Any) -> 
         assert sizes == {2}
     for key, body in files.items():
         assert current(s3, bucket, key) == expected_lines(body, PEOPLE[:2])
+
+
+def test_the_journal_keeps_an_earlier_attempts_count_of_a_file(lake: Any) -> None:
+    from workflows.batch_journal import Journal
+
+    fleet = lake[0]
+    now = datetime.now(UTC)
+    with fleet.app.db.session() as session:
+        session.add(SharedBatch(id="b" * 32, system="files", state="running", created_at=now,
+                                run_at=now, attempts=2))
+    first, second = Journal(fleet.app, "b" * 32, 1), Journal(fleet.app, "b" * 32, 2)
+    first.record("events", "events/a.jsonl", {"7": 3, "8": 1})
+    first.record("events", "events/a.jsonl", {"7": 2})  # read again in the same attempt
+    second.record("events", "events/a.jsonl", {"7": 5})  # the first attempt's count holds
+    second.record("events", "events/b.jsonl", {"7": 1, "9": 4})
+    second.record("lake", "lake/", {"9": 2})
+    assert second.totals() == {"7": {"events|erase": 3}, "9": {"events|erase": 4, "lake|erase": 2}}

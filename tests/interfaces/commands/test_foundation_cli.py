@@ -185,13 +185,13 @@ def test_db_upgrade_on_postgres(postgres_url: str, tmp_path: Path) -> None:
     result = runner.invoke(main, ["list"], env=env)
     assert result.exit_code == 2
     assert result.stderr.strip() == ("error: the state database schema is at nothing, not the "
-                                     "latest (0005); run `dsar db upgrade`")
+                                     "latest (0006); run `dsar db upgrade`")
     assert ok(runner.invoke(main, ["db", "upgrade"], env=env)).stdout == (
-        "schema upgraded from empty to 0005\n")
+        "schema upgraded from empty to 0006\n")
     assert ok(runner.invoke(main, ["db", "upgrade"], env=env)).stdout == (
-        "schema already at 0005\n")
+        "schema already at 0006\n")
     assert json.loads(ok(runner.invoke(main, ["db", "upgrade", "--json"], env=env)).stdout) == {
-        "before": "0005", "after": "0005", "changed": False}
+        "before": "0006", "after": "0006", "changed": False}
     with state_db(postgres_url).engine.connect() as conn:
         assert compare_metadata(MigrationContext.configure(conn), Base.metadata) == []
     assert json.loads(ok(runner.invoke(main, ["list", "--json"], env=env)).stdout) == []
@@ -208,7 +208,7 @@ def test_db_upgrade_from_the_first_schema_keeps_its_requests(postgres_url: str,
     assert runner.invoke(main, ["submit", "access", "--email", "ada@example.com"],
                          env=env).exit_code == 2  # refused until the schema is upgraded
     assert ok(runner.invoke(main, ["db", "upgrade"], env=env)).stdout == (
-        "schema upgraded from 0001 to 0005\n")
+        "schema upgraded from 0001 to 0006\n")
     with state_db(postgres_url).engine.connect() as conn:
         assert compare_metadata(MigrationContext.configure(conn), Base.metadata) == []
     state_db(postgres_url).dispose()
@@ -220,7 +220,7 @@ def test_db_upgrade_on_sqlite(tmp_path: Path) -> None:
     runner = CliRunner()
     env = {"DSAR_DATA_DIR": str(tmp_path)}
     data = json.loads(ok(runner.invoke(main, ["db", "upgrade", "--json"], env=env)).stdout)
-    assert data == {"before": None, "after": "0005", "changed": True}
+    assert data == {"before": None, "after": "0006", "changed": True}
     assert (tmp_path / "state.sqlite3").exists() and (tmp_path / "master.key").exists()
 
 
