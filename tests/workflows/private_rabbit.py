@@ -12,6 +12,7 @@ none is running) with the machine's RabbitMQ; a new node name registers beside t
 from __future__ import annotations
 
 import os
+import random
 import secrets
 import shutil
 import socket
@@ -39,9 +40,22 @@ def _tool(name: str) -> str:
 
 
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    """A free port below the kernel's ephemeral range. The node is stopped and started again
+    on the same port; a port from the ephemeral range (what ``bind(0)`` gives) can meanwhile
+    become the local end of some outgoing connection, and the listener then fails with
+    ``eaddrinuse``."""
+    low = 32768
+    with suppress(OSError, ValueError):
+        low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    candidates = range(10_000, max(low, 10_001))
+    for port in random.sample(candidates, min(200, len(candidates))):
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError(f"no free port between 10000 and {low} for a private RabbitMQ node")
 
 
 def _port_open(port: int) -> bool:
