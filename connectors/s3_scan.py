@@ -38,7 +38,7 @@ from collections.abc import Generator, Iterable, Iterator
 
 import ahocorasick_rs
 
-from connectors.s3_records import Matcher, Segment, parse_jsonl_line
+from connectors.s3_records import FORMATS, Matcher, Segment, parse_jsonl_line
 
 #: Non-ASCII characters whose casefold is pure ASCII (the test recomputes it from Unicode).
 ASCII_FOLDS = {
@@ -161,6 +161,16 @@ def _lines_with(hay: bytes, needle: bytes, begin: int, limit: int, starts: set[i
     while pos >= 0:
         starts.add(hay.rfind(b"\n", 0, pos) + 1)
         pos = hay.find(needle, _line_end(hay, pos), limit)
+
+
+def record_segments(plain: Iterable[bytes], fmt: str, matcher: Matcher | None,
+                    prefilter: bool) -> Iterator[Segment]:
+    """Segments of decoded text in ``fmt`` (:data:`connectors.s3_records.FORMATS`); JSONL is
+    searched for ``matcher``'s values first when ``prefilter`` is on, so only candidate lines
+    are parsed."""
+    if matcher is not None and prefilter and fmt == "jsonl" and not matcher.empty:
+        return jsonl_candidates(plain, Needles(matcher))
+    return FORMATS[fmt](plain)
 
 
 def jsonl_candidates(chunks: Iterable[bytes], needles: Needles) -> Iterator[Segment]:

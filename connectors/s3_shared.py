@@ -29,9 +29,9 @@ from connectors.s3_client import Bucket, Lock, Version, is_conflict, list_versio
 from connectors.s3_client import retained_summary as _summary
 from connectors.s3_objects import ERASE_COUNTS, _elapsed
 from connectors.s3_ranges import range_header, read_ahead, read_ranges
-from connectors.s3_records import FORMATS, MalformedRecord, Matcher, Rewriter, Segment
+from connectors.s3_records import MalformedRecord, Matcher, Rewriter, Segment
 from connectors.s3_records import decoded_chunks as _decoded
-from connectors.s3_scan import Needles, jsonl_candidates
+from connectors.s3_scan import record_segments
 from connectors.s3_verified import Verified, count_written
 from dsar.datamap.schema import S3SharedSpec
 from dsar.errors import ConnectorError
@@ -125,16 +125,10 @@ def _open(
         is_gzip, plain = _decoded(raw, spec.compression, s.chunk_size)
     except MalformedRecord as exc:
         raise _malformed(b, spec, v.key, exc) from None
-    needles = None
-    if matcher is not None and s.prefilter and spec.format == "jsonl" and not matcher.empty:
-        needles = Needles(matcher)
 
     def segments() -> Iterator[Segment]:
         try:
-            if needles is not None:
-                yield from jsonl_candidates(plain, needles)
-            else:
-                yield from FORMATS[spec.format](plain)
+            yield from record_segments(plain, spec.format, matcher, s.prefilter)
         except MalformedRecord as exc:
             raise _malformed(b, spec, v.key, exc) from None
         finally:

@@ -20,9 +20,9 @@ from collections.abc import Mapping
 from typing import IO, Any
 
 from connectors.s3_client import Bucket, Version
-from connectors.s3_records import FORMATS, Matcher
+from connectors.s3_records import Matcher
 from connectors.s3_records import decoded_chunks as _decoded
-from connectors.s3_scan import Needles, jsonl_candidates
+from connectors.s3_scan import record_segments
 from dsar.datamap.schema import S3SharedSpec
 
 
@@ -63,10 +63,7 @@ def count_written(b: Bucket, spec: S3SharedSpec, key: str, spool: IO[bytes],
     chunks = iter(lambda: spool.read(s.chunk_size), b"")
     try:
         _gzip, plain = _decoded(chunks, spec.compression, s.chunk_size)
-        if spec.format == "jsonl" and s.prefilter and not matcher.empty:
-            segments = jsonl_candidates(plain, Needles(matcher))
-        else:
-            segments = FORMATS[spec.format](plain)
+        segments = record_segments(plain, spec.format, matcher, s.prefilter)
         return sum(1 for seg in segments if seg[3] is not None and matcher(seg[3]))
     finally:
         spool.seek(0)
